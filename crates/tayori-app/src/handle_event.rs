@@ -1,0 +1,605 @@
+//! The path of one event, from a queue message to a decided delivery.
+//!
+//! Read [`EventHandler::handle`] top-down: decode, resolve the tenant, claim the key, check
+//! suppression, render, send, record. Every way out of it either records exactly one outcome
+//! for the event (then the driving adapter deletes the message) or returns [`RetryLater`] having
+//! changed nothing that would stop a later delivery of the same message from succeeding.
+//! `docs/idempotency.md` walks through what happens at each crash point.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tayori_domain::{
+    DecodeError, DeliveryId, DeliveryStatus, Event, IdempotencyKey, Mailbox, Outcome,
+    OutgoingEmail, RawBody, Subject, TenantId, decode_message_body,
+};
+use tracing::{Instrument, debug, info, warn};
+
+use crate::ports::{
+    AttemptResult, Claim, ClaimRequest, Clock, DeliveryStore, EmailSender, PauseScope,
+    RecordOutcome, SendError, StoreError, SuppressionList, TemplateRenderer, TenantDirectory,
+    TenantProfile, UnkeyedRejection,
+};
+
+/// The first wait before looking again at a key another worker holds.
+const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_secs(5);
+
+/// One message as the queue delivered it.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    /// The message body, as received.
+    pub body: Vec<u8>,
+    /// How many times the queue has handed this message out, this time included (SQS's
+    /// `ApproximateReceiveCount`); recorded with the delivery.
+    pub receive_count: u32,
+}
+
+impl InboundMessage {
+    /// A message received for the first time.
+    pub fn first(body: Vec<u8>) -> Self {
+        Self { body, receive_count: 1 }
+    }
+}
+
+/// How deliveries are retried and leased.
+#[derive(Debug, Clone)]
+pub struct DeliveryPolicy {
+    /// How long a claim holds. It must exceed the longest render + send (the sender's timeout),
+    /// or a slow send can be taken over and sent twice; see `docs/idempotency.md`.
+    pub lease: Duration,
+    /// After this many claims of a key that ended in transient errors, the delivery is `failed`.
+    pub max_attempts: u32,
+    /// Whether a send whose result is unknown (no answer, or a worker that died mid-send) is
+    /// tried again. Off by default: a possible duplicate email is worse than a missing one for
+    /// the notices tayori sends, and an operator can resend.
+    pub resend_unknown: bool,
+    /// Waits between tries to record an outcome after the email was sent, so that a database
+    /// blip does not turn a sent email into an unknown one.
+    pub record_retry_backoff: Vec<Duration>,
+    /// How long a tenant (or the whole account) stays paused after the mail service says its
+    /// sending is paused; its events wait, others go on.
+    pub pause_for: Duration,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(120),
+            max_attempts: 10,
+            resend_unknown: false,
+            record_retry_backoff: [200, 1_000, 3_000, 10_000]
+                .into_iter()
+                .map(Duration::from_millis)
+                .collect(),
+            pause_for: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The event has one recorded outcome (or had one already): the message can be deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// This call decided the delivery.
+    Decided {
+        /// The delivery.
+        delivery_id: DeliveryId,
+        /// What was decided.
+        outcome: Outcome,
+    },
+    /// The key was decided before; nothing was sent, the duplicate was counted.
+    Duplicate {
+        /// The delivery.
+        delivery_id: DeliveryId,
+        /// Its earlier outcome.
+        status: DeliveryStatus,
+    },
+    /// The body did not yield an idempotency key; it is kept with the reason as an unkeyed
+    /// rejection.
+    RejectedWithoutKey {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Nothing was decided; the message must come back later (SQS: leave it, with a backoff).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("retry later: {reason}")]
+pub struct RetryLater {
+    /// The delivery, when the event got that far.
+    pub delivery_id: Option<DeliveryId>,
+    /// What was transient.
+    pub reason: String,
+    /// The earliest useful retry, when known (a lease's end, a throttling hint).
+    pub retry_after: Option<Duration>,
+}
+
+/// Handles events: the use case at the heart of tayori.
+pub struct EventHandler {
+    /// Where deliveries are claimed and decided.
+    pub store: Arc<dyn DeliveryStore>,
+    /// The configured tenants.
+    pub tenants: Arc<dyn TenantDirectory>,
+    /// Suppression lists.
+    pub suppressions: Arc<dyn SuppressionList>,
+    /// The tenants' templates.
+    pub renderer: Arc<dyn TemplateRenderer>,
+    /// The mail service.
+    pub sender: Arc<dyn EmailSender>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Leases and retries.
+    pub policy: DeliveryPolicy,
+    /// This worker's name, recorded with its claims.
+    pub worker_id: String,
+    /// Sending pauses this worker has been told of.
+    pub pauses: SendingPauses,
+}
+
+/// Tenants (and the account) whose sending the mail service has paused, until when. Kept in
+/// memory per worker: each worker learns of a pause from its own first refused send.
+#[derive(Debug, Default)]
+pub struct SendingPauses(Mutex<HashMap<Option<TenantId>, DateTime<Utc>>>);
+
+impl SendingPauses {
+    fn pause(&self, scope: Option<TenantId>, until: DateTime<Utc>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(scope, until);
+    }
+
+    /// The end of the pause that applies to this tenant, if one is running.
+    fn until(&self, tenant: &TenantId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let pauses = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        [pauses.get(&None), pauses.get(&Some(tenant.clone()))]
+            .into_iter()
+            .flatten()
+            .filter(|until| **until > now)
+            .max()
+            .copied()
+    }
+}
+
+impl EventHandler {
+    /// Handles one message: see the module documentation.
+    pub async fn handle(&self, message: &InboundMessage) -> Result<Handled, RetryLater> {
+        // 1. Decode. A body that breaks the contract is still recorded, never dropped.
+        let event = match decode_message_body(&message.body) {
+            Ok(event) => event,
+            Err(error) => return self.reject_undecodable(message, error).await,
+        };
+        let span = tracing::info_span!(
+            "handle_event",
+            tenant = %event.key.tenant,
+            event_type = %event.event_type,
+            event_id = %event.key.id,
+            delivery_id = %event.key.delivery_id(),
+        );
+        // `instrument`, not `span.enter()`: an entered guard held across awaits would leak the
+        // span into whatever else runs on this thread meanwhile.
+        self.handle_decoded(message, &event).instrument(span).await
+    }
+
+    /// Steps 2 to 7 for an event that meets the contract.
+    async fn handle_decoded(
+        &self,
+        message: &InboundMessage,
+        event: &Event,
+    ) -> Result<Handled, RetryLater> {
+        let key = &event.key;
+        let delivery_id = key.delivery_id();
+
+        // 2. Resolve the tenant. An unknown one is rejected below, after the claim, so that the
+        //    rejection is recorded once per key.
+        let tenant = self.tenants.tenant(&key.tenant);
+        if let Some(until) = self.pauses.until(&key.tenant, self.clock.now()) {
+            // Paused by the mail service: wait without claiming, so no attempt is used up.
+            return Err(RetryLater {
+                delivery_id: Some(delivery_id),
+                reason: format!("sending is paused for this tenant until {until}"),
+                retry_after: (until - self.clock.now()).to_std().ok(),
+            });
+        }
+
+        // 3. Claim the key.
+        let request = self.claim_request(event, message.receive_count);
+        let attempt = match self.claim(&request).await? {
+            Claimed::Won { attempt } => attempt,
+            Claimed::Lost(handled) => return Ok(handled),
+        };
+        let Some(tenant) = tenant else {
+            let reason = format!("unknown tenant {:?}: not configured", key.tenant.as_str());
+            return self.decide(key, Outcome::Rejected { reason }, None).await;
+        };
+        if let Some(outcome) = self.outcome_of_earlier_attempts(key, attempt).await? {
+            return self.decide(key, outcome, None).await;
+        }
+
+        // 4. Suppression.
+        match self.suppressions.check(&key.tenant, &event.recipient.email).await {
+            Ok(None) => {}
+            Ok(Some(suppression)) => {
+                let outcome = Outcome::Suppressed { reason: suppression.reason };
+                return self.decide(key, outcome, None).await;
+            }
+            Err(error) => return Err(self.release(key, error.to_string(), None).await),
+        }
+
+        // 5. Render. A template error on this data is permanent: the event is rejected.
+        let rendered = match self.renderer.render(&tenant, event) {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                let outcome = Outcome::Rejected { reason: error.to_string() };
+                return self.decide(key, outcome, None).await;
+            }
+        };
+        let email = outgoing_email(&tenant, event, rendered.subject, rendered.html, rendered.text);
+
+        // 6. Send, with the attempt recorded before and after.
+        let started = self.clock.now();
+        if let Err(error) = self.store.record_attempt_started(key, attempt, started).await {
+            return Err(self.release(key, error.to_string(), None).await);
+        }
+        debug!(recipient = %email.to.address.masked(), attempt, "sending");
+        let sent = self.sender.send(&email).await;
+
+        // 7. Record what came of it.
+        match sent {
+            Ok(sent) => {
+                let id = sent.provider_message_id;
+                self.record_after_send(key, attempt, AttemptResult::Accepted, &id).await?;
+                let outcome = Outcome::Sent { provider_message_id: id };
+                self.decide_after_send(key, outcome, &email.subject).await
+            }
+            Err(error @ SendError::Ambiguous { .. }) if !self.policy.resend_unknown => {
+                let detail = error.to_string();
+                self.record_after_send(key, attempt, AttemptResult::Unknown, &detail).await?;
+                let reason = format!("{detail}; not resent automatically (resend_unknown = false)");
+                self.decide_after_send(key, Outcome::Failed { reason }, &email.subject).await
+            }
+            Err(error) if error.is_transient() || matches!(error, SendError::Ambiguous { .. }) => {
+                let result = if error.is_transient() {
+                    AttemptResult::TransientError
+                } else {
+                    AttemptResult::Unknown
+                };
+                let detail = error.to_string();
+                self.record_after_send(key, attempt, result, &detail).await?;
+                if attempt >= self.policy.max_attempts {
+                    let reason = format!("gave up after {attempt} attempts; last: {detail}");
+                    return self
+                        .decide_after_send(key, Outcome::Failed { reason }, &email.subject)
+                        .await;
+                }
+                let retry_after = match error {
+                    SendError::Throttled { retry_after, .. } => retry_after,
+                    SendError::Paused { scope, .. } => {
+                        let scope = (scope == PauseScope::Tenant).then(|| key.tenant.clone());
+                        let until = self.clock.now()
+                            + chrono::Duration::from_std(self.policy.pause_for).unwrap_or_default();
+                        warn!(?scope, %until, "the mail service paused sending; waiting");
+                        self.pauses.pause(scope, until);
+                        Some(self.policy.pause_for)
+                    }
+                    _ => None,
+                };
+                Err(self.release(key, detail, retry_after).await)
+            }
+            Err(error) => {
+                let detail = error.to_string();
+                self.record_after_send(key, attempt, AttemptResult::PermanentError, &detail)
+                    .await?;
+                self.decide_after_send(key, Outcome::Failed { reason: detail }, &email.subject)
+                    .await
+            }
+        }
+    }
+
+    /// Records a body that does not meet the contract: against its key when it has one (so
+    /// redeliveries are counted as duplicates), else as an unkeyed rejection.
+    async fn reject_undecodable(
+        &self,
+        message: &InboundMessage,
+        error: DecodeError,
+    ) -> Result<Handled, RetryLater> {
+        let body = &message.body;
+        let raw_body = RawBody::capture(body);
+        let Some(key) = error.key.clone() else {
+            info!(reason = %error.reason, size = body.len(), "rejected a message without a key");
+            let rejection = UnkeyedRejection {
+                tenant: None,
+                raw_body,
+                reason: error.reason.clone(),
+                now: self.clock.now(),
+            };
+            self.store
+                .record_unkeyed_rejection(&rejection)
+                .await
+                .map_err(|e| retry_later(None, &e, None))?;
+            return Ok(Handled::RejectedWithoutKey { reason: error.reason });
+        };
+        let request = ClaimRequest {
+            event_type: error.event_type.clone(),
+            raw_body: Some(raw_body),
+            ..self.bare_claim_request(&key, message.receive_count)
+        };
+        match self.claim(&request).await? {
+            Claimed::Won { .. } => {
+                self.decide(&key, Outcome::Rejected { reason: error.reason }, None).await
+            }
+            Claimed::Lost(handled) => Ok(handled),
+        }
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<Claimed, RetryLater> {
+        let delivery_id = request.key.delivery_id();
+        let claim = self
+            .store
+            .claim(request)
+            .await
+            .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+        match claim {
+            Claim::Claimed { attempt } => Ok(Claimed::Won { attempt }),
+            Claim::AlreadyDecided { status } => {
+                info!(%delivery_id, %status, "duplicate of a decided event; not sent again");
+                self.store
+                    .record_duplicate(&request.key, self.clock.now())
+                    .await
+                    .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+                Ok(Claimed::Lost(Handled::Duplicate { delivery_id, status }))
+            }
+            Claim::InFlight { lease_expires_at } => {
+                // Usually the holder is alive and about to finish (a duplicate delivered at the
+                // same time), so look again soon; if it died, the waits double up to the
+                // lease's end, which keeps the receive count low for the queue's DLQ policy.
+                let remaining = (lease_expires_at - self.clock.now()).to_std().unwrap_or_default();
+                let doublings = request.receive_count.saturating_sub(1).min(10);
+                let wait = IN_FLIGHT_FIRST_WAIT.saturating_mul(1 << doublings).min(remaining);
+                Err(RetryLater {
+                    delivery_id: Some(delivery_id),
+                    reason: format!("another worker holds the lease until {lease_expires_at}"),
+                    retry_after: Some(wait),
+                })
+            }
+        }
+    }
+
+    /// After a takeover: what did earlier claims of this key get as far as? A worker can die
+    /// after the mail service answered but before the outcome was recorded; its attempt row
+    /// says what happened, and that decides the delivery without a second send.
+    ///
+    /// - an attempt the service accepted → `sent` with that message id;
+    /// - an attempt the service refused for good → `failed` with its reason;
+    /// - an attempt without a result (the worker died mid-send) or with an unknown result →
+    ///   `failed` as unknown, unless `resend_unknown` allows trying again;
+    /// - only transient errors, or no attempt at all → nothing: go on and send.
+    async fn outcome_of_earlier_attempts(
+        &self,
+        key: &IdempotencyKey,
+        attempt: u32,
+    ) -> Result<Option<Outcome>, RetryLater> {
+        if attempt == 1 {
+            return Ok(None);
+        }
+        let delivery_id = key.delivery_id();
+        let attempts = self
+            .store
+            .attempts(&key.tenant, delivery_id)
+            .await
+            .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+        let earlier: Vec<_> = attempts.into_iter().filter(|a| a.attempt < attempt).collect();
+        let detail_of = |a: &crate::ports::AttemptRecord| a.detail.clone().unwrap_or_default();
+        if let Some(accepted) = earlier.iter().find(|a| a.result == Some(AttemptResult::Accepted)) {
+            warn!(attempt = accepted.attempt, "an earlier attempt was accepted; recording it");
+            return Ok(Some(Outcome::Sent { provider_message_id: detail_of(accepted) }));
+        }
+        if let Some(refused) =
+            earlier.iter().find(|a| a.result == Some(AttemptResult::PermanentError))
+        {
+            return Ok(Some(Outcome::Failed { reason: detail_of(refused) }));
+        }
+        if self.policy.resend_unknown {
+            return Ok(None);
+        }
+        if let Some(unknown) = earlier.iter().find(|a| a.result == Some(AttemptResult::Unknown)) {
+            return Ok(Some(Outcome::Failed {
+                reason: format!(
+                    "{}; not resent automatically (resend_unknown = false)",
+                    detail_of(unknown)
+                ),
+            }));
+        }
+        let Some(unfinished) = earlier.iter().rev().find(|a| a.result.is_none()) else {
+            return Ok(None);
+        };
+        let detail = "the worker stopped during the send";
+        self.store
+            .record_attempt_finished(
+                key,
+                unfinished.attempt,
+                AttemptResult::Unknown,
+                detail,
+                self.clock.now(),
+            )
+            .await
+            .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+        warn!(attempt = unfinished.attempt, "an earlier send never finished; not resending");
+        Ok(Some(Outcome::Failed {
+            reason: format!(
+                "result unknown: send attempt {} started at {} never finished ({detail}); \
+                 not resent automatically (resend_unknown = false)",
+                unfinished.attempt, unfinished.started_at
+            ),
+        }))
+    }
+
+    async fn decide(
+        &self,
+        key: &IdempotencyKey,
+        outcome: Outcome,
+        subject: Option<&Subject>,
+    ) -> Result<Handled, RetryLater> {
+        let delivery_id = key.delivery_id();
+        let recorded = self
+            .store
+            .record_outcome(key, &outcome, subject, self.clock.now())
+            .await
+            .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+        Ok(self.decided(delivery_id, outcome, recorded))
+    }
+
+    /// Like `decide`, but the email may have gone out: the outcome is worth waiting for the
+    /// store, since giving up here turns a known result into an unknown one.
+    async fn decide_after_send(
+        &self,
+        key: &IdempotencyKey,
+        outcome: Outcome,
+        subject: &Subject,
+    ) -> Result<Handled, RetryLater> {
+        let delivery_id = key.delivery_id();
+        let mut waits = self.policy.record_retry_backoff.iter();
+        loop {
+            match self.store.record_outcome(key, &outcome, Some(subject), self.clock.now()).await {
+                Ok(recorded) => return Ok(self.decided(delivery_id, outcome, recorded)),
+                Err(error) => match waits.next() {
+                    Some(wait) => {
+                        warn!(error = %error, "could not record the outcome of a send; retrying");
+                        self.clock.sleep(*wait).await;
+                    }
+                    None => return Err(retry_later(Some(delivery_id), &error, None)),
+                },
+            }
+        }
+    }
+
+    /// Records how a send attempt ended, waiting out a short store outage for the same reason
+    /// as `decide_after_send`.
+    async fn record_after_send(
+        &self,
+        key: &IdempotencyKey,
+        attempt: u32,
+        result: AttemptResult,
+        detail: &str,
+    ) -> Result<(), RetryLater> {
+        let mut waits = self.policy.record_retry_backoff.iter();
+        loop {
+            let now = self.clock.now();
+            match self.store.record_attempt_finished(key, attempt, result, detail, now).await {
+                Ok(()) => return Ok(()),
+                Err(error) => match waits.next() {
+                    Some(wait) => self.clock.sleep(*wait).await,
+                    None => return Err(retry_later(Some(key.delivery_id()), &error, None)),
+                },
+            }
+        }
+    }
+
+    fn decided(
+        &self,
+        delivery_id: DeliveryId,
+        outcome: Outcome,
+        recorded: RecordOutcome,
+    ) -> Handled {
+        match recorded {
+            RecordOutcome::Recorded => {
+                info!(
+                    %delivery_id,
+                    outcome = %outcome.status(),
+                    reason = outcome.reason().unwrap_or(""),
+                    "delivery decided"
+                );
+                Handled::Decided { delivery_id, outcome }
+            }
+            RecordOutcome::AlreadyDecided { status } => {
+                warn!(%delivery_id, %status, "another worker decided this delivery first");
+                Handled::Duplicate { delivery_id, status }
+            }
+        }
+    }
+
+    /// Gives the lease back after a transient failure, so the next delivery of the message can
+    /// claim at once. A failure to release is only logged: the lease runs out by itself.
+    async fn release(
+        &self,
+        key: &IdempotencyKey,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) -> RetryLater {
+        if let Err(error) = self.store.release(key, self.clock.now()).await {
+            warn!(error = %error, "could not release the lease; it will expire");
+        }
+        info!(reason = %reason, "transient failure; the message will be retried");
+        RetryLater { delivery_id: Some(key.delivery_id()), reason, retry_after }
+    }
+
+    fn claim_request(&self, event: &Event, receive_count: u32) -> ClaimRequest {
+        let sensitive = self.renderer.sensitive_variables(&event.key.tenant, &event.event_type);
+        ClaimRequest {
+            event_type: Some(event.event_type.clone()),
+            recipient: Some(event.recipient.email.clone()),
+            event_json: Some(masked_envelope(&event.envelope, &sensitive).to_string()),
+            ..self.bare_claim_request(&event.key, receive_count)
+        }
+    }
+
+    fn bare_claim_request(&self, key: &IdempotencyKey, receive_count: u32) -> ClaimRequest {
+        ClaimRequest {
+            receive_count,
+            key: key.clone(),
+            event_type: None,
+            recipient: None,
+            event_json: None,
+            raw_body: None,
+            owner: self.worker_id.clone(),
+            lease: self.policy.lease,
+            now: self.clock.now(),
+        }
+    }
+}
+
+enum Claimed {
+    Won { attempt: u32 },
+    Lost(Handled),
+}
+
+fn retry_later(
+    delivery_id: Option<DeliveryId>,
+    error: &StoreError,
+    retry_after: Option<Duration>,
+) -> RetryLater {
+    RetryLater { delivery_id, reason: error.to_string(), retry_after }
+}
+
+/// The event's copy as stored: sensitive variables replaced by `"***"`, so that neither the
+/// database nor anything that shows it holds them.
+fn masked_envelope(envelope: &serde_json::Value, sensitive: &[String]) -> serde_json::Value {
+    let mut copy = envelope.clone();
+    if let Some(variables) = copy.pointer_mut("/data/variables").and_then(|v| v.as_object_mut()) {
+        for name in sensitive {
+            if let Some(value) = variables.get_mut(name) {
+                *value = serde_json::Value::String("***".into());
+            }
+        }
+    }
+    copy
+}
+
+fn outgoing_email(
+    tenant: &TenantProfile,
+    event: &Event,
+    subject: Subject,
+    html_body: String,
+    text_body: String,
+) -> OutgoingEmail {
+    OutgoingEmail {
+        delivery_id: event.key.delivery_id(),
+        tenant: tenant.id.clone(),
+        event_type: event.event_type.clone(),
+        from: tenant.from.clone(),
+        reply_to: tenant.reply_to.clone(),
+        to: Mailbox { address: event.recipient.email.clone(), name: event.recipient.name.clone() },
+        subject,
+        html_body,
+        text_body,
+        sending: tenant.sending.clone(),
+    }
+}

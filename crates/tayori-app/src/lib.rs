@@ -1,0 +1,17 @@
+//! tayori's use cases and the ports they need.
+//!
+//! It owns the path of one event — decode, resolve the tenant, claim the idempotency key, check
+//! suppression, render, send, record the outcome — in [`handle_event`], and the traits that the
+//! adapters implement ([`ports`]). It depends only on the domain; it must not name a concrete
+//! technology: no async runtime, database driver, AWS SDK, HTTP framework or template engine
+//! (a check in `scripts/test` enforces that). In-memory fakes of every port and the store
+//! conformance suite live behind the `testing` feature.
+
+pub mod accept_event;
+pub mod handle_event;
+pub mod ports;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use accept_event::{Accepted, EventIntake, IntakeError};
+pub use handle_event::{DeliveryPolicy, EventHandler, Handled, InboundMessage, RetryLater};

@@ -1,0 +1,27 @@
+//! The ports: what the use cases need from the outside world, as traits. Each port's contract is
+//! written as MUST sentences on its methods; adapters are tested against them.
+
+mod clock;
+mod previews;
+mod queue;
+mod sender;
+mod store;
+mod suppression;
+mod templates;
+mod tenants;
+
+pub use clock::Clock;
+pub use previews::{
+    Preview, PreviewCatalog, PreviewError, PreviewEvent, PreviewRequest, PreviewTenant,
+    TemplatePreviews, TemplatesVersion,
+};
+pub use queue::{EventQueue, QueueError};
+pub use sender::{EmailSender, PauseScope, SendError, SentEmail};
+pub use store::{
+    AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage, DeliveryQuery,
+    DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
+    UnkeyedRejectionRecord,
+};
+pub use suppression::{NoSuppressions, Suppression, SuppressionError, SuppressionList};
+pub use templates::{MessageClass, RenderError, RenderedEmail, TemplateRenderer};
+pub use tenants::{TenantDirectory, TenantProfile};

@@ -1,0 +1,543 @@
+//! The handle-event use case against in-memory fakes of every port: every outcome of the
+//! contract, duplicates, leases, transient failures and store outages.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::executor::block_on;
+use serde_json::{Value, json};
+use tayori_app::ports::{AttemptResult, DeliveryStore, SendError};
+use tayori_app::testing::{
+    FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore, ManualClock, RecordingSender,
+    example_event,
+};
+use tayori_app::{DeliveryPolicy, EventHandler, Handled, InboundMessage};
+use tayori_domain::{DeliveryId, DeliveryStatus, Outcome};
+
+struct World {
+    store: Arc<InMemoryStore>,
+    sender: Arc<RecordingSender>,
+    suppressions: Arc<FakeSuppressions>,
+    clock: Arc<ManualClock>,
+    handler: EventHandler,
+}
+
+fn world_with(sender: RecordingSender, policy: DeliveryPolicy) -> World {
+    let store = Arc::new(InMemoryStore::default());
+    let sender = Arc::new(sender);
+    let suppressions = Arc::new(FakeSuppressions::default());
+    let clock = Arc::new(ManualClock::new());
+    let handler = EventHandler {
+        store: store.clone(),
+        tenants: Arc::new(FakeTenants::with(&["acme-invest", "acme-bank"])),
+        suppressions: suppressions.clone(),
+        renderer: Arc::new(FakeRenderer::knowing(&["account.deposit_completed"])),
+        sender: sender.clone(),
+        clock: clock.clone(),
+        policy,
+        worker_id: "test-worker".into(),
+        pauses: Default::default(),
+    };
+    World { store, sender, suppressions, clock, handler }
+}
+
+fn world() -> World {
+    world_with(RecordingSender::default(), DeliveryPolicy::default())
+}
+
+fn message(value: &Value) -> InboundMessage {
+    InboundMessage::first(value.to_string().into_bytes())
+}
+
+fn status_of(world: &World, id: DeliveryId) -> DeliveryStatus {
+    block_on(world.store.delivery(id, None)).unwrap().unwrap().status
+}
+
+/// Claims the example event's key for 120 s through the store alone, as a worker would have
+/// before it died.
+fn claim_as_a_worker_that_died(w: &World) -> tayori_domain::IdempotencyKey {
+    let event = tayori_domain::decode_message_body(example_event().to_string().as_bytes()).unwrap();
+    let request = tayori_app::ports::ClaimRequest {
+        key: event.key.clone(),
+        event_type: None,
+        recipient: None,
+        event_json: None,
+        raw_body: None,
+        owner: "dead-worker".into(),
+        receive_count: 1,
+        lease: Duration::from_secs(120),
+        now: tayori_app::ports::Clock::now(&*w.clock),
+    };
+    block_on(w.store.claim(&request)).unwrap();
+    event.key
+}
+
+#[test]
+fn a_valid_event_is_sent_once_and_recorded() {
+    let w = world();
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { delivery_id, outcome: Outcome::Sent { provider_message_id } } = handled
+    else {
+        panic!("expected sent, got {handled:?}");
+    };
+    let sent = w.sender.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to.address.as_str(), "taro.yamada@example.com");
+    assert_eq!(sent[0].to.name.as_ref().unwrap().as_str(), "山田 太郎");
+    assert_eq!(sent[0].from.address.as_str(), "no-reply@acme-invest.example");
+    assert_eq!(sent[0].delivery_id, delivery_id);
+
+    let record = block_on(w.store.delivery(delivery_id, None)).unwrap().unwrap();
+    assert_eq!(record.status, DeliveryStatus::Sent);
+    assert_eq!(record.provider_message_id, Some(provider_message_id));
+    assert_eq!(record.subject.as_deref(), Some(sent[0].subject.as_str()));
+    let attempts = block_on(w.store.attempts(&record.tenant, delivery_id)).unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].result, Some(AttemptResult::Accepted));
+}
+
+#[test]
+fn a_redelivered_event_is_not_sent_again_and_is_counted() {
+    let w = world();
+    block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    for _ in 0..3 {
+        let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+        assert!(
+            matches!(handled, Handled::Duplicate { status: DeliveryStatus::Sent, .. }),
+            "{handled:?}"
+        );
+    }
+    assert_eq!(w.sender.sent().len(), 1);
+    let id = w.sender.sent()[0].delivery_id;
+    assert_eq!(block_on(w.store.delivery(id, None)).unwrap().unwrap().duplicate_count, 3);
+}
+
+#[test]
+fn the_same_id_from_another_source_is_another_event() {
+    let w = world();
+    let mut other = example_event();
+    other["source"] = json!("acme-invest/payments");
+    block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    block_on(w.handler.handle(&message(&other))).unwrap();
+    assert_eq!(w.sender.sent().len(), 2);
+}
+
+#[test]
+fn a_body_that_is_not_json_is_kept_as_an_unkeyed_rejection() {
+    let w = world();
+    let handled =
+        block_on(w.handler.handle(&InboundMessage::first(b"{\"oops\": ".to_vec()))).unwrap();
+    let Handled::RejectedWithoutKey { reason } = handled else { panic!("{handled:?}") };
+    assert!(reason.contains("not valid JSON"), "{reason}");
+    let kept = block_on(w.store.unkeyed_rejections(10)).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].raw_body, b"{\"oops\": ");
+    assert!(w.sender.sent().is_empty());
+}
+
+#[test]
+fn a_contract_violation_with_a_key_is_rejected_against_that_key_with_its_raw_body() {
+    let w = world();
+    let mut bad = example_event();
+    bad["data"]["to"]["email"] = json!("Taro <taro@example.com>");
+    let handled = block_on(w.handler.handle(&message(&bad))).unwrap();
+    let Handled::Decided { delivery_id, outcome: Outcome::Rejected { reason } } = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(reason.starts_with("data.to.email:"), "{reason}");
+    let record = block_on(w.store.delivery(delivery_id, None)).unwrap().unwrap();
+    assert_eq!(record.raw_body.as_deref(), Some(bad.to_string().as_bytes()));
+    assert_eq!(record.event_type.as_deref(), Some("account.deposit_completed"));
+
+    // The same bad message again is a duplicate of the rejection, not a second rejection.
+    let again = block_on(w.handler.handle(&message(&bad))).unwrap();
+    assert!(matches!(again, Handled::Duplicate { status: DeliveryStatus::Rejected, .. }));
+    assert!(w.sender.sent().is_empty());
+}
+
+#[test]
+fn an_unknown_tenant_is_rejected_with_the_reason() {
+    let w = world();
+    let mut event = example_event();
+    event["tenant"] = json!("acme-unknown");
+    let handled = block_on(w.handler.handle(&message(&event))).unwrap();
+    let Handled::Decided { outcome: Outcome::Rejected { reason }, .. } = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(reason.contains("unknown tenant \"acme-unknown\""), "{reason}");
+}
+
+#[test]
+fn an_event_type_without_template_is_rejected() {
+    let w = world();
+    let mut event = example_event();
+    event["type"] = json!("account.closed");
+    let handled = block_on(w.handler.handle(&message(&event))).unwrap();
+    let Handled::Decided { outcome: Outcome::Rejected { reason }, .. } = handled else {
+        panic!("{handled:?}")
+    };
+    assert_eq!(reason, "tenant acme-invest has no template for event type account.closed");
+}
+
+#[test]
+fn a_template_error_on_this_data_is_rejected_never_sent_blank() {
+    let w = world();
+    let mut event = example_event();
+    event["data"]["variables"]["fail"] = json!(true);
+    let handled = block_on(w.handler.handle(&message(&event))).unwrap();
+    let Handled::Decided { outcome: Outcome::Rejected { reason }, .. } = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(reason.contains("not found"), "{reason}");
+    assert!(w.sender.sent().is_empty());
+}
+
+#[test]
+fn a_suppressed_recipient_is_recorded_as_suppressed_and_not_sent() {
+    let w = world();
+    w.suppressions.suppress("acme-invest", "taro.yamada@example.com");
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Suppressed { .. }, .. }));
+    assert!(w.sender.sent().is_empty());
+}
+
+#[test]
+fn a_suppression_list_outage_is_retried_not_decided() {
+    let w = world();
+    w.suppressions.set_unavailable(true);
+    let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert!(retry.reason.contains("unavailable"));
+    w.suppressions.set_unavailable(false);
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+}
+
+#[test]
+fn a_permanent_refusal_is_failed_with_the_reason() {
+    let w = world_with(
+        RecordingSender::failing_with(vec![SendError::Rejected {
+            reason: "MessageRejected: Email address is not verified".into(),
+        }]),
+        DeliveryPolicy::default(),
+    );
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { delivery_id, outcome: Outcome::Failed { reason } } = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(reason.contains("not verified"), "{reason}");
+    let record = block_on(w.store.delivery(delivery_id, None)).unwrap().unwrap();
+    let attempts = block_on(w.store.attempts(&record.tenant, delivery_id)).unwrap();
+    assert_eq!(attempts[0].result, Some(AttemptResult::PermanentError));
+}
+
+#[test]
+fn throttling_is_retried_with_the_hint_and_then_sent() {
+    let w = world_with(
+        RecordingSender::failing_with(vec![SendError::Throttled {
+            reason: "TooManyRequests".into(),
+            retry_after: Some(Duration::from_secs(2)),
+        }]),
+        DeliveryPolicy::default(),
+    );
+    let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert_eq!(retry.retry_after, Some(Duration::from_secs(2)));
+    let id = retry.delivery_id.unwrap();
+    assert_eq!(status_of(&w, id), DeliveryStatus::Processing);
+
+    // The lease was released, so the redelivery claims at once.
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+    let record = block_on(w.store.delivery(id, None)).unwrap().unwrap();
+    let attempts = block_on(w.store.attempts(&record.tenant, id)).unwrap();
+    let results: Vec<_> = attempts.iter().map(|a| a.result).collect();
+    assert_eq!(results, [Some(AttemptResult::TransientError), Some(AttemptResult::Accepted)]);
+}
+
+#[test]
+fn transient_errors_that_outlast_the_policy_end_in_failed() {
+    let unavailable = || SendError::Unavailable { reason: "connection reset".into() };
+    let w = world_with(
+        RecordingSender::failing_with((0..5).map(|_| unavailable()).collect()),
+        DeliveryPolicy { max_attempts: 3, ..DeliveryPolicy::default() },
+    );
+    assert!(block_on(w.handler.handle(&message(&example_event()))).is_err());
+    assert!(block_on(w.handler.handle(&message(&example_event()))).is_err());
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { outcome: Outcome::Failed { reason }, .. } = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(reason.starts_with("gave up after 3 attempts"), "{reason}");
+    assert_eq!(w.sender.calls(), 3);
+}
+
+#[test]
+fn an_unknown_send_result_is_not_resent_by_default() {
+    let w = world_with(
+        RecordingSender::failing_with(vec![SendError::Ambiguous {
+            reason: "timed out after the request was sent".into(),
+        }]),
+        DeliveryPolicy::default(),
+    );
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { outcome: Outcome::Failed { reason }, .. } = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(reason.contains("not resent automatically"), "{reason}");
+    assert_eq!(w.sender.calls(), 1);
+}
+
+#[test]
+fn an_unknown_send_result_is_retried_when_the_policy_allows() {
+    let w = world_with(
+        RecordingSender::failing_with(vec![SendError::Ambiguous { reason: "timeout".into() }]),
+        DeliveryPolicy { resend_unknown: true, ..DeliveryPolicy::default() },
+    );
+    assert!(block_on(w.handler.handle(&message(&example_event()))).is_err());
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+    assert_eq!(w.sender.sent().len(), 1);
+}
+
+#[test]
+fn while_another_worker_holds_the_lease_the_message_waits_for_it() {
+    let w = world();
+    claim_as_a_worker_that_died(&w);
+
+    let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert_eq!(retry.retry_after, Some(Duration::from_secs(5)), "look again soon");
+    let mut fifth = message(&example_event());
+    fifth.receive_count = 5;
+    let retry = block_on(w.handler.handle(&fifth)).unwrap_err();
+    assert_eq!(retry.retry_after, Some(Duration::from_secs(80)), "then less and less often");
+    fifth.receive_count = 6;
+    let retry = block_on(w.handler.handle(&fifth)).unwrap_err();
+    assert_eq!(retry.retry_after, Some(Duration::from_secs(120)), "never past the lease's end");
+    assert!(w.sender.sent().is_empty());
+
+    // Once the lease has run out, the next delivery takes over and sends.
+    w.clock.advance(Duration::from_secs(120));
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+}
+
+#[test]
+fn a_worker_that_died_during_the_send_is_not_followed_by_a_second_send() {
+    let w = world();
+    let key = claim_as_a_worker_that_died(&w);
+    let now = tayori_app::ports::Clock::now(&*w.clock);
+    block_on(w.store.record_attempt_started(&key, 1, now)).unwrap();
+    w.clock.advance(Duration::from_secs(121));
+
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { outcome: Outcome::Failed { reason }, delivery_id } = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(reason.contains("never finished"), "{reason}");
+    assert!(w.sender.sent().is_empty(), "an email that may have gone out is not sent again");
+    let attempts = block_on(w.store.attempts(&key.tenant, delivery_id)).unwrap();
+    assert_eq!(attempts[0].result, Some(AttemptResult::Unknown));
+}
+
+#[test]
+fn a_worker_that_died_after_the_send_was_accepted_is_recorded_as_sent_not_resent() {
+    let w = world();
+    let key = claim_as_a_worker_that_died(&w);
+    let now = tayori_app::ports::Clock::now(&*w.clock);
+    block_on(w.store.record_attempt_started(&key, 1, now)).unwrap();
+    block_on(w.store.record_attempt_finished(&key, 1, AttemptResult::Accepted, "ses-0001", now))
+        .unwrap();
+    w.clock.advance(Duration::from_secs(121));
+
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { outcome: Outcome::Sent { provider_message_id }, .. } = handled else {
+        panic!("{handled:?}")
+    };
+    assert_eq!(provider_message_id, "ses-0001", "the earlier accepted send is the outcome");
+    assert_eq!(w.sender.calls(), 0, "not sent again");
+}
+
+#[test]
+fn a_worker_that_died_after_a_permanent_refusal_is_recorded_as_failed_not_retried() {
+    let w = world();
+    let key = claim_as_a_worker_that_died(&w);
+    let now = tayori_app::ports::Clock::now(&*w.clock);
+    block_on(w.store.record_attempt_started(&key, 1, now)).unwrap();
+    let refusal = "rejected by sender: MessageRejected";
+    block_on(w.store.record_attempt_finished(&key, 1, AttemptResult::PermanentError, refusal, now))
+        .unwrap();
+    w.clock.advance(Duration::from_secs(121));
+
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { outcome: Outcome::Failed { reason }, .. } = handled else {
+        panic!("{handled:?}")
+    };
+    assert_eq!(reason, refusal);
+    assert_eq!(w.sender.calls(), 0);
+}
+
+#[test]
+fn a_store_outage_before_the_send_is_retried_without_sending() {
+    let w = world();
+    w.store.fail_next(1);
+    let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert!(retry.reason.contains("unavailable"), "{}", retry.reason);
+    assert!(w.sender.sent().is_empty());
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+}
+
+#[test]
+fn a_short_store_outage_after_the_send_is_waited_out_so_the_send_is_recorded() {
+    let w = world();
+    let before = tayori_app::ports::Clock::now(&*w.clock);
+    // claim and record_attempt_started succeed; the next three calls (recording the result)
+    // fail, which the policy's four waits absorb.
+    w.store.fail_calls_after(2, 3);
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { delivery_id, outcome: Outcome::Sent { .. } } = handled else {
+        panic!("{handled:?}")
+    };
+    assert_eq!(w.sender.calls(), 1, "sent exactly once");
+    assert_eq!(status_of(&w, delivery_id), DeliveryStatus::Sent);
+    assert!(tayori_app::ports::Clock::now(&*w.clock) > before, "it waited between tries");
+}
+
+#[test]
+fn a_long_store_outage_after_the_send_leaves_the_lease_so_nothing_is_resent() {
+    let w = world();
+    w.store.fail_calls_after(2, 100);
+    let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    w.store.fail_calls_after(0, 0);
+    // The redelivery finds the lease still held (it was not released after a possible send)...
+    let again = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert!(again.reason.contains("holds the lease"), "{}", again.reason);
+    // ...and after it runs out, the unfinished attempt stops a second send.
+    w.clock.advance(Duration::from_secs(300));
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Failed { .. }, .. }));
+    assert_eq!(w.sender.calls(), 1);
+    assert!(retry.delivery_id.is_some());
+}
+
+#[test]
+fn sensitive_variables_are_sent_but_never_stored() {
+    let w = world();
+    let mut event = example_event();
+    event["data"]["variables"]["otp"] = json!("493817");
+    let handled = block_on(w.handler.handle(&message(&event))).unwrap();
+    let Handled::Decided { delivery_id, .. } = handled else { panic!("{handled:?}") };
+    let stored = block_on(w.store.delivery(delivery_id, None)).unwrap().unwrap();
+    let copy: Value = serde_json::from_str(stored.event_json.as_deref().unwrap()).unwrap();
+    assert_eq!(copy["data"]["variables"]["otp"], "***");
+    assert_eq!(copy["data"]["variables"]["amount"], 50000, "other variables are kept");
+    assert!(!stored.event_json.unwrap().contains("493817"));
+}
+
+#[test]
+fn a_paused_tenant_waits_while_other_tenants_send() {
+    let w = world_with(
+        RecordingSender::failing_with(vec![SendError::Paused {
+            reason: "SendingPausedException".into(),
+            scope: tayori_app::ports::PauseScope::Tenant,
+        }]),
+        DeliveryPolicy::default(),
+    );
+    let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert_eq!(retry.retry_after, Some(Duration::from_secs(300)));
+
+    // Another event of the paused tenant waits without calling the sender or using a claim.
+    let mut second = example_event();
+    second["id"] = json!("second");
+    let waiting = block_on(w.handler.handle(&message(&second))).unwrap_err();
+    assert!(waiting.reason.contains("paused"), "{}", waiting.reason);
+    assert_eq!(w.sender.calls(), 1);
+    let second_id = waiting.delivery_id.unwrap();
+    assert!(block_on(w.store.delivery(second_id, None)).unwrap().is_none(), "not even claimed");
+
+    // Another tenant goes on.
+    let mut other = example_event();
+    other["tenant"] = json!("acme-bank");
+    let handled = block_on(w.handler.handle(&message(&other))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+
+    // After the pause, the tenant sends again.
+    w.clock.advance(Duration::from_secs(301));
+    let handled = block_on(w.handler.handle(&message(&second))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+}
+
+#[test]
+fn an_account_pause_stops_every_tenant() {
+    let w = world_with(
+        RecordingSender::failing_with(vec![SendError::Paused {
+            reason: "AccountSuspendedException".into(),
+            scope: tayori_app::ports::PauseScope::Account,
+        }]),
+        DeliveryPolicy::default(),
+    );
+    assert!(block_on(w.handler.handle(&message(&example_event()))).is_err());
+    let mut other = example_event();
+    other["tenant"] = json!("acme-bank");
+    let waiting = block_on(w.handler.handle(&message(&other))).unwrap_err();
+    assert!(waiting.reason.contains("paused"));
+    assert_eq!(w.sender.calls(), 1);
+}
+
+#[test]
+fn the_receive_count_is_recorded() {
+    let w = world();
+    let mut inbound = message(&example_event());
+    inbound.receive_count = 4;
+    let handled = block_on(w.handler.handle(&inbound)).unwrap();
+    let Handled::Decided { delivery_id, .. } = handled else { panic!("{handled:?}") };
+    assert_eq!(block_on(w.store.delivery(delivery_id, None)).unwrap().unwrap().receive_count, 4);
+}
+
+mod intake {
+    use super::*;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use tayori_app::ports::{EventQueue, QueueError};
+    use tayori_app::{Accepted, EventIntake};
+
+    #[derive(Default)]
+    struct VecQueue(Mutex<Vec<Vec<u8>>>);
+
+    #[async_trait]
+    impl EventQueue for VecQueue {
+        async fn publish(&self, body: Vec<u8>) -> Result<(), QueueError> {
+            self.0.lock().unwrap().push(body);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_valid_event_is_queued_with_its_delivery_id_and_a_bad_one_recorded() {
+        let w = world();
+        let queue = Arc::new(VecQueue::default());
+        let intake = EventIntake { handler: Arc::new(w.handler), queue: queue.clone() };
+
+        let body = example_event().to_string().into_bytes();
+        let accepted = block_on(intake.accept(body.clone())).unwrap();
+        let expected = tayori_domain::decode_message_body(&body).unwrap().key.delivery_id();
+        assert_eq!(accepted, Accepted::Queued { delivery_id: expected });
+        assert_eq!(queue.0.lock().unwrap().len(), 1);
+
+        let mut bad = example_event();
+        bad["specversion"] = json!("0.3");
+        let rejected = block_on(intake.accept(bad.to_string().into_bytes())).unwrap();
+        let Accepted::Rejected { reason, delivery_id: Some(id) } = rejected else {
+            panic!("{rejected:?}")
+        };
+        assert!(reason.contains("specversion"), "{reason}");
+        let record = block_on(w.store.delivery(id, None)).unwrap().unwrap();
+        assert_eq!(record.status, DeliveryStatus::Rejected);
+        assert_eq!(queue.0.lock().unwrap().len(), 1, "nothing bad was queued");
+
+        let garbage = block_on(intake.accept(b"not json".to_vec())).unwrap();
+        assert!(matches!(garbage, Accepted::Rejected { delivery_id: None, .. }));
+        assert_eq!(block_on(w.store.unkeyed_rejections(10)).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,379 @@
+//! `tayori-bench`: the benchmark of tayori's worker path (issue 3). A development tool: it is
+//! not shipped, not part of the image and not run by `cargo test` (only compiled); run it with
+//! `scripts/bench`, which provisions a throwaway PostgreSQL cluster and builds it `--release`.
+//!
+//! It measures the production path of one event — the real `SqsConsumer` polling with the real
+//! aws-sdk-sqs client, the `EventHandler` use case, the `PostgresStore` on a real PostgreSQL with
+//! fsync on, the tenants' templates, and the real `SesSender` calling SES v2 through
+//! aws-sdk-sesv2 — against an in-process stand-in for SQS and SES that is fast enough not to
+//! be the bottleneck (moto is: a few hundred calls per second). It reports:
+//!
+//! - throughput: events decided per second, draining a preloaded queue;
+//! - latency: p50/p99 from a message's first receive to its `SendEmail`, both as the stand-in
+//!   saw them, under that load and at a fixed offered load (default 1,000 events/s);
+//! - peak RSS of the process (`VmHWM`);
+//! - the limit: the same SDK calls without tayori's pipeline (receive 10 → 10 × `SendEmail` →
+//!   `DeleteMessageBatch`), with the same concurrency, against the same stand-in, and the ratio;
+//! - where the time goes: every port call timed per event, and the store's calls on their own;
+//! - where the CPU goes: this process, the stand-in's thread, PostgreSQL, everything else.
+//!
+//! It wires the adapters itself rather than through the `tayori` binary, because the binary
+//! reads its settings from the environment and a file; the wiring is the same as
+//! `tayori worker`'s (`crates/tayori/src/worker.rs`), with the SES sender in place of the outbox.
+
+mod cpu;
+mod database;
+mod events;
+mod instrument;
+mod report;
+mod runs;
+mod standin;
+mod stats;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use tayori_postgres::{PostgresConfig, PostgresStore};
+use tayori_ses::{SesConfig, SesSender};
+use tayori_templates::TemplateSet;
+
+use crate::database::BenchDatabase;
+use crate::runs::{ConsumerSettings, Load, Setup};
+
+/// Benchmarks tayori's worker path (SQS → use case → PostgreSQL + SES) against an in-process
+/// SQS/SES stand-in and a real PostgreSQL. See `docs/benchmarks.md`.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// An admin URL of a PostgreSQL cluster; the bench creates (and afterwards drops) a fresh
+    /// database on it.
+    #[arg(long, env = "TAYORI_BENCH_DATABASE_URL")]
+    database_url: String,
+    /// The templates directory (the demo tenants).
+    #[arg(long, default_value = "templates")]
+    templates: PathBuf,
+    /// Events preloaded for the throughput and breakdown runs (and the limit and store runs).
+    #[arg(long, default_value_t = 20_000)]
+    events: usize,
+    /// The consumer's long-poll loops (`queue.pollers`).
+    #[arg(long, default_value_t = 2)]
+    pollers: usize,
+    /// The consumer's bound on messages in flight (`queue.max_in_flight`).
+    #[arg(long, default_value_t = 100)]
+    max_in_flight: usize,
+    /// The store's connection pool (`store.max_connections`).
+    #[arg(long, default_value_t = 16)]
+    pool: u32,
+    /// How many times the limit run repeats (it is short, so one run is noisy); the summary
+    /// uses the median and the best.
+    #[arg(long, default_value_t = 3)]
+    limit_repeats: usize,
+    /// Offered load of the latency run, events per second.
+    #[arg(long, default_value_t = 1_000)]
+    latency_rate: u32,
+    /// Duration of the latency run, seconds.
+    #[arg(long, default_value_t = 15)]
+    latency_seconds: u64,
+    /// Which runs, in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "throughput,limit,latency,breakdown,store"
+    )]
+    runs: Vec<Run>,
+    /// Keep the bench's database afterwards (its name is printed).
+    #[arg(long)]
+    keep_database: bool,
+    /// Log as `tayori worker` does in production (JSON lines, its default filter) into this
+    /// file, to include the cost of logging; by default only warnings go to stderr.
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+}
+
+/// The runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Run {
+    /// The worker path draining a preloaded queue: events/s, latency, peak RSS.
+    Throughput,
+    /// The bare SDK calls with the same concurrency: the limit.
+    Limit,
+    /// The worker path at a fixed offered load: latency.
+    Latency,
+    /// The worker path with every port call timed: where the time goes.
+    Breakdown,
+    /// The store's four calls per event alone: PostgreSQL's ceiling.
+    Store,
+}
+
+/// `tayori worker`'s default log filter (`crates/tayori/src/telemetry.rs`).
+const PRODUCTION_FILTER: &str = "warn,tayori=info,tayori_app=info,tayori_memqueue=info";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(error) = init_logging(args.log_file.as_deref()) {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    match file {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {} (--log-file)", path.display()))?;
+            tracing_subscriber::fmt()
+                .with_env_filter(EnvFilter::new(PRODUCTION_FILTER))
+                .with_writer(std::sync::Mutex::new(file))
+                .json()
+                .flatten_event(true)
+                .init();
+        }
+        None => tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("warn"))
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+    Ok(())
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    println!("tayori-bench: the worker path of issue 3");
+    for (name, value) in cpu::machine() {
+        println!("  {name}: {value}");
+    }
+
+    let templates = TemplateSet::load(&args.templates)
+        .with_context(|| format!("the templates in {} have problems", args.templates.display()))?;
+    let templates = Arc::new(templates);
+    let events = events::EventFactory::new(&templates)?;
+    let (tenants, types) = events.coverage();
+    println!(
+        "  events: {} variants (tenant × event type × sample × locale) over {tenants} tenants and \
+         {types} tenant event types; body {} B, MIME {} B on average",
+        events.variants(),
+        events.average_body_size(),
+        events.average_raw_size()
+    );
+    for skipped in events.skipped() {
+        println!("  skipped (does not render): {skipped}");
+    }
+
+    let standin = standin::StandIn::start()?;
+    let database = BenchDatabase::create(&args.database_url).await?;
+    println!("  database: {} (fresh)", database.name);
+    let outcome = bench(&args, templates, events, standin, &database).await;
+    if args.keep_database {
+        println!("\nkept the database {}", database.name);
+    } else if let Err(error) = database.drop_now().await {
+        eprintln!("warning: {error:#}");
+    }
+    outcome
+}
+
+async fn bench(
+    args: &Args,
+    templates: Arc<TemplateSet>,
+    events: events::EventFactory,
+    standin: standin::StandIn,
+    database: &BenchDatabase,
+) -> anyhow::Result<()> {
+    let store_config =
+        PostgresConfig { max_connections: args.pool, ..PostgresConfig::new(&database.url) };
+    let store = PostgresStore::connect(&store_config).await.context("cannot connect the store")?;
+    store.migrate().await.context("migrations failed")?;
+    let db = store.pool().clone();
+    let mut postmaster = None;
+    for (name, value) in database::settings(&db).await? {
+        if name == "data_directory" {
+            postmaster = cpu::postmaster_pid(&value);
+        }
+        println!("  postgres {name}: {value}");
+    }
+    if postmaster.is_none() {
+        println!("  (PostgreSQL's CPU cannot be read: its postmaster.pid is not readable here)");
+    }
+    println!(
+        "  consumer: {} pollers, {} messages in flight at most, batch 10, long poll 20 s; \
+         store pool {} connections; SES sender rate 1,000,000/s (no cap), no per-tenant caps",
+        args.pollers, args.max_in_flight, args.pool
+    );
+
+    let sdk = sdk_config(standin.endpoint()).await;
+    let ses_config =
+        SesConfig { send_rate: 1_000_000.0, read_account_send_rate: false, ..SesConfig::default() };
+    // No per-tenant caps: acme-bank's `max_send_rate = 10` would make this a benchmark of the
+    // rate limiter.
+    let sender = SesSender::from_sdk_config(&sdk, &ses_config, &HashMap::new()).await?;
+    let bare_ses = aws_sdk_sesv2::Client::from_conf(
+        aws_sdk_sesv2::config::Builder::from(&sdk)
+            .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(ses_config.connect_timeout)
+                    .read_timeout(ses_config.call_timeout)
+                    .operation_attempt_timeout(ses_config.call_timeout)
+                    .operation_timeout(ses_config.call_timeout)
+                    .build(),
+            )
+            .build(),
+    );
+    let standin_cpu = standin.cpu();
+    let setup = Arc::new(Setup {
+        standin: Arc::new(standin),
+        standin_cpu,
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        bare_ses,
+        templates,
+        events: Arc::new(events),
+        store: Arc::new(store),
+        sender: Arc::new(sender),
+        db,
+        consumer: ConsumerSettings { pollers: args.pollers, max_in_flight: args.max_in_flight },
+        postmaster,
+    });
+
+    let mut summary = Summary::default();
+    for run in &args.runs {
+        match run {
+            Run::Throughput => {
+                let result =
+                    runs::worker(&setup, "throughput", Load::Preloaded(args.events), false, true)
+                        .await?;
+                report::worker("Throughput: the worker path draining a preloaded queue", &result);
+                summary.throughput = Some(result.rate());
+                summary.throughput_p99 = result.receive_to_send.map(|s| s.p99);
+                summary.peak_rss = result.peak_rss;
+            }
+            Run::Limit => {
+                let loops = (args.max_in_flight / 10).max(1);
+                let mut rates = Vec::new();
+                for repeat in 1..=args.limit_repeats.max(1) {
+                    let result = runs::bare(&setup, args.events, loops).await?;
+                    report::bare(&result, repeat);
+                    rates.push(result.rate());
+                }
+                rates.sort_by(f64::total_cmp);
+                summary.limit = Some((rates[rates.len() / 2], rates[rates.len() - 1]));
+            }
+            Run::Latency => {
+                let load = Load::Fed { rate: args.latency_rate, seconds: args.latency_seconds };
+                let result = runs::worker(&setup, "latency", load, false, false).await?;
+                report::worker(
+                    &format!("Latency: the worker path at {} events/s offered", args.latency_rate),
+                    &result,
+                );
+                summary.latency = result.receive_to_send;
+            }
+            Run::Breakdown => {
+                let result =
+                    runs::worker(&setup, "breakdown", Load::Preloaded(args.events), true, false)
+                        .await?;
+                report::worker("Breakdown: the worker path with every port call timed", &result);
+                report::breakdown(&result);
+            }
+            Run::Store => {
+                let result = runs::store_only(&setup, args.events, args.max_in_flight).await?;
+                report::store_only(&result);
+            }
+        }
+    }
+    let (hwm, _) = cpu::memory();
+    summary.print(args, hwm);
+    setup.store.close().await;
+    Ok(())
+}
+
+/// The SDK settings `tayori worker` uses (`crates/tayori/src/worker.rs`), pointed at the
+/// stand-in, with static credentials and a fixed region instead of the standard chain.
+async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(Duration::from_secs(30))
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "bench",
+            "bench",
+            None,
+            None,
+            "tayori-bench",
+        ))
+        .endpoint_url(endpoint)
+        .timeout_config(timeouts)
+        .load()
+        .await
+}
+
+/// The headline figures against the issue's targets.
+#[derive(Debug, Default)]
+struct Summary {
+    throughput: Option<f64>,
+    throughput_p99: Option<Duration>,
+    /// (median, best) of the limit runs.
+    limit: Option<(f64, f64)>,
+    latency: Option<stats::Summary>,
+    peak_rss: Option<f64>,
+}
+
+impl Summary {
+    fn print(&self, args: &Args, process_hwm: Option<f64>) {
+        println!("\n== Summary (targets from issue 3, on a 2-core machine)");
+        let verdict = |ok: bool| if ok { "meets" } else { "misses" };
+        if let Some(rate) = self.throughput {
+            println!("throughput: {rate:.0} events/s ({} ≥ 3,000)", verdict(rate >= 3000.0));
+        }
+        if let (Some(rate), Some((median, best))) = (self.throughput, self.limit) {
+            println!(
+                "limit (bare SDK calls): median {median:.0} messages/s, best {best:.0} of {} runs; \
+                 ratio {:.2} to the median, {:.2} to the best ({} ≥ 0.6)",
+                args.limit_repeats.max(1),
+                rate / median,
+                rate / best,
+                verdict(rate / median >= 0.6)
+            );
+        }
+        if let Some(p99) = self.throughput_p99 {
+            println!("receive → send p99 while draining: {}", stats::ms(p99));
+        }
+        if let Some(latency) = &self.latency {
+            println!(
+                "receive → send at {} events/s: p50 {}, p99 {} ({} ≤ 50 ms)",
+                args.latency_rate,
+                stats::ms(latency.p50),
+                stats::ms(latency.p99),
+                verdict(latency.p99 <= Duration::from_millis(50))
+            );
+        }
+        if let Some(peak) = self.peak_rss {
+            println!(
+                "peak RSS during the throughput run: {peak:.1} MiB, stand-in and {} queued events \
+                 included ({} ≤ 100 MiB)",
+                args.events,
+                verdict(peak <= 100.0)
+            );
+        }
+        if let Some(hwm) = process_hwm {
+            println!(
+                "(VmHWM of the bench process from the throughput run's start to the end, every \
+                 later run's queued events, connections and traces included: {hwm:.1} MiB)"
+            );
+        }
+        println!("load average at the end: {}", cpu::load_average());
+    }
+}

@@ -1,0 +1,247 @@
+//! The MIME message of an email: turns an [`OutgoingEmail`] into the RFC 5322 bytes that every
+//! sender hands on (SES raw send, the file outbox, ...), so every sender sends the same message.
+//! It owns the header set (`From`, `To`, `Reply-To`, `Subject`, `Date`, `Message-ID`,
+//! `MIME-Version`, `X-Tayori-Delivery-Id`, and any extra headers a caller adds), their encoding
+//! (RFC 2047 for non-ASCII names and subjects, always by `mail-builder`, never by hand) and the
+//! `multipart/alternative` body with the text part first and the HTML part second. It is pure:
+//! it must not touch IO of any kind (no files, network, clock or environment; the caller passes
+//! the `Date`), and it implements no port.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::date::Date;
+use mail_builder::headers::raw::Raw;
+use tayori_domain::{Mailbox, OutgoingEmail};
+
+/// The header that carries the delivery id, so support staff can trace an email they are shown
+/// back to its delivery.
+pub const DELIVERY_ID_HEADER: &str = "X-Tayori-Delivery-Id";
+
+/// Headers this crate writes itself, or that would change who receives the email or how its
+/// body is read. Callers cannot add them as extra headers (compared ignoring ASCII case; every
+/// `Content-*` header is refused too).
+const RESERVED_HEADERS: &[&str] = &[
+    "From",
+    "Sender",
+    "To",
+    "Cc",
+    "Bcc",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    DELIVERY_ID_HEADER,
+];
+
+/// The longest extra header name accepted, so that `Name: ` fits on a 78-character line.
+const MAX_HEADER_NAME_LEN: usize = 76;
+
+/// Why a message could not be built. Only extra headers can be refused: everything taken from an
+/// [`OutgoingEmail`] is already valid by construction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MimeError {
+    /// The name is empty, longer than 76 characters, or has a character outside printable ASCII
+    /// or a `:` (RFC 5322 `field-name`).
+    #[error("header name {name:?} must be 1 to 76 printable ASCII characters without ':'")]
+    InvalidHeaderName {
+        /// The name as given.
+        name: String,
+    },
+    /// The header is one this crate writes itself, a recipient header or a `Content-*` header.
+    #[error("header {name} is written by tayori-mime itself and cannot be added")]
+    ReservedHeader {
+        /// The name as given.
+        name: String,
+    },
+    /// The value contains CR or LF, which would let it start a new header.
+    #[error("value of header {name} contains CR or LF")]
+    LineBreakInHeader {
+        /// The header's name.
+        name: String,
+    },
+    /// The value contains a control character other than tab, or a non-ASCII character.
+    #[error("value of header {name} must be printable ASCII (tab allowed)")]
+    UnprintableHeaderValue {
+        /// The header's name.
+        name: String,
+    },
+}
+
+/// Builds the RFC 5322 message of `email`, dated `date`.
+///
+/// Same as [`build_message_with_headers`] without extra headers; see there for what is written.
+pub fn build_message(email: &OutgoingEmail, date: DateTime<Utc>) -> Result<Vec<u8>, MimeError> {
+    build_message_with_headers(email, date, &[])
+}
+
+/// Builds the RFC 5322 message of `email`, dated `date`, with `extra_headers` added after the
+/// standard ones in the order given.
+///
+/// Written, in this order: `From` (with the display name, RFC 2047-encoded when not ASCII),
+/// `To` (with the recipient's name when there is one), `Reply-To` when the email has one,
+/// `Subject` (encoded when not ASCII), `Date`, `Message-ID: <{email.message_id()}>`,
+/// `MIME-Version: 1.0`, [`DELIVERY_ID_HEADER`], the extra headers, then a
+/// `multipart/alternative` body with the `text/plain` part first and the `text/html` part
+/// second, both `charset=utf-8` with a transfer encoding chosen by `mail-builder`. Every line
+/// ends in CRLF, including the line breaks inside the bodies (LF in a template becomes CRLF, as
+/// MIME's canonical form for text requires).
+///
+/// Why a slice of `(name, value)` pairs rather than a builder: the headers a later caller adds
+/// (`List-Unsubscribe`, `List-Unsubscribe-Post`, `Feedback-ID`, ...) are plain data computed
+/// from the tenant and the delivery, so one call with a slice keeps every sender's call site a
+/// single expression, with nothing to forget to finish. The values are written as given (only
+/// folded at whitespace when long), because such headers are structured and must not be
+/// RFC 2047-encoded; hence every extra header is checked first and the whole call fails with a
+/// [`MimeError`] when one is not safe:
+/// - the name must be an RFC 5322 field name of at most 76 characters
+///   ([`MimeError::InvalidHeaderName`]), and not one this function owns: the headers above,
+///   `Sender`, `Cc`, `Bcc`, or any `Content-*` ([`MimeError::ReservedHeader`]);
+/// - the value must not contain CR or LF ([`MimeError::LineBreakInHeader`]) and must otherwise
+///   be printable ASCII or tab ([`MimeError::UnprintableHeaderValue`]).
+pub fn build_message_with_headers(
+    email: &OutgoingEmail,
+    date: DateTime<Utc>,
+    extra_headers: &[(&str, String)],
+) -> Result<Vec<u8>, MimeError> {
+    for (name, value) in extra_headers {
+        check_extra_header(name, value)?;
+    }
+
+    let mut message = MessageBuilder::new().from(address(&email.from)).to(address(&email.to));
+    if let Some(reply_to) = &email.reply_to {
+        message = message.reply_to(address(reply_to));
+    }
+    message = message
+        .subject(email.subject.as_str())
+        .date(Date::new(date.timestamp()))
+        .message_id(email.message_id())
+        .header("MIME-Version", Raw::new("1.0"))
+        .header(DELIVERY_ID_HEADER, Raw::new(email.delivery_id.to_string()));
+    for (name, value) in extra_headers {
+        message = message.header(*name, Raw::new(value.as_str()));
+    }
+    // With both bodies set and no attachments, mail-builder writes exactly
+    // multipart/alternative [text/plain, text/html].
+    message =
+        message.text_body(crlf_lines(&email.text_body)).html_body(crlf_lines(&email.html_body));
+
+    let mut bytes = Vec::new();
+    message.serialize(&mut bytes);
+    Ok(bytes)
+}
+
+/// A mailbox as mail-builder takes it. An empty or blank name is left out rather than written
+/// as `""`.
+fn address(mailbox: &Mailbox) -> Address<'_> {
+    let name = mailbox
+        .name
+        .as_ref()
+        .map(|name| Cow::Borrowed(name.as_str()))
+        .filter(|name| !name.trim().is_empty());
+    Address::new_address(name, mailbox.address.as_str())
+}
+
+/// Text in MIME's canonical form (RFC 2046 section 4.1.1): every line break CRLF. Templates
+/// write LF; when mail-builder picks base64 for a body, the line breaks inside the encoded text
+/// would otherwise stay bare LF.
+fn crlf_lines(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let canonical = bytes.iter().enumerate().all(|(at, byte)| match byte {
+        b'\r' => bytes.get(at + 1) == Some(&b'\n'),
+        b'\n' => at > 0 && bytes.get(at - 1) == Some(&b'\r'),
+        _ => true,
+    });
+    if canonical {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n"))
+    }
+}
+
+fn check_extra_header(name: &str, value: &str) -> Result<(), MimeError> {
+    let is_ftext = |byte: u8| (33..=126).contains(&byte) && byte != b':';
+    if name.is_empty() || name.len() > MAX_HEADER_NAME_LEN || !name.bytes().all(is_ftext) {
+        return Err(MimeError::InvalidHeaderName { name: name.to_owned() });
+    }
+    let reserved = RESERVED_HEADERS.iter().any(|reserved| reserved.eq_ignore_ascii_case(name))
+        || name.get(..8).is_some_and(|prefix| prefix.eq_ignore_ascii_case("Content-"));
+    if reserved {
+        return Err(MimeError::ReservedHeader { name: name.to_owned() });
+    }
+    if value.contains(['\r', '\n']) {
+        return Err(MimeError::LineBreakInHeader { name: name.to_owned() });
+    }
+    if !value.bytes().all(|byte| byte == b'\t' || (32..=126).contains(&byte)) {
+        return Err(MimeError::UnprintableHeaderValue { name: name.to_owned() });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_line_breaks_become_crlf() {
+        assert!(matches!(crlf_lines("a\r\nb\r\n"), Cow::Borrowed("a\r\nb\r\n")));
+        assert!(matches!(crlf_lines("no breaks"), Cow::Borrowed(_)));
+        assert_eq!(crlf_lines("a\nb\r\nc\rd\n"), "a\r\nb\r\nc\r\nd\r\n");
+        assert_eq!(crlf_lines("\n\n"), "\r\n\r\n");
+    }
+
+    #[test]
+    fn extra_header_names_must_be_field_names() {
+        for bad in ["", "List Unsubscribe", "X-Foo:", "X-Fö", "X-Foo\r\nBcc", &"X".repeat(77)] {
+            assert_eq!(
+                check_extra_header(bad, "v"),
+                Err(MimeError::InvalidHeaderName { name: bad.to_owned() }),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_extra_header(&"X".repeat(76), "v"), Ok(()));
+        assert_eq!(
+            check_extra_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn headers_this_crate_owns_are_reserved() {
+        for name in [
+            "from",
+            "BCC",
+            "Message-Id",
+            "content-type",
+            "Content-Transfer-Encoding",
+            "x-tayori-delivery-id",
+        ] {
+            assert_eq!(
+                check_extra_header(name, "v"),
+                Err(MimeError::ReservedHeader { name: name.to_owned() }),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn extra_header_values_must_be_one_printable_ascii_line() {
+        for bad in ["a\r\nBcc: x@evil.test", "a\nb", "a\rb"] {
+            assert_eq!(
+                check_extra_header("X-Foo", bad),
+                Err(MimeError::LineBreakInHeader { name: "X-Foo".to_owned() })
+            );
+        }
+        for bad in ["nul\0", "bell\x07", "del\x7f", "山田"] {
+            assert_eq!(
+                check_extra_header("X-Foo", bad),
+                Err(MimeError::UnprintableHeaderValue { name: "X-Foo".to_owned() })
+            );
+        }
+        assert_eq!(check_extra_header("X-Foo", "a\tb <c>"), Ok(()));
+    }
+}

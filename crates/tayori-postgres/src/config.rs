@@ -1,0 +1,46 @@
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// The pool's size. Each worker task holds a connection only for one statement at a time.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// How long to wait for a connection from the pool before reporting the store unavailable.
+    #[serde(default = "default_acquire_timeout", with = "seconds")]
+    pub acquire_timeout: Duration,
+}
+
+impl PostgresConfig {
+    /// A config with defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: default_max_connections(),
+            acquire_timeout: default_acquire_timeout(),
+        }
+    }
+}
+
+fn default_max_connections() -> u32 {
+    16
+}
+
+fn default_acquire_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        f64::deserialize(deserializer).map(Duration::from_secs_f64)
+    }
+}

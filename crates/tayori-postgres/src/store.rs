@@ -1,0 +1,417 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+use tayori_app::ports::{
+    AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage, DeliveryQuery,
+    DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
+    UnkeyedRejectionRecord,
+};
+use tayori_domain::{DeliveryId, DeliveryStatus, IdempotencyKey, Outcome, Subject, TenantId};
+
+use crate::PostgresConfig;
+use crate::errors::store_error;
+
+/// The delivery store on a PostgreSQL pool.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects a pool (without applying migrations).
+    pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .connect(&config.url)
+            .await
+            .map_err(store_error)?;
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Applies the embedded migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        crate::MIGRATOR.run(&self.pool).await
+    }
+
+    /// The pool, for health checks.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn count(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or_default()
+}
+
+fn status(row: &PgRow, column: &str) -> Result<DeliveryStatus, StoreError> {
+    let raw: String = row.try_get(column).map_err(store_error)?;
+    raw.parse().map_err(|e| StoreError::Unexpected(anyhow::Error::new(e)))
+}
+
+fn delivery_record(row: &PgRow) -> Result<DeliveryRecord, StoreError> {
+    let get_err = store_error;
+    let tenant: String = row.try_get("tenant_id").map_err(get_err)?;
+    Ok(DeliveryRecord {
+        delivery_id: DeliveryId::from_uuid(row.try_get("delivery_id").map_err(get_err)?),
+        tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Unexpected(e.into()))?,
+        source: row.try_get("source").map_err(get_err)?,
+        event_id: row.try_get("event_id").map_err(get_err)?,
+        event_type: row.try_get("event_type").map_err(get_err)?,
+        recipient: row.try_get("recipient").map_err(get_err)?,
+        status: status(row, "status")?,
+        reason: row.try_get("reason").map_err(get_err)?,
+        provider_message_id: row.try_get("provider_message_id").map_err(get_err)?,
+        subject: row.try_get("subject").map_err(get_err)?,
+        claim_count: count(row.try_get("claim_count").map_err(get_err)?),
+        duplicate_count: count(row.try_get("duplicate_count").map_err(get_err)?),
+        receive_count: count(row.try_get("receive_count").map_err(get_err)?),
+        lease_expires_at: row.try_get("lease_expires_at").map_err(get_err)?,
+        event_json: row.try_get("event_json").map_err(get_err)?,
+        raw_body: row.try_get("raw_body").map_err(get_err)?,
+        created_at: row.try_get("created_at").map_err(get_err)?,
+        updated_at: row.try_get("updated_at").map_err(get_err)?,
+        decided_at: row.try_get("decided_at").map_err(get_err)?,
+    })
+}
+
+const DELIVERY_COLUMNS: &str = "tenant_id, source, event_id, delivery_id, event_type, recipient, \
+    status, reason, provider_message_id, subject, claim_count, duplicate_count, receive_count, \
+    lease_expires_at, \
+    event_json, raw_body, created_at, updated_at, decided_at";
+
+fn lease_end(request: &ClaimRequest) -> DateTime<Utc> {
+    request.now + chrono::Duration::from_std(request.lease).unwrap_or(chrono::Duration::MAX)
+}
+
+#[async_trait]
+impl DeliveryStore for PostgresStore {
+    async fn claim(&self, request: &ClaimRequest) -> Result<Claim, StoreError> {
+        let key = &request.key;
+        // One statement decides: a new key is inserted; a processing key whose lease has passed
+        // is taken over; anything else is left alone and returns no row. Concurrent claims of
+        // one key serialise on the row, so exactly one of them gets a row back.
+        let claimed: Option<i32> = sqlx::query_scalar(
+            "insert into deliveries (tenant_id, source, event_id, delivery_id, event_type, \
+                 recipient, status, claim_count, lease_owner, lease_expires_at, event_json, \
+                 raw_body, raw_body_size, created_at, updated_at, receive_count) \
+             values ($1, $2, $3, $4, $5, $6, 'processing', 1, $7, $8, $9, $10, $11, $12, $12, \
+                 $13) \
+             on conflict (tenant_id, source, event_id) do update \
+                 set claim_count = deliveries.claim_count + 1, \
+                     lease_owner = excluded.lease_owner, \
+                     lease_expires_at = excluded.lease_expires_at, \
+                     updated_at = excluded.updated_at, \
+                     receive_count = excluded.receive_count \
+                 where deliveries.status = 'processing' \
+                   and deliveries.lease_expires_at <= excluded.updated_at \
+             returning claim_count",
+        )
+        .bind(key.tenant.to_string())
+        .bind(key.source.to_string())
+        .bind(key.id.to_string())
+        .bind(key.delivery_id().as_uuid())
+        .bind(request.event_type.as_ref().map(ToString::to_string))
+        .bind(request.recipient.as_ref().map(ToString::to_string))
+        .bind(request.owner.clone())
+        .bind(lease_end(request))
+        .bind(request.event_json.clone())
+        .bind(request.raw_body.as_ref().map(|r| r.kept.clone()))
+        .bind(request.raw_body.as_ref().map(|r| i32::try_from(r.original_len).unwrap_or(i32::MAX)))
+        .bind(request.now)
+        .bind(i32::try_from(request.receive_count).unwrap_or(i32::MAX))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if let Some(attempt) = claimed {
+            return Ok(Claim::Claimed { attempt: count(attempt) });
+        }
+
+        let row = sqlx::query(
+            "select status, lease_expires_at from deliveries \
+             where tenant_id = $1 and source = $2 and event_id = $3",
+        )
+        .bind(key.tenant.to_string())
+        .bind(key.source.to_string())
+        .bind(key.id.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let current = status(&row, "status")?;
+        if current.is_decided() {
+            return Ok(Claim::AlreadyDecided { status: current });
+        }
+        let lease_expires_at: Option<DateTime<Utc>> =
+            row.try_get("lease_expires_at").map_err(store_error)?;
+        Ok(Claim::InFlight { lease_expires_at: lease_expires_at.unwrap_or(request.now) })
+    }
+
+    async fn release(&self, key: &IdempotencyKey, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "update deliveries set lease_expires_at = $4, updated_at = $4 \
+             where tenant_id = $1 and source = $2 and event_id = $3 and status = 'processing'",
+        )
+        .bind(key.tenant.to_string())
+        .bind(key.source.to_string())
+        .bind(key.id.to_string())
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn record_outcome(
+        &self,
+        key: &IdempotencyKey,
+        outcome: &Outcome,
+        subject: Option<&Subject>,
+        at: DateTime<Utc>,
+    ) -> Result<RecordOutcome, StoreError> {
+        let updated = sqlx::query(
+            "update deliveries \
+             set status = $4, reason = $5, provider_message_id = $6, \
+                 subject = coalesce($7, subject), lease_owner = null, lease_expires_at = null, \
+                 decided_at = $8, updated_at = $8 \
+             where tenant_id = $1 and source = $2 and event_id = $3 and status = 'processing'",
+        )
+        .bind(key.tenant.to_string())
+        .bind(key.source.to_string())
+        .bind(key.id.to_string())
+        .bind(outcome.status().as_str())
+        .bind(outcome.reason().map(str::to_owned))
+        .bind(outcome.provider_message_id().map(str::to_owned))
+        .bind(subject.map(|s| s.as_str().to_owned()))
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if updated.rows_affected() == 1 {
+            return Ok(RecordOutcome::Recorded);
+        }
+        let current: Option<String> = sqlx::query_scalar(
+            "select status from deliveries where tenant_id = $1 and source = $2 and event_id = $3",
+        )
+        .bind(key.tenant.to_string())
+        .bind(key.source.to_string())
+        .bind(key.id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        match current.map(|s| s.parse::<DeliveryStatus>()) {
+            Some(Ok(status)) => Ok(RecordOutcome::AlreadyDecided { status }),
+            Some(Err(e)) => Err(StoreError::Unexpected(e.into())),
+            None => Err(StoreError::Unexpected(anyhow::anyhow!(
+                "no delivery for {key}: an outcome needs a claim first"
+            ))),
+        }
+    }
+
+    async fn record_duplicate(
+        &self,
+        key: &IdempotencyKey,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "update deliveries set duplicate_count = duplicate_count + 1, updated_at = $4 \
+             where tenant_id = $1 and source = $2 and event_id = $3",
+        )
+        .bind(key.tenant.to_string())
+        .bind(key.source.to_string())
+        .bind(key.id.to_string())
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn record_attempt_started(
+        &self,
+        key: &IdempotencyKey,
+        attempt: u32,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // A retried call after a lost answer finds its own row: keep the first start time.
+        sqlx::query(
+            "insert into delivery_attempts (tenant_id, delivery_id, attempt, started_at) \
+             values ($1, $2, $3, $4) on conflict do nothing",
+        )
+        .bind(key.tenant.to_string())
+        .bind(key.delivery_id().as_uuid())
+        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn record_attempt_finished(
+        &self,
+        key: &IdempotencyKey,
+        attempt: u32,
+        result: AttemptResult,
+        detail: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "update delivery_attempts set finished_at = $4, result = $5, detail = $6 \
+             where tenant_id = $1 and delivery_id = $2 and attempt = $3",
+        )
+        .bind(key.tenant.to_string())
+        .bind(key.delivery_id().as_uuid())
+        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+        .bind(at)
+        .bind(result.as_str())
+        .bind(detail.to_owned())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn record_unkeyed_rejection(
+        &self,
+        rejection: &UnkeyedRejection,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into unkeyed_rejections (body_sha256, tenant_id, reason, raw_body, body_size, \
+                 times_seen, first_seen_at, last_seen_at) \
+             values ($1, $2, $3, $4, $5, 1, $6, $6) \
+             on conflict (body_sha256) do update \
+                 set times_seen = unkeyed_rejections.times_seen + 1, last_seen_at = excluded.last_seen_at",
+        )
+        .bind(rejection.raw_body.sha256.clone())
+        .bind(rejection.tenant.as_ref().map(ToString::to_string))
+        .bind(rejection.reason.clone())
+        .bind(rejection.raw_body.kept.clone())
+        .bind(i32::try_from(rejection.raw_body.original_len).unwrap_or(i32::MAX))
+        .bind(rejection.now)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn delivery(
+        &self,
+        id: DeliveryId,
+        tenants: Option<&[TenantId]>,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        let tenant_names: Option<Vec<String>> =
+            tenants.map(|t| t.iter().map(ToString::to_string).collect());
+        let sql = format!(
+            "select {DELIVERY_COLUMNS} from deliveries \
+             where delivery_id = $1 and ($2::text[] is null or tenant_id = any($2))"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_uuid())
+            .bind(tenant_names)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.as_ref().map(delivery_record).transpose()
+    }
+
+    async fn attempts(
+        &self,
+        tenant: &TenantId,
+        id: DeliveryId,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = sqlx::query(
+            "select attempt, started_at, finished_at, result, detail from delivery_attempts \
+             where tenant_id = $1 and delivery_id = $2 order by attempt",
+        )
+        .bind(tenant.to_string())
+        .bind(id.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let result: Option<String> = row.try_get("result").map_err(store_error)?;
+                Ok(AttemptRecord {
+                    attempt: count(row.try_get("attempt").map_err(store_error)?),
+                    started_at: row.try_get("started_at").map_err(store_error)?,
+                    finished_at: row.try_get("finished_at").map_err(store_error)?,
+                    result: result.as_deref().and_then(AttemptResult::parse),
+                    detail: row.try_get("detail").map_err(store_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<DeliveryPage, StoreError> {
+        let limit = query.limit.clamp(1, 500);
+        let mut sql: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("select {DELIVERY_COLUMNS} from deliveries where true"));
+        if let Some(tenants) = &query.tenants {
+            sql.push(" and tenant_id = any(")
+                .push_bind(tenants.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .push(")");
+        }
+        if let Some(status) = query.status {
+            sql.push(" and status = ").push_bind(status.as_str());
+        }
+        if let Some(after) = &query.after {
+            // Keyset pagination: rows strictly older than the last one shown.
+            sql.push(" and (created_at, delivery_id) < (")
+                .push_bind(after.created_at)
+                .push(", ")
+                .push_bind(after.delivery_id.as_uuid())
+                .push(")");
+        }
+        sql.push(" order by created_at desc, delivery_id desc limit ").push_bind(i64::from(limit));
+        let rows = sql.build().fetch_all(&self.pool).await.map_err(store_error)?;
+        let deliveries = rows.iter().map(delivery_record).collect::<Result<Vec<_>, _>>()?;
+        let next = (deliveries.len() == limit as usize).then(|| {
+            let last = &deliveries[deliveries.len() - 1];
+            DeliveryCursor { created_at: last.created_at, delivery_id: last.delivery_id }
+        });
+        Ok(DeliveryPage { deliveries, next })
+    }
+
+    async fn unkeyed_rejections(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<UnkeyedRejectionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "select body_sha256, tenant_id, reason, raw_body, body_size, times_seen, \
+                 first_seen_at, last_seen_at \
+             from unkeyed_rejections order by last_seen_at desc limit $1",
+        )
+        .bind(i64::from(limit.clamp(1, 500)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(UnkeyedRejectionRecord {
+                    body_sha256: row.try_get("body_sha256").map_err(store_error)?,
+                    tenant: row.try_get("tenant_id").map_err(store_error)?,
+                    reason: row.try_get("reason").map_err(store_error)?,
+                    raw_body: row.try_get("raw_body").map_err(store_error)?,
+                    body_size: u64::try_from(
+                        row.try_get::<i32, _>("body_size").map_err(store_error)?,
+                    )
+                    .unwrap_or_default(),
+                    times_seen: count(row.try_get("times_seen").map_err(store_error)?),
+                    first_seen_at: row.try_get("first_seen_at").map_err(store_error)?,
+                    last_seen_at: row.try_get("last_seen_at").map_err(store_error)?,
+                })
+            })
+            .collect()
+    }
+}

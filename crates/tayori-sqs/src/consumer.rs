@@ -1,0 +1,423 @@
+//! The polling loops and the life of one message.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
+};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tayori_app::{EventHandler, Handled, InboundMessage};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::{Id as TaskId, JoinSet};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::ConsumerConfig;
+use crate::deleter::Deleter;
+
+/// What a consumer did, returned when it stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerReport {
+    /// Messages received.
+    pub received: u64,
+    /// Messages whose event was decided (or found decided) and that were deleted.
+    pub deleted: u64,
+    /// Messages the use case could not decide yet, left on the queue with a backoff.
+    pub backed_off: u64,
+    /// Messages received after the stop was asked for, released at once (visibility 0).
+    pub released_unstarted: u64,
+    /// Messages still being worked on when the grace period ran out, released.
+    pub abandoned: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    deleted: AtomicU64,
+    backed_off: AtomicU64,
+    released_unstarted: AtomicU64,
+    abandoned: AtomicU64,
+}
+
+impl Counters {
+    fn report(&self) -> ConsumerReport {
+        ConsumerReport {
+            received: self.received.load(Ordering::Relaxed),
+            deleted: self.deleted.load(Ordering::Relaxed),
+            backed_off: self.backed_off.load(Ordering::Relaxed),
+            released_unstarted: self.released_unstarted.load(Ordering::Relaxed),
+            abandoned: self.abandoned.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Consumes an SQS queue into the [`EventHandler`] use case.
+pub struct SqsConsumer {
+    client: Client,
+    config: ConsumerConfig,
+    handler: Arc<EventHandler>,
+}
+
+/// A received message with the capacity it holds until it is finished.
+struct Received {
+    message: Message,
+    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+}
+
+struct Shared {
+    client: Client,
+    config: ConsumerConfig,
+    handler: Arc<EventHandler>,
+    deleter: Deleter,
+    counters: Counters,
+}
+
+const KIB: usize = 1024;
+/// The largest SQS message: capacity for it is reserved before each receive.
+const MAX_MESSAGE_KIB: usize = 1024;
+
+impl SqsConsumer {
+    /// A consumer of `config.queue_url`; call [`SqsConsumer::run`].
+    pub fn new(client: Client, config: ConsumerConfig, handler: Arc<EventHandler>) -> Self {
+        Self { client, config, handler }
+    }
+
+    /// Polls until `shutdown` turns true, then stops polling, lets work in flight finish within
+    /// the grace period, releases what is left, flushes pending deletes, and returns a report.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> ConsumerReport {
+        let (deleter, deleter_task) = Deleter::spawn(
+            self.client.clone(),
+            self.config.queue_url.clone(),
+            self.config.call_timeout,
+        );
+        let shared = Arc::new(Shared {
+            client: self.client,
+            config: self.config,
+            handler: self.handler,
+            deleter,
+            counters: Counters::default(),
+        });
+        let count_capacity = Arc::new(Semaphore::new(shared.config.max_in_flight));
+        let byte_capacity = Arc::new(Semaphore::new(shared.config.max_in_flight_bytes / KIB));
+        let (to_dispatch, mut dispatch) = mpsc::channel::<Received>(shared.config.max_in_flight);
+
+        let mut pollers = JoinSet::new();
+        for poller in 0..shared.config.pollers {
+            pollers.spawn(
+                poll(
+                    shared.clone(),
+                    count_capacity.clone(),
+                    byte_capacity.clone(),
+                    to_dispatch.clone(),
+                    shutdown.clone(),
+                )
+                .instrument(info_span!("sqs_poller", poller)),
+            );
+        }
+        drop(to_dispatch);
+
+        // Dispatch received messages until every poller has stopped (the channel closes).
+        let mut working: JoinSet<()> = JoinSet::new();
+        let mut receipts: HashMap<TaskId, String> = HashMap::new();
+        loop {
+            tokio::select! {
+                received = dispatch.recv() => match received {
+                    Some(received) => {
+                        let receipt = received.message.receipt_handle().unwrap_or_default().to_owned();
+                        let handle = working.spawn(work(shared.clone(), received));
+                        receipts.insert(handle.id(), receipt);
+                    }
+                    None => break,
+                },
+                Some(done) = working.join_next_with_id() => {
+                    receipts.remove(&finished_task(done));
+                }
+            }
+        }
+        while pollers.join_next().await.is_some() {}
+
+        // Let the work in flight finish within the grace period.
+        info!(in_flight = working.len(), "stopped polling; finishing the work in flight");
+        let deadline = tokio::time::Instant::now() + shared.config.shutdown_grace;
+        loop {
+            match tokio::time::timeout_at(deadline, working.join_next_with_id()).await {
+                Ok(Some(done)) => {
+                    receipts.remove(&finished_task(done));
+                }
+                Ok(None) => break,
+                Err(_deadline) => {
+                    let left: Vec<String> = receipts.drain().map(|(_, r)| r).collect();
+                    warn!(count = left.len(), "grace period over; releasing unfinished messages");
+                    working.abort_all();
+                    shared.counters.abandoned.fetch_add(left.len() as u64, Ordering::Relaxed);
+                    release(&shared, left).await;
+                    break;
+                }
+            }
+        }
+        let report = shared.counters.report();
+        drop(shared);
+        let _ = deleter_task.await;
+        info!(?report, "SQS consumer stopped");
+        report
+    }
+}
+
+/// The id of a finished message task. A task that panicked left its message undeleted: it comes
+/// back after its visibility timeout.
+fn finished_task(done: Result<(TaskId, ()), tokio::task::JoinError>) -> TaskId {
+    match done {
+        Ok((id, ())) => id,
+        Err(error) => {
+            if error.is_panic() {
+                warn!(error = %error, "a message task panicked; the message will come back");
+            }
+            error.id()
+        }
+    }
+}
+
+/// One long-poll loop: reserve capacity, receive, hand the messages to the dispatcher.
+async fn poll(
+    shared: Arc<Shared>,
+    count_capacity: Arc<Semaphore>,
+    byte_capacity: Arc<Semaphore>,
+    dispatch: mpsc::Sender<Received>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let config = &shared.config;
+    let batch = config.batch_size as usize;
+    let mut failures = 0u32;
+    loop {
+        // Reserve room for a full batch of the largest messages before asking for it, so that
+        // what is received can always start at once (its visibility is already ticking).
+        let reserve = async {
+            let count = count_capacity.clone().acquire_many_owned(batch as u32).await.ok()?;
+            let bytes = byte_capacity
+                .clone()
+                .acquire_many_owned((batch * MAX_MESSAGE_KIB) as u32)
+                .await
+                .ok()?;
+            Some((count, bytes))
+        };
+        let (mut count_permit, mut byte_permit) = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            reserved = reserve => match reserved {
+                Some(reserved) => reserved,
+                None => return,
+            },
+        };
+        // The long poll is not cancelled by a stop: messages SQS hands out in a cancelled call
+        // would stay invisible. It ends within its wait time; what it brings is released below.
+        let receive = shared
+            .client
+            .receive_message()
+            .queue_url(&config.queue_url)
+            .max_number_of_messages(config.batch_size)
+            .wait_time_seconds(config.wait_time_seconds)
+            .visibility_timeout(config.visibility_timeout_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .send();
+        let limit = Duration::from_secs(config.wait_time_seconds as u64) + config.call_timeout;
+        let messages = match tokio::time::timeout(limit, receive).await {
+            Ok(Ok(output)) => {
+                failures = 0;
+                output.messages.unwrap_or_default()
+            }
+            Ok(Err(error)) => {
+                failures += 1;
+                warn!(error = %DisplayErrorContext(&error), failures, "receiving from SQS failed");
+                pause_after_failure(failures, &mut shutdown).await;
+                continue;
+            }
+            Err(_elapsed) => {
+                failures += 1;
+                warn!(?limit, failures, "receiving from SQS timed out (a hung long poll)");
+                pause_after_failure(failures, &mut shutdown).await;
+                continue;
+            }
+        };
+        shared.counters.received.fetch_add(messages.len() as u64, Ordering::Relaxed);
+        if *shutdown.borrow() {
+            let receipts = messages.iter().filter_map(|m| m.receipt_handle().map(str::to_owned));
+            let receipts: Vec<String> = receipts.collect();
+            shared.counters.released_unstarted.fetch_add(receipts.len() as u64, Ordering::Relaxed);
+            release(&shared, receipts).await;
+            return;
+        }
+        for message in messages {
+            let kib = message.body().map_or(0, str::len).div_ceil(KIB).max(1);
+            let (Some(count), bytes) = (count_permit.split(1), byte_permit.split(kib)) else {
+                break; // cannot happen: at most `batch` messages of at most 1 MiB each
+            };
+            let received = Received { message, _permits: (count, bytes) };
+            if dispatch.send(received).await.is_err() {
+                return;
+            }
+        }
+        // Unused reservations return to the pools as the permits drop here.
+    }
+}
+
+/// Waits before polling again after a failed receive: 1 s, 2 s, … up to 30 s; a stop ends it.
+async fn pause_after_failure(failures: u32, shutdown: &mut watch::Receiver<bool>) {
+    let wait =
+        Duration::from_secs(1 << failures.min(5).saturating_sub(1)).min(Duration::from_secs(30));
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {},
+        _ = shutdown.wait_for(|stop| *stop) => {},
+    }
+}
+
+/// The life of one message: hand it to the use case while a heartbeat keeps it invisible, then
+/// delete it (decided) or leave it with a backoff (retry later).
+async fn work(shared: Arc<Shared>, received: Received) {
+    let message = &received.message;
+    let message_id = message.message_id().unwrap_or_default().to_owned();
+    let receipt = message.receipt_handle().unwrap_or_default().to_owned();
+    let receive_count = message
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|c| c.parse::<u32>().ok())
+        .unwrap_or(1);
+    let span = info_span!("sqs_message", sqs.message_id = %message_id, receive_count);
+    async {
+        let inbound = InboundMessage {
+            body: message.body().unwrap_or_default().as_bytes().to_vec(),
+            receive_count,
+        };
+        let handled = tokio::select! {
+            handled = shared.handler.handle(&inbound) => handled,
+            never = heartbeat(&shared, &receipt) => match never {},
+        };
+        match handled {
+            Ok(handled) => {
+                if let Handled::Duplicate { delivery_id, .. } = &handled {
+                    debug!(%delivery_id, "duplicate delivery of a decided event");
+                }
+                shared.deleter.delete(receipt);
+                shared.counters.deleted.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(retry) => {
+                let delay = retry_delay(&shared.config, retry.retry_after, receive_count);
+                info!(reason = %retry.reason, delay_seconds = delay, "leaving the message for a retry");
+                set_visibility(&shared, &receipt, delay).await;
+                shared.counters.backed_off.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Renews the message's visibility while it is worked on. Never returns.
+async fn heartbeat(shared: &Shared, receipt: &str) -> std::convert::Infallible {
+    let mut ticks = tokio::time::interval(shared.config.heartbeat_interval);
+    ticks.tick().await; // the first tick is immediate; the receive just set the visibility
+    loop {
+        ticks.tick().await;
+        set_visibility(shared, receipt, shared.config.visibility_timeout_seconds).await;
+    }
+}
+
+async fn set_visibility(shared: &Shared, receipt: &str, seconds: i32) {
+    let call = shared
+        .client
+        .change_message_visibility()
+        .queue_url(&shared.config.queue_url)
+        .receipt_handle(receipt)
+        .visibility_timeout(seconds)
+        .send();
+    match tokio::time::timeout(shared.config.call_timeout, call).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            warn!(error = %DisplayErrorContext(&error), "could not change a message's visibility")
+        }
+        Err(_elapsed) => warn!("changing a message's visibility timed out"),
+    }
+}
+
+/// Makes messages visible again at once (visibility 0), in batches of ten.
+async fn release(shared: &Shared, receipts: Vec<String>) {
+    for chunk in receipts.chunks(10) {
+        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, receipt)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let call = shared
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&shared.config.queue_url)
+            .set_entries(Some(entries))
+            .send();
+        match tokio::time::timeout(shared.config.call_timeout, call).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => warn!(
+                error = %DisplayErrorContext(&error),
+                "could not release messages; they return after their visibility timeout"
+            ),
+            Err(_elapsed) => warn!("releasing messages timed out"),
+        }
+    }
+}
+
+/// The visibility to leave an undecided message with, in seconds: the use case's hint when it
+/// gives one (a lease's end, a throttling hint, a pause), else exponential in the receive count
+/// from `backoff_first`, with jitter so retries of a burst do not return together; capped at
+/// `backoff_max` and SQS's 12 hours.
+fn retry_delay(config: &ConsumerConfig, hint: Option<Duration>, receive_count: u32) -> i32 {
+    let mut backoff = ExponentialBuilder::new()
+        .with_min_delay(config.backoff_first)
+        .with_max_delay(config.backoff_max)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build();
+    let exponential =
+        backoff.nth(receive_count.saturating_sub(1) as usize).unwrap_or(config.backoff_max);
+    let delay = match hint {
+        // A hint is a floor: waiting less would only meet the same answer again.
+        Some(hint) => hint.max(Duration::from_secs(1)),
+        None => exponential.min(config.backoff_max),
+    };
+    delay.as_secs().min(43_200) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_grows_with_the_receive_count_and_is_capped() {
+        let config = ConsumerConfig {
+            backoff_first: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(60),
+            ..ConsumerConfig::default()
+        };
+        for (count, low, high) in [(1, 2, 4), (2, 4, 8), (3, 8, 16), (10, 60, 60)] {
+            let delay = retry_delay(&config, None, count);
+            assert!(
+                (low..=high).contains(&delay),
+                "receive {count}: {delay}s not in {low}..={high}"
+            );
+        }
+        assert_eq!(retry_delay(&config, Some(Duration::from_secs(90)), 1), 90, "a hint wins");
+        assert_eq!(retry_delay(&config, Some(Duration::ZERO), 1), 1);
+        let huge = Some(Duration::from_secs(100_000));
+        assert_eq!(retry_delay(&config, huge, 1), 43_200, "SQS's limit");
+    }
+}

@@ -1,0 +1,393 @@
+//! The SQS consumer against moto server through the real SDK client (the test script starts
+//! moto and sets `TAYORI_TEST_AWS_ENDPOINT`). The use case behind it runs on in-memory fakes:
+//! the adapter under test is the consumer; stores and senders have their own tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tayori_app::ports::{Clock, DeliveryQuery, DeliveryStore, EmailSender, SendError, SentEmail};
+use tayori_app::testing::{
+    FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore, RecordingSender, example_event,
+};
+use tayori_app::{DeliveryPolicy, EventHandler};
+use tayori_domain::{DeliveryStatus, OutgoingEmail};
+use tayori_sqs::{ConsumerConfig, SqsConsumer, redrive};
+use tokio::sync::watch;
+
+const ENDPOINT_VAR: &str = "TAYORI_TEST_AWS_ENDPOINT";
+
+struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+async fn sqs() -> Client {
+    let endpoint = std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!("{ENDPOINT_VAR} is not set: run the tests with scripts/test, which starts moto")
+    });
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+/// A queue with a dead-letter queue after `max_receives`, named uniquely for this test.
+async fn queue_with_dlq(
+    client: &Client,
+    name: &str,
+    max_receives: u32,
+    fifo: bool,
+) -> (String, String) {
+    let unique = format!("{name}-{}-{}", std::process::id(), Utc::now().timestamp_micros());
+    let suffix = if fifo { ".fifo" } else { "" };
+    let mut dlq = client.create_queue().queue_name(format!("{unique}-dlq{suffix}"));
+    if fifo {
+        dlq = dlq.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    let dlq_url = dlq.send().await.unwrap().queue_url.unwrap();
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let policy =
+        json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives }).to_string();
+    let mut queue = client
+        .create_queue()
+        .queue_name(format!("{unique}{suffix}"))
+        .attributes(QueueAttributeName::RedrivePolicy, policy);
+    if fifo {
+        queue = queue
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .attributes(QueueAttributeName::ContentBasedDeduplication, "false");
+    }
+    (queue.send().await.unwrap().queue_url.unwrap(), dlq_url)
+}
+
+async fn publish(client: &Client, queue_url: &str, body: &Value) {
+    let mut send = client.send_message().queue_url(queue_url).message_body(body.to_string());
+    if queue_url.ends_with(".fifo") {
+        send = send
+            .message_group_id(body["data"]["to"]["email"].as_str().unwrap_or("g"))
+            .message_deduplication_id(format!("{}", Utc::now().timestamp_nanos_opt().unwrap()));
+    }
+    send.send().await.unwrap();
+}
+
+/// Visible + in flight.
+async fn messages_in(client: &Client, queue_url: &str) -> (u64, u64) {
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let get = |name| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (
+        get(QueueAttributeName::ApproximateNumberOfMessages),
+        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+fn handler(store: Arc<InMemoryStore>, sender: Arc<dyn EmailSender>) -> Arc<EventHandler> {
+    Arc::new(EventHandler {
+        store,
+        tenants: Arc::new(FakeTenants::with(&["acme-invest", "acme-bank"])),
+        suppressions: Arc::new(FakeSuppressions::default()),
+        renderer: Arc::new(FakeRenderer::knowing(&["account.deposit_completed"])),
+        sender,
+        clock: Arc::new(SystemClock),
+        policy: DeliveryPolicy { lease: Duration::from_secs(30), ..DeliveryPolicy::default() },
+        worker_id: "sqs-test".into(),
+        pauses: Default::default(),
+    })
+}
+
+fn fast_config(queue_url: &str) -> ConsumerConfig {
+    ConsumerConfig {
+        queue_url: queue_url.to_owned(),
+        wait_time_seconds: 1,
+        visibility_timeout_seconds: 10,
+        heartbeat_interval: Duration::from_secs(2),
+        backoff_first: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(2),
+        shutdown_grace: Duration::from_secs(10),
+        ..ConsumerConfig::default()
+    }
+}
+
+fn event(id: &str) -> Value {
+    let mut event = example_event();
+    event["id"] = json!(id);
+    event
+}
+
+/// Polls `done` every 100 ms for at most `seconds`.
+async fn eventually(seconds: u64, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..seconds * 10 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within {seconds} s: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_is_sent_once_however_often_it_arrives_and_every_message_is_deleted() {
+    let client = sqs().await;
+    let (queue, _dlq) = queue_with_dlq(&client, "once", 5, false).await;
+    // 20 events; 5 of them published twice (a producer retry); one wrapped by SNS.
+    for i in 0..20 {
+        publish(&client, &queue, &event(&format!("e-{i}"))).await;
+    }
+    for i in 0..5 {
+        publish(&client, &queue, &event(&format!("e-{i}"))).await;
+    }
+    let sns =
+        json!({ "Type": "Notification", "MessageId": "m", "Message": event("sns-1").to_string() });
+    publish(&client, &queue, &sns).await;
+    publish(&client, &queue, &json!("not an event")).await;
+
+    let store = Arc::new(InMemoryStore::default());
+    let sender = Arc::new(RecordingSender::default());
+    let (stop, stopped) = watch::channel(false);
+    let consumer = SqsConsumer::new(
+        client.clone(),
+        fast_config(&queue),
+        handler(store.clone(), sender.clone()),
+    );
+    let running = tokio::spawn(consumer.run(stopped));
+
+    eventually(30, "all 27 messages handled and deleted", async || {
+        messages_in(&client, &queue).await == (0, 0) && sender.sent().len() == 21
+    })
+    .await;
+    stop.send(true).unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(30), running).await.unwrap().unwrap();
+
+    assert_eq!(sender.sent().len(), 21, "20 events + 1 SNS-wrapped, each once");
+    let mut ids: Vec<_> = sender.sent().iter().map(|e| e.delivery_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 21, "no delivery sent twice");
+    let page = store.deliveries(&DeliveryQuery { limit: 100, ..Default::default() }).await.unwrap();
+    let duplicates: u32 = page.deliveries.iter().map(|d| d.duplicate_count).sum();
+    assert_eq!(duplicates, 5);
+    assert_eq!(store.unkeyed_rejections(10).await.unwrap().len(), 1, "the poison message is kept");
+    assert_eq!(report.received, 27);
+    assert_eq!(report.deleted, 27, "poison included: deleted once recorded, never looped");
+    println!("report: {report:?}");
+}
+
+/// Fails the first `failures` sends with a transient error.
+struct Flaky {
+    failures: AtomicU32,
+    inner: RecordingSender,
+}
+
+#[async_trait]
+impl EmailSender for Flaky {
+    async fn send(&self, email: &OutgoingEmail) -> Result<SentEmail, SendError> {
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(SendError::Throttled {
+                reason: "TooManyRequests".into(),
+                retry_after: None,
+            });
+        }
+        self.inner.send(email).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_leaves_the_message_with_a_backoff_and_it_is_sent_on_redelivery() {
+    let client = sqs().await;
+    let (queue, _dlq) = queue_with_dlq(&client, "backoff", 5, false).await;
+    publish(&client, &queue, &event("throttled")).await;
+
+    let store = Arc::new(InMemoryStore::default());
+    let sender = Arc::new(Flaky { failures: AtomicU32::new(1), inner: RecordingSender::default() });
+    let (stop, stopped) = watch::channel(false);
+    let consumer = SqsConsumer::new(
+        client.clone(),
+        fast_config(&queue),
+        handler(store.clone(), sender.clone()),
+    );
+    let running = tokio::spawn(consumer.run(stopped));
+
+    eventually(30, "sent after one backoff", async || sender.inner.sent().len() == 1).await;
+    eventually(10, "deleted", async || messages_in(&client, &queue).await == (0, 0)).await;
+    stop.send(true).unwrap();
+    let report = running.await.unwrap();
+    assert_eq!(report.backed_off, 1);
+    assert_eq!(report.deleted, 1);
+    let page = store.deliveries(&DeliveryQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(page.deliveries[0].status, DeliveryStatus::Sent);
+    assert_eq!(page.deliveries[0].receive_count, 2, "ApproximateReceiveCount is recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_store_down_messages_move_to_the_dlq_and_redrive_brings_them_back() {
+    let client = sqs().await;
+    let (queue, dlq) = queue_with_dlq(&client, "storedown", 2, false).await;
+    publish(&client, &queue, &event("stuck")).await;
+
+    let store = Arc::new(InMemoryStore::default());
+    store.fail_next(u32::MAX);
+    let sender = Arc::new(RecordingSender::default());
+    let (stop, stopped) = watch::channel(false);
+    let consumer = SqsConsumer::new(
+        client.clone(),
+        fast_config(&queue),
+        handler(store.clone(), sender.clone()),
+    );
+    let running = tokio::spawn(consumer.run(stopped));
+    // Received twice (both backed off), then SQS moves it to the DLQ on the third receive.
+    eventually(40, "the message reaches the DLQ", async || messages_in(&client, &dlq).await.0 == 1)
+        .await;
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    assert!(sender.sent().is_empty());
+
+    // The store is back: redrive, and the event is sent once.
+    store.fail_next(0);
+    let report = redrive(&client, &dlq, &queue, None, |_| {}).await.unwrap();
+    assert_eq!(report.moved, 1);
+    assert_eq!(messages_in(&client, &dlq).await, (0, 0));
+    let (stop, stopped) = watch::channel(false);
+    let consumer = SqsConsumer::new(
+        client.clone(),
+        fast_config(&queue),
+        handler(store.clone(), sender.clone()),
+    );
+    let running = tokio::spawn(consumer.run(stopped));
+    eventually(30, "sent after the redrive", async || sender.sent().len() == 1).await;
+    stop.send(true).unwrap();
+    running.await.unwrap();
+}
+
+/// Takes `delay` per send.
+struct Slow {
+    delay: Duration,
+    inner: RecordingSender,
+}
+
+#[async_trait]
+impl EmailSender for Slow {
+    async fn send(&self, email: &OutgoingEmail) -> Result<SentEmail, SendError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.send(email).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_work_in_flight_and_leaves_the_rest_visible() {
+    let client = sqs().await;
+    let (queue, _dlq) = queue_with_dlq(&client, "shutdown", 5, false).await;
+    for i in 0..30 {
+        publish(&client, &queue, &event(&format!("s-{i}"))).await;
+    }
+    let store = Arc::new(InMemoryStore::default());
+    let sender =
+        Arc::new(Slow { delay: Duration::from_millis(1500), inner: RecordingSender::default() });
+    let config = ConsumerConfig { pollers: 1, max_in_flight: 10, ..fast_config(&queue) };
+    let (stop, stopped) = watch::channel(false);
+    let consumer = SqsConsumer::new(client.clone(), config, handler(store.clone(), sender.clone()));
+    let running = tokio::spawn(consumer.run(stopped));
+
+    eventually(20, "work in flight", async || messages_in(&client, &queue).await.1 > 0).await;
+    let asked = tokio::time::Instant::now();
+    stop.send(true).unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(15), running).await.unwrap().unwrap();
+    let took = asked.elapsed();
+
+    // Everything received was either finished (sent and deleted) or released at once.
+    let sent = sender.inner.sent().len() as u64;
+    assert_eq!(report.deleted, sent);
+    assert_eq!(report.abandoned, 0);
+    assert_eq!(report.received, report.deleted + report.released_unstarted);
+    let (visible, in_flight) = messages_in(&client, &queue).await;
+    assert_eq!(in_flight, 0, "nothing left invisible after the stop");
+    assert_eq!(visible, 30 - sent, "the rest waits for the next worker");
+    assert!(took < Duration::from_secs(10), "stopped within the grace period: {took:?}");
+    println!("shutdown took {took:?}: {report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_queue_works_the_same() {
+    let client = sqs().await;
+    let (queue, _dlq) = queue_with_dlq(&client, "fifo", 5, true).await;
+    for i in 0..5 {
+        publish(&client, &queue, &event(&format!("f-{i}"))).await;
+    }
+    publish(&client, &queue, &event("f-0")).await;
+    let store = Arc::new(InMemoryStore::default());
+    let sender = Arc::new(RecordingSender::default());
+    let (stop, stopped) = watch::channel(false);
+    let consumer = SqsConsumer::new(
+        client.clone(),
+        fast_config(&queue),
+        handler(store.clone(), sender.clone()),
+    );
+    let running = tokio::spawn(consumer.run(stopped));
+    eventually(30, "all handled", async || messages_in(&client, &queue).await == (0, 0)).await;
+    stop.send(true).unwrap();
+    let report = running.await.unwrap();
+    assert_eq!(sender.sent().len(), 5);
+    assert_eq!(report.deleted, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_a_long_poll_brings_after_the_stop_are_released_not_started() {
+    let client = sqs().await;
+    let (queue, _dlq) = queue_with_dlq(&client, "release", 5, false).await;
+    let store = Arc::new(InMemoryStore::default());
+    let sender = Arc::new(RecordingSender::default());
+    let config = ConsumerConfig { pollers: 1, wait_time_seconds: 5, ..fast_config(&queue) };
+    let (stop, stopped) = watch::channel(false);
+    let consumer = SqsConsumer::new(client.clone(), config, handler(store.clone(), sender.clone()));
+    let running = tokio::spawn(consumer.run(stopped));
+
+    // The poller is inside a 5 s long poll on an empty queue; ask it to stop, then publish.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.send(true).unwrap();
+    publish(&client, &queue, &event("late")).await;
+    let report = tokio::time::timeout(Duration::from_secs(15), running).await.unwrap().unwrap();
+
+    assert!(sender.sent().is_empty(), "nothing is started after a stop");
+    assert_eq!(report.released_unstarted, report.received);
+    assert_eq!(messages_in(&client, &queue).await, (1, 0), "visible again at once");
+    println!("{report:?}");
+}

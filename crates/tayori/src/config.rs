@@ -1,0 +1,247 @@
+//! The worker's configuration: a TOML file, then `TAYORI_*` environment overrides
+//! (`TAYORI_QUEUE__URL` sets `queue.url`), validated at start with errors that name the setting.
+//! `docs/configuration.md` documents every setting.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+use tayori_app::DeliveryPolicy;
+use tayori_outbox::OutboxConfig;
+use tayori_postgres::PostgresConfig;
+use tayori_sqs::ConsumerConfig;
+
+/// Everything `tayori worker` reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Where delivery state lives.
+    pub store: StoreConfig,
+    /// The events queue.
+    pub queue: ConsumerConfig,
+    /// How emails leave.
+    pub sender: SenderConfig,
+    /// The tenants' templates.
+    #[serde(default)]
+    pub templates: TemplatesConfig,
+    /// Leases and retries.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// This worker's name in claims and logs; defaults to `<hostname>-<pid>`.
+    #[serde(default)]
+    pub worker_id: Option<String>,
+}
+
+/// The delivery store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// PostgreSQL: what production runs.
+    Postgres {
+        /// `postgres://user:password@host:port/database`.
+        url: String,
+        /// Pool size.
+        #[serde(default = "default_pool")]
+        max_connections: u32,
+    },
+    /// One SQLite file: for a single worker on one machine.
+    Sqlite {
+        /// The database file (created if missing).
+        path: PathBuf,
+    },
+}
+
+fn default_pool() -> u32 {
+    16
+}
+
+impl StoreConfig {
+    /// The PostgreSQL settings, when that is the store.
+    pub fn postgres(&self) -> Option<PostgresConfig> {
+        match self {
+            StoreConfig::Postgres { url, max_connections } => {
+                let mut config = PostgresConfig::new(url);
+                config.max_connections = *max_connections;
+                Some(config)
+            }
+            StoreConfig::Sqlite { .. } => None,
+        }
+    }
+}
+
+/// How emails leave.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SenderConfig {
+    /// Write `.eml` files (staging without SES, load tests).
+    Outbox {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+impl SenderConfig {
+    /// The outbox settings, when that is the sender.
+    pub fn outbox(&self) -> Option<OutboxConfig> {
+        match self {
+            SenderConfig::Outbox { dir } => Some(OutboxConfig { dir: dir.clone() }),
+        }
+    }
+}
+
+/// Where the templates are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// The templates directory (one folder per tenant).
+    pub dir: PathBuf,
+}
+
+impl Default for TemplatesConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("templates") }
+    }
+}
+
+/// Leases and retries: see docs/idempotency.md.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// How long a claim holds, in seconds; must exceed the sender's timeout and the queue's
+    /// visibility timeout.
+    pub lease_seconds: u64,
+    /// Claims of a key before transient errors make it `failed`.
+    pub max_attempts: u32,
+    /// Resend when a send's result is unknown (may duplicate an email).
+    pub resend_unknown: bool,
+    /// How long a tenant waits after the mail service paused its sending, in seconds.
+    pub pause_seconds: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let policy = DeliveryPolicy::default();
+        Self {
+            lease_seconds: policy.lease.as_secs(),
+            max_attempts: policy.max_attempts,
+            resend_unknown: policy.resend_unknown,
+            pause_seconds: policy.pause_for.as_secs(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The use case's policy.
+    pub fn policy(&self) -> DeliveryPolicy {
+        DeliveryPolicy {
+            lease: Duration::from_secs(self.lease_seconds),
+            max_attempts: self.max_attempts,
+            resend_unknown: self.resend_unknown,
+            pause_for: Duration::from_secs(self.pause_seconds),
+            ..DeliveryPolicy::default()
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Reads the file (when given) and the `TAYORI_*` environment, then validates.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        // Only variables for these sections: TAYORI_LOG_FORMAT and the like belong to the CLI.
+        const SECTIONS: [&str; 6] =
+            ["store__", "queue__", "sender__", "templates__", "delivery__", "worker_id"];
+        let environment = Env::prefixed("TAYORI_")
+            .filter(|key| SECTIONS.iter().any(|s| key.as_str().to_ascii_lowercase().starts_with(s)))
+            .split("__");
+        let figment = figment.merge(environment);
+        let config: WorkerConfig =
+            figment.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field checks, each naming its setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.queue.validate().context("invalid configuration")?;
+        let lease = self.delivery.lease_seconds;
+        anyhow::ensure!(
+            lease >= self.queue.visibility_timeout_seconds.max(0) as u64,
+            "invalid configuration: delivery.lease_seconds ({lease}) must be at least \
+             queue.visibility_timeout_seconds ({}): a redelivered message must find the lease held",
+            self.queue.visibility_timeout_seconds
+        );
+        anyhow::ensure!(
+            self.delivery.max_attempts >= 1,
+            "invalid configuration: delivery.max_attempts must be at least 1"
+        );
+        Ok(())
+    }
+}
+
+impl WorkerConfig {
+    /// The effective configuration for printing, with secrets (database passwords) redacted.
+    pub fn redacted(&self) -> String {
+        let mut printable = format!("{self:#?}");
+        if let Some(url) = self.store.postgres().map(|p| p.url) {
+            printable = printable.replace(&url, &crate::dev::redact_password(&url));
+        }
+        printable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(toml: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), toml).expect("write");
+        file
+    }
+
+    #[test]
+    fn reads_a_file_and_names_what_is_wrong() {
+        let ok = write(
+            r#"
+            [store]
+            kind = "postgres"
+            url = "postgres://tayori@db/tayori"
+            [queue]
+            url = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/events"
+            [sender]
+            kind = "outbox"
+            dir = "/tmp/outbox"
+            "#,
+        );
+        let config = WorkerConfig::load(Some(ok.path())).expect("valid");
+        assert_eq!(config.queue.pollers, 2);
+        assert_eq!(config.delivery.lease_seconds, 120);
+
+        let bad = write(
+            r#"
+            [store]
+            kind = "postgres"
+            url = "postgres://tayori@db/tayori"
+            [queue]
+            url = "https://sqs.example/q"
+            batch_size = 50
+            [sender]
+            kind = "outbox"
+            dir = "/tmp/outbox"
+            "#,
+        );
+        let error = format!("{:#}", WorkerConfig::load(Some(bad.path())).unwrap_err());
+        assert!(error.contains("queue.batch_size"), "{error}");
+
+        let typo = write("[store]\nkind = \"postgres\"\nurl = \"x\"\nmax_conections = 3\n");
+        let error = format!("{:#}", WorkerConfig::load(Some(typo.path())).unwrap_err());
+        assert!(error.contains("max_conections"), "{error}");
+    }
+}

@@ -1,0 +1,16 @@
+//! The `tayori` binary's library half: command-line interface, configuration, telemetry, and
+//! the wiring of adapters to use cases.
+//!
+//! It is the only crate that names concrete adapters, reads the environment, installs the
+//! tracing subscriber or uses `anyhow`. It holds no business rules: everything it starts is a use
+//! case from `tayori-app` behind ports implemented by the adapter crates. The library half
+//! exists so the end-to-end tests can start the same app the binary starts.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod dev;
+pub mod signals;
+pub mod telemetry;
+pub mod templates_cmd;
+pub mod worker;

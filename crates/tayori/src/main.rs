@@ -1,0 +1,71 @@
+//! `tayori`: see `tayori --help`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tayori::cli::{Cli, Command, ConfigCommand, DlqCommand};
+use tayori::config::WorkerConfig;
+use tayori::{dev, telemetry, worker};
+use tayori_postgres::{PostgresConfig, PostgresStore};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Dev(args) => {
+            let app = dev::start(dev::DevConfig::from(args)).await?;
+            println!("{}", app.banner());
+            app.run_until_signal().await
+        }
+        Command::Migrate(args) => {
+            let store = PostgresStore::connect(&PostgresConfig::new(&args.database_url))
+                .await
+                .context("cannot connect to the database given by --database-url")?;
+            store.migrate().await.context("migrations failed")?;
+            store.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Worker(args) => {
+            let config = WorkerConfig::load(args.config.as_deref())?;
+            let report = worker::start(config).await?.run_until_signal().await?;
+            eprintln!(
+                "stopped: {} received, {} deleted, {} left for retry, {} released unstarted, \
+                 {} abandoned at the deadline",
+                report.received,
+                report.deleted,
+                report.backed_off,
+                report.released_unstarted,
+                report.abandoned
+            );
+            Ok(())
+        }
+        Command::Dlq(DlqCommand::Redrive(args)) => {
+            let sqs = aws_sdk_sqs::Client::new(&worker::aws_config().await);
+            let report = tayori_sqs::redrive(&sqs, &args.from, &args.to, args.max, |moved| {
+                eprintln!("moved {moved} messages so far")
+            })
+            .await?;
+            println!("moved {} messages from {} to {}", report.moved, args.from, args.to);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check(args)) => {
+            let config = WorkerConfig::load(args.config.as_deref())?;
+            println!("{}", config.redacted());
+            Ok(())
+        }
+        Command::Templates(command) => tayori::templates_cmd::run(command),
+    }
+}

@@ -1,0 +1,325 @@
+//! The worker as a real process under faults: `kill -9` at random moments while it works
+//! through 2,000 events, and SIGTERM under load. Real SQS (moto), real PostgreSQL, the file
+//! outbox as the sender (it never overwrites a file, so every send is counted).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use serde_json::json;
+use tayori_app::ports::{AttemptResult, DeliveryQuery, DeliveryRecord, DeliveryStore};
+use tayori_postgres::{PostgresConfig, PostgresStore};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn moto_endpoint() -> String {
+    std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("TAYORI_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test (starts moto)")
+    })
+}
+
+async fn sqs() -> aws_sdk_sqs::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("t", "t", None, None, "t"))
+        .load()
+        .await;
+    aws_sdk_sqs::Client::new(&config)
+}
+
+struct Setup {
+    feeder: tokio::task::JoinHandle<()>,
+    dir: tempfile::TempDir,
+    config_file: PathBuf,
+    outbox: PathBuf,
+    store: PostgresStore,
+}
+
+/// A queue with `events` events on it, a fresh database, and a worker config using both.
+async fn setup(name: &str, events: usize) -> Setup {
+    let sqs = sqs().await;
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    // Fed gradually (see `feed`): moto's receive slows down with the depth of the queue, and a
+    // production queue rarely holds thousands of messages at once either.
+    let feeder = tokio::spawn(feed(sqs, queue.clone(), name.to_owned(), events));
+    let database = tayori_postgres::testing::fresh_database().await;
+    let store = PostgresStore::connect(&PostgresConfig::new(&database.url)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let config_file = dir.path().join("tayori.toml");
+    // Short visibility and lease so that killed work comes back within seconds.
+    std::fs::write(
+        &config_file,
+        format!(
+            r#"
+            worker_id = "{name}"
+            [store]
+            kind = "postgres"
+            url = "{url}"
+            [queue]
+            url = "{queue}"
+            wait_time_seconds = 1
+            visibility_timeout_seconds = 10
+            heartbeat_interval = 3
+            backoff_first = 1
+            backoff_max = 5
+            shutdown_grace = 15
+            [sender]
+            kind = "outbox"
+            dir = "{outbox}"
+            [templates]
+            dir = "{templates}"
+            [delivery]
+            lease_seconds = 10
+            "#,
+            url = database.url,
+            outbox = outbox.display(),
+            templates = repo_root().join("templates").display(),
+        ),
+    )
+    .unwrap();
+    Setup { feeder, dir, config_file, outbox, store }
+}
+
+/// Publishes `events` events, keeping at most about 200 waiting in the queue.
+async fn feed(sqs: aws_sdk_sqs::Client, queue: String, name: String, events: usize) {
+    let template: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("tests/fixtures/events/valid/deposit-completed-ja.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut next = 0;
+    while next < events {
+        let waiting = sqs
+            .get_queue_attributes()
+            .queue_url(&queue)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default()
+            .values()
+            .next()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        if waiting >= 200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        for _ in 0..5 {
+            let batch: Vec<usize> = (next..events.min(next + 10)).collect();
+            if batch.is_empty() {
+                break;
+            }
+            next += batch.len();
+            let entries = batch.iter().map(|i| {
+                let mut event = template.clone();
+                event["id"] = json!(format!("{name}-{i}"));
+                event["data"]["to"]["email"] = json!(format!("customer{i}@example.com"));
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(event.to_string())
+                    .build()
+                    .unwrap()
+            });
+            sqs.send_message_batch()
+                .queue_url(&queue)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn spawn_worker(setup: &Setup, run: usize) -> Child {
+    let log = std::fs::File::create(setup.dir.path().join(format!("worker-{run}.log"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_tayori"))
+        .args(["worker", "--config"])
+        .arg(&setup.config_file)
+        .env("AWS_ENDPOINT_URL", moto_endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+async fn all_deliveries(store: &PostgresStore) -> Vec<DeliveryRecord> {
+    let mut all = Vec::new();
+    let mut query = DeliveryQuery { limit: 500, ..Default::default() };
+    loop {
+        let page = store.deliveries(&query).await.unwrap();
+        all.extend(page.deliveries);
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return all,
+        }
+    }
+}
+
+/// Emails written per delivery id (file names are `<timestamp>-<delivery id>[-n].eml`).
+fn emails_per_delivery(outbox: &Path) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for entry in std::fs::read_dir(outbox).into_iter().flatten() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".eml") && name.len() >= 53 {
+            *counts.entry(name[17..53].to_owned()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+async fn wait_until_all_decided(
+    store: &PostgresStore,
+    events: usize,
+    limit: Duration,
+) -> Vec<DeliveryRecord> {
+    let started = Instant::now();
+    loop {
+        let all = all_deliveries(store).await;
+        if all.len() == events && all.iter().all(|d| d.status.is_decided()) {
+            return all;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "only {} of {events} decided after {limit:?}",
+            all.iter().filter(|d| d.status.is_decided()).count()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A pseudo-random number in `low..high` (no RNG crate for one test).
+fn between(low: u64, high: u64, salt: u64) -> u64 {
+    let nanos = u64::from(Instant::now().elapsed().subsec_nanos())
+        ^ chrono::Utc::now().timestamp_subsec_nanos() as u64;
+    low + (nanos.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(salt) >> 33) % (high - low)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_never_loses_or_doubles_an_event() {
+    const EVENTS: usize = 2_000;
+    const KILLS: u64 = 10;
+    let setup = setup("crash", EVENTS).await;
+
+    let mut delivered = 0;
+    for run in 0..KILLS {
+        let mut worker = spawn_worker(&setup, run as usize);
+        // Kill it while it works: once it has sent something new, at a random moment.
+        let started = Instant::now();
+        while emails_per_delivery(&setup.outbox).len() <= delivered {
+            assert!(started.elapsed() < Duration::from_secs(60), "worker #{run} made no progress");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(between(50, 1_500, run))).await;
+        worker.kill().unwrap(); // SIGKILL: no chance to clean up
+        worker.wait().unwrap();
+        delivered = emails_per_delivery(&setup.outbox).len();
+        let decided =
+            all_deliveries(&setup.store).await.iter().filter(|d| d.status.is_decided()).count();
+        println!("kill -9 #{}: {delivered} emailed, {decided} decided in the store", run + 1);
+    }
+    let mut last = spawn_worker(&setup, KILLS as usize);
+    let deliveries = wait_until_all_decided(&setup.store, EVENTS, Duration::from_secs(240)).await;
+    assert!(setup.feeder.is_finished(), "every event was published");
+    last.kill().unwrap();
+    last.wait().unwrap();
+
+    let emails = emails_per_delivery(&setup.outbox);
+    let mut sent = 0;
+    let mut unknown = 0;
+    let mut other = 0;
+    let mut doubled = Vec::new();
+    for delivery in &deliveries {
+        let attempts = setup.store.attempts(&delivery.tenant, delivery.delivery_id).await.unwrap();
+        let had_unknown = attempts.iter().any(|a| a.result == Some(AttemptResult::Unknown));
+        match delivery.status.as_str() {
+            "sent" => sent += 1,
+            "failed" if had_unknown => unknown += 1,
+            _ => other += 1,
+        }
+        let count = emails.get(&delivery.delivery_id.to_string()).copied().unwrap_or(0);
+        if count > 1 && !had_unknown {
+            doubled.push(delivery.delivery_id);
+        }
+    }
+    let total_emails: usize = emails.values().sum();
+    let claims: u32 = deliveries.iter().map(|d| d.claim_count).sum();
+    println!(
+        "crash test: {EVENTS} events, {KILLS} kill -9s: {sent} sent, {unknown} failed as unknown \
+         (the worker died mid-send; not resent), {other} other; {total_emails} emails written; \
+         {claims} claims; {} keys sent twice",
+        doubled.len()
+    );
+    assert_eq!(deliveries.len(), EVENTS, "every event has exactly one delivery row");
+    assert_eq!(other, 0, "every event ends sent, or failed as unknown after a crash mid-send");
+    assert!(doubled.is_empty(), "keys sent twice without an unknown attempt: {doubled:?}");
+    assert!(total_emails <= EVENTS, "never more emails than events: {total_emails}");
+    assert!(sent > EVENTS / 2, "most events are simply sent: {sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_in_flight_work_and_exits_cleanly() {
+    const EVENTS: usize = 400;
+    let setup = setup("sigterm", EVENTS).await;
+    let mut worker = spawn_worker(&setup, 0);
+    // Let it get busy.
+    let started = Instant::now();
+    while emails_per_delivery(&setup.outbox).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the worker never got going");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let asked = Instant::now();
+    let status = Command::new("kill").args(["-TERM", &worker.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = worker.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(asked.elapsed() < Duration::from_secs(20), "did not exit within the grace period");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = asked.elapsed();
+    assert!(exit.success(), "exit status {exit:?}");
+    let after_stop = all_deliveries(&setup.store).await;
+    assert!(
+        after_stop.iter().all(|d| d.status.is_decided()),
+        "work in flight was finished, not abandoned"
+    );
+
+    // A second worker takes the rest; nothing was lost, nothing sent twice.
+    let mut second = spawn_worker(&setup, 1);
+    let deliveries = wait_until_all_decided(&setup.store, EVENTS, Duration::from_secs(120)).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let emails = emails_per_delivery(&setup.outbox);
+    assert!(deliveries.iter().all(|d| d.status.as_str() == "sent"));
+    assert_eq!(emails.len(), EVENTS);
+    assert!(emails.values().all(|&n| n == 1), "no email written twice");
+    println!(
+        "sigterm test: exited 0 in {took:?} with {} of {EVENTS} decided; the second worker did the rest",
+        after_stop.len()
+    );
+}
