@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tayori_app::DeliveryPolicy;
 use tayori_outbox::OutboxConfig;
 use tayori_postgres::PostgresConfig;
+use tayori_ses::SesConfig;
 use tayori_sqs::ConsumerConfig;
 
 /// Everything `tayori worker` reads.
@@ -74,20 +75,21 @@ impl StoreConfig {
 
 /// How emails leave.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SenderConfig {
-    /// Write `.eml` files (staging without SES, load tests).
-    Outbox {
-        /// The directory.
-        dir: PathBuf,
-    },
+    /// Amazon SES v2: what production runs. Where SES is (region, endpoint, credentials) comes
+    /// from the AWS SDK's standard chain, not from here.
+    Ses(SesConfig),
+    /// Write `.eml` files to a directory (staging without SES, load tests).
+    Outbox(OutboxConfig),
 }
 
 impl SenderConfig {
     /// The outbox settings, when that is the sender.
     pub fn outbox(&self) -> Option<OutboxConfig> {
         match self {
-            SenderConfig::Outbox { dir } => Some(OutboxConfig { dir: dir.clone() }),
+            SenderConfig::Outbox(outbox) => Some(outbox.clone()),
+            SenderConfig::Ses(_) => None,
         }
     }
 }
@@ -181,6 +183,18 @@ impl WorkerConfig {
             self.delivery.max_attempts >= 1,
             "invalid configuration: delivery.max_attempts must be at least 1"
         );
+        if let SenderConfig::Ses(ses) = &self.sender {
+            ses.validate().context("invalid configuration")?;
+            // A send that waits its turn and then runs into its timeout must still be inside
+            // the lease, or another worker could take the key over while SES is being called.
+            let longest_send = ses.max_rate_wait + ses.call_timeout;
+            anyhow::ensure!(
+                Duration::from_secs(lease) > longest_send,
+                "invalid configuration: delivery.lease_seconds ({lease}) must exceed \
+                 sender.max_rate_wait + sender.call_timeout ({} s)",
+                longest_send.as_secs_f64()
+            );
+        }
         Ok(())
     }
 }
@@ -243,5 +257,46 @@ mod tests {
         let typo = write("[store]\nkind = \"postgres\"\nurl = \"x\"\nmax_conections = 3\n");
         let error = format!("{:#}", WorkerConfig::load(Some(typo.path())).unwrap_err());
         assert!(error.contains("max_conections"), "{error}");
+    }
+
+    const STORE_AND_QUEUE: &str = r#"
+        [store]
+        kind = "postgres"
+        url = "postgres://tayori@db/tayori"
+        [queue]
+        url = "https://sqs.example/q"
+    "#;
+
+    #[test]
+    fn the_ses_sender_reads_its_settings_and_names_a_bad_one() {
+        let ses = write(&format!(
+            "{STORE_AND_QUEUE}\n[sender]\nkind = \"ses\"\nsend_rate = 14\ncall_timeout = 8\n"
+        ));
+        let config = WorkerConfig::load(Some(ses.path())).expect("valid");
+        let SenderConfig::Ses(settings) = &config.sender else { panic!("{:?}", config.sender) };
+        assert_eq!(settings.send_rate, 14.0);
+        assert_eq!(settings.call_timeout, Duration::from_secs(8));
+        assert!(settings.read_account_send_rate, "defaults fill the rest");
+
+        let typo = write(&format!("{STORE_AND_QUEUE}\n[sender]\nkind = \"ses\"\nsend_rat = 3\n"));
+        let error = format!("{:#}", WorkerConfig::load(Some(typo.path())).unwrap_err());
+        assert!(error.contains("send_rat"), "{error}");
+
+        let out_of_range =
+            write(&format!("{STORE_AND_QUEUE}\n[sender]\nkind = \"ses\"\nconnect_timeout = 20\n"));
+        let error = format!("{:#}", WorkerConfig::load(Some(out_of_range.path())).unwrap_err());
+        assert!(error.contains("sender.connect_timeout"), "{error}");
+
+        let short_lease = write(&format!(
+            "{STORE_AND_QUEUE}\n[sender]\nkind = \"ses\"\nmax_rate_wait = 100\n\
+             [delivery]\nlease_seconds = 100\n"
+        ));
+        let error = format!("{:#}", WorkerConfig::load(Some(short_lease.path())).unwrap_err());
+        assert!(error.contains("delivery.lease_seconds"), "{error}");
+
+        let unknown_kind =
+            write(&format!("{STORE_AND_QUEUE}\n[sender]\nkind = \"carrier-pigeon\"\n"));
+        let error = format!("{:#}", WorkerConfig::load(Some(unknown_kind.path())).unwrap_err());
+        assert!(error.contains("carrier-pigeon"), "{error}");
     }
 }

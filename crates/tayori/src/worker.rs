@@ -9,12 +9,13 @@ use tayori_app::EventHandler;
 use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions};
 use tayori_outbox::FileOutbox;
 use tayori_postgres::PostgresStore;
+use tayori_ses::{SesSender, tenant_send_rates};
 use tayori_sqlite::SqliteStore;
 use tayori_sqs::{ConsumerReport, SqsConsumer};
-use tayori_templates::TemplateSet;
+use tayori_templates::ReloadableTemplates;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::clock::SystemClock;
 use crate::config::{SenderConfig, StoreConfig, WorkerConfig};
@@ -23,8 +24,11 @@ use crate::config::{SenderConfig, StoreConfig, WorkerConfig};
 pub struct WorkerApp {
     /// The store it records into (tests read outcomes through it).
     pub store: Arc<dyn DeliveryStore>,
+    /// The templates in use; [`ReloadableTemplates::reload`] swaps them (SIGHUP does).
+    pub templates: Arc<ReloadableTemplates>,
     stop: watch::Sender<bool>,
     consumer: JoinHandle<ConsumerReport>,
+    reload_on_hangup: Option<JoinHandle<()>>,
 }
 
 /// The AWS settings every client shares: the standard chain (`AWS_REGION`, `AWS_ENDPOINT_URL`,
@@ -51,7 +55,7 @@ pub async fn start_with_aws(
     config: WorkerConfig,
     aws: aws_config::SdkConfig,
 ) -> anyhow::Result<WorkerApp> {
-    let templates = TemplateSet::load(&config.templates.dir).with_context(|| {
+    let templates = ReloadableTemplates::load(&config.templates.dir).with_context(|| {
         format!("the templates in {} have problems", config.templates.dir.display())
     })?;
     let templates = Arc::new(templates);
@@ -75,8 +79,21 @@ pub async fn start_with_aws(
     };
 
     let sender: Arc<dyn EmailSender> = match &config.sender {
-        SenderConfig::Outbox { .. } => {
-            Arc::new(FileOutbox::new(config.sender.outbox().context("sender")?))
+        SenderConfig::Outbox(outbox) => Arc::new(FileOutbox::new(outbox.clone())),
+        SenderConfig::Ses(ses) => {
+            // Tenant caps are read once: a reload that changes a `max_send_rate` needs a
+            // restart to take effect (docs/configuration.md).
+            let rates = tenant_send_rates(templates.current().tenants());
+            let sender = SesSender::from_sdk_config(&aws, ses, &rates)
+                .await
+                .context("invalid configuration")?;
+            info!(
+                send_rate = sender.send_rate(),
+                source = ?sender.send_rate_source(),
+                capped_tenants = rates.len(),
+                "SES sender ready"
+            );
+            Arc::new(sender)
         }
     };
 
@@ -89,7 +106,7 @@ pub async fn start_with_aws(
         store: store.clone(),
         tenants: templates.clone(),
         suppressions: Arc::new(NoSuppressions),
-        renderer: templates,
+        renderer: templates.clone(),
         sender,
         clock: Arc::new(SystemClock),
         policy: config.delivery.policy(),
@@ -99,8 +116,24 @@ pub async fn start_with_aws(
     let (stop, stopped) = watch::channel(false);
     let consumer = SqsConsumer::new(sqs, config.queue.clone(), handler);
     let consumer = tokio::spawn(consumer.run(stopped));
+    let reload_on_hangup = crate::signals::on_hangup(reload_templates(templates.clone()));
     info!(worker_id, queue = %config.queue.queue_url, "worker started");
-    Ok(WorkerApp { store, stop, consumer })
+    Ok(WorkerApp { store, templates, stop, consumer, reload_on_hangup })
+}
+
+/// What SIGHUP does: load the templates again; a set with problems is refused (logged with its
+/// problems) and the last good one stays in use.
+fn reload_templates(templates: Arc<ReloadableTemplates>) -> impl Fn() + Send + 'static {
+    move || {
+        let templates = templates.clone();
+        // Loading reads files and inlines CSS: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            info!(dir = %templates.dir().display(), "SIGHUP: reloading the templates");
+            if templates.reload().is_err() {
+                warn!("SIGHUP reload refused; fix the templates and send SIGHUP again");
+            }
+        });
+    }
 }
 
 impl WorkerApp {
@@ -115,6 +148,9 @@ impl WorkerApp {
     /// the consumer did.
     pub async fn stop(self) -> anyhow::Result<ConsumerReport> {
         let _ = self.stop.send(true);
+        if let Some(listener) = self.reload_on_hangup {
+            listener.abort();
+        }
         self.consumer.await.context("the SQS consumer panicked")
     }
 }

@@ -11,6 +11,7 @@ use tayori::config::{DeliveryConfig, SenderConfig, StoreConfig, TemplatesConfig,
 use tayori::worker::start_with_aws;
 use tayori_app::ports::DeliveryQuery;
 use tayori_domain::DeliveryStatus;
+use tayori_outbox::OutboxConfig;
 use tayori_sqs::ConsumerConfig;
 
 fn repo_root() -> PathBuf {
@@ -73,7 +74,7 @@ async fn the_worker_sends_each_event_once_and_records_every_outcome() {
             heartbeat_interval: Duration::from_secs(5),
             ..ConsumerConfig::default()
         },
-        sender: SenderConfig::Outbox { dir: outbox.path().to_owned() },
+        sender: SenderConfig::Outbox(OutboxConfig { dir: outbox.path().to_owned() }),
         templates: TemplatesConfig { dir: repo_root().join("templates") },
         delivery: DeliveryConfig::default(),
         worker_id: Some("e2e".into()),
