@@ -41,8 +41,11 @@ fn default_max_connections() -> u32 {
     16
 }
 
+/// Two: one batch commits (waits for its WAL flush) while the next gathers and executes. One
+/// makes the biggest batches but serialises every write behind one connection; more make
+/// smaller batches that cost PostgreSQL more CPU per write (`docs/benchmarks.md`).
 fn default_write_batches_in_flight() -> usize {
-    4
+    2
 }
 
 fn default_max_writes_per_batch() -> usize {
