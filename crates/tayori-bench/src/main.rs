@@ -69,6 +69,12 @@ struct Args {
     /// The store's connection pool (`store.max_connections`).
     #[arg(long, default_value_t = 16)]
     pool: u32,
+    /// The store's group commit: write batches at once (`write_batches_in_flight`).
+    #[arg(long, default_value_t = PostgresConfig::new("").write_batches_in_flight)]
+    write_batches: usize,
+    /// The store's group commit: writes per batch at most (`max_writes_per_batch`).
+    #[arg(long, default_value_t = PostgresConfig::new("").max_writes_per_batch)]
+    max_batch: usize,
     /// How many times the limit run repeats (it is short, so one run is noisy); the summary
     /// uses the median and the best.
     #[arg(long, default_value_t = 3)]
@@ -192,8 +198,12 @@ async fn bench(
     standin: standin::StandIn,
     database: &BenchDatabase,
 ) -> anyhow::Result<()> {
-    let store_config =
-        PostgresConfig { max_connections: args.pool, ..PostgresConfig::new(&database.url) };
+    let store_config = PostgresConfig {
+        max_connections: args.pool,
+        write_batches_in_flight: args.write_batches,
+        max_writes_per_batch: args.max_batch,
+        ..PostgresConfig::new(&database.url)
+    };
     let store = PostgresStore::connect(&store_config).await.context("cannot connect the store")?;
     store.migrate().await.context("migrations failed")?;
     let db = store.pool().clone();
@@ -209,8 +219,9 @@ async fn bench(
     }
     println!(
         "  consumer: {} pollers, {} messages in flight at most, batch 10, long poll 20 s; \
-         store pool {} connections; SES sender rate 1,000,000/s (no cap), no per-tenant caps",
-        args.pollers, args.max_in_flight, args.pool
+         store pool {} connections, group commit {} batches at once of {} writes at most; SES \
+         sender rate 1,000,000/s (no cap), no per-tenant caps",
+        args.pollers, args.max_in_flight, args.pool, args.write_batches, args.max_batch
     );
 
     let sdk = sdk_config(standin.endpoint()).await;

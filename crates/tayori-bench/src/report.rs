@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::instrument::Step;
 use crate::runs::{BareRun, StoreOnlyRun, WorkerRun};
 use crate::stats::{Summary, ms};
+use tayori_postgres::WriteBatchStats;
 
 /// Prints a worker phase.
 pub fn worker(title: &str, run: &WorkerRun) {
@@ -46,6 +47,7 @@ pub fn worker(title: &str, run: &WorkerRun) {
         report.abandoned
     );
     println!("{}", run.check.line());
+    println!("{}", batches_line(&run.write_batches));
     println!("{}", run.cpu.line());
     println!("{} (per event)", run.cpu.per_item(run.events));
     match (run.rss_at_start, run.peak_rss) {
@@ -56,6 +58,17 @@ pub fn worker(title: &str, run: &WorkerRun) {
         (Some(start), None) => println!("memory: VmRSS {start:.1} MiB at the start"),
         _ => {}
     }
+}
+
+/// The group committer's line: how many writes shared a commit.
+fn batches_line(stats: &WriteBatchStats) -> String {
+    format!(
+        "store writes: {} in {} transactions ({:.1} per commit), {} batches replayed write by write",
+        stats.writes,
+        stats.batches,
+        stats.writes as f64 / stats.batches.max(1) as f64,
+        stats.replayed
+    )
 }
 
 /// Prints the bare-SDK phase.
@@ -78,7 +91,7 @@ pub fn bare(run: &BareRun, repeat: usize) {
 pub fn store_only(run: &StoreOnlyRun) {
     println!("\n== The store alone: claim → attempt started → attempt finished → outcome");
     println!(
-        "{} events in {:.2} s = {:.0} events/s ({:.0} statements/s; {} at once)",
+        "{} events in {:.2} s = {:.0} events/s ({:.0} store calls/s; {} at once)",
         run.events,
         run.elapsed.as_secs_f64(),
         run.rate(),
@@ -88,6 +101,7 @@ pub fn store_only(run: &StoreOnlyRun) {
     for (name, summary) in &run.steps {
         println!("  {name:<24} {summary}");
     }
+    println!("{}", batches_line(&run.write_batches));
     println!("{}", run.cpu.line());
     println!("{} (per event)", run.cpu.per_item(run.events));
     println!(

@@ -22,7 +22,7 @@ use tayori_app::ports::{
 };
 use tayori_app::{DeliveryPolicy, EventHandler};
 use tayori_domain::Outcome;
-use tayori_postgres::PostgresStore;
+use tayori_postgres::{PostgresStore, WriteBatchStats};
 use tayori_ses::SesSender;
 use tayori_sqs::{ConsumerConfig, ConsumerReport, SqsConsumer};
 use tayori_templates::TemplateSet;
@@ -161,6 +161,8 @@ pub struct WorkerRun {
     pub traces: Vec<Trace>,
     /// The breakdown run's step timings.
     pub timings: Option<Spans>,
+    /// What the store's group committer did during the phase.
+    pub write_batches: WriteBatchStats,
 }
 
 impl WorkerRun {
@@ -395,6 +397,7 @@ pub async fn worker(
     let rss_at_start = cpu::memory().1;
     let peak_reset = measure_peak_rss && cpu::reset_peak_memory();
     let cpu_before = cpu::sample(&setup.standin_cpu, setup.postmaster);
+    let batches_before = setup.store.write_batch_stats();
     let start = Instant::now();
     let (stop, stopped) = watch::channel(false);
     let consumer = tokio::spawn(SqsConsumer::new(setup.sqs.clone(), config, handler).run(stopped));
@@ -412,6 +415,7 @@ pub async fn worker(
 
     let waited = wait_for_deletes(&setup.standin, phase, total).await;
     let cpu_after = cpu::sample(&setup.standin_cpu, setup.postmaster);
+    let write_batches = batches_since(&batches_before, &setup.store.write_batch_stats());
     let wal_to = wal_position(&setup.db).await?;
     let peak_rss = if peak_reset { cpu::memory().0 } else { None };
     let _ = stop.send(true);
@@ -478,6 +482,7 @@ pub async fn worker(
         check: check_store(&setup.db, phase, total, (&wal_from, &wal_to)).await?,
         traces,
         timings: timings.map(|t| t.take()),
+        write_batches,
     })
 }
 
@@ -671,6 +676,8 @@ pub struct StoreOnlyRun {
     pub cpu: CpuUse,
     /// WAL the cluster wrote, bytes.
     pub wal_bytes: i64,
+    /// What the store's group committer did during the phase.
+    pub write_batches: WriteBatchStats,
 }
 
 impl StoreOnlyRun {
@@ -692,6 +699,7 @@ pub async fn store_only(
     let next = Arc::new(AtomicUsize::new(0));
     let wal_from = wal_position(&setup.db).await?;
     let cpu_before = cpu::sample(&setup.standin_cpu, setup.postmaster);
+    let batches_before = setup.store.write_batch_stats();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -742,6 +750,7 @@ pub async fn store_only(
     }
     let elapsed = start.elapsed();
     let cpu_after = cpu::sample(&setup.standin_cpu, setup.postmaster);
+    let write_batches = batches_since(&batches_before, &setup.store.write_batch_stats());
     let wal_bytes = wal_between(&setup.db, &wal_from, &wal_position(&setup.db).await?).await?;
     let names = ["claim", "record_attempt_started", "record_attempt_finished", "record_outcome"];
     let steps = names
@@ -756,5 +765,15 @@ pub async fn store_only(
         steps,
         cpu: cpu::used(&cpu_before, &cpu_after),
         wal_bytes,
+        write_batches,
     })
+}
+
+/// The group committer's work between two readings.
+fn batches_since(before: &WriteBatchStats, after: &WriteBatchStats) -> WriteBatchStats {
+    WriteBatchStats {
+        batches: after.batches - before.batches,
+        writes: after.writes - before.writes,
+        replayed: after.replayed - before.replayed,
+    }
 }

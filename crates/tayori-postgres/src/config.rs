@@ -14,6 +14,14 @@ pub struct PostgresConfig {
     /// How long to wait for a connection from the pool before reporting the store unavailable.
     #[serde(default = "default_acquire_timeout", with = "seconds")]
     pub acquire_timeout: Duration,
+    /// Group commit: how many write batches may run at once, each on its own connection.
+    /// Writes (claims, attempts, outcomes, duplicates) that arrive while these are busy wait
+    /// and go together in the next batch: one transaction, one commit. See `group_commit.rs`.
+    #[serde(default = "default_write_batches_in_flight")]
+    pub write_batches_in_flight: usize,
+    /// Group commit: at most this many writes in one batch.
+    #[serde(default = "default_max_writes_per_batch")]
+    pub max_writes_per_batch: usize,
 }
 
 impl PostgresConfig {
@@ -23,12 +31,25 @@ impl PostgresConfig {
             url: url.into(),
             max_connections: default_max_connections(),
             acquire_timeout: default_acquire_timeout(),
+            write_batches_in_flight: default_write_batches_in_flight(),
+            max_writes_per_batch: default_max_writes_per_batch(),
         }
     }
 }
 
 fn default_max_connections() -> u32 {
     16
+}
+
+/// Two: one batch commits (waits for its WAL flush) while the next gathers and executes. One
+/// makes the biggest batches but serialises every write behind one connection; more make
+/// smaller batches that cost PostgreSQL more CPU per write (`docs/benchmarks.md`).
+fn default_write_batches_in_flight() -> usize {
+    2
+}
+
+fn default_max_writes_per_batch() -> usize {
+    256
 }
 
 fn default_acquire_timeout() -> Duration {

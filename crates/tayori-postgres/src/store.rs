@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -11,11 +13,16 @@ use tayori_domain::{DeliveryId, DeliveryStatus, IdempotencyKey, Outcome, Subject
 
 use crate::PostgresConfig;
 use crate::errors::store_error;
+use crate::group_commit::{GroupCommit, WriteBatchStats};
+use crate::writes::{WriteAnswer, WriteRequest, count, parse_status};
 
-/// The delivery store on a PostgreSQL pool.
+/// The delivery store on a PostgreSQL pool. Clones share the pool and the group committer.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The event path's writes go through it (`group_commit.rs`); reads and rare writes use
+    /// the pool directly.
+    writes: Arc<GroupCommit>,
 }
 
 impl PostgresStore {
@@ -27,12 +34,35 @@ impl PostgresStore {
             .connect(&config.url)
             .await
             .map_err(store_error)?;
-        Ok(Self { pool })
+        let writes = GroupCommit::new(
+            pool.clone(),
+            config.write_batches_in_flight,
+            config.max_writes_per_batch,
+        );
+        Ok(Self { pool, writes: Arc::new(writes) })
     }
 
-    /// Wraps an existing pool.
+    /// Wraps an existing pool, with the default group commit settings.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        let defaults = PostgresConfig::new("");
+        let writes = GroupCommit::new(
+            pool.clone(),
+            defaults.write_batches_in_flight,
+            defaults.max_writes_per_batch,
+        );
+        Self { pool, writes: Arc::new(writes) }
+    }
+
+    /// What the group committer has done so far (batches, writes, replays).
+    pub fn write_batch_stats(&self) -> WriteBatchStats {
+        self.writes.stats()
+    }
+
+    async fn submit_done(&self, request: WriteRequest) -> Result<(), StoreError> {
+        match self.writes.submit(request).await? {
+            WriteAnswer::Done => Ok(()),
+            other => Err(wrong_answer("write", &other)),
+        }
     }
 
     /// Applies the embedded migrations that are not applied yet.
@@ -51,13 +81,13 @@ impl PostgresStore {
     }
 }
 
-fn count(value: i32) -> u32 {
-    u32::try_from(value).unwrap_or_default()
-}
-
 fn status(row: &PgRow, column: &str) -> Result<DeliveryStatus, StoreError> {
     let raw: String = row.try_get(column).map_err(store_error)?;
-    raw.parse().map_err(|e| StoreError::Unexpected(anyhow::Error::new(e)))
+    parse_status(&raw)
+}
+
+fn wrong_answer(call: &str, answer: &WriteAnswer) -> StoreError {
+    StoreError::Unexpected(anyhow::anyhow!("{call} got the answer of another write: {answer:?}"))
 }
 
 fn delivery_record(row: &PgRow) -> Result<DeliveryRecord, StoreError> {
@@ -91,73 +121,17 @@ const DELIVERY_COLUMNS: &str = "tenant_id, source, event_id, delivery_id, event_
     lease_expires_at, \
     event_json, raw_body, created_at, updated_at, decided_at";
 
-fn lease_end(request: &ClaimRequest) -> DateTime<Utc> {
-    request.now + chrono::Duration::from_std(request.lease).unwrap_or(chrono::Duration::MAX)
-}
-
 #[async_trait]
 impl DeliveryStore for PostgresStore {
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim, StoreError> {
-        let key = &request.key;
-        // One statement decides: a new key is inserted; a processing key whose lease has passed
-        // is taken over; anything else is left alone and returns no row. Concurrent claims of
-        // one key serialise on the row, so exactly one of them gets a row back.
-        let claimed: Option<i32> = sqlx::query_scalar(
-            "insert into deliveries (tenant_id, source, event_id, delivery_id, event_type, \
-                 recipient, status, claim_count, lease_owner, lease_expires_at, event_json, \
-                 raw_body, raw_body_size, created_at, updated_at, receive_count) \
-             values ($1, $2, $3, $4, $5, $6, 'processing', 1, $7, $8, $9, $10, $11, $12, $12, \
-                 $13) \
-             on conflict (tenant_id, source, event_id) do update \
-                 set claim_count = deliveries.claim_count + 1, \
-                     lease_owner = excluded.lease_owner, \
-                     lease_expires_at = excluded.lease_expires_at, \
-                     updated_at = excluded.updated_at, \
-                     receive_count = excluded.receive_count \
-                 where deliveries.status = 'processing' \
-                   and deliveries.lease_expires_at <= excluded.updated_at \
-             returning claim_count",
-        )
-        .bind(key.tenant.to_string())
-        .bind(key.source.to_string())
-        .bind(key.id.to_string())
-        .bind(key.delivery_id().as_uuid())
-        .bind(request.event_type.as_ref().map(ToString::to_string))
-        .bind(request.recipient.as_ref().map(ToString::to_string))
-        .bind(request.owner.clone())
-        .bind(lease_end(request))
-        .bind(request.event_json.clone())
-        .bind(request.raw_body.as_ref().map(|r| r.kept.clone()))
-        .bind(request.raw_body.as_ref().map(|r| i32::try_from(r.original_len).unwrap_or(i32::MAX)))
-        .bind(request.now)
-        .bind(i32::try_from(request.receive_count).unwrap_or(i32::MAX))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        if let Some(attempt) = claimed {
-            return Ok(Claim::Claimed { attempt: count(attempt) });
+        match self.writes.submit(WriteRequest::Claim(request.clone())).await? {
+            WriteAnswer::Claim(claim) => Ok(claim),
+            other => Err(wrong_answer("claim", &other)),
         }
-
-        let row = sqlx::query(
-            "select status, lease_expires_at from deliveries \
-             where tenant_id = $1 and source = $2 and event_id = $3",
-        )
-        .bind(key.tenant.to_string())
-        .bind(key.source.to_string())
-        .bind(key.id.to_string())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(store_error)?;
-        let current = status(&row, "status")?;
-        if current.is_decided() {
-            return Ok(Claim::AlreadyDecided { status: current });
-        }
-        let lease_expires_at: Option<DateTime<Utc>> =
-            row.try_get("lease_expires_at").map_err(store_error)?;
-        Ok(Claim::InFlight { lease_expires_at: lease_expires_at.unwrap_or(request.now) })
     }
 
     async fn release(&self, key: &IdempotencyKey, at: DateTime<Utc>) -> Result<(), StoreError> {
+        // Rare (after transient failures): its own statement, outside the batches.
         sqlx::query(
             "update deliveries set lease_expires_at = $4, updated_at = $4 \
              where tenant_id = $1 and source = $2 and event_id = $3 and status = 'processing'",
@@ -179,42 +153,15 @@ impl DeliveryStore for PostgresStore {
         subject: Option<&Subject>,
         at: DateTime<Utc>,
     ) -> Result<RecordOutcome, StoreError> {
-        let updated = sqlx::query(
-            "update deliveries \
-             set status = $4, reason = $5, provider_message_id = $6, \
-                 subject = coalesce($7, subject), lease_owner = null, lease_expires_at = null, \
-                 decided_at = $8, updated_at = $8 \
-             where tenant_id = $1 and source = $2 and event_id = $3 and status = 'processing'",
-        )
-        .bind(key.tenant.to_string())
-        .bind(key.source.to_string())
-        .bind(key.id.to_string())
-        .bind(outcome.status().as_str())
-        .bind(outcome.reason().map(str::to_owned))
-        .bind(outcome.provider_message_id().map(str::to_owned))
-        .bind(subject.map(|s| s.as_str().to_owned()))
-        .bind(at)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        if updated.rows_affected() == 1 {
-            return Ok(RecordOutcome::Recorded);
-        }
-        let current: Option<String> = sqlx::query_scalar(
-            "select status from deliveries where tenant_id = $1 and source = $2 and event_id = $3",
-        )
-        .bind(key.tenant.to_string())
-        .bind(key.source.to_string())
-        .bind(key.id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        match current.map(|s| s.parse::<DeliveryStatus>()) {
-            Some(Ok(status)) => Ok(RecordOutcome::AlreadyDecided { status }),
-            Some(Err(e)) => Err(StoreError::Unexpected(e.into())),
-            None => Err(StoreError::Unexpected(anyhow::anyhow!(
-                "no delivery for {key}: an outcome needs a claim first"
-            ))),
+        let request = WriteRequest::Outcome {
+            key: key.clone(),
+            outcome: outcome.clone(),
+            subject: subject.cloned(),
+            at,
+        };
+        match self.writes.submit(request).await? {
+            WriteAnswer::Outcome(recorded) => Ok(recorded),
+            other => Err(wrong_answer("record_outcome", &other)),
         }
     }
 
@@ -223,18 +170,7 @@ impl DeliveryStore for PostgresStore {
         key: &IdempotencyKey,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "update deliveries set duplicate_count = duplicate_count + 1, updated_at = $4 \
-             where tenant_id = $1 and source = $2 and event_id = $3",
-        )
-        .bind(key.tenant.to_string())
-        .bind(key.source.to_string())
-        .bind(key.id.to_string())
-        .bind(at)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
+        self.submit_done(WriteRequest::Duplicate { key: key.clone(), at }).await
     }
 
     async fn record_attempt_started(
@@ -243,19 +179,7 @@ impl DeliveryStore for PostgresStore {
         attempt: u32,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        // A retried call after a lost answer finds its own row: keep the first start time.
-        sqlx::query(
-            "insert into delivery_attempts (tenant_id, delivery_id, attempt, started_at) \
-             values ($1, $2, $3, $4) on conflict do nothing",
-        )
-        .bind(key.tenant.to_string())
-        .bind(key.delivery_id().as_uuid())
-        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
-        .bind(at)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
+        self.submit_done(WriteRequest::AttemptStarted { key: key.clone(), attempt, at }).await
     }
 
     async fn record_attempt_finished(
@@ -266,20 +190,14 @@ impl DeliveryStore for PostgresStore {
         detail: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "update delivery_attempts set finished_at = $4, result = $5, detail = $6 \
-             where tenant_id = $1 and delivery_id = $2 and attempt = $3",
-        )
-        .bind(key.tenant.to_string())
-        .bind(key.delivery_id().as_uuid())
-        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
-        .bind(at)
-        .bind(result.as_str())
-        .bind(detail.to_owned())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
+        let request = WriteRequest::AttemptFinished {
+            key: key.clone(),
+            attempt,
+            result,
+            detail: detail.to_owned(),
+            at,
+        };
+        self.submit_done(request).await
     }
 
     async fn record_unkeyed_rejection(

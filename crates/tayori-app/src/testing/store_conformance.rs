@@ -59,6 +59,7 @@ macro_rules! store_conformance_tests {
             every_outcome_round_trips,
             listing_is_newest_first_tenant_scoped_and_paginated,
             lookup_by_id_respects_tenant_scope,
+            concurrent_writes_of_every_kind_get_their_own_answers,
         );
     };
     (@cases tokio, $make:expr; $($case:ident),* $(,)?) => {
@@ -439,4 +440,66 @@ pub async fn lookup_by_id_respects_tenant_scope(h: &dyn StoreUnderTest) {
     let bank = [TenantId::parse("acme-bank").expect("tenant")];
     assert!(store.delivery(k.delivery_id(), Some(&invest)).await.expect("read").is_some());
     assert!(store.delivery(k.delivery_id(), Some(&bank)).await.expect("read").is_none());
+}
+
+/// Writes of every kind on many keys at once (as a worker with many events in flight makes
+/// them, and as a store that commits them together sees them): each gets the answer it would
+/// get alone, and none is lost or applied twice.
+pub async fn concurrent_writes_of_every_kind_get_their_own_answers(h: &dyn StoreUnderTest) {
+    let store = h.store();
+    let decided = key("mixed-decided");
+    let leased = key("mixed-leased");
+    let deciding = key("mixed-deciding");
+    let sending = key("mixed-sending");
+    for k in [&decided, &leased, &deciding, &sending] {
+        claim(&*store, &claim_at(k, "w1", at(0))).await;
+    }
+    store.record_outcome(&decided, &sent("ses-0"), None, at(1)).await.expect("record");
+    let fresh: Vec<IdempotencyKey> = (0..8).map(|i| key(&format!("mixed-fresh-{i}"))).collect();
+
+    let fresh_requests: Vec<ClaimRequest> =
+        fresh.iter().map(|k| claim_at(k, "w2", at(2))).collect();
+    let decided_again = claim_at(&decided, "w2", at(2));
+    let leased_again = claim_at(&leased, "w2", at(2));
+    let late = Outcome::Failed { reason: "late".into() };
+    let first = sent("ses-1");
+    let (fresh_claims, decided_claim, leased_claim, recorded, refused, started, dup_1, dup_2) = futures::join!(
+        futures::future::join_all(fresh_requests.iter().map(|r| store.claim(r))),
+        store.claim(&decided_again),
+        store.claim(&leased_again),
+        store.record_outcome(&deciding, &first, None, at(2)),
+        store.record_outcome(&decided, &late, None, at(2)),
+        store.record_attempt_started(&sending, 1, at(2)),
+        store.record_duplicate(&decided, at(2)),
+        store.record_duplicate(&decided, at(3)),
+    );
+    for result in fresh_claims {
+        assert_eq!(result.expect("claim"), Claim::Claimed { attempt: 1 });
+    }
+    assert_eq!(
+        decided_claim.expect("claim"),
+        Claim::AlreadyDecided { status: DeliveryStatus::Sent }
+    );
+    assert_eq!(leased_claim.expect("claim"), Claim::InFlight { lease_expires_at: at(60) });
+    assert_eq!(recorded.expect("record"), RecordOutcome::Recorded);
+    assert_eq!(
+        refused.expect("record"),
+        RecordOutcome::AlreadyDecided { status: DeliveryStatus::Sent }
+    );
+    started.expect("attempt started");
+    dup_1.expect("duplicate");
+    dup_2.expect("duplicate");
+
+    let record = store.delivery(decided.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.duplicate_count, 2);
+    assert_eq!(record.provider_message_id.as_deref(), Some("ses-0"));
+    let record = store.delivery(deciding.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.status, DeliveryStatus::Sent);
+    let attempts = store.attempts(&sending.tenant, sending.delivery_id()).await.expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].started_at, at(2));
+    for k in &fresh {
+        let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+        assert_eq!((record.status, record.claim_count), (DeliveryStatus::Processing, 1));
+    }
 }

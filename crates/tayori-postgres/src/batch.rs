@@ -1,0 +1,740 @@
+//! Many writes of the event path in one transaction, with one set-based statement per kind of
+//! write (`insert … select from unnest(…)`, `update … from unnest(…)`), so that a batch costs a
+//! handful of statements and one commit however many writes it holds.
+//!
+//! Every statement here must give each write the answer it would get from its own statement in
+//! `writes.rs`, as if the batch's writes ran one after another in the order they arrived:
+//!
+//! - claims of one key in one batch run in successive statements ("rounds"), so the second sees
+//!   the first (in flight, or taken over when its `now` is past the first one's lease);
+//! - a second outcome for a key gets `AlreadyDecided` with the first one's status (or the first
+//!   one's error when the key was never claimed);
+//! - attempt starts keep the first start time of a (key, attempt); attempt results the last;
+//! - duplicates of one key are added up.
+//!
+//! Rows are sorted by key where the statement's order is ours to choose, so that two batches
+//! lock rows in the same order. Batch statements are not kept as prepared statements
+//! (`persistent(false)`): each is planned with its arrays in hand, so the planner sees how many
+//! keys it joins on instead of settling on a generic plan made while the table was small.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use tayori_app::ports::{Claim, ClaimRequest, RecordOutcome, StoreError};
+use tayori_domain::DeliveryStatus;
+use uuid::Uuid;
+
+use crate::writes::{
+    KeyColumns, WriteAnswer, WriteRequest, count, key_columns, lease_end, lost_claim,
+    outcome_not_recorded, to_i32,
+};
+
+/// Why a batch has no answers.
+#[derive(Debug)]
+pub(crate) enum BatchError {
+    /// The transaction did not commit, so none of its writes happened: each write may be tried
+    /// again on its own.
+    NotApplied(sqlx::Error),
+    /// The connection failed during the commit: the writes may or may not have happened.
+    Unknown(sqlx::Error),
+}
+
+type Answers = Vec<Option<Result<WriteAnswer, StoreError>>>;
+
+/// A delivery's key, status and lease end, as read back.
+type CurrentRow = (String, String, String, String, Option<DateTime<Utc>>);
+
+/// Executes the writes in one transaction and returns each write's answer, in order.
+pub(crate) async fn execute_batch(
+    pool: &PgPool,
+    requests: &[WriteRequest],
+) -> Result<Vec<Result<WriteAnswer, StoreError>>, BatchError> {
+    let plan = Plan::of(requests);
+    let mut answers: Answers = requests.iter().map(|_| None).collect();
+    let mut tx = pool.begin().await.map_err(BatchError::NotApplied)?;
+    // Any failure before the commit rolls the whole transaction back (dropping `tx` does).
+    run(&mut tx, &plan, requests, &mut answers).await.map_err(BatchError::NotApplied)?;
+    tx.commit().await.map_err(|error| match error {
+        // The server answered: the commit failed, and the transaction is gone.
+        sqlx::Error::Database(_) => BatchError::NotApplied(error),
+        _ => BatchError::Unknown(error),
+    })?;
+    Ok(answers
+        .into_iter()
+        .map(|answer| {
+            answer.unwrap_or_else(|| {
+                Err(StoreError::Unexpected(anyhow::anyhow!("a batched write got no answer")))
+            })
+        })
+        .collect())
+}
+
+/// Which write goes into which statement.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Claims by round: a key appears at most once per round.
+    claim_rounds: Vec<Vec<usize>>,
+    /// The first start of each (key, attempt); `started_also` answers the others.
+    started: Vec<usize>,
+    started_also: Vec<usize>,
+    /// The last result of each (key, attempt); `finished_also` answers the others.
+    finished: Vec<usize>,
+    finished_also: Vec<usize>,
+    /// The first outcome of each key, and later ones with the index of that first one.
+    outcomes: Vec<usize>,
+    later_outcomes: Vec<(usize, usize)>,
+    /// Duplicates per key: how many, the last time, and who asked.
+    duplicates: Vec<(KeyColumns, i32, DateTime<Utc>, Vec<usize>)>,
+}
+
+impl Plan {
+    fn of(requests: &[WriteRequest]) -> Self {
+        let mut plan = Plan::default();
+        let mut claim_round_of: HashMap<KeyColumns, usize> = HashMap::new();
+        let mut started: HashMap<(KeyColumns, u32), usize> = HashMap::new();
+        let mut finished: HashMap<(KeyColumns, u32), usize> = HashMap::new();
+        let mut outcomes: HashMap<KeyColumns, usize> = HashMap::new();
+        let mut duplicates: HashMap<KeyColumns, usize> = HashMap::new();
+        for (i, request) in requests.iter().enumerate() {
+            match request {
+                WriteRequest::Claim(claim) => {
+                    let round = claim_round_of.entry(key_columns(&claim.key)).or_insert(0);
+                    if plan.claim_rounds.len() <= *round {
+                        plan.claim_rounds.push(Vec::new());
+                    }
+                    plan.claim_rounds[*round].push(i);
+                    *round += 1;
+                }
+                WriteRequest::AttemptStarted { key, attempt, .. } => {
+                    match started.entry((key_columns(key), *attempt)) {
+                        Entry::Vacant(slot) => {
+                            slot.insert(i);
+                            plan.started.push(i);
+                        }
+                        Entry::Occupied(_) => plan.started_also.push(i),
+                    }
+                }
+                WriteRequest::AttemptFinished { key, attempt, .. } => {
+                    if let Some(earlier) = finished.insert((key_columns(key), *attempt), i) {
+                        plan.finished_also.push(earlier);
+                    }
+                }
+                WriteRequest::Outcome { key, .. } => match outcomes.entry(key_columns(key)) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(i);
+                        plan.outcomes.push(i);
+                    }
+                    Entry::Occupied(first) => plan.later_outcomes.push((i, *first.get())),
+                },
+                WriteRequest::Duplicate { key, at } => match duplicates.entry(key_columns(key)) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(plan.duplicates.len());
+                        plan.duplicates.push((key_columns(key), 1, *at, vec![i]));
+                    }
+                    Entry::Occupied(slot) => {
+                        let entry = &mut plan.duplicates[*slot.get()];
+                        entry.1 += 1;
+                        entry.2 = *at;
+                        entry.3.push(i);
+                    }
+                },
+            }
+        }
+        plan.finished = finished.into_values().collect();
+        plan.finished.sort_unstable();
+        plan
+    }
+}
+
+async fn run(
+    conn: &mut PgConnection,
+    plan: &Plan,
+    requests: &[WriteRequest],
+    answers: &mut Answers,
+) -> Result<(), sqlx::Error> {
+    for round in &plan.claim_rounds {
+        claims(conn, round, requests, answers).await?;
+    }
+    if !plan.started.is_empty() {
+        attempts_started(conn, &plan.started, requests).await?;
+        for &i in plan.started.iter().chain(&plan.started_also) {
+            answers[i] = Some(Ok(WriteAnswer::Done));
+        }
+    }
+    if !plan.finished.is_empty() {
+        attempts_finished(conn, &plan.finished, requests).await?;
+        for &i in plan.finished.iter().chain(&plan.finished_also) {
+            answers[i] = Some(Ok(WriteAnswer::Done));
+        }
+    }
+    if !plan.outcomes.is_empty() {
+        outcomes(conn, &plan.outcomes, requests, answers).await?;
+        for &(later, first) in &plan.later_outcomes {
+            // After the first outcome the key is decided (or was never claimed): a second one
+            // changes nothing, exactly as its own statement would find.
+            answers[later] = Some(match &answers[first] {
+                Some(Ok(WriteAnswer::Outcome(RecordOutcome::Recorded))) => {
+                    Ok(WriteAnswer::Outcome(RecordOutcome::AlreadyDecided {
+                        status: outcome_status(&requests[first]),
+                    }))
+                }
+                Some(Ok(answer)) => Ok(answer.clone()),
+                Some(Err(error)) => Err(copy_error(error)),
+                None => Err(StoreError::Unexpected(anyhow::anyhow!("outcome not answered"))),
+            });
+        }
+    }
+    if !plan.duplicates.is_empty() {
+        duplicates(conn, &plan.duplicates).await?;
+        for (_, _, _, asked) in &plan.duplicates {
+            for &i in asked {
+                answers[i] = Some(Ok(WriteAnswer::Done));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One round of claims (distinct keys): the same decision as `writes::claim`, for all of them
+/// in one statement, then one read for the keys that were not won.
+async fn claims(
+    conn: &mut PgConnection,
+    round: &[usize],
+    requests: &[WriteRequest],
+    answers: &mut Answers,
+) -> Result<(), sqlx::Error> {
+    let claims: Vec<(usize, &ClaimRequest)> = round
+        .iter()
+        .filter_map(|&i| match &requests[i] {
+            WriteRequest::Claim(claim) => Some((i, claim)),
+            _ => None,
+        })
+        .collect();
+    let mut columns = ClaimColumns::default();
+    for (_, claim) in &claims {
+        columns.push(claim);
+    }
+    let won: Vec<(String, String, String, i32)> = sqlx::query_as(
+        "insert into deliveries (tenant_id, source, event_id, delivery_id, event_type, \
+             recipient, status, claim_count, lease_owner, lease_expires_at, event_json, \
+             raw_body, raw_body_size, created_at, updated_at, receive_count) \
+         select tenant_id, source, event_id, delivery_id, event_type, recipient, 'processing', \
+             1, lease_owner, lease_expires_at, event_json, raw_body, raw_body_size, claimed_at, \
+             claimed_at, receive_count \
+         from unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], \
+             $7::text[], $8::timestamptz[], $9::text[], $10::bytea[], $11::int4[], \
+             $12::timestamptz[], $13::int4[]) \
+             as c(tenant_id, source, event_id, delivery_id, event_type, recipient, lease_owner, \
+                  lease_expires_at, event_json, raw_body, raw_body_size, claimed_at, \
+                  receive_count) \
+         order by tenant_id, source, event_id \
+         on conflict (tenant_id, source, event_id) do update \
+             set claim_count = deliveries.claim_count + 1, \
+                 lease_owner = excluded.lease_owner, \
+                 lease_expires_at = excluded.lease_expires_at, \
+                 updated_at = excluded.updated_at, \
+                 receive_count = excluded.receive_count \
+             where deliveries.status = 'processing' \
+               and deliveries.lease_expires_at <= excluded.updated_at \
+         returning tenant_id, source, event_id, claim_count",
+    )
+    .persistent(false)
+    .bind(columns.tenants)
+    .bind(columns.sources)
+    .bind(columns.event_ids)
+    .bind(columns.delivery_ids)
+    .bind(columns.event_types)
+    .bind(columns.recipients)
+    .bind(columns.owners)
+    .bind(columns.lease_ends)
+    .bind(columns.event_jsons)
+    .bind(columns.raw_bodies)
+    .bind(columns.raw_body_sizes)
+    .bind(columns.nows)
+    .bind(columns.receive_counts)
+    .fetch_all(&mut *conn)
+    .await?;
+    let won: HashMap<KeyColumns, i32> = won
+        .into_iter()
+        .map(|(tenant, source, id, attempt)| ((tenant, source, id), attempt))
+        .collect();
+
+    let mut lost = Vec::new();
+    for (i, claim) in &claims {
+        match won.get(&key_columns(&claim.key)) {
+            Some(attempt) => {
+                answers[*i] =
+                    Some(Ok(WriteAnswer::Claim(Claim::Claimed { attempt: count(*attempt) })));
+            }
+            None => lost.push((*i, *claim)),
+        }
+    }
+    if lost.is_empty() {
+        return Ok(());
+    }
+    // The rows of lost claims are locked by this transaction (an `on conflict do update`
+    // locks the row it conflicts with, whether or not its `where` holds): what is read here
+    // is what made the claim lose.
+    let keys: Vec<KeyColumns> = lost.iter().map(|(_, claim)| key_columns(&claim.key)).collect();
+    let current: HashMap<KeyColumns, (String, Option<DateTime<Utc>>)> =
+        current_rows(conn, &keys).await?;
+    for (i, claim) in lost {
+        answers[i] = Some(match current.get(&key_columns(&claim.key)) {
+            Some((status, lease_expires_at)) => {
+                lost_claim(status, *lease_expires_at, claim.now).map(WriteAnswer::Claim)
+            }
+            None => Err(StoreError::Unexpected(anyhow::anyhow!(
+                "a claim of {} neither won nor found the row",
+                claim.key
+            ))),
+        });
+    }
+    Ok(())
+}
+
+/// Status and lease of these keys' deliveries.
+async fn current_rows(
+    conn: &mut PgConnection,
+    keys: &[KeyColumns],
+) -> Result<HashMap<KeyColumns, (String, Option<DateTime<Utc>>)>, sqlx::Error> {
+    let (tenants, sources, ids) = split_keys(keys);
+    let rows: Vec<CurrentRow> = sqlx::query_as(
+        "select d.tenant_id, d.source, d.event_id, d.status, d.lease_expires_at \
+         from unnest($1::text[], $2::text[], $3::text[]) as k(tenant_id, source, event_id) \
+         join deliveries d \
+             on d.tenant_id = k.tenant_id and d.source = k.source and d.event_id = k.event_id",
+    )
+    .persistent(false)
+    .bind(tenants)
+    .bind(sources)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, source, id, status, lease)| ((tenant, source, id), (status, lease)))
+        .collect())
+}
+
+fn split_keys(keys: &[KeyColumns]) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new());
+    for (tenant, source, id) in keys {
+        columns.0.push(tenant.clone());
+        columns.1.push(source.clone());
+        columns.2.push(id.clone());
+    }
+    columns
+}
+
+/// The claim requests of a round as columns, for `unnest`.
+#[derive(Default)]
+struct ClaimColumns {
+    tenants: Vec<String>,
+    sources: Vec<String>,
+    event_ids: Vec<String>,
+    delivery_ids: Vec<Uuid>,
+    event_types: Vec<Option<String>>,
+    recipients: Vec<Option<String>>,
+    owners: Vec<String>,
+    lease_ends: Vec<DateTime<Utc>>,
+    event_jsons: Vec<Option<String>>,
+    raw_bodies: Vec<Option<Vec<u8>>>,
+    raw_body_sizes: Vec<Option<i32>>,
+    nows: Vec<DateTime<Utc>>,
+    receive_counts: Vec<i32>,
+}
+
+impl ClaimColumns {
+    fn push(&mut self, request: &ClaimRequest) {
+        let key = &request.key;
+        self.tenants.push(key.tenant.to_string());
+        self.sources.push(key.source.to_string());
+        self.event_ids.push(key.id.to_string());
+        self.delivery_ids.push(key.delivery_id().as_uuid());
+        self.event_types.push(request.event_type.as_ref().map(ToString::to_string));
+        self.recipients.push(request.recipient.as_ref().map(ToString::to_string));
+        self.owners.push(request.owner.clone());
+        self.lease_ends.push(lease_end(request));
+        self.event_jsons.push(request.event_json.clone());
+        self.raw_bodies.push(request.raw_body.as_ref().map(|r| r.kept.clone()));
+        self.raw_body_sizes.push(
+            request.raw_body.as_ref().map(|r| i32::try_from(r.original_len).unwrap_or(i32::MAX)),
+        );
+        self.nows.push(request.now);
+        self.receive_counts.push(to_i32(request.receive_count));
+    }
+}
+
+async fn attempts_started(
+    conn: &mut PgConnection,
+    indexes: &[usize],
+    requests: &[WriteRequest],
+) -> Result<(), sqlx::Error> {
+    let (mut tenants, mut delivery_ids, mut attempts, mut started) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for &i in indexes {
+        if let WriteRequest::AttemptStarted { key, attempt, at } = &requests[i] {
+            tenants.push(key.tenant.to_string());
+            delivery_ids.push(key.delivery_id().as_uuid());
+            attempts.push(to_i32(*attempt));
+            started.push(*at);
+        }
+    }
+    // A retried call after a lost answer finds its own row: keep the first start time.
+    sqlx::query(
+        "insert into delivery_attempts (tenant_id, delivery_id, attempt, started_at) \
+         select tenant_id, delivery_id, attempt, started_at \
+         from unnest($1::text[], $2::uuid[], $3::int4[], $4::timestamptz[]) \
+             as a(tenant_id, delivery_id, attempt, started_at) \
+         order by tenant_id, delivery_id, attempt \
+         on conflict do nothing",
+    )
+    .persistent(false)
+    .bind(tenants)
+    .bind(delivery_ids)
+    .bind(attempts)
+    .bind(started)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn attempts_finished(
+    conn: &mut PgConnection,
+    indexes: &[usize],
+    requests: &[WriteRequest],
+) -> Result<(), sqlx::Error> {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for &i in indexes {
+        if let WriteRequest::AttemptFinished { key, attempt, result, detail, at } = &requests[i] {
+            columns.0.push(key.tenant.to_string());
+            columns.1.push(key.delivery_id().as_uuid());
+            columns.2.push(to_i32(*attempt));
+            columns.3.push(*at);
+            columns.4.push(result.as_str().to_owned());
+            columns.5.push(detail.clone());
+        }
+    }
+    sqlx::query(
+        "update delivery_attempts a \
+         set finished_at = f.finished_at, result = f.result, detail = f.detail \
+         from unnest($1::text[], $2::uuid[], $3::int4[], $4::timestamptz[], $5::text[], \
+             $6::text[]) as f(tenant_id, delivery_id, attempt, finished_at, result, detail) \
+         where a.tenant_id = f.tenant_id and a.delivery_id = f.delivery_id \
+           and a.attempt = f.attempt",
+    )
+    .persistent(false)
+    .bind(columns.0)
+    .bind(columns.1)
+    .bind(columns.2)
+    .bind(columns.3)
+    .bind(columns.4)
+    .bind(columns.5)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The first outcome of each key: the same update as `writes::record_outcome`, then one read
+/// for the keys it did not change.
+async fn outcomes(
+    conn: &mut PgConnection,
+    indexes: &[usize],
+    requests: &[WriteRequest],
+    answers: &mut Answers,
+) -> Result<(), sqlx::Error> {
+    let mut keys = Vec::new();
+    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for &i in indexes {
+        if let WriteRequest::Outcome { key, outcome, subject, at } = &requests[i] {
+            keys.push(key_columns(key));
+            columns.0.push(outcome.status().as_str().to_owned());
+            columns.1.push(outcome.reason().map(str::to_owned));
+            columns.2.push(outcome.provider_message_id().map(str::to_owned));
+            columns.3.push(subject.as_ref().map(|s| s.as_str().to_owned()));
+            columns.4.push(*at);
+        }
+    }
+    let (tenants, sources, ids) = split_keys(&keys);
+    let updated: Vec<(String, String, String)> = sqlx::query_as(
+        "update deliveries d \
+         set status = o.status, reason = o.reason, provider_message_id = o.provider_message_id, \
+             subject = coalesce(o.subject, d.subject), lease_owner = null, \
+             lease_expires_at = null, decided_at = o.decided_at, updated_at = o.decided_at \
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::timestamptz[]) \
+             as o(tenant_id, source, event_id, status, reason, provider_message_id, subject, \
+                  decided_at) \
+         where d.tenant_id = o.tenant_id and d.source = o.source and d.event_id = o.event_id \
+           and d.status = 'processing' \
+         returning d.tenant_id, d.source, d.event_id",
+    )
+    .persistent(false)
+    .bind(tenants)
+    .bind(sources)
+    .bind(ids)
+    .bind(columns.0)
+    .bind(columns.1)
+    .bind(columns.2)
+    .bind(columns.3)
+    .bind(columns.4)
+    .fetch_all(&mut *conn)
+    .await?;
+    let updated: std::collections::HashSet<KeyColumns> = updated.into_iter().collect();
+
+    let mut unchanged = Vec::new();
+    for (&i, key) in indexes.iter().zip(&keys) {
+        if updated.contains(key) {
+            answers[i] = Some(Ok(WriteAnswer::Outcome(RecordOutcome::Recorded)));
+        } else {
+            unchanged.push((i, key.clone()));
+        }
+    }
+    if unchanged.is_empty() {
+        return Ok(());
+    }
+    let unchanged_keys: Vec<KeyColumns> = unchanged.iter().map(|(_, key)| key.clone()).collect();
+    let current = current_rows(conn, &unchanged_keys).await?;
+    for (i, key) in unchanged {
+        let WriteRequest::Outcome { key: idempotency_key, .. } = &requests[i] else {
+            continue;
+        };
+        let status = current.get(&key).map(|(status, _)| status.as_str());
+        answers[i] = Some(outcome_not_recorded(idempotency_key, status).map(WriteAnswer::Outcome));
+    }
+    Ok(())
+}
+
+async fn duplicates(
+    conn: &mut PgConnection,
+    duplicates: &[(KeyColumns, i32, DateTime<Utc>, Vec<usize>)],
+) -> Result<(), sqlx::Error> {
+    let mut sorted: Vec<_> = duplicates.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let keys: Vec<KeyColumns> = sorted.iter().map(|d| d.0.clone()).collect();
+    let (tenants, sources, ids) = split_keys(&keys);
+    let arrivals: Vec<i32> = sorted.iter().map(|d| d.1).collect();
+    let last: Vec<DateTime<Utc>> = sorted.iter().map(|d| d.2).collect();
+    sqlx::query(
+        "update deliveries d \
+         set duplicate_count = d.duplicate_count + u.arrivals, updated_at = u.last_at \
+         from unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::timestamptz[]) \
+             as u(tenant_id, source, event_id, arrivals, last_at) \
+         where d.tenant_id = u.tenant_id and d.source = u.source and d.event_id = u.event_id",
+    )
+    .persistent(false)
+    .bind(tenants)
+    .bind(sources)
+    .bind(ids)
+    .bind(arrivals)
+    .bind(last)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn outcome_status(request: &WriteRequest) -> DeliveryStatus {
+    match request {
+        WriteRequest::Outcome { outcome, .. } => outcome.status(),
+        // Only outcomes are passed here.
+        _ => DeliveryStatus::Processing,
+    }
+}
+
+/// The same error again, for a second caller (`StoreError` is not `Clone`).
+pub(crate) fn copy_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+        StoreError::Unexpected(error) => StoreError::Unexpected(anyhow::anyhow!("{error:#}")),
+    }
+}
+
+// Batches are built by hand here, so that what shares a transaction is certain rather than a
+// matter of timing; the public API's batching is tested in `tests/group_commit.rs`.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+    use tayori_app::ports::{AttemptResult, DeliveryStore};
+    use tayori_domain::{EventId, EventSource, IdempotencyKey, Outcome, TenantId};
+
+    use super::*;
+    use crate::PostgresStore;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).single().unwrap()
+            + chrono::Duration::seconds(seconds)
+    }
+
+    fn key(id: &str) -> IdempotencyKey {
+        IdempotencyKey::new(
+            TenantId::parse("acme-invest").unwrap(),
+            EventSource::parse("acme/accounts").unwrap(),
+            EventId::parse(id).unwrap(),
+        )
+    }
+
+    fn claim(id: &str, owner: &str, now: DateTime<Utc>) -> WriteRequest {
+        WriteRequest::Claim(ClaimRequest {
+            key: key(id),
+            event_type: None,
+            recipient: None,
+            event_json: Some("{}".into()),
+            raw_body: None,
+            owner: owner.into(),
+            receive_count: 1,
+            lease: Duration::from_secs(60),
+            now,
+        })
+    }
+
+    fn outcome(id: &str, outcome: Outcome, at: DateTime<Utc>) -> WriteRequest {
+        WriteRequest::Outcome { key: key(id), outcome, subject: None, at }
+    }
+
+    fn sent(id: &str) -> Outcome {
+        Outcome::Sent { provider_message_id: id.into() }
+    }
+
+    async fn pool() -> PgPool {
+        let config = crate::testing::fresh_database().await;
+        PgPool::connect(&config.url).await.unwrap()
+    }
+
+    async fn batch(pool: &PgPool, requests: &[WriteRequest]) -> Vec<Result<WriteAnswer, String>> {
+        let answers = execute_batch(pool, requests).await.expect("the batch commits");
+        answers.into_iter().map(|a| a.map_err(|e| e.to_string())).collect()
+    }
+
+    fn claimed(attempt: u32) -> Result<WriteAnswer, String> {
+        Ok(WriteAnswer::Claim(Claim::Claimed { attempt }))
+    }
+
+    /// Writes of one key in one batch get the answers they would get one after another.
+    #[tokio::test]
+    async fn writes_of_one_key_in_one_batch_are_answered_in_order() {
+        let pool = pool().await;
+        let store = PostgresStore::from_pool(pool.clone());
+        let answers = batch(
+            &pool,
+            &[
+                claim("k", "w1", at(0)),
+                claim("k", "w2", at(10)),
+                claim("k", "w3", at(60)), // the first lease has ended: taken over
+                claim("other", "w1", at(0)),
+            ],
+        )
+        .await;
+        assert_eq!(
+            answers,
+            vec![
+                claimed(1),
+                Ok(WriteAnswer::Claim(Claim::InFlight { lease_expires_at: at(60) })),
+                claimed(2),
+                claimed(1),
+            ]
+        );
+        let record = store.delivery(key("k").delivery_id(), None).await.unwrap().unwrap();
+        assert_eq!(record.claim_count, 2);
+        assert_eq!(record.lease_expires_at, Some(at(120)));
+
+        let answers = batch(
+            &pool,
+            &[
+                WriteRequest::AttemptStarted { key: key("k"), attempt: 2, at: at(61) },
+                WriteRequest::AttemptStarted { key: key("k"), attempt: 2, at: at(62) },
+                WriteRequest::AttemptFinished {
+                    key: key("other"),
+                    attempt: 1,
+                    result: AttemptResult::Accepted,
+                    detail: "no such attempt: changes nothing".into(),
+                    at: at(61),
+                },
+                outcome("k", sent("ses-1"), at(63)),
+                outcome("k", Outcome::Failed { reason: "late".into() }, at(64)),
+                outcome("never-claimed", sent("ses-2"), at(63)),
+                claim("k", "w4", at(500)), // claims run first: still processing, lease ended
+            ],
+        )
+        .await;
+        assert_eq!(answers[0], Ok(WriteAnswer::Done));
+        assert_eq!(answers[1], Ok(WriteAnswer::Done));
+        assert_eq!(answers[2], Ok(WriteAnswer::Done));
+        assert_eq!(
+            answers[4],
+            Ok(WriteAnswer::Outcome(RecordOutcome::AlreadyDecided {
+                status: DeliveryStatus::Sent
+            }))
+        );
+        assert!(answers[5].as_ref().unwrap_err().contains("needs a claim first"), "{answers:?}");
+        assert_eq!(answers[6], claimed(3));
+        // The claim (first in the transaction) took the key over, so the outcome of the lease
+        // it replaced still lands: the store cannot tell leases apart, today or batched.
+        assert_eq!(answers[3], Ok(WriteAnswer::Outcome(RecordOutcome::Recorded)));
+        let attempts = store.attempts(&key("k").tenant, key("k").delivery_id()).await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].started_at, at(61), "the first start time is kept");
+
+        let answers = batch(
+            &pool,
+            &[
+                WriteRequest::AttemptFinished {
+                    key: key("k"),
+                    attempt: 2,
+                    result: AttemptResult::Unknown,
+                    detail: "first".into(),
+                    at: at(70),
+                },
+                WriteRequest::AttemptFinished {
+                    key: key("k"),
+                    attempt: 2,
+                    result: AttemptResult::Accepted,
+                    detail: "ses-1".into(),
+                    at: at(71),
+                },
+                WriteRequest::Duplicate { key: key("k"), at: at(80) },
+                WriteRequest::Duplicate { key: key("k"), at: at(81) },
+                WriteRequest::Duplicate { key: key("other"), at: at(82) },
+                claim("k", "w5", at(900)),
+            ],
+        )
+        .await;
+        assert!(answers[..5].iter().all(|a| *a == Ok(WriteAnswer::Done)), "{answers:?}");
+        assert_eq!(
+            answers[5],
+            Ok(WriteAnswer::Claim(Claim::AlreadyDecided { status: DeliveryStatus::Sent }))
+        );
+        let attempts = store.attempts(&key("k").tenant, key("k").delivery_id()).await.unwrap();
+        assert_eq!(attempts[0].result, Some(AttemptResult::Accepted), "the last result is kept");
+        assert_eq!(attempts[0].finished_at, Some(at(71)));
+        let record = store.delivery(key("k").delivery_id(), None).await.unwrap().unwrap();
+        assert_eq!(record.duplicate_count, 2);
+        assert_eq!(record.updated_at, at(81));
+        let other = store.delivery(key("other").delivery_id(), None).await.unwrap().unwrap();
+        assert_eq!(other.duplicate_count, 1);
+    }
+
+    /// A write the database refuses fails the whole transaction: nothing of the batch is
+    /// applied, and the caller learns it must not count on any of it.
+    #[tokio::test]
+    async fn a_refused_write_leaves_nothing_of_its_batch_behind() {
+        let pool = pool().await;
+        let store = PostgresStore::from_pool(pool.clone());
+        let requests = [
+            claim("good", "w1", at(0)),
+            // No delivery "unclaimed": the attempt row's foreign key refuses it.
+            WriteRequest::AttemptStarted { key: key("unclaimed"), attempt: 1, at: at(0) },
+        ];
+        match execute_batch(&pool, &requests).await {
+            Err(BatchError::NotApplied(sqlx::Error::Database(db))) => {
+                assert_eq!(db.code().as_deref(), Some("23503"), "{db}");
+            }
+            other => panic!("expected a refused batch, got {other:?}"),
+        }
+        assert!(store.delivery(key("good").delivery_id(), None).await.unwrap().is_none());
+    }
+}

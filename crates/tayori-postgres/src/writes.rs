@@ -1,0 +1,283 @@
+//! The store's writes on the event path, as values, and how each is executed on its own.
+//!
+//! [`WriteRequest`] is what the group committer (`group_commit.rs`) queues and batches; the
+//! functions here are the one-statement-per-call SQL it falls back on (a batch of one, or a
+//! batch that failed and is replayed write by write so that each caller gets its own answer).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tayori_app::ports::{AttemptResult, Claim, ClaimRequest, RecordOutcome, StoreError};
+use tayori_domain::{DeliveryStatus, IdempotencyKey, Outcome, Subject};
+
+use crate::errors::store_error;
+
+/// One write of the event path, owned so that it can wait in a queue.
+#[derive(Debug, Clone)]
+pub(crate) enum WriteRequest {
+    Claim(ClaimRequest),
+    AttemptStarted {
+        key: IdempotencyKey,
+        attempt: u32,
+        at: DateTime<Utc>,
+    },
+    AttemptFinished {
+        key: IdempotencyKey,
+        attempt: u32,
+        result: AttemptResult,
+        detail: String,
+        at: DateTime<Utc>,
+    },
+    Outcome {
+        key: IdempotencyKey,
+        outcome: Outcome,
+        subject: Option<Subject>,
+        at: DateTime<Utc>,
+    },
+    Duplicate {
+        key: IdempotencyKey,
+        at: DateTime<Utc>,
+    },
+}
+
+/// The answer to one write, once it is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WriteAnswer {
+    Claim(Claim),
+    Outcome(RecordOutcome),
+    Done,
+}
+
+/// The three columns of the `deliveries` primary key.
+pub(crate) type KeyColumns = (String, String, String);
+
+pub(crate) fn key_columns(key: &IdempotencyKey) -> KeyColumns {
+    (key.tenant.to_string(), key.source.to_string(), key.id.to_string())
+}
+
+pub(crate) fn count(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or_default()
+}
+
+pub(crate) fn to_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+pub(crate) fn parse_status(raw: &str) -> Result<DeliveryStatus, StoreError> {
+    raw.parse().map_err(|e| StoreError::Unexpected(anyhow::Error::new(e)))
+}
+
+pub(crate) fn lease_end(request: &ClaimRequest) -> DateTime<Utc> {
+    request.now + chrono::Duration::from_std(request.lease).unwrap_or(chrono::Duration::MAX)
+}
+
+/// What a claim that inserted or took over nothing finds: decided, or leased by someone else.
+pub(crate) fn lost_claim(
+    status: &str,
+    lease_expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Claim, StoreError> {
+    let current = parse_status(status)?;
+    if current.is_decided() {
+        return Ok(Claim::AlreadyDecided { status: current });
+    }
+    Ok(Claim::InFlight { lease_expires_at: lease_expires_at.unwrap_or(now) })
+}
+
+/// What an outcome that updated nothing finds: the delivery was decided before, or never
+/// claimed (a bug in the caller).
+pub(crate) fn outcome_not_recorded(
+    key: &IdempotencyKey,
+    current: Option<&str>,
+) -> Result<RecordOutcome, StoreError> {
+    match current {
+        Some(status) => Ok(RecordOutcome::AlreadyDecided { status: parse_status(status)? }),
+        None => Err(StoreError::Unexpected(anyhow::anyhow!(
+            "no delivery for {key}: an outcome needs a claim first"
+        ))),
+    }
+}
+
+/// Executes one write in its own statements and commits (autocommit).
+pub(crate) async fn execute_one(
+    pool: &PgPool,
+    request: &WriteRequest,
+) -> Result<WriteAnswer, StoreError> {
+    match request {
+        WriteRequest::Claim(request) => claim(pool, request).await.map(WriteAnswer::Claim),
+        WriteRequest::AttemptStarted { key, attempt, at } => {
+            attempt_started(pool, key, *attempt, *at).await.map(|()| WriteAnswer::Done)
+        }
+        WriteRequest::AttemptFinished { key, attempt, result, detail, at } => {
+            attempt_finished(pool, key, *attempt, *result, detail, *at)
+                .await
+                .map(|()| WriteAnswer::Done)
+        }
+        WriteRequest::Outcome { key, outcome, subject, at } => {
+            record_outcome(pool, key, outcome, subject.as_ref(), *at)
+                .await
+                .map(WriteAnswer::Outcome)
+        }
+        WriteRequest::Duplicate { key, at } => {
+            duplicate(pool, key, *at).await.map(|()| WriteAnswer::Done)
+        }
+    }
+}
+
+/// The claim statement: see [`crate::batch`] for the batched form, which must stay equivalent.
+async fn claim(pool: &PgPool, request: &ClaimRequest) -> Result<Claim, StoreError> {
+    let key = &request.key;
+    // One statement decides: a new key is inserted; a processing key whose lease has passed
+    // is taken over; anything else is left alone and returns no row. Concurrent claims of
+    // one key serialise on the row, so exactly one of them gets a row back.
+    let claimed: Option<i32> = sqlx::query_scalar(
+        "insert into deliveries (tenant_id, source, event_id, delivery_id, event_type, \
+             recipient, status, claim_count, lease_owner, lease_expires_at, event_json, \
+             raw_body, raw_body_size, created_at, updated_at, receive_count) \
+         values ($1, $2, $3, $4, $5, $6, 'processing', 1, $7, $8, $9, $10, $11, $12, $12, \
+             $13) \
+         on conflict (tenant_id, source, event_id) do update \
+             set claim_count = deliveries.claim_count + 1, \
+                 lease_owner = excluded.lease_owner, \
+                 lease_expires_at = excluded.lease_expires_at, \
+                 updated_at = excluded.updated_at, \
+                 receive_count = excluded.receive_count \
+             where deliveries.status = 'processing' \
+               and deliveries.lease_expires_at <= excluded.updated_at \
+         returning claim_count",
+    )
+    .bind(key.tenant.to_string())
+    .bind(key.source.to_string())
+    .bind(key.id.to_string())
+    .bind(key.delivery_id().as_uuid())
+    .bind(request.event_type.as_ref().map(ToString::to_string))
+    .bind(request.recipient.as_ref().map(ToString::to_string))
+    .bind(request.owner.clone())
+    .bind(lease_end(request))
+    .bind(request.event_json.clone())
+    .bind(request.raw_body.as_ref().map(|r| r.kept.clone()))
+    .bind(request.raw_body.as_ref().map(|r| i32::try_from(r.original_len).unwrap_or(i32::MAX)))
+    .bind(request.now)
+    .bind(to_i32(request.receive_count))
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    if let Some(attempt) = claimed {
+        return Ok(Claim::Claimed { attempt: count(attempt) });
+    }
+
+    let (status, lease_expires_at): (String, Option<DateTime<Utc>>) = sqlx::query_as(
+        "select status, lease_expires_at from deliveries \
+         where tenant_id = $1 and source = $2 and event_id = $3",
+    )
+    .bind(key.tenant.to_string())
+    .bind(key.source.to_string())
+    .bind(key.id.to_string())
+    .fetch_one(pool)
+    .await
+    .map_err(store_error)?;
+    lost_claim(&status, lease_expires_at, request.now)
+}
+
+async fn record_outcome(
+    pool: &PgPool,
+    key: &IdempotencyKey,
+    outcome: &Outcome,
+    subject: Option<&Subject>,
+    at: DateTime<Utc>,
+) -> Result<RecordOutcome, StoreError> {
+    let updated = sqlx::query(
+        "update deliveries \
+         set status = $4, reason = $5, provider_message_id = $6, \
+             subject = coalesce($7, subject), lease_owner = null, lease_expires_at = null, \
+             decided_at = $8, updated_at = $8 \
+         where tenant_id = $1 and source = $2 and event_id = $3 and status = 'processing'",
+    )
+    .bind(key.tenant.to_string())
+    .bind(key.source.to_string())
+    .bind(key.id.to_string())
+    .bind(outcome.status().as_str())
+    .bind(outcome.reason().map(str::to_owned))
+    .bind(outcome.provider_message_id().map(str::to_owned))
+    .bind(subject.map(|s| s.as_str().to_owned()))
+    .bind(at)
+    .execute(pool)
+    .await
+    .map_err(store_error)?;
+    if updated.rows_affected() == 1 {
+        return Ok(RecordOutcome::Recorded);
+    }
+    let current: Option<String> = sqlx::query_scalar(
+        "select status from deliveries where tenant_id = $1 and source = $2 and event_id = $3",
+    )
+    .bind(key.tenant.to_string())
+    .bind(key.source.to_string())
+    .bind(key.id.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    outcome_not_recorded(key, current.as_deref())
+}
+
+async fn duplicate(
+    pool: &PgPool,
+    key: &IdempotencyKey,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "update deliveries set duplicate_count = duplicate_count + 1, updated_at = $4 \
+         where tenant_id = $1 and source = $2 and event_id = $3",
+    )
+    .bind(key.tenant.to_string())
+    .bind(key.source.to_string())
+    .bind(key.id.to_string())
+    .bind(at)
+    .execute(pool)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+async fn attempt_started(
+    pool: &PgPool,
+    key: &IdempotencyKey,
+    attempt: u32,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // A retried call after a lost answer finds its own row: keep the first start time.
+    sqlx::query(
+        "insert into delivery_attempts (tenant_id, delivery_id, attempt, started_at) \
+         values ($1, $2, $3, $4) on conflict do nothing",
+    )
+    .bind(key.tenant.to_string())
+    .bind(key.delivery_id().as_uuid())
+    .bind(to_i32(attempt))
+    .bind(at)
+    .execute(pool)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+async fn attempt_finished(
+    pool: &PgPool,
+    key: &IdempotencyKey,
+    attempt: u32,
+    result: AttemptResult,
+    detail: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "update delivery_attempts set finished_at = $4, result = $5, detail = $6 \
+         where tenant_id = $1 and delivery_id = $2 and attempt = $3",
+    )
+    .bind(key.tenant.to_string())
+    .bind(key.delivery_id().as_uuid())
+    .bind(to_i32(attempt))
+    .bind(at)
+    .bind(result.as_str())
+    .bind(detail.to_owned())
+    .execute(pool)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
