@@ -779,7 +779,9 @@ fn command_line_audit(at: DateTime<Utc>, action: &str) -> AuditEntry {
 fn scope_names(scope: &TenantScope) -> Value {
     match scope {
         TenantScope::All => Value::Null,
-        TenantScope::Only(tenants) => tenants.iter().map(|t| Value::String(t.to_string())).collect(),
+        TenantScope::Only(tenants) => {
+            tenants.iter().map(|t| Value::String(t.to_string())).collect()
+        }
     }
 }
 

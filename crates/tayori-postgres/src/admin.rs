@@ -51,7 +51,11 @@ fn token_record(row: &PgRow) -> Result<TokenRecord, StoreError> {
     let scope = match tenants {
         None => TenantScope::All,
         Some(names) => TenantScope::Only(
-            names.iter().map(|t| TenantId::parse(t)).collect::<Result<_, _>>().map_err(unexpected)?,
+            names
+                .iter()
+                .map(|t| TenantId::parse(t))
+                .collect::<Result<_, _>>()
+                .map_err(unexpected)?,
         ),
     };
     Ok(TokenRecord {
@@ -262,8 +266,7 @@ impl AdminStore for PostgresAdminStore {
         if let Some(before) = query.before {
             sql.push(" and audit_id < ").push_bind(before);
         }
-        sql.push(" order by audit_id desc limit ")
-            .push_bind(i64::from(query.limit.clamp(1, 500)));
+        sql.push(" order by audit_id desc limit ").push_bind(i64::from(query.limit.clamp(1, 500)));
         let rows = sql.build().fetch_all(&self.pool).await.map_err(store_error)?;
         rows.iter()
             .map(|row| {
@@ -453,7 +456,8 @@ impl AdminStore for PostgresAdminStore {
         &self,
         body_sha256: &str,
     ) -> Result<Option<UnkeyedRejectionRecord>, StoreError> {
-        let sql = format!("select {UNKEYED_COLUMNS} from unkeyed_rejections where body_sha256 = $1");
+        let sql =
+            format!("select {UNKEYED_COLUMNS} from unkeyed_rejections where body_sha256 = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(body_sha256)
             .fetch_optional(&self.pool)

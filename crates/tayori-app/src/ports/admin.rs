@@ -322,8 +322,11 @@ pub trait AdminStore: Send + Sync {
     /// Records a link with its audit entry in one transaction. `false` (and nothing recorded)
     /// when a link of this kind and `n` from this origin exists already: the caller takes the
     /// next `n`.
-    async fn record_link(&self, link: &DeliveryLink, audit: &AuditEntry)
-    -> Result<bool, StoreError>;
+    async fn record_link(
+        &self,
+        link: &DeliveryLink,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
 
     /// The links that start or end at this delivery.
     async fn links(
