@@ -336,8 +336,8 @@ fn after_action(
 ) -> Result<Response, ApiError> {
     let done = result?;
     let view = ActionView::from(&done);
-    let mut url =
-        format!("/console/deliveries/{origin}?done={}&status={}", view.delivery_id, view.status);
+    let new = view.delivery_id.unwrap_or_default();
+    let mut url = format!("/console/deliveries/{origin}?done={new}&status={}", view.status);
     if let Some(reason) = &view.reason {
         url.push_str("&reason=");
         url.push_str(&percent_encode(reason));
@@ -432,9 +432,11 @@ async fn replay_unkeyed(
     let result = async {
         check_csrf(&session, &form.csrf)?;
         let done = state.service.replay_unkeyed(&session.principal, &sha256, &form.reason).await?;
-        Ok::<_, ApiError>(
-            Redirect::to(&format!("/console/deliveries/{}", done.delivery_id)).into_response(),
-        )
+        let to = match done.delivery_id {
+            Some(id) => format!("/console/deliveries/{id}"),
+            None => "/console/rejected".to_owned(),
+        };
+        Ok::<_, ApiError>(Redirect::to(&to).into_response())
     }
     .await;
     result.unwrap_or_else(|error| error_page(Some(&session), error))

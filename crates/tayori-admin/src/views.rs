@@ -167,8 +167,8 @@ impl From<&DeliveryDetail> for DeliveryDetailView {
 /// What came of a resend or replay.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActionView {
-    /// The new delivery.
-    pub delivery_id: String,
+    /// The new delivery (absent when a replayed body still yields no key).
+    pub delivery_id: Option<String>,
     /// Its status after handling.
     pub status: String,
     /// Why, or what was transient.
@@ -178,7 +178,7 @@ pub struct ActionView {
 impl From<&ActionResult> for ActionView {
     fn from(a: &ActionResult) -> Self {
         Self {
-            delivery_id: a.delivery_id.to_string(),
+            delivery_id: a.delivery_id.map(|id| id.to_string()),
             status: a.status.to_string(),
             reason: a.reason.clone(),
         }

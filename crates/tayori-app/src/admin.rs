@@ -149,8 +149,8 @@ pub struct DeliveryDetail {
 /// What came of a resend or replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionResult {
-    /// The new delivery.
-    pub delivery_id: DeliveryId,
+    /// The new delivery; `None` when a replayed body still yields no key.
+    pub delivery_id: Option<DeliveryId>,
     /// Its status after handling (`processing` when a transient failure left it for later).
     pub status: DeliveryStatus,
     /// The outcome's reason, or what was transient.
@@ -265,10 +265,12 @@ impl AdminService {
         Ok(IssuedToken { secret, record })
     }
 
-    /// Every token (admins, and the command line).
+    /// Every token (admins of every tenant, and the command line).
     pub async fn tokens(&self, by: Option<&Principal>) -> Result<Vec<TokenRecord>, AdminError> {
-        if by.is_some_and(|p| p.role != Role::Admin) {
-            return Err(AdminError::Forbidden("only the admin role manages tokens".into()));
+        if by.is_some_and(|p| p.role != Role::Admin || p.scope != TenantScope::All) {
+            return Err(AdminError::Forbidden(
+                "only the admin role of every tenant lists tokens".into(),
+            ));
         }
         Ok(self.admin.tokens().await?)
     }
@@ -419,7 +421,6 @@ impl AdminService {
         let result = action_result(handled, None);
         let outcome = match &result {
             Ok(done) => format!("{}: {}", done.status, done.reason.as_deref().unwrap_or("")),
-            Err(AdminError::Invalid(reason)) => format!("rejected again: {reason}"),
             Err(other) => other.to_string(),
         };
         let mut audit = who.audit(self.clock.now(), "rejection.replay");
@@ -427,7 +428,8 @@ impl AdminService {
         audit.object_kind = Some("unkeyed_rejection".into());
         audit.object_id = Some(body_sha256.to_owned());
         audit.reason = Some(reason.to_owned());
-        audit.detail = serde_json::json!({ "result": outcome });
+        let new_delivery = result.as_ref().ok().and_then(|done| done.delivery_id);
+        audit.detail = serde_json::json!({ "result": outcome, "new_delivery_id": new_delivery });
         self.admin.record_unkeyed_replay(body_sha256, self.clock.now(), &outcome, &audit).await?;
         result
     }
@@ -723,19 +725,23 @@ fn action_result(
 ) -> Result<ActionResult, AdminError> {
     match handled {
         Ok(Handled::Decided { delivery_id, outcome }) => Ok(ActionResult {
-            delivery_id,
+            delivery_id: Some(delivery_id),
             status: outcome.status(),
             reason: outcome.reason().map(str::to_owned),
         }),
         Ok(Handled::Duplicate { delivery_id, status }) => Ok(ActionResult {
-            delivery_id,
+            delivery_id: Some(delivery_id),
             status,
             reason: Some("this event was decided before; nothing was sent again".into()),
         }),
-        Ok(Handled::RejectedWithoutKey { reason }) => Err(AdminError::Invalid(reason)),
+        Ok(Handled::RejectedWithoutKey { reason }) => Ok(ActionResult {
+            delivery_id: None,
+            status: DeliveryStatus::Rejected,
+            reason: Some(format!("still without a key: {reason}")),
+        }),
         Err(retry) => match retry.delivery_id.or(expected) {
             Some(delivery_id) => Ok(ActionResult {
-                delivery_id,
+                delivery_id: Some(delivery_id),
                 status: DeliveryStatus::Processing,
                 reason: Some(format!("not decided yet: {}; try again", retry.reason)),
             }),
