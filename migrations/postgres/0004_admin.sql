@@ -45,9 +45,10 @@ create table suppressions (
     created_by     text        not null,
     created_at     timestamptz not null
 );
--- One entry per tenant, address and class (null counted as one class).
+-- One entry per tenant, address and class (null counted as one class). Addresses match without
+-- regard to case: mail systems treat Taro@ and taro@ as one mailbox, and so does a suppression.
 create unique index suppressions_tenant_address_class
-    on suppressions (tenant_id, address, coalesce(message_class, ''));
+    on suppressions (tenant_id, lower(address), coalesce(message_class, ''));
 
 -- A delivery made by an operator from an earlier one: a resend of any delivery, or a replay of a
 -- rejected event. The new delivery's key is derived from the origin (`tayori:resend` /

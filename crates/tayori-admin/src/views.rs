@@ -1,10 +1,10 @@
 //! What the API returns and the console shows, built from the use cases' answers.
 
 use serde::Serialize;
-use tayori_app::admin::{ActionResult, DeliveryDetail};
+use tayori_app::admin::{ActionResult, DeliveryDetail, ShownSuppression};
 use tayori_app::ports::{
-    AttemptRecord, AuditRecord, DeliveryLink, DeliveryRecord, OutcomeCount, SuppressionEntry,
-    TokenRecord, UnkeyedRejectionRecord,
+    AttemptRecord, AuditRecord, DeliveryLink, DeliveryRecord, OutcomeCount, TokenRecord,
+    UnkeyedRejectionRecord,
 };
 use utoipa::ToSchema;
 
@@ -247,11 +247,11 @@ pub struct SuppressionView {
     pub created_at: String,
 }
 
-impl From<&SuppressionEntry> for SuppressionView {
-    fn from(s: &SuppressionEntry) -> Self {
+impl From<&ShownSuppression> for SuppressionView {
+    fn from(s: &ShownSuppression) -> Self {
         Self {
             tenant: s.tenant.to_string(),
-            address: s.address.to_string(),
+            address: s.address.clone(),
             reason: s.reason.clone(),
             cause: s.cause.clone(),
             created_by: s.created_by.clone(),

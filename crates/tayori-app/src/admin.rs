@@ -157,6 +157,23 @@ pub struct ActionResult {
     pub reason: Option<String>,
 }
 
+/// A suppression as shown to a principal: the address masked unless the role is admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownSuppression {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The address, or its masked form.
+    pub address: String,
+    /// Why.
+    pub reason: String,
+    /// What caused it.
+    pub cause: String,
+    /// Who added it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
 /// A time window for the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatsWindow {
@@ -434,25 +451,33 @@ impl AdminService {
         result
     }
 
-    /// Suppressions in the principal's tenants (narrowed to `tenant` when given).
+    /// Suppressions in the principal's tenants (narrowed to `tenant` when given), addresses
+    /// masked unless the role is admin.
     pub async fn suppressions(
         &self,
         who: &Principal,
         tenant: Option<&TenantId>,
         address: Option<EmailAddress>,
         limit: u32,
-    ) -> Result<Vec<SuppressionEntry>, AdminError> {
+    ) -> Result<Vec<ShownSuppression>, AdminError> {
         let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
         let query = SuppressionQuery { tenants, address, limit };
-        let mut entries = self.admin.suppressions(&query).await?;
-        if !who.sees_addresses() {
-            // The address stays usable for removal through the API only by admins; others see
-            // which entry it is, masked like everywhere else.
-            for entry in &mut entries {
-                entry.address = masked_address(&entry.address);
-            }
-        }
-        Ok(entries)
+        let entries = self.admin.suppressions(&query).await?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| ShownSuppression {
+                address: if who.sees_addresses() {
+                    entry.address.to_string()
+                } else {
+                    entry.address.masked()
+                },
+                tenant: entry.tenant,
+                reason: entry.reason,
+                cause: entry.cause,
+                created_by: entry.created_by,
+                created_at: entry.created_at,
+            })
+            .collect())
     }
 
     /// Stops all mail from the tenant to the address. `false` when it was suppressed already.
@@ -797,11 +822,6 @@ fn format_uuid_v4(mut bytes: [u8; 16]) -> String {
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex = hex::encode(bytes);
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
-}
-
-fn masked_address(address: &EmailAddress) -> EmailAddress {
-    // A masked address (`t***@e***.com`) is itself a valid address.
-    EmailAddress::parse(&address.masked()).unwrap_or_else(|_| address.clone())
 }
 
 /// Masks the recipient in the row and in the stored envelope for roles that may not see it.

@@ -495,7 +495,7 @@ impl AdminStore for PostgresAdminStore {
         let rows = sqlx::query(
             "select tenant_id, address, reason, cause, created_by, created_at from suppressions \
              where ($1::text[] is null or tenant_id = any($1)) \
-                 and ($2::text is null or address = $2) \
+                 and ($2::text is null or lower(address) = lower($2)) \
              order by created_at desc, suppression_id desc limit $3",
         )
         .bind(query.tenants.as_deref().map(tenant_names))
@@ -558,7 +558,7 @@ impl AdminStore for PostgresAdminStore {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let removed = sqlx::query(
             "delete from suppressions \
-             where tenant_id = $1 and address = $2 and message_class is null",
+             where tenant_id = $1 and lower(address) = lower($2) and message_class is null",
         )
         .bind(tenant.to_string())
         .bind(address.as_str())

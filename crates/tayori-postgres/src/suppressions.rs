@@ -26,11 +26,11 @@ impl SuppressionList for PostgresSuppressions {
         tenant: &TenantId,
         address: &EmailAddress,
     ) -> Result<Option<Suppression>, SuppressionError> {
-        // Entries limited to a message class are not applied yet: the port does not carry the
+        // Without regard to case (see the migration). Entries limited to a message class are not applied yet: the port does not carry the
         // class of the email being checked.
         let reason: Option<String> = sqlx::query_scalar(
             "select reason from suppressions \
-             where tenant_id = $1 and address = $2 and message_class is null \
+             where tenant_id = $1 and lower(address) = lower($2) and message_class is null \
              order by created_at limit 1",
         )
         .bind(tenant.as_str())
