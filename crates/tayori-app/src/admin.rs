@@ -218,24 +218,19 @@ pub struct RenderedPreview {
     pub locale: Locale,
 }
 
-/// The operators' use cases. See the module documentation.
-pub struct AdminService {
-    /// Deliveries and their attempts.
-    pub deliveries: Arc<dyn DeliveryStore>,
-    /// Tokens, audit log, suppressions, links, searches.
+/// Operators' tokens: made (shown once, stored hashed), listed, revoked, checked. Usable without
+/// the rest of the service, as the command line does.
+pub struct AdminTokens {
+    /// Where tokens and the audit log live.
     pub admin: Arc<dyn AdminStore>,
-    /// The same path the workers use, for resends and replays.
-    pub handler: Arc<EventHandler>,
-    /// The tenants' templates, for listing and previews.
-    pub previews: Arc<dyn TemplatePreviews>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
 
-impl AdminService {
+impl AdminTokens {
     /// Makes a token. `by` is the admin who asks, or `None` on the command line. `random` must
     /// come from a cryptographically secure source: 32 bytes of secret, 16 of token id.
-    pub async fn issue_token(
+    pub async fn issue(
         &self,
         by: Option<&Principal>,
         role: Role,
@@ -283,7 +278,7 @@ impl AdminService {
     }
 
     /// Every token (admins of every tenant, and the command line).
-    pub async fn tokens(&self, by: Option<&Principal>) -> Result<Vec<TokenRecord>, AdminError> {
+    pub async fn list(&self, by: Option<&Principal>) -> Result<Vec<TokenRecord>, AdminError> {
         if by.is_some_and(|p| p.role != Role::Admin || p.scope != TenantScope::All) {
             return Err(AdminError::Forbidden(
                 "only the admin role of every tenant lists tokens".into(),
@@ -293,11 +288,7 @@ impl AdminService {
     }
 
     /// Revokes a token at once.
-    pub async fn revoke_token(
-        &self,
-        by: Option<&Principal>,
-        token_id: &str,
-    ) -> Result<(), AdminError> {
+    pub async fn revoke(&self, by: Option<&Principal>, token_id: &str) -> Result<(), AdminError> {
         if by.is_some_and(|p| p.role != Role::Admin) {
             return Err(AdminError::Forbidden("only the admin role manages tokens".into()));
         }
@@ -335,6 +326,59 @@ impl AdminService {
             self.admin.touch_token(&token.token_id, now).await?;
         }
         Ok(Principal { token_id: token.token_id, role: token.role, scope: token.scope })
+    }
+}
+
+/// The operators' use cases. See the module documentation.
+pub struct AdminService {
+    /// Deliveries and their attempts.
+    pub deliveries: Arc<dyn DeliveryStore>,
+    /// Tokens, audit log, suppressions, links, searches.
+    pub admin: Arc<dyn AdminStore>,
+    /// The same path the workers use, for resends and replays.
+    pub handler: Arc<EventHandler>,
+    /// The tenants' templates, for listing and previews.
+    pub previews: Arc<dyn TemplatePreviews>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AdminService {
+    /// Token management over this service's store and clock.
+    pub fn token_manager(&self) -> AdminTokens {
+        AdminTokens { admin: self.admin.clone(), clock: self.clock.clone() }
+    }
+
+    /// See [`AdminTokens::issue`].
+    pub async fn issue_token(
+        &self,
+        by: Option<&Principal>,
+        role: Role,
+        scope: TenantScope,
+        label: &str,
+        expires_at: Option<DateTime<Utc>>,
+        random: [u8; 48],
+    ) -> Result<IssuedToken, AdminError> {
+        self.token_manager().issue(by, role, scope, label, expires_at, random).await
+    }
+
+    /// See [`AdminTokens::list`].
+    pub async fn tokens(&self, by: Option<&Principal>) -> Result<Vec<TokenRecord>, AdminError> {
+        self.token_manager().list(by).await
+    }
+
+    /// See [`AdminTokens::revoke`].
+    pub async fn revoke_token(
+        &self,
+        by: Option<&Principal>,
+        token_id: &str,
+    ) -> Result<(), AdminError> {
+        self.token_manager().revoke(by, token_id).await
+    }
+
+    /// See [`AdminTokens::authenticate`].
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal, AdminError> {
+        self.token_manager().authenticate(secret).await
     }
 
     /// Searches deliveries in the principal's tenants (narrowed to `tenant` when given).

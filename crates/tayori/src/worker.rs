@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tayori_app::EventHandler;
-use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions};
+use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions, SuppressionList};
 use tayori_outbox::FileOutbox;
-use tayori_postgres::PostgresStore;
+use tayori_postgres::{PostgresStore, PostgresSuppressions};
 use tayori_sqlite::SqliteStore;
 use tayori_sqs::{ConsumerReport, SqsConsumer};
 use tayori_templates::TemplateSet;
@@ -56,6 +56,8 @@ pub async fn start_with_aws(
     })?;
     let templates = Arc::new(templates);
 
+    // Suppressions live in PostgreSQL (added through the admin API); SQLite has none.
+    let mut suppressions: Arc<dyn SuppressionList> = Arc::new(NoSuppressions);
     let store: Arc<dyn DeliveryStore> = match &config.store {
         StoreConfig::Postgres { .. } => {
             let postgres = config.store.postgres().context("store")?;
@@ -65,6 +67,7 @@ pub async fn start_with_aws(
             // The schema must be migrated (`tayori migrate`) before workers start; applying
             // pending migrations here too keeps a single-worker setup to one command.
             store.migrate().await.context("migrations failed")?;
+            suppressions = Arc::new(PostgresSuppressions::new(store.pool().clone()));
             Arc::new(store)
         }
         StoreConfig::Sqlite { path } => {
@@ -88,7 +91,7 @@ pub async fn start_with_aws(
     let handler = Arc::new(EventHandler {
         store: store.clone(),
         tenants: templates.clone(),
-        suppressions: Arc::new(NoSuppressions),
+        suppressions,
         renderer: templates,
         sender,
         clock: Arc::new(SystemClock),
