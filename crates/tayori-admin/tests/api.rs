@@ -360,7 +360,7 @@ async fn templates_list_and_preview_with_a_sample_or_posted_variables() {
         .iter()
         .find(|t| t["event_type"] == "account.deposit_completed")
         .unwrap();
-    assert!(deposit["samples"].as_array().unwrap().len() >= 1);
+    assert!(!deposit["samples"].as_array().unwrap().is_empty());
 
     let (status, preview) = h
         .call(
