@@ -79,11 +79,27 @@ fn tera() -> &'static tera::Tera {
             ("audit.html", include_str!("../templates/audit.html")),
             ("error.html", include_str!("../templates/error.html")),
         ];
+        tera.register_filter("when", when);
         if let Err(error) = tera.add_raw_templates(templates) {
             // The templates are compiled into the binary and covered by tests.
             panic!("console templates do not parse: {error:?}");
         }
         tera
+    })
+}
+
+/// `{{ t | when }}`: an RFC 3339 time as `2026-11-28 05:20:12 UTC`, to the second (the API keeps
+/// the full precision).
+fn when(
+    value: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let Some(raw) = value.as_str() else { return Ok(value.clone()) };
+    Ok(match chrono::DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => tera::Value::String(
+            t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        ),
+        Err(_) => value.clone(),
     })
 }
 

@@ -1,6 +1,6 @@
 // Keyboard shortcuts for the console: "/" focuses the search field; "g" then a letter goes to a
 // page (d dashboard, l deliveries, r rejected, s suppressions, t templates, a audit); "?" shows
-// the list. Forms that act ask for confirmation.
+// the list.
 (function () {
   var pages = { d: "/console", l: "/console/deliveries", r: "/console/rejected",
     s: "/console/suppressions", t: "/console/templates", a: "/console/audit" };
@@ -26,9 +26,10 @@
       if (help) { help.hidden = !help.hidden; }
     }
   });
-  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-    form.addEventListener("submit", function (e) {
-      if (!window.confirm(form.getAttribute("data-confirm"))) { e.preventDefault(); }
+  // A form that acts is sent once: a double click must not resend twice.
+  document.querySelectorAll("form[method=post]").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
     });
   });
 })();
