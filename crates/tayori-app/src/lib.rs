@@ -8,10 +8,12 @@
 //! conformance suite live behind the `testing` feature.
 
 pub mod accept_event;
+pub mod admin;
 pub mod handle_event;
 pub mod ports;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use accept_event::{Accepted, EventIntake, IntakeError};
+pub use admin::{AdminError, AdminService, Principal};
 pub use handle_event::{DeliveryPolicy, EventHandler, Handled, InboundMessage, RetryLater};

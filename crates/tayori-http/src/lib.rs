@@ -4,7 +4,7 @@
 //! 400 with the reason), `GET /v1/deliveries/{id}` (where a posted event stands) and
 //! `GET /healthz`. It converts HTTP into calls of the use cases and their answers into JSON; it
 //! holds no business rules and must not talk to a database, queue or mail service except
-//! through the use cases and ports it is given. The admin API and console grow here.
+//! through the use cases and ports it is given. The admin API and console are in `tayori-admin`.
 
 pub mod preview;
 

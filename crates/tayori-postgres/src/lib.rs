@@ -1,25 +1,30 @@
 //! tayori's delivery store on PostgreSQL: the production store.
 //!
 //! It owns the SQL that claims idempotency keys with leases, records attempts and outcomes, and
-//! lists deliveries, and the embedded migrations in `migrations/postgres/` ([`MIGRATOR`]). The
+//! lists deliveries; the admin store (tokens, audit log, suppressions, links, searches) and the
+//! suppression list; and the embedded migrations in `migrations/postgres/` ([`MIGRATOR`]). The
 //! event path's writes are group-committed: concurrent calls share one transaction and one
 //! commit, and each call still returns only once its own write is durable (`group_commit.rs`). It
 //! implements [`tayori_app::ports::DeliveryStore`] and passes the same conformance suite as the
 //! SQLite store. It must not know about queues, templates or senders, and it never reads the
 //! environment: the binary hands it a [`PostgresConfig`].
 
+mod admin;
 mod batch;
 mod config;
 mod errors;
 mod group_commit;
 mod store;
+mod suppressions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod writes;
 
+pub use admin::PostgresAdminStore;
 pub use config::PostgresConfig;
 pub use group_commit::WriteBatchStats;
 pub use store::PostgresStore;
+pub use suppressions::PostgresSuppressions;
 
 /// The migrations, embedded in the binary; applied by `tayori migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");

@@ -44,6 +44,9 @@ pub enum Command {
     /// Tools for template authors: check every template, render one.
     #[command(subcommand)]
     Templates(crate::templates_cmd::TemplatesCommand),
+    /// Operators: bearer tokens, and the admin API and console server.
+    #[command(subcommand)]
+    Admin(crate::admin::AdminCommand),
 }
 
 /// Options of `tayori worker`.

@@ -6,6 +6,7 @@
 //! case from `tayori-app` behind ports implemented by the adapter crates. The library half
 //! exists so the end-to-end tests can start the same app the binary starts.
 
+pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -67,5 +67,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Templates(command) => tayori::templates_cmd::run(command),
+        Command::Admin(command) => tayori::admin::run(command).await,
     }
 }

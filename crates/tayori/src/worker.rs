@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tayori_app::EventHandler;
-use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions};
+use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions, SuppressionList};
 use tayori_outbox::FileOutbox;
-use tayori_postgres::PostgresStore;
+use tayori_postgres::{PostgresStore, PostgresSuppressions};
 use tayori_ses::{SesSender, tenant_send_rates};
 use tayori_sqlite::SqliteStore;
 use tayori_sqs::{ConsumerReport, SqsConsumer};
-use tayori_templates::ReloadableTemplates;
+use tayori_templates::{ReloadableTemplates, TemplateSet};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -60,6 +60,8 @@ pub async fn start_with_aws(
     })?;
     let templates = Arc::new(templates);
 
+    // Suppressions live in PostgreSQL (added through the admin API); SQLite has none.
+    let mut suppressions: Arc<dyn SuppressionList> = Arc::new(NoSuppressions);
     let store: Arc<dyn DeliveryStore> = match &config.store {
         StoreConfig::Postgres { .. } => {
             let postgres = config.store.postgres().context("store")?;
@@ -69,6 +71,7 @@ pub async fn start_with_aws(
             // The schema must be migrated (`tayori migrate`) before workers start; applying
             // pending migrations here too keeps a single-worker setup to one command.
             store.migrate().await.context("migrations failed")?;
+            suppressions = Arc::new(PostgresSuppressions::new(store.pool().clone()));
             Arc::new(store)
         }
         StoreConfig::Sqlite { path } => {
@@ -78,24 +81,7 @@ pub async fn start_with_aws(
         }
     };
 
-    let sender: Arc<dyn EmailSender> = match &config.sender {
-        SenderConfig::Outbox(outbox) => Arc::new(FileOutbox::new(outbox.clone())),
-        SenderConfig::Ses(ses) => {
-            // Tenant caps are read once: a reload that changes a `max_send_rate` needs a
-            // restart to take effect (docs/configuration.md).
-            let rates = tenant_send_rates(templates.current().tenants());
-            let sender = SesSender::from_sdk_config(&aws, ses, &rates)
-                .await
-                .context("invalid configuration")?;
-            info!(
-                send_rate = sender.send_rate(),
-                source = ?sender.send_rate_source(),
-                capped_tenants = rates.len(),
-                "SES sender ready"
-            );
-            Arc::new(sender)
-        }
-    };
+    let sender = email_sender(&config.sender, &templates.current(), &aws).await?;
 
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let worker_id = config.worker_id.clone().unwrap_or_else(|| {
@@ -105,7 +91,7 @@ pub async fn start_with_aws(
     let handler = Arc::new(EventHandler {
         store: store.clone(),
         tenants: templates.clone(),
-        suppressions: Arc::new(NoSuppressions),
+        suppressions,
         renderer: templates.clone(),
         sender,
         clock: Arc::new(SystemClock),
@@ -119,6 +105,32 @@ pub async fn start_with_aws(
     let reload_on_hangup = crate::signals::on_hangup(reload_templates(templates.clone()));
     info!(worker_id, queue = %config.queue.queue_url, "worker started");
     Ok(WorkerApp { store, templates, stop, consumer, reload_on_hangup })
+}
+
+/// The sender the configuration names; the admin server's resend uses the same one.
+pub(crate) async fn email_sender(
+    config: &SenderConfig,
+    templates: &TemplateSet,
+    aws: &aws_config::SdkConfig,
+) -> anyhow::Result<Arc<dyn EmailSender>> {
+    Ok(match config {
+        SenderConfig::Outbox(outbox) => Arc::new(FileOutbox::new(outbox.clone())),
+        SenderConfig::Ses(ses) => {
+            // Tenant caps are read once: a reload that changes a `max_send_rate` needs a
+            // restart to take effect (docs/configuration.md).
+            let rates = tenant_send_rates(templates.tenants());
+            let sender = SesSender::from_sdk_config(aws, ses, &rates)
+                .await
+                .context("invalid configuration")?;
+            info!(
+                send_rate = sender.send_rate(),
+                source = ?sender.send_rate_source(),
+                capped_tenants = rates.len(),
+                "SES sender ready"
+            );
+            Arc::new(sender)
+        }
+    })
 }
 
 /// What SIGHUP does: load the templates again; a set with problems is refused (logged with its

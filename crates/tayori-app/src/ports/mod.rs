@@ -1,6 +1,7 @@
 //! The ports: what the use cases need from the outside world, as traits. Each port's contract is
 //! written as MUST sentences on its methods; adapters are tested against them.
 
+mod admin;
 mod clock;
 mod previews;
 mod queue;
@@ -10,6 +11,10 @@ mod suppression;
 mod templates;
 mod tenants;
 
+pub use admin::{
+    AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryLink, DeliverySearch, LinkKind,
+    OutcomeCount, Role, SuppressionEntry, SuppressionQuery, TenantScope, TokenRecord, UnknownRole,
+};
 pub use clock::Clock;
 pub use previews::{
     Preview, PreviewCatalog, PreviewError, PreviewEvent, PreviewRequest, PreviewTenant,

@@ -1,0 +1,758 @@
+//! The JSON API under `/api/v1`. Each handler parses its input into domain types, calls one use
+//! case, and converts the answer; `utoipa` documents each from its annotation, and
+//! `utoipa-axum` registers route and documentation together.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tayori_app::admin::StatsWindow;
+use tayori_app::ports::{AuditQuery, DeliveryCursor, DeliverySearch, PreviewRequest};
+use tayori_domain::{DeliveryId, DeliveryStatus, EmailAddress, EventType, Locale, TenantId};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AdminState;
+use crate::auth::Bearer;
+use crate::error::{ApiError, ErrorBody};
+use crate::views::{
+    ActionView, AuditView, CountView, DeliveryDetailView, DeliveryList, DeliverySummary,
+    RejectedEvents, StatsView, SuppressionView, UnkeyedView,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tayori admin API",
+        description = "Find deliveries, see what happened, and act on failures. Every route \
+            needs `Authorization: Bearer <token>` (`tayori admin token create`). A token scoped \
+            to tenants never sees another tenant: such objects answer 404, like unknown ids."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API's routes with their documentation.
+pub(crate) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(search_deliveries))
+        .routes(routes!(delivery))
+        .routes(routes!(resend))
+        .routes(routes!(replay_delivery))
+        .routes(routes!(rejected_events))
+        .routes(routes!(replay_many))
+        .routes(routes!(replay_unkeyed))
+        .routes(routes!(list_suppressions, add_suppression))
+        .routes(routes!(remove_suppression))
+        .routes(routes!(templates))
+        .routes(routes!(preview_sample, preview_variables))
+        .routes(routes!(stats))
+        .routes(routes!(audit_log))
+        .routes(routes!(tokens))
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+pub(crate) async fn openapi_json() -> Response {
+    match openapi().to_json() {
+        Ok(json) => {
+            ([(axum::http::header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+// ---- parsing at the edge ----
+
+pub(crate) fn tenant_param(raw: Option<&str>) -> Result<Option<TenantId>, ApiError> {
+    raw.filter(|s| !s.is_empty())
+        .map(|s| TenantId::parse(s).map_err(|e| ApiError::bad_request(format!("tenant: {e}"))))
+        .transpose()
+}
+
+pub(crate) fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
+    DeliveryId::parse(raw)
+        .ok_or_else(|| ApiError::bad_request(format!("{raw:?} is not a delivery id (a UUID)")))
+}
+
+fn time_param(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    raw.filter(|s| !s.is_empty())
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+                ApiError::bad_request(format!("{name}: not an RFC 3339 time ({e}): {s:?}"))
+            })
+        })
+        .transpose()
+}
+
+/// A page cursor: `<created_at in microseconds>_<delivery id>`.
+pub(crate) fn encode_cursor(cursor: &DeliveryCursor) -> String {
+    format!("{}_{}", cursor.created_at.timestamp_micros(), cursor.delivery_id)
+}
+
+fn decode_cursor(raw: &str) -> Result<DeliveryCursor, ApiError> {
+    let bad = || ApiError::bad_request("after: not a cursor from a previous page");
+    let (micros, id) = raw.split_once('_').ok_or_else(bad)?;
+    let created_at =
+        DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    Ok(DeliveryCursor { created_at, delivery_id: DeliveryId::parse(id).ok_or_else(bad)? })
+}
+
+/// The filters of a delivery search, as the query string carries them.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SearchParams {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only this outcome: `processing`, `sent`, `suppressed`, `rejected`, `failed`.
+    pub status: Option<String>,
+    /// Only this event type.
+    pub event_type: Option<String>,
+    /// Only this recipient (exact address).
+    pub recipient: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Created before (RFC 3339).
+    pub until: Option<String>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+}
+
+impl SearchParams {
+    pub(crate) fn parse(&self) -> Result<(Option<TenantId>, DeliverySearch), ApiError> {
+        let non_empty = |o: &Option<String>| o.clone().filter(|s| !s.trim().is_empty());
+        let search = DeliverySearch {
+            tenants: None,
+            status: non_empty(&self.status)
+                .map(|s| s.parse::<DeliveryStatus>())
+                .transpose()
+                .map_err(|e| ApiError::bad_request(format!("status: {e}")))?,
+            event_type: non_empty(&self.event_type)
+                .map(|s| EventType::parse(s.trim()))
+                .transpose()
+                .map_err(|e| ApiError::bad_request(format!("event_type: {e}")))?,
+            recipient: non_empty(&self.recipient)
+                .map(|s| EmailAddress::parse(s.trim()))
+                .transpose()
+                .map_err(|e| ApiError::bad_request(format!("recipient: {e}")))?,
+            from: time_param("from", self.from.as_deref())?,
+            until: time_param("until", self.until.as_deref())?,
+            after: non_empty(&self.after).map(|s| decode_cursor(&s)).transpose()?,
+            limit: self.limit.unwrap_or(50).clamp(1, 500),
+        };
+        Ok((tenant_param(self.tenant.as_deref())?, search))
+    }
+}
+
+/// Why an operator acts.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ReasonBody {
+    /// Required; recorded in the audit log.
+    pub reason: String,
+}
+
+// ---- deliveries ----
+
+/// Search deliveries, newest first, one page at a time.
+#[utoipa::path(get, path = "/api/v1/deliveries", tag = "deliveries", params(SearchParams),
+    responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn search_deliveries(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    let (tenant, search) = params.parse()?;
+    let page = state.service.search_deliveries(&who, tenant.as_ref(), search).await?;
+    Ok(Json(DeliveryList {
+        deliveries: page.deliveries.iter().map(DeliverySummary::from).collect(),
+        next: page.next.as_ref().map(encode_cursor),
+    }))
+}
+
+/// One delivery: its event (sensitive variables masked), attempts, SES message id, subject and
+/// links.
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}", tag = "deliveries",
+    params(("id" = String, Path, description = "The delivery id")),
+    responses((status = 200, body = DeliveryDetailView), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn delivery(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryDetailView>, ApiError> {
+    let detail = state.service.delivery(&who, delivery_id(&id)?).await?;
+    Ok(Json(DeliveryDetailView::from(&detail)))
+}
+
+/// Send the email again as a new delivery linked to this one (operator, admin).
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/resend", tag = "deliveries",
+    params(("id" = String, Path, description = "The delivery id")), request_body = ReasonBody,
+    responses((status = 201, body = ActionView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn resend(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path(id): Path<String>,
+    Json(body): Json<ReasonBody>,
+) -> Result<(StatusCode, Json<ActionView>), ApiError> {
+    let done = state.service.resend(&who, delivery_id(&id)?, &body.reason).await?;
+    Ok((StatusCode::CREATED, Json(ActionView::from(&done))))
+}
+
+/// Feed a rejected delivery's event through again after a fix (operator, admin).
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/replay", tag = "rejected events",
+    params(("id" = String, Path, description = "The rejected delivery's id")),
+    request_body = ReasonBody,
+    responses((status = 201, body = ActionView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn replay_delivery(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path(id): Path<String>,
+    Json(body): Json<ReasonBody>,
+) -> Result<(StatusCode, Json<ActionView>), ApiError> {
+    let done = state.service.replay_delivery(&who, delivery_id(&id)?, &body.reason).await?;
+    Ok((StatusCode::CREATED, Json(ActionView::from(&done))))
+}
+
+// ---- rejected events ----
+
+/// `?tenant=&after=&limit=`
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RejectedParams {
+    /// Only this tenant (bodies without a key have none and are then left out).
+    pub tenant: Option<String>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// Rejected events: deliveries rejected (reason, stored event or raw body) and bodies without a
+/// key.
+#[utoipa::path(get, path = "/api/v1/rejected-events", tag = "rejected events",
+    params(RejectedParams),
+    responses((status = 200, body = RejectedEvents), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn rejected_events(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Query(params): Query<RejectedParams>,
+) -> Result<Json<RejectedEvents>, ApiError> {
+    let tenant = tenant_param(params.tenant.as_deref())?;
+    let search = SearchParams {
+        status: Some("rejected".into()),
+        after: params.after.clone(),
+        limit: params.limit,
+        ..Default::default()
+    };
+    let (_, search) = search.parse()?;
+    let limit = search.limit;
+    let page = state.service.search_deliveries(&who, tenant.as_ref(), search).await?;
+    let mut deliveries = Vec::with_capacity(page.deliveries.len());
+    for record in &page.deliveries {
+        // The list shows each body and reason: read each one in full (pages are small).
+        let detail = state.service.delivery(&who, record.delivery_id).await?;
+        deliveries.push(DeliveryDetailView::from(&detail));
+    }
+    let unkeyed = match (&tenant, params.after.is_some()) {
+        (None, false) => state.service.unkeyed_rejections(&who, limit).await?,
+        _ => Vec::new(),
+    };
+    Ok(Json(RejectedEvents {
+        deliveries,
+        next: page.next.as_ref().map(encode_cursor),
+        unkeyed: unkeyed.iter().map(UnkeyedView::from).collect(),
+    }))
+}
+
+/// Several rejected events to replay with one reason.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ReplayManyBody {
+    /// Rejected deliveries' ids.
+    #[serde(default)]
+    pub delivery_ids: Vec<String>,
+    /// Bodies without a key, by SHA-256.
+    #[serde(default)]
+    pub unkeyed: Vec<String>,
+    /// Required; recorded in the audit log for each.
+    pub reason: String,
+}
+
+/// What came of replaying one of several events.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReplayItem {
+    /// The delivery id or body SHA-256 replayed.
+    pub id: String,
+    /// The new delivery, when it got that far.
+    pub result: Option<ActionView>,
+    /// Why it was not replayed.
+    pub error: Option<String>,
+}
+
+/// Replay several rejected events after a fix (operator, admin). Each is tried; the answer says
+/// what came of each.
+#[utoipa::path(post, path = "/api/v1/rejected-events/replay", tag = "rejected events",
+    request_body = ReplayManyBody,
+    responses((status = 200, body = Vec<ReplayItem>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn replay_many(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Json(body): Json<ReplayManyBody>,
+) -> Result<Json<Vec<ReplayItem>>, ApiError> {
+    if !who.may_act() {
+        return Err(ApiError(tayori_app::AdminError::Forbidden(format!(
+            "the {} role may only read",
+            who.role
+        ))));
+    }
+    if body.delivery_ids.len() + body.unkeyed.len() > 500 {
+        return Err(ApiError::bad_request("at most 500 events per request"));
+    }
+    let mut items = Vec::new();
+    for id in &body.delivery_ids {
+        let done = match delivery_id(id) {
+            Ok(parsed) => state.service.replay_delivery(&who, parsed, &body.reason).await,
+            Err(ApiError(error)) => Err(error),
+        };
+        items.push(replay_item(id, done));
+    }
+    for sha in &body.unkeyed {
+        let done = state.service.replay_unkeyed(&who, sha, &body.reason).await;
+        items.push(replay_item(sha, done));
+    }
+    Ok(Json(items))
+}
+
+fn replay_item(
+    id: &str,
+    done: Result<tayori_app::admin::ActionResult, tayori_app::AdminError>,
+) -> ReplayItem {
+    match done {
+        Ok(done) => {
+            ReplayItem { id: id.to_owned(), result: Some(ActionView::from(&done)), error: None }
+        }
+        Err(error) => {
+            ReplayItem { id: id.to_owned(), result: None, error: Some(ApiError(error).parts().2) }
+        }
+    }
+}
+
+/// Feed a body without a key through again, as received (operator, admin).
+#[utoipa::path(post, path = "/api/v1/rejected-events/unkeyed/{sha256}/replay",
+    tag = "rejected events", request_body = ReasonBody,
+    params(("sha256" = String, Path, description = "The body's SHA-256")),
+    responses((status = 201, body = ActionView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn replay_unkeyed(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path(sha256): Path<String>,
+    Json(body): Json<ReasonBody>,
+) -> Result<(StatusCode, Json<ActionView>), ApiError> {
+    let done = state.service.replay_unkeyed(&who, &sha256, &body.reason).await?;
+    Ok((StatusCode::CREATED, Json(ActionView::from(&done))))
+}
+
+// ---- suppressions ----
+
+/// `?tenant=&address=&limit=`
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SuppressionParams {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only this address.
+    pub address: Option<String>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
+fn address(raw: &str) -> Result<EmailAddress, ApiError> {
+    EmailAddress::parse(raw.trim()).map_err(|e| ApiError::bad_request(format!("address: {e}")))
+}
+
+/// Suppressed addresses, newest first (masked unless the role is admin).
+#[utoipa::path(get, path = "/api/v1/suppressions", tag = "suppressions",
+    params(SuppressionParams),
+    responses((status = 200, body = Vec<SuppressionView>), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn list_suppressions(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Query(params): Query<SuppressionParams>,
+) -> Result<Json<Vec<SuppressionView>>, ApiError> {
+    let tenant = tenant_param(params.tenant.as_deref())?;
+    let filter = params.address.as_deref().filter(|a| !a.is_empty()).map(address).transpose()?;
+    let limit = params.limit.unwrap_or(100);
+    let entries = state.service.suppressions(&who, tenant.as_ref(), filter, limit).await?;
+    Ok(Json(entries.iter().map(SuppressionView::from).collect()))
+}
+
+/// A suppression to add.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct NewSuppression {
+    /// The tenant.
+    pub tenant: String,
+    /// The address.
+    pub address: String,
+    /// Why; recorded with the entry and in the audit log.
+    pub reason: String,
+}
+
+/// Stop all mail from a tenant to an address (operator, admin). 201 when added, 200 when it was
+/// suppressed already.
+#[utoipa::path(post, path = "/api/v1/suppressions", tag = "suppressions",
+    request_body = NewSuppression,
+    responses((status = 201), (status = 200), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn add_suppression(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Json(body): Json<NewSuppression>,
+) -> Result<StatusCode, ApiError> {
+    let tenant = tenant_param(Some(&body.tenant))?
+        .ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+    let added = state
+        .service
+        .add_suppression(&who, &tenant, &address(&body.address)?, &body.reason)
+        .await?;
+    Ok(if added { StatusCode::CREATED } else { StatusCode::OK })
+}
+
+/// Let a tenant mail an address again (operator, admin).
+#[utoipa::path(delete, path = "/api/v1/suppressions/{tenant}/{address}", tag = "suppressions",
+    request_body = ReasonBody,
+    params(("tenant" = String, Path, description = "The tenant"),
+        ("address" = String, Path, description = "The address")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove_suppression(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path((tenant, addr)): Path<(String, String)>,
+    Json(body): Json<ReasonBody>,
+) -> Result<StatusCode, ApiError> {
+    let tenant =
+        tenant_param(Some(&tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+    state.service.remove_suppression(&who, &tenant, &address(&addr)?, &body.reason).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- templates ----
+
+/// One event type's templates.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TemplateView {
+    /// The tenant.
+    pub tenant: String,
+    /// The event type.
+    pub event_type: String,
+    /// Whether the tenant accepts events of this type.
+    pub accepted: bool,
+    /// `transactional` or `subscription`.
+    pub message_class: String,
+    /// Its sample data files.
+    pub samples: Vec<String>,
+    /// The locales it has templates for.
+    pub locales: Vec<String>,
+}
+
+/// `?tenant=`
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TenantParams {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+}
+
+pub(crate) fn template_views(
+    state: &AdminState,
+    who: &tayori_app::Principal,
+    tenant: Option<&TenantId>,
+) -> Result<Vec<TemplateView>, ApiError> {
+    if let Some(tenant) = tenant
+        && !who.scope.includes(tenant)
+    {
+        return Err(ApiError(tayori_app::AdminError::NotFound(format!("no tenant {tenant}"))));
+    }
+    let catalog = state.service.templates(who);
+    Ok(catalog
+        .tenants
+        .iter()
+        .filter(|t| tenant.is_none_or(|only| &t.id == only))
+        .flat_map(|t| {
+            t.events.iter().map(|e| TemplateView {
+                tenant: t.id.to_string(),
+                event_type: e.event_type.to_string(),
+                accepted: e.accepted,
+                message_class: e.message_class.to_string(),
+                samples: e.samples.clone(),
+                locales: e.locales.iter().map(ToString::to_string).collect(),
+            })
+        })
+        .collect())
+}
+
+/// The templates of the token's tenants.
+#[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(TenantParams),
+    responses((status = 200, body = Vec<TemplateView>), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn templates(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Query(params): Query<TenantParams>,
+) -> Result<Json<Vec<TemplateView>>, ApiError> {
+    let tenant = tenant_param(params.tenant.as_deref())?;
+    Ok(Json(template_views(&state, &who, tenant.as_ref())?))
+}
+
+/// A rendered preview.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PreviewView {
+    /// The subject.
+    pub subject: String,
+    /// The HTML part (a whole document; show it in a sandboxed frame).
+    pub html: String,
+    /// The text part.
+    pub text: String,
+    /// The locale used.
+    pub locale: String,
+}
+
+/// `?sample=&locale=`
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SampleParams {
+    /// The sample's name (default: the first).
+    pub sample: Option<String>,
+    /// The locale (default: the sample's, else the tenant's).
+    pub locale: Option<String>,
+}
+
+fn event_type(raw: &str) -> Result<EventType, ApiError> {
+    EventType::parse(raw).map_err(|e| ApiError::bad_request(format!("event type: {e}")))
+}
+
+fn locale(raw: Option<&str>) -> Result<Option<Locale>, ApiError> {
+    raw.filter(|s| !s.is_empty())
+        .map(|s| Locale::parse(s).map_err(|e| ApiError::bad_request(format!("locale: {e}"))))
+        .transpose()
+}
+
+pub(crate) fn sample_preview(
+    state: &AdminState,
+    who: &tayori_app::Principal,
+    tenant: &str,
+    event: &str,
+    params: &SampleParams,
+) -> Result<PreviewView, ApiError> {
+    let tenant =
+        tenant_param(Some(tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+    let event_type = event_type(event)?;
+    let sample = match params.sample.clone().filter(|s| !s.is_empty()) {
+        Some(sample) => sample,
+        None => template_views(state, who, Some(&tenant))?
+            .into_iter()
+            .find(|t| t.event_type == event_type.as_str())
+            .and_then(|t| t.samples.into_iter().next())
+            .ok_or_else(|| {
+                ApiError(tayori_app::AdminError::NotFound(format!(
+                    "no samples for {tenant}/{event_type}"
+                )))
+            })?,
+    };
+    let request =
+        PreviewRequest { tenant, event_type, sample, locale: locale(params.locale.as_deref())? };
+    let preview = state.service.preview_sample(who, &request)?;
+    Ok(PreviewView {
+        subject: preview.subject,
+        html: preview.html,
+        text: preview.text,
+        locale: preview.locale.to_string(),
+    })
+}
+
+/// Render an event type's template with one of its samples (sensitive variables masked).
+#[utoipa::path(get, path = "/api/v1/templates/{tenant}/{event_type}/preview", tag = "templates",
+    params(("tenant" = String, Path, description = "The tenant"),
+        ("event_type" = String, Path, description = "The event type"), SampleParams),
+    responses((status = 200, body = PreviewView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn preview_sample(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path((tenant, event)): Path<(String, String)>,
+    Query(params): Query<SampleParams>,
+) -> Result<Json<PreviewView>, ApiError> {
+    Ok(Json(sample_preview(&state, &who, &tenant, &event, &params)?))
+}
+
+/// Variables to render a template with.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct VariablesBody {
+    /// The event's `data.variables`.
+    #[schema(value_type = Object)]
+    pub variables: serde_json::Value,
+    /// The recipient's locale.
+    pub locale: Option<String>,
+}
+
+/// Render an event type's template with posted variables.
+#[utoipa::path(post, path = "/api/v1/templates/{tenant}/{event_type}/preview", tag = "templates",
+    params(("tenant" = String, Path, description = "The tenant"),
+        ("event_type" = String, Path, description = "The event type")),
+    request_body = VariablesBody,
+    responses((status = 200, body = PreviewView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn preview_variables(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path((tenant, event)): Path<(String, String)>,
+    Json(body): Json<VariablesBody>,
+) -> Result<Json<PreviewView>, ApiError> {
+    let tenant =
+        tenant_param(Some(&tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+    let locale = locale(body.locale.as_deref())?;
+    let preview = state.service.preview_variables(
+        &who,
+        &tenant,
+        &event_type(&event)?,
+        body.variables,
+        locale.as_ref(),
+    )?;
+    Ok(Json(PreviewView {
+        subject: preview.subject,
+        html: preview.html,
+        text: preview.text,
+        locale: preview.locale.to_string(),
+    }))
+}
+
+// ---- stats and audit ----
+
+/// `?window=&tenant=`
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StatsParams {
+    /// `hour`, `day` (default) or `week`.
+    pub window: Option<String>,
+    /// Only this tenant.
+    pub tenant: Option<String>,
+}
+
+pub(crate) async fn stats_view(
+    state: &AdminState,
+    who: &tayori_app::Principal,
+    params: &StatsParams,
+) -> Result<StatsView, ApiError> {
+    let name = params.window.clone().unwrap_or_else(|| "day".into());
+    let window = StatsWindow::parse(&name)
+        .ok_or_else(|| ApiError::bad_request("window: hour, day or week"))?;
+    let tenant = tenant_param(params.tenant.as_deref())?;
+    let counts = state.service.stats(who, tenant.as_ref(), window).await?;
+    Ok(StatsView { window: name, counts: counts.iter().map(CountView::from).collect() })
+}
+
+/// Deliveries per tenant and outcome over the last hour, day or week.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "stats", params(StatsParams),
+    responses((status = 200, body = StatsView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn stats(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Query(params): Query<StatsParams>,
+) -> Result<Json<StatsView>, ApiError> {
+    Ok(Json(stats_view(&state, &who, &params).await?))
+}
+
+/// `?tenant=&token_id=&action=&object_id=&before=&limit=`
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditParams {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only this token's actions.
+    pub token_id: Option<String>,
+    /// Only this action (e.g. `delivery.resend`).
+    pub action: Option<String>,
+    /// Only actions on this object.
+    pub object_id: Option<String>,
+    /// Entries older than this `audit_id`.
+    pub before: Option<i64>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
+pub(crate) async fn audit_views(
+    state: &AdminState,
+    who: &tayori_app::Principal,
+    params: &AuditParams,
+) -> Result<Vec<AuditView>, ApiError> {
+    let tenant = tenant_param(params.tenant.as_deref())?;
+    let non_empty = |o: &Option<String>| o.clone().filter(|s| !s.trim().is_empty());
+    let query = AuditQuery {
+        tenants: None,
+        token_id: non_empty(&params.token_id),
+        action: non_empty(&params.action),
+        object_id: non_empty(&params.object_id),
+        before: params.before,
+        limit: params.limit.unwrap_or(100),
+    };
+    let entries = state.service.audit(who, tenant.as_ref(), query).await?;
+    Ok(entries.iter().map(AuditView::from).collect())
+}
+
+/// The audit log, newest first: who (token id), what, when, on which tenant and object.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, body = Vec<AuditView>), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn audit_log(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<Vec<AuditView>>, ApiError> {
+    Ok(Json(audit_views(&state, &who, &params).await?))
+}
+
+/// Every token (admin only; secrets are never shown again).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, body = Vec<crate::views::TokenView>),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn tokens(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+) -> Result<Json<Vec<crate::views::TokenView>>, ApiError> {
+    let tokens = state.service.tokens(Some(&who)).await?;
+    Ok(Json(tokens.iter().map(crate::views::TokenView::from).collect()))
+}

@@ -1,0 +1,75 @@
+//! Who is asking: a bearer token on the API, the session cookie on the console.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use axum_extra::extract::CookieJar;
+use sha2::{Digest, Sha256};
+use tayori_app::{AdminError, Principal};
+
+use crate::AdminState;
+use crate::error::ApiError;
+
+/// The console's session cookie: the token itself, HttpOnly and SameSite=Strict, so page
+/// scripts cannot read it and other sites cannot send it.
+pub const SESSION_COOKIE: &str = "tayori_session";
+
+/// A request with a valid bearer token (`Authorization: Bearer tyr_...`).
+pub struct Bearer(pub Principal);
+
+impl FromRequestParts<AdminState> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        let secret = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError(AdminError::Unauthenticated))?;
+        Ok(Bearer(state.service.authenticate(secret.trim()).await?))
+    }
+}
+
+/// A console request with a valid session, and the CSRF token its forms must carry.
+pub struct Session {
+    /// Who is signed in.
+    pub principal: Principal,
+    /// What every form posts back as `csrf`.
+    pub csrf: String,
+}
+
+/// The console's answer to a request without a valid session.
+pub enum NoSession {
+    /// Go and sign in.
+    SignIn,
+    /// The database is away (or another failure): say so.
+    Failed(ApiError),
+}
+
+impl FromRequestParts<AdminState> for Session {
+    type Rejection = NoSession;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let secret =
+            jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or(NoSession::SignIn)?;
+        match state.service.authenticate(&secret).await {
+            Ok(principal) => Ok(Session { principal, csrf: csrf_token(&secret) }),
+            Err(AdminError::Unauthenticated) => Err(NoSession::SignIn),
+            Err(other) => Err(NoSession::Failed(ApiError(other))),
+        }
+    }
+}
+
+/// The CSRF token of a session: derived from its secret, so it needs no server-side state, is
+/// unknown to other sites, and dies with the token.
+pub fn csrf_token(secret: &str) -> String {
+    hex::encode(Sha256::digest(format!("tayori-console-csrf\0{secret}").as_bytes()))
+}

@@ -1,0 +1,609 @@
+//! The operator console under `/console`: server-rendered pages (tera, autoescaped), plain forms
+//! and one small script for keyboard shortcuts. Sign-in puts the token in an HttpOnly,
+//! SameSite=Strict cookie; every form carries a CSRF token derived from it; every page is served
+//! with a strict Content-Security-Policy. Data comes from the same use cases as the API, so
+//! scoping and masking are the same.
+
+use std::sync::OnceLock;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use serde::Deserialize;
+use serde_json::json;
+use tayori_app::AdminError;
+use tayori_app::admin::StatsWindow;
+use tayori_app::ports::DeliverySearch;
+use tayori_domain::{DeliveryStatus, EmailAddress};
+
+use crate::AdminState;
+use crate::api::{
+    AuditParams, SampleParams, SearchParams, audit_views, delivery_id, encode_cursor,
+    sample_preview, template_views, tenant_param,
+};
+use crate::auth::{NoSession, SESSION_COOKIE, Session};
+use crate::error::ApiError;
+use crate::views::{
+    ActionView, CountView, DeliveryDetailView, DeliverySummary, SuppressionView, UnkeyedView,
+};
+
+/// Scripts only from our own origin (the one file below), no plugins, no framing of the console;
+/// inline styles are allowed because emails in the preview frame use them.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
+    frame-ancestors 'none'; base-uri 'none'";
+
+const SCRIPT: &str = include_str!("../templates/console.js");
+
+pub(crate) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/console", get(dashboard))
+        .route("/console/app.js", get(script))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/deliveries", get(deliveries))
+        .route("/console/deliveries/{id}", get(delivery))
+        .route("/console/deliveries/{id}/resend", post(resend))
+        .route("/console/deliveries/{id}/replay", post(replay))
+        .route("/console/rejected", get(rejected))
+        .route("/console/rejected/unkeyed/{sha256}/replay", post(replay_unkeyed))
+        .route("/console/suppressions", get(suppressions).post(add_suppression))
+        .route("/console/suppressions/remove", post(remove_suppression))
+        .route("/console/templates", get(templates))
+        .route("/console/templates/{tenant}/{event_type}", get(template_preview))
+        .route("/console/audit", get(audit))
+}
+
+fn tera() -> &'static tera::Tera {
+    static TERA: OnceLock<tera::Tera> = OnceLock::new();
+    TERA.get_or_init(|| {
+        let mut tera = tera::Tera::default();
+        // Autoescaping is what makes hostile data inert: every template is an `.html` name and
+        // autoescape is set explicitly (the injection tests check it).
+        tera.autoescape_on(vec![".html"]);
+        let templates = [
+            ("base.html", include_str!("../templates/base.html")),
+            ("sign_in.html", include_str!("../templates/sign_in.html")),
+            ("dashboard.html", include_str!("../templates/dashboard.html")),
+            ("deliveries.html", include_str!("../templates/deliveries.html")),
+            ("delivery.html", include_str!("../templates/delivery.html")),
+            ("rejected.html", include_str!("../templates/rejected.html")),
+            ("suppressions.html", include_str!("../templates/suppressions.html")),
+            ("templates.html", include_str!("../templates/templates.html")),
+            ("preview.html", include_str!("../templates/preview.html")),
+            ("audit.html", include_str!("../templates/audit.html")),
+            ("error.html", include_str!("../templates/error.html")),
+        ];
+        tera.register_filter("when", when);
+        if let Err(error) = tera.add_raw_templates(templates) {
+            // The templates are compiled into the binary and covered by tests.
+            panic!("console templates do not parse: {error:?}");
+        }
+        tera
+    })
+}
+
+/// `{{ t | when }}`: an RFC 3339 time as `2026-11-28 05:20:12 UTC`, to the second (the API keeps
+/// the full precision).
+fn when(
+    value: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let Some(raw) = value.as_str() else { return Ok(value.clone()) };
+    Ok(match chrono::DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => tera::Value::String(
+            t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        ),
+        Err(_) => value.clone(),
+    })
+}
+
+fn page(name: &str, context: serde_json::Value) -> Response {
+    let context = match tera::Context::from_value(context) {
+        Ok(context) => context,
+        Err(error) => return failure(&error),
+    };
+    match tera().render(name, &context) {
+        Ok(body) => {
+            let mut response = Html(body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+            headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+            response
+        }
+        Err(error) => failure(&error),
+    }
+}
+
+fn failure(error: &dyn std::error::Error) -> Response {
+    tracing::error!(error = %error, "console page failed to render");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
+/// The common context of a signed-in page.
+fn base(session: &Session, nav: &str) -> serde_json::Value {
+    let tenants = session
+        .principal
+        .scope
+        .filter()
+        .map(|ts| ts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+    json!({
+        "nav": nav,
+        "csrf": session.csrf,
+        "who": {
+            "token_id": session.principal.token_id,
+            "role": session.principal.role.as_str(),
+            "tenants": tenants.unwrap_or_else(|| "all tenants".into()),
+            "may_act": session.principal.may_act(),
+        },
+    })
+}
+
+fn with(mut context: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(target), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
+        target.extend(extra);
+    }
+    context
+}
+
+fn error_page(session: Option<&Session>, error: ApiError) -> Response {
+    let (status, code, message) = error.parts();
+    let context = match session {
+        Some(session) => base(session, ""),
+        None => json!({ "nav": "" }),
+    };
+    let mut response = page(
+        "error.html",
+        with(context, json!({ "status": status.as_u16(), "code": code, "message": message })),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+impl IntoResponse for NoSession {
+    fn into_response(self) -> Response {
+        match self {
+            NoSession::SignIn => Redirect::to("/console/sign-in").into_response(),
+            NoSession::Failed(error) => error_page(None, error),
+        }
+    }
+}
+
+fn check_csrf(session: &Session, presented: &str) -> Result<(), ApiError> {
+    if presented.as_bytes() == session.csrf.as_bytes() {
+        Ok(())
+    } else {
+        Err(ApiError(AdminError::Forbidden(
+            "the form expired or came from elsewhere; reload the page and try again".into(),
+        )))
+    }
+}
+
+async fn script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT).into_response()
+}
+
+// ---- sign in and out ----
+
+#[derive(Debug, Default, Deserialize)]
+struct SignInForm {
+    token: String,
+}
+
+async fn sign_in_page() -> Response {
+    page("sign_in.html", json!({ "nav": "" }))
+}
+
+async fn sign_in(
+    State(state): State<AdminState>,
+    jar: CookieJar,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let secret = form.token.trim().to_owned();
+    match state.service.authenticate(&secret).await {
+        Ok(_) => {
+            let cookie = Cookie::build((SESSION_COOKIE, secret))
+                .http_only(true)
+                .secure(state.secure_cookies)
+                .same_site(SameSite::Strict)
+                .path("/console")
+                .build();
+            (jar.add(cookie), Redirect::to("/console")).into_response()
+        }
+        Err(AdminError::Unauthenticated) => {
+            let mut response = page(
+                "sign_in.html",
+                json!({ "nav": "", "error": "That token is unknown, revoked or expired." }),
+            );
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            response
+        }
+        Err(other) => error_page(None, ApiError(other)),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(session: Session, jar: CookieJar, Form(form): Form<CsrfForm>) -> Response {
+    if let Err(error) = check_csrf(&session, &form.csrf) {
+        return error_page(Some(&session), error);
+    }
+    let cookie = Cookie::build((SESSION_COOKIE, "")).path("/console").build();
+    (jar.remove(cookie), Redirect::to("/console/sign-in")).into_response()
+}
+
+// ---- pages ----
+
+async fn dashboard(State(state): State<AdminState>, session: Session) -> Response {
+    let who = &session.principal;
+    let mut windows = Vec::new();
+    for (name, window) in
+        [("hour", StatsWindow::Hour), ("day", StatsWindow::Day), ("week", StatsWindow::Week)]
+    {
+        match state.service.stats(who, None, window).await {
+            Ok(counts) => windows.push(json!({
+                "name": name,
+                "counts": counts.iter().map(CountView::from).collect::<Vec<_>>(),
+            })),
+            Err(error) => return error_page(Some(&session), ApiError(error)),
+        }
+    }
+    let failures =
+        DeliverySearch { status: Some(DeliveryStatus::Failed), limit: 10, ..Default::default() };
+    let failures = match state.service.search_deliveries(who, None, failures).await {
+        Ok(page) => page.deliveries.iter().map(DeliverySummary::from).collect::<Vec<_>>(),
+        Err(error) => return error_page(Some(&session), ApiError(error)),
+    };
+    page(
+        "dashboard.html",
+        with(base(&session, "dashboard"), json!({ "windows": windows, "failures": failures })),
+    )
+}
+
+async fn deliveries(
+    State(state): State<AdminState>,
+    session: Session,
+    Query(params): Query<SearchParams>,
+) -> Response {
+    let form = json!({
+        "tenant": params.tenant, "status": params.status, "event_type": params.event_type,
+        "recipient": params.recipient, "from": params.from, "until": params.until,
+    });
+    let result = match params.parse() {
+        Ok((tenant, search)) => state
+            .service
+            .search_deliveries(&session.principal, tenant.as_ref(), search)
+            .await
+            .map_err(ApiError),
+        Err(error) => Err(error),
+    };
+    let context = match result {
+        Ok(page) => json!({
+            "form": form,
+            "deliveries": page.deliveries.iter().map(DeliverySummary::from).collect::<Vec<_>>(),
+            "next": page.next.as_ref().map(encode_cursor),
+        }),
+        Err(error) => json!({ "form": form, "deliveries": [], "error": error.parts().2 }),
+    };
+    page("deliveries.html", with(base(&session, "deliveries"), context))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DoneParams {
+    done: Option<String>,
+    status: Option<String>,
+    reason: Option<String>,
+}
+
+async fn delivery(
+    State(state): State<AdminState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(done): Query<DoneParams>,
+) -> Response {
+    let detail = match delivery_id(&id) {
+        Ok(id) => state.service.delivery(&session.principal, id).await.map_err(ApiError),
+        Err(error) => Err(error),
+    };
+    match detail {
+        Ok(detail) => {
+            let view = DeliveryDetailView::from(&detail);
+            let event = view.event.as_ref().and_then(|e| serde_json::to_string_pretty(e).ok());
+            page(
+                "delivery.html",
+                with(
+                    base(&session, "deliveries"),
+                    json!({
+                        "d": view, "event_pretty": event,
+                        "done": done.done, "done_status": done.status, "done_reason": done.reason,
+                    }),
+                ),
+            )
+        }
+        Err(error) => error_page(Some(&session), error),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReasonForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+fn after_action(
+    origin: &str,
+    result: Result<tayori_app::admin::ActionResult, AdminError>,
+) -> Result<Response, ApiError> {
+    let done = result?;
+    let view = ActionView::from(&done);
+    let new = view.delivery_id.unwrap_or_default();
+    let mut url = format!("/console/deliveries/{origin}?done={new}&status={}", view.status);
+    if let Some(reason) = &view.reason {
+        url.push_str("&reason=");
+        url.push_str(&percent_encode(reason));
+    }
+    Ok(Redirect::to(&url).into_response())
+}
+
+/// Percent-encodes everything but unreserved characters (for a query value we build).
+fn percent_encode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn resend(
+    State(state): State<AdminState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Response {
+    let result = async {
+        check_csrf(&session, &form.csrf)?;
+        let parsed = delivery_id(&id)?;
+        after_action(&id, state.service.resend(&session.principal, parsed, &form.reason).await)
+    }
+    .await;
+    result.unwrap_or_else(|error| error_page(Some(&session), error))
+}
+
+async fn replay(
+    State(state): State<AdminState>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Response {
+    let result = async {
+        check_csrf(&session, &form.csrf)?;
+        let parsed = delivery_id(&id)?;
+        after_action(
+            &id,
+            state.service.replay_delivery(&session.principal, parsed, &form.reason).await,
+        )
+    }
+    .await;
+    result.unwrap_or_else(|error| error_page(Some(&session), error))
+}
+
+async fn rejected(
+    State(state): State<AdminState>,
+    session: Session,
+    Query(params): Query<SearchParams>,
+) -> Response {
+    let who = &session.principal;
+    let search = SearchParams { status: Some("rejected".into()), ..params };
+    let result = async {
+        let (tenant, search) = search.parse()?;
+        let page = state.service.search_deliveries(who, tenant.as_ref(), search).await?;
+        let mut deliveries = Vec::new();
+        for record in &page.deliveries {
+            let detail = state.service.delivery(who, record.delivery_id).await?;
+            deliveries.push(DeliveryDetailView::from(&detail));
+        }
+        let unkeyed = if tenant.is_none() {
+            state.service.unkeyed_rejections(who, 50).await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, ApiError>(json!({
+            "deliveries": deliveries,
+            "next": page.next.as_ref().map(encode_cursor),
+            "unkeyed": unkeyed.iter().map(UnkeyedView::from).collect::<Vec<_>>(),
+        }))
+    }
+    .await;
+    match result {
+        Ok(context) => page("rejected.html", with(base(&session, "rejected"), context)),
+        Err(error) => error_page(Some(&session), error),
+    }
+}
+
+async fn replay_unkeyed(
+    State(state): State<AdminState>,
+    session: Session,
+    Path(sha256): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Response {
+    let result = async {
+        check_csrf(&session, &form.csrf)?;
+        let done = state.service.replay_unkeyed(&session.principal, &sha256, &form.reason).await?;
+        let to = match done.delivery_id {
+            Some(id) => format!("/console/deliveries/{id}"),
+            None => "/console/rejected".to_owned(),
+        };
+        Ok::<_, ApiError>(Redirect::to(&to).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|error| error_page(Some(&session), error))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SuppressionFilter {
+    tenant: Option<String>,
+    address: Option<String>,
+    message: Option<String>,
+}
+
+async fn suppressions(
+    State(state): State<AdminState>,
+    session: Session,
+    Query(filter): Query<SuppressionFilter>,
+) -> Response {
+    let result = async {
+        let tenant = tenant_param(filter.tenant.as_deref())?;
+        let address = filter
+            .address
+            .as_deref()
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| {
+                EmailAddress::parse(a.trim())
+                    .map_err(|e| ApiError::bad_request(format!("address: {e}")))
+            })
+            .transpose()?;
+        Ok::<_, ApiError>(
+            state.service.suppressions(&session.principal, tenant.as_ref(), address, 200).await?,
+        )
+    }
+    .await;
+    let context = match result {
+        Ok(entries) => json!({
+            "entries": entries.iter().map(SuppressionView::from).collect::<Vec<_>>(),
+            "form": { "tenant": filter.tenant, "address": filter.address },
+            "message": filter.message,
+        }),
+        Err(error) => json!({
+            "entries": [], "form": { "tenant": filter.tenant, "address": filter.address },
+            "error": error.parts().2,
+        }),
+    };
+    page("suppressions.html", with(base(&session, "suppressions"), context))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SuppressionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn add_suppression(
+    State(state): State<AdminState>,
+    session: Session,
+    Form(form): Form<SuppressionForm>,
+) -> Response {
+    let result = async {
+        check_csrf(&session, &form.csrf)?;
+        let tenant = tenant_param(Some(&form.tenant))?
+            .ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+        let address = EmailAddress::parse(form.address.trim())
+            .map_err(|e| ApiError::bad_request(format!("address: {e}")))?;
+        let added = state
+            .service
+            .add_suppression(&session.principal, &tenant, &address, &form.reason)
+            .await?;
+        let message = if added { "Suppressed." } else { "That address was suppressed already." };
+        Ok::<_, ApiError>(
+            Redirect::to(&format!("/console/suppressions?message={}", percent_encode(message)))
+                .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|error| error_page(Some(&session), error))
+}
+
+async fn remove_suppression(
+    State(state): State<AdminState>,
+    session: Session,
+    Form(form): Form<SuppressionForm>,
+) -> Response {
+    let result = async {
+        check_csrf(&session, &form.csrf)?;
+        let tenant = tenant_param(Some(&form.tenant))?
+            .ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+        let address = EmailAddress::parse(form.address.trim())
+            .map_err(|e| ApiError::bad_request(format!("address: {e}")))?;
+        state
+            .service
+            .remove_suppression(&session.principal, &tenant, &address, &form.reason)
+            .await?;
+        Ok::<_, ApiError>(Redirect::to("/console/suppressions?message=Removed.").into_response())
+    }
+    .await;
+    result.unwrap_or_else(|error| error_page(Some(&session), error))
+}
+
+async fn templates(State(state): State<AdminState>, session: Session) -> Response {
+    match template_views(&state, &session.principal, None) {
+        Ok(list) => {
+            page("templates.html", with(base(&session, "templates"), json!({ "templates": list })))
+        }
+        Err(error) => error_page(Some(&session), error),
+    }
+}
+
+async fn template_preview(
+    State(state): State<AdminState>,
+    session: Session,
+    Path((tenant, event)): Path<(String, String)>,
+    Query(params): Query<SampleParams>,
+) -> Response {
+    let result = sample_preview(&state, &session.principal, &tenant, &event, &params);
+    let samples = tenant_param(Some(&tenant))
+        .ok()
+        .flatten()
+        .and_then(|t| template_views(&state, &session.principal, Some(&t)).ok())
+        .and_then(|list| list.into_iter().find(|v| v.event_type == event));
+    match result {
+        Ok(preview) => page(
+            "preview.html",
+            with(
+                base(&session, "templates"),
+                json!({ "tenant": tenant, "event_type": event, "p": preview, "template": samples,
+                        "sample": params.sample }),
+            ),
+        ),
+        Err(error) => error_page(Some(&session), error),
+    }
+}
+
+async fn audit(
+    State(state): State<AdminState>,
+    session: Session,
+    Query(params): Query<AuditParams>,
+) -> Response {
+    let form = json!({
+        "tenant": params.tenant, "token_id": params.token_id, "action": params.action,
+        "object_id": params.object_id,
+    });
+    let context = match audit_views(&state, &session.principal, &params).await {
+        Ok(entries) => json!({ "entries": entries, "form": form }),
+        Err(error) => json!({ "entries": [], "form": form, "error": error.parts().2 }),
+    };
+    page("audit.html", with(base(&session, "audit"), context))
+}

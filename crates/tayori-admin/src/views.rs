@@ -1,0 +1,367 @@
+//! What the API returns and the console shows, built from the use cases' answers.
+
+use serde::Serialize;
+use tayori_app::admin::{ActionResult, DeliveryDetail, ShownSuppression};
+use tayori_app::ports::{
+    AttemptRecord, AuditRecord, DeliveryLink, DeliveryRecord, OutcomeCount, TokenRecord,
+    UnkeyedRejectionRecord,
+};
+use utoipa::ToSchema;
+
+/// One delivery in a list (recipient masked unless the role is admin).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliverySummary {
+    /// The delivery's id (a UUID derived from the event's key).
+    pub delivery_id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The event's source.
+    pub source: String,
+    /// The event's id.
+    pub event_id: String,
+    /// The event type, when the event had a valid one.
+    pub event_type: Option<String>,
+    /// The recipient.
+    pub recipient: Option<String>,
+    /// `processing`, `sent`, `suppressed`, `rejected` or `failed`.
+    pub status: String,
+    /// Why (every outcome but `sent`).
+    pub reason: Option<String>,
+    /// The rendered subject.
+    pub subject: Option<String>,
+    /// The SES message id, once sent.
+    pub provider_message_id: Option<String>,
+    /// First seen (RFC 3339).
+    pub created_at: String,
+    /// Decided (RFC 3339).
+    pub decided_at: Option<String>,
+    /// How many times a decided event arrived again.
+    pub duplicates: u32,
+}
+
+impl From<&DeliveryRecord> for DeliverySummary {
+    fn from(r: &DeliveryRecord) -> Self {
+        Self {
+            delivery_id: r.delivery_id.to_string(),
+            tenant: r.tenant.to_string(),
+            source: r.source.clone(),
+            event_id: r.event_id.clone(),
+            event_type: r.event_type.clone(),
+            recipient: r.recipient.clone(),
+            status: r.status.to_string(),
+            reason: r.reason.clone(),
+            subject: r.subject.clone(),
+            provider_message_id: r.provider_message_id.clone(),
+            created_at: r.created_at.to_rfc3339(),
+            decided_at: r.decided_at.map(|t| t.to_rfc3339()),
+            duplicates: r.duplicate_count,
+        }
+    }
+}
+
+/// A page of deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    /// Newest first.
+    pub deliveries: Vec<DeliverySummary>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// One send attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    /// The claim it belonged to.
+    pub attempt: u32,
+    /// When the send started.
+    pub started_at: String,
+    /// When it ended (absent if the worker died during the send).
+    pub finished_at: Option<String>,
+    /// `accepted`, `transient_error`, `permanent_error` or `unknown`.
+    pub result: Option<String>,
+    /// The SES message id or the error.
+    pub detail: Option<String>,
+}
+
+impl From<&AttemptRecord> for AttemptView {
+    fn from(a: &AttemptRecord) -> Self {
+        Self {
+            attempt: a.attempt,
+            started_at: a.started_at.to_rfc3339(),
+            finished_at: a.finished_at.map(|t| t.to_rfc3339()),
+            result: a.result.map(|r| r.as_str().to_owned()),
+            detail: a.detail.clone(),
+        }
+    }
+}
+
+/// A delivery made from another by an operator.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkView {
+    /// The new delivery.
+    pub delivery_id: String,
+    /// The delivery it was made from.
+    pub origin: String,
+    /// `resend` or `replay`.
+    pub kind: String,
+    /// Its number among those of its kind from the origin.
+    pub n: u32,
+    /// Why.
+    pub reason: String,
+    /// The token that made it.
+    pub created_by: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+impl From<&DeliveryLink> for LinkView {
+    fn from(l: &DeliveryLink) -> Self {
+        Self {
+            delivery_id: l.delivery_id.to_string(),
+            origin: l.origin.to_string(),
+            kind: l.kind.as_str().to_owned(),
+            n: l.n,
+            reason: l.reason.clone(),
+            created_by: l.created_by.clone(),
+            created_at: l.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A delivery with its event, attempts and links.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDetailView {
+    /// The delivery.
+    #[serde(flatten)]
+    pub summary: DeliverySummary,
+    /// The event envelope as stored (sensitive variables masked; recipient masked unless the
+    /// role is admin).
+    #[schema(value_type = Object)]
+    pub event: Option<serde_json::Value>,
+    /// For an event that broke the contract: the body as received (first 64 KiB), as text.
+    pub raw_body: Option<String>,
+    /// How many times it was claimed.
+    pub claims: u32,
+    /// The send attempts, oldest first.
+    pub attempts: Vec<AttemptView>,
+    /// Deliveries made from this one, and the one it was made from.
+    pub links: Vec<LinkView>,
+    /// Why it cannot be resent, when it cannot.
+    pub not_resendable: Option<String>,
+}
+
+impl From<&DeliveryDetail> for DeliveryDetailView {
+    fn from(d: &DeliveryDetail) -> Self {
+        Self {
+            summary: DeliverySummary::from(&d.record),
+            event: d.record.event_json.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+            raw_body: d.record.raw_body.as_deref().map(|b| String::from_utf8_lossy(b).into_owned()),
+            claims: d.record.claim_count,
+            attempts: d.attempts.iter().map(AttemptView::from).collect(),
+            links: d.links.iter().map(LinkView::from).collect(),
+            not_resendable: d.not_resendable.clone(),
+        }
+    }
+}
+
+/// What came of a resend or replay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionView {
+    /// The new delivery (absent when a replayed body still yields no key).
+    pub delivery_id: Option<String>,
+    /// Its status after handling.
+    pub status: String,
+    /// Why, or what was transient.
+    pub reason: Option<String>,
+}
+
+impl From<&ActionResult> for ActionView {
+    fn from(a: &ActionResult) -> Self {
+        Self {
+            delivery_id: a.delivery_id.map(|id| id.to_string()),
+            status: a.status.to_string(),
+            reason: a.reason.clone(),
+        }
+    }
+}
+
+/// A body that did not even yield an idempotency key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnkeyedView {
+    /// SHA-256 of the body: its id.
+    pub body_sha256: String,
+    /// The tenant, when the body named a valid one.
+    pub tenant: Option<String>,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The body as received (first 64 KiB), as text.
+    pub raw_body: String,
+    /// The whole body's size in bytes.
+    pub body_size: u64,
+    /// How often it arrived.
+    pub times_seen: u32,
+    /// Last arrival (RFC 3339).
+    pub last_seen_at: String,
+}
+
+impl From<&UnkeyedRejectionRecord> for UnkeyedView {
+    fn from(r: &UnkeyedRejectionRecord) -> Self {
+        Self {
+            body_sha256: r.body_sha256.clone(),
+            tenant: r.tenant.clone(),
+            reason: r.reason.clone(),
+            raw_body: String::from_utf8_lossy(&r.raw_body).into_owned(),
+            body_size: r.body_size,
+            times_seen: r.times_seen,
+            last_seen_at: r.last_seen_at.to_rfc3339(),
+        }
+    }
+}
+
+/// Rejected events: keyed ones (deliveries rejected with their reason and body) and bodies
+/// without a key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedEvents {
+    /// Rejected deliveries, newest first.
+    pub deliveries: Vec<DeliveryDetailView>,
+    /// Pass as `after` for the next page of rejected deliveries.
+    pub next: Option<String>,
+    /// Bodies without a key, most recently seen first.
+    pub unkeyed: Vec<UnkeyedView>,
+}
+
+/// A suppressed address.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuppressionView {
+    /// The tenant.
+    pub tenant: String,
+    /// The address (masked unless the role is admin).
+    pub address: String,
+    /// Why.
+    pub reason: String,
+    /// `operator`, later `bounce` or `complaint`.
+    pub cause: String,
+    /// Who added it.
+    pub created_by: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+impl From<&ShownSuppression> for SuppressionView {
+    fn from(s: &ShownSuppression) -> Self {
+        Self {
+            tenant: s.tenant.to_string(),
+            address: s.address.clone(),
+            reason: s.reason.clone(),
+            cause: s.cause.clone(),
+            created_by: s.created_by.clone(),
+            created_at: s.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// Deliveries of one tenant in one status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountView {
+    /// The tenant.
+    pub tenant: String,
+    /// The status.
+    pub status: String,
+    /// How many.
+    pub count: u64,
+}
+
+impl From<&OutcomeCount> for CountView {
+    fn from(c: &OutcomeCount) -> Self {
+        Self { tenant: c.tenant.to_string(), status: c.status.to_string(), count: c.count }
+    }
+}
+
+/// Counts per tenant and outcome over a window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsView {
+    /// `hour`, `day` or `week`.
+    pub window: String,
+    /// One row per tenant and status that has deliveries.
+    pub counts: Vec<CountView>,
+}
+
+/// One audit log entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    /// Its position (pass as `before` for older entries).
+    pub audit_id: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who: the token's id.
+    pub token_id: String,
+    /// The role it had.
+    pub role: String,
+    /// What, e.g. `delivery.resend`.
+    pub action: String,
+    /// On which tenant.
+    pub tenant: Option<String>,
+    /// The kind of object.
+    pub object_kind: Option<String>,
+    /// The object's id.
+    pub object_id: Option<String>,
+    /// The reason given.
+    pub reason: Option<String>,
+    /// More about it.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+impl From<&AuditRecord> for AuditView {
+    fn from(r: &AuditRecord) -> Self {
+        let e = &r.entry;
+        Self {
+            audit_id: r.audit_id,
+            at: e.at.to_rfc3339(),
+            token_id: e.token_id.clone(),
+            role: e.role.clone(),
+            action: e.action.clone(),
+            tenant: e.tenant.as_ref().map(ToString::to_string),
+            object_kind: e.object_kind.clone(),
+            object_id: e.object_id.clone(),
+            reason: e.reason.clone(),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+/// A token as listed (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    /// Its id.
+    pub token_id: String,
+    /// Its role.
+    pub role: String,
+    /// Its tenants; absent means every tenant.
+    pub tenants: Option<Vec<String>>,
+    /// A note on whom it is for.
+    pub label: String,
+    /// When it was made.
+    pub created_at: String,
+    /// When it stops working.
+    pub expires_at: Option<String>,
+    /// When it was revoked.
+    pub revoked_at: Option<String>,
+    /// When it was last used.
+    pub last_used_at: Option<String>,
+}
+
+impl From<&TokenRecord> for TokenView {
+    fn from(t: &TokenRecord) -> Self {
+        Self {
+            token_id: t.token_id.clone(),
+            role: t.role.to_string(),
+            tenants: t.scope.filter().map(|ts| ts.iter().map(ToString::to_string).collect()),
+            label: t.label.clone(),
+            created_at: t.created_at.to_rfc3339(),
+            expires_at: t.expires_at.map(|x| x.to_rfc3339()),
+            revoked_at: t.revoked_at.map(|x| x.to_rfc3339()),
+            last_used_at: t.last_used_at.map(|x| x.to_rfc3339()),
+        }
+    }
+}

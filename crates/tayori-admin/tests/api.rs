@@ -1,0 +1,418 @@
+//! What operators do through the API, against real PostgreSQL and the repository's templates:
+//! search and page through deliveries, read one (masked by role), resend it, replay a rejected
+//! event after its template is added, suppress an address (and see the worker honour it), count,
+//! and read the audit log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use tayori_app::ports::Role;
+
+use common::{bank_deposit, harness, invest_deposit, invest_withdrawal};
+
+#[tokio::test]
+async fn search_filters_and_keyset_pages_see_every_delivery_once() {
+    let h = harness().await;
+    let (admin, _) = h.token(Role::Admin, &[]).await;
+    let mut ids = BTreeSet::new();
+    for i in 0..23 {
+        let email = if i % 2 == 0 { "even@example.com" } else { "odd@example.com" };
+        ids.insert(h.publish(&invest_deposit(&format!("page-{i}"), email)).await.to_string());
+    }
+    h.publish(&bank_deposit("bank-1", "even@example.com")).await;
+    h.publish(&invest_withdrawal("rej-1", "even@example.com")).await;
+
+    // Pages of 5, following `next`, see each of the 23 invest deposits exactly once.
+    let mut seen = Vec::new();
+    let mut uri =
+        "/api/v1/deliveries?tenant=acme-invest&event_type=account.deposit_completed&limit=5"
+            .to_owned();
+    loop {
+        let (status, page) = h.call("GET", &uri, Some(&admin), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for d in page["deliveries"].as_array().unwrap() {
+            seen.push(d["delivery_id"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => {
+                uri = format!(
+                    "/api/v1/deliveries?tenant=acme-invest&event_type=account.deposit_completed&limit=5&after={next}"
+                )
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 23);
+    assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), ids);
+
+    // Recipient: exact match (case of the domain does not matter: addresses are normalised).
+    let (_, odd) = h
+        .call("GET", "/api/v1/deliveries?recipient=odd@EXAMPLE.com&limit=500", Some(&admin), None)
+        .await;
+    assert_eq!(odd["deliveries"].as_array().unwrap().len(), 11);
+    assert!(
+        odd["deliveries"].as_array().unwrap().iter().all(|d| d["recipient"] == "odd@example.com")
+    );
+    let (_, partial) =
+        h.call("GET", "/api/v1/deliveries?recipient=od@example.com", Some(&admin), None).await;
+    assert!(partial["deliveries"].as_array().unwrap().is_empty());
+
+    // Status and tenant.
+    let (_, rejected) =
+        h.call("GET", "/api/v1/deliveries?status=rejected", Some(&admin), None).await;
+    assert_eq!(rejected["deliveries"].as_array().unwrap().len(), 1);
+    assert!(rejected["deliveries"][0]["reason"].as_str().unwrap().contains("no template"));
+    let (_, bank) = h.call("GET", "/api/v1/deliveries?tenant=acme-bank", Some(&admin), None).await;
+    assert_eq!(bank["deliveries"].as_array().unwrap().len(), 1);
+
+    // Time range: nothing before the first, everything in a window around now.
+    let (_, past) =
+        h.call("GET", "/api/v1/deliveries?until=2000-01-01T00:00:00Z", Some(&admin), None).await;
+    assert!(past["deliveries"].as_array().unwrap().is_empty());
+    let from = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (_, recent) = h
+        .call("GET", &format!("/api/v1/deliveries?from={from}&limit=500"), Some(&admin), None)
+        .await;
+    assert_eq!(recent["deliveries"].as_array().unwrap().len(), 25);
+
+    // Bad input says what to fix.
+    for bad in [
+        "status=lost",
+        "recipient=not-an-address",
+        "from=yesterday",
+        "after=garbage",
+        "tenant=../etc",
+    ] {
+        let (status, body) =
+            h.call("GET", &format!("/api/v1/deliveries?{bad}"), Some(&admin), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], "bad_request");
+    }
+}
+
+#[tokio::test]
+async fn detail_shows_event_attempts_and_masks_by_role() {
+    let h = harness().await;
+    let id = h.publish(&bank_deposit("detail-1", "misaki.tanaka@example.com")).await;
+    let (admin, _) = h.token(Role::Admin, &[]).await;
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+
+    let (status, full) =
+        h.call("GET", &format!("/api/v1/deliveries/{id}"), Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(full["recipient"], "misaki.tanaka@example.com");
+    assert_eq!(full["status"], "sent");
+    assert_eq!(full["provider_message_id"], "fake-1");
+    assert!(full["subject"].as_str().unwrap().contains("入金"), "{}", full["subject"]);
+    assert_eq!(full["attempts"][0]["result"], "accepted");
+    assert_eq!(full["attempts"][0]["detail"], "fake-1");
+    assert_eq!(full["event"]["data"]["to"]["email"], "misaki.tanaka@example.com");
+    // The sensitive variable was never stored.
+    assert_eq!(full["event"]["data"]["variables"]["balance"], "***");
+    assert_eq!(full["event"]["data"]["variables"]["amount"], 285400);
+    assert!(full["not_resendable"].as_str().unwrap().contains("balance"));
+
+    let (_, masked) = h.call("GET", &format!("/api/v1/deliveries/{id}"), Some(&viewer), None).await;
+    assert_eq!(masked["recipient"], "m***@e***.com");
+    assert_eq!(masked["event"]["data"]["to"]["email"], "m***@e***.com");
+    assert_eq!(masked["event"]["data"]["to"]["name"], "***");
+    let text = masked.to_string();
+    assert!(!text.contains("misaki.tanaka"), "{text}");
+    let (_, list) = h.call("GET", "/api/v1/deliveries", Some(&viewer), None).await;
+    assert_eq!(list["deliveries"][0]["recipient"], "m***@e***.com");
+}
+
+#[tokio::test]
+async fn resend_makes_a_linked_delivery_through_the_send_path_and_is_audited() {
+    let h = harness().await;
+    let origin = h.publish(&invest_deposit("resend-1", "taro@example.com")).await;
+    let (operator, operator_id) = h.token(Role::Operator, &["acme-invest"]).await;
+    let uri = format!("/api/v1/deliveries/{origin}/resend");
+
+    let (status, body) =
+        h.call("POST", &uri, Some(&operator), Some(&json!({ "reason": " " }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a reason is required: {body}");
+    assert_eq!(h.sender.sent().len(), 1);
+
+    let (status, first) = h
+        .call("POST", &uri, Some(&operator), Some(&json!({ "reason": "customer never got it" })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["status"], "sent");
+    let (_, second) =
+        h.call("POST", &uri, Some(&operator), Some(&json!({ "reason": "again" }))).await;
+    assert_ne!(first["delivery_id"], second["delivery_id"]);
+    let sent = h.sender.sent();
+    assert_eq!(sent.len(), 3, "two resends went through the sender");
+    assert_eq!(sent[1].to.address.as_str(), "taro@example.com");
+    assert_eq!(sent[1].subject, sent[0].subject);
+
+    // The new delivery's key is derived from the original: tayori:resend / <origin>:<n>.
+    let new_id = first["delivery_id"].as_str().unwrap();
+    let (_, detail) =
+        h.call("GET", &format!("/api/v1/deliveries/{new_id}"), Some(&operator), None).await;
+    assert_eq!(detail["source"], "tayori:resend");
+    assert_eq!(detail["event_id"], format!("{origin}:1"));
+    assert_eq!(detail["links"][0]["origin"], origin.to_string());
+    let (_, original) =
+        h.call("GET", &format!("/api/v1/deliveries/{origin}"), Some(&operator), None).await;
+    let links = original["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2);
+    assert_eq!(links[0]["kind"], "resend");
+    assert_eq!(links[0]["reason"], "customer never got it");
+    assert_eq!(links[1]["n"], 2);
+
+    let (_, audit) = h
+        .call(
+            "GET",
+            &format!("/api/v1/audit?action=delivery.resend&object_id={origin}"),
+            Some(&operator),
+            None,
+        )
+        .await;
+    let entries = audit.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1]["token_id"], operator_id);
+    assert_eq!(entries[1]["tenant"], "acme-invest");
+    assert_eq!(entries[1]["reason"], "customer never got it");
+    assert_eq!(entries[1]["detail"]["new_delivery_id"], new_id);
+
+    // An event whose sensitive variables were masked at storage cannot be resent faithfully.
+    let bank = h.publish(&bank_deposit("resend-2", "misaki@example.com")).await;
+    let (admin, _) = h.token(Role::Admin, &[]).await;
+    let (status, body) = h
+        .call(
+            "POST",
+            &format!("/api/v1/deliveries/{bank}/resend"),
+            Some(&admin),
+            Some(&json!({ "reason": "x" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap().contains("balance"), "{body}");
+    assert_eq!(h.sender.sent().len(), 4);
+}
+
+#[tokio::test]
+async fn rejected_events_are_listed_and_replayed_after_the_template_is_added() {
+    let h = harness().await;
+    let rejected = h.publish(&invest_withdrawal("replay-1", "hanako@example.com")).await;
+    h.handler.handle(&tayori_app::InboundMessage::first(b"<not json>".to_vec())).await.unwrap();
+    let (operator, _) = h.token(Role::Operator, &[]).await;
+
+    let (_, list) = h.call("GET", "/api/v1/rejected-events", Some(&operator), None).await;
+    assert_eq!(list["deliveries"][0]["delivery_id"], rejected.to_string());
+    assert!(list["deliveries"][0]["reason"].as_str().unwrap().contains("no template"));
+    assert_eq!(list["deliveries"][0]["event"]["type"], "account.withdrawal_requested");
+    assert_eq!(list["unkeyed"][0]["raw_body"], "<not json>");
+    assert!(list["unkeyed"][0]["reason"].as_str().unwrap().contains("not valid JSON"));
+
+    // Before the fix: the replay is rejected again (and recorded as its own delivery).
+    let (status, before) = h
+        .call(
+            "POST",
+            &format!("/api/v1/deliveries/{rejected}/replay"),
+            Some(&operator),
+            Some(&json!({ "reason": "try" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(before["status"], "rejected");
+
+    // The template is added; replaying many at once sends it.
+    h.templates.is_blocked.store(false, Ordering::SeqCst);
+    let sha = list["unkeyed"][0]["body_sha256"].as_str().unwrap();
+    let (status, results) = h
+        .call("POST", "/api/v1/rejected-events/replay", Some(&operator),
+            Some(&json!({ "delivery_ids": [rejected.to_string(), "not-a-uuid"], "unkeyed": [sha], "reason": "template added" })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{results}");
+    assert_eq!(results[0]["result"]["status"], "sent", "{results}");
+    assert!(results[1]["error"].as_str().unwrap().contains("not a delivery id"));
+    assert_eq!(results[2]["result"]["status"], "rejected", "a body without a key stays one");
+    assert_eq!(h.sender.sent().len(), 1);
+    assert_eq!(h.sender.sent()[0].to.address.as_str(), "hanako@example.com");
+
+    let new_id = results[0]["result"]["delivery_id"].as_str().unwrap();
+    let (_, detail) =
+        h.call("GET", &format!("/api/v1/deliveries/{new_id}"), Some(&operator), None).await;
+    assert_eq!(detail["source"], "tayori:replay");
+    assert_eq!(detail["event_id"], format!("{rejected}:2"));
+
+    // Only rejected deliveries are replayed.
+    let (status, _) = h
+        .call(
+            "POST",
+            &format!("/api/v1/deliveries/{new_id}/replay"),
+            Some(&operator),
+            Some(&json!({ "reason": "x" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (_, audit) = h.call("GET", "/api/v1/audit", Some(&operator), None).await;
+    let actions: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions.iter().filter(|a| *a == "delivery.replay").count(), 2);
+    assert_eq!(actions.iter().filter(|a| *a == "rejection.replay").count(), 1);
+}
+
+#[tokio::test]
+async fn suppressions_stop_the_worker_and_are_audited() {
+    let h = harness().await;
+    let (operator, _) = h.token(Role::Operator, &["acme-invest"]).await;
+    let (admin, _) = h.token(Role::Admin, &[]).await;
+    let add = json!({ "tenant": "acme-invest", "address": "Blocked@Example.com", "reason": "asked to stop" });
+    assert_eq!(
+        h.call("POST", "/api/v1/suppressions", Some(&operator), Some(&add)).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        h.call("POST", "/api/v1/suppressions", Some(&operator), Some(&add)).await.0,
+        StatusCode::OK
+    );
+
+    // The worker's suppression check reads the same table.
+    let id = h.publish(&invest_deposit("supp-1", "blocked@example.com")).await;
+    let (_, detail) = h.call("GET", &format!("/api/v1/deliveries/{id}"), Some(&admin), None).await;
+    assert_eq!(detail["status"], "suppressed");
+    assert!(detail["reason"].as_str().unwrap().contains("asked to stop"));
+    assert!(h.sender.sent().is_empty());
+    // Another tenant is not affected.
+    let (_, bank) =
+        h.call("GET", "/api/v1/suppressions?tenant=acme-bank", Some(&admin), None).await;
+    assert!(bank.as_array().unwrap().is_empty());
+    h.publish(&bank_deposit("supp-2", "blocked@example.com")).await;
+    assert_eq!(h.sender.sent().len(), 1);
+
+    let (_, listed) = h.call("GET", "/api/v1/suppressions", Some(&operator), None).await;
+    assert_eq!(listed[0]["address"], "B***@e***.com", "masked for operators");
+    let (_, listed) = h.call("GET", "/api/v1/suppressions", Some(&admin), None).await;
+    assert_eq!(
+        listed[0]["address"], "Blocked@example.com",
+        "kept as entered, matched without case"
+    );
+
+    let remove = json!({ "reason": "resubscribed" });
+    let uri = "/api/v1/suppressions/acme-invest/blocked@example.com";
+    assert_eq!(
+        h.call("DELETE", uri, Some(&operator), Some(&remove)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.call("DELETE", uri, Some(&operator), Some(&remove)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    h.publish(&invest_deposit("supp-3", "blocked@example.com")).await;
+    assert_eq!(h.sender.sent().len(), 2);
+
+    let (_, audit) = h.call("GET", "/api/v1/audit?tenant=acme-invest", Some(&admin), None).await;
+    let actions: Vec<_> = audit.as_array().unwrap().iter().map(|e| e["action"].clone()).collect();
+    assert_eq!(actions, vec![json!("suppression.remove"), json!("suppression.add")]);
+}
+
+#[tokio::test]
+async fn stats_count_per_tenant_and_outcome() {
+    let h = harness().await;
+    for i in 0..3 {
+        h.publish(&invest_deposit(&format!("stat-{i}"), "a@example.com")).await;
+    }
+    h.publish(&invest_withdrawal("stat-r", "a@example.com")).await;
+    h.publish(&bank_deposit("stat-b", "a@example.com")).await;
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    for window in ["hour", "day", "week"] {
+        let (status, stats) =
+            h.call("GET", &format!("/api/v1/stats?window={window}"), Some(&viewer), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            stats["counts"],
+            json!([
+                { "tenant": "acme-bank", "status": "sent", "count": 1 },
+                { "tenant": "acme-invest", "status": "rejected", "count": 1 },
+                { "tenant": "acme-invest", "status": "sent", "count": 3 },
+            ])
+        );
+    }
+    assert_eq!(
+        h.call("GET", "/api/v1/stats?window=year", Some(&viewer), None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn templates_list_and_preview_with_a_sample_or_posted_variables() {
+    let h = harness().await;
+    let (viewer, _) = h.token(Role::Viewer, &["acme-bank"]).await;
+    let (_, list) = h.call("GET", "/api/v1/templates", Some(&viewer), None).await;
+    let deposit = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["event_type"] == "account.deposit_completed")
+        .unwrap();
+    assert!(!deposit["samples"].as_array().unwrap().is_empty());
+
+    let (status, preview) = h
+        .call(
+            "GET",
+            "/api/v1/templates/acme-bank/account.deposit_completed/preview?locale=en",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["locale"], "en");
+    assert!(
+        !preview["html"].as_str().unwrap().contains("1,204,733"),
+        "the sensitive balance is masked"
+    );
+
+    let vars = json!({ "variables": { "amount": 777, "depositor": "<b>x</b>", "account_last4": "1234",
+        "deposited_at": "2026-11-25T09:00:00+09:00", "balance": 5 }, "locale": "en" });
+    let (status, posted) = h
+        .call(
+            "POST",
+            "/api/v1/templates/acme-bank/account.deposit_completed/preview",
+            Some(&viewer),
+            Some(&vars),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{posted}");
+    let html = posted["html"].as_str().unwrap();
+    assert!(
+        html.contains("&lt;b&gt;x") && !html.contains("<b>x</b>"),
+        "variables are escaped: {html}"
+    );
+    assert!(html.contains("777"));
+    let (status, bad) = h
+        .call(
+            "POST",
+            "/api/v1/templates/acme-bank/account.deposit_completed/preview",
+            Some(&viewer),
+            Some(&json!({ "variables": {} })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+}
+
+#[tokio::test]
+async fn health_and_readiness_need_no_token() {
+    let h = harness().await;
+    let (status, _) = h.call("GET", "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = h.page("GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    h.store.close().await;
+    let (status, _, _) = h.page("GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -1,0 +1,258 @@
+//! The admin router on real parts: a fresh PostgreSQL database, the repository's templates, the
+//! real handle-event use case with the PostgreSQL suppression list. Only the mail service is a
+//! recording fake, and the renderer can be told to refuse one event type (to play "the template
+//! is missing" and "the template was added").
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tayori_admin::{AdminState, router};
+use tayori_app::admin::AdminService;
+use tayori_app::ports::{
+    Clock, RenderError, RenderedEmail, Role, TemplateRenderer, TenantProfile, TenantScope,
+};
+use tayori_app::testing::RecordingSender;
+use tayori_app::{DeliveryPolicy, EventHandler, InboundMessage};
+use tayori_domain::{DeliveryId, Event, EventType, TenantId};
+use tayori_postgres::{PostgresAdminStore, PostgresStore, PostgresSuppressions};
+use tayori_templates::TemplateSet;
+use tower::ServiceExt;
+
+/// The wall clock.
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// The real templates, except that events of `blocked` type are refused as if their template
+/// were missing, until `unblock`.
+pub struct Templates {
+    pub set: Arc<TemplateSet>,
+    pub blocked: String,
+    pub is_blocked: AtomicBool,
+}
+
+impl TemplateRenderer for Templates {
+    fn render(&self, tenant: &TenantProfile, event: &Event) -> Result<RenderedEmail, RenderError> {
+        if self.is_blocked.load(Ordering::SeqCst) && event.event_type.as_str() == self.blocked {
+            return Err(RenderError::NoTemplate {
+                tenant: tenant.id.to_string(),
+                event_type: self.blocked.clone(),
+            });
+        }
+        self.set.render(tenant, event)
+    }
+    fn sensitive_variables(&self, tenant: &TenantId, event_type: &EventType) -> Vec<String> {
+        self.set.sensitive_variables(tenant, event_type)
+    }
+}
+
+pub struct Harness {
+    pub router: Router,
+    pub service: Arc<AdminService>,
+    pub handler: Arc<EventHandler>,
+    pub sender: Arc<RecordingSender>,
+    pub templates: Arc<Templates>,
+    pub store: PostgresStore,
+}
+
+pub fn repo_templates() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../templates")
+}
+
+pub async fn harness() -> Harness {
+    let config = tayori_postgres::testing::fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let set = Arc::new(TemplateSet::load(&repo_templates()).unwrap());
+    let templates = Arc::new(Templates {
+        set: set.clone(),
+        blocked: "account.withdrawal_requested".into(),
+        is_blocked: AtomicBool::new(true),
+    });
+    let sender = Arc::new(RecordingSender::default());
+    let handler = Arc::new(EventHandler {
+        store: Arc::new(store.clone()),
+        tenants: set.clone(),
+        suppressions: Arc::new(PostgresSuppressions::new(store.pool().clone())),
+        renderer: templates.clone(),
+        sender: sender.clone(),
+        clock: Arc::new(SystemClock),
+        policy: DeliveryPolicy::default(),
+        worker_id: "admin-test".into(),
+        pauses: Default::default(),
+    });
+    let service = Arc::new(AdminService {
+        deliveries: Arc::new(store.clone()),
+        admin: Arc::new(PostgresAdminStore::new(store.pool().clone())),
+        handler: handler.clone(),
+        previews: set,
+        clock: Arc::new(SystemClock),
+    });
+    let router = router(AdminState { service: service.clone(), secure_cookies: false });
+    Harness { router, service, handler, sender, templates, store }
+}
+
+/// 48 bytes that differ on every call (tests only: not a secure source).
+pub fn test_random() -> [u8; 48] {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = format!(
+        "{}-{}-{:?}",
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
+    let a = Sha256::digest(format!("a{seed}").as_bytes());
+    let b = Sha256::digest(format!("b{seed}").as_bytes());
+    let mut out = [0u8; 48];
+    out[..32].copy_from_slice(&a);
+    out[32..].copy_from_slice(&b[..16]);
+    out
+}
+
+pub fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+impl Harness {
+    /// A token's secret and id.
+    pub async fn token(&self, role: Role, tenants: &[&str]) -> (String, String) {
+        let scope = if tenants.is_empty() {
+            TenantScope::All
+        } else {
+            TenantScope::Only(tenants.iter().map(|t| tenant(t)).collect())
+        };
+        let issued =
+            self.service.issue_token(None, role, scope, "test", None, test_random()).await.unwrap();
+        (issued.secret, issued.record.token_id)
+    }
+
+    /// Handles an event as a worker would; returns its delivery id.
+    pub async fn publish(&self, event: &Value) -> DeliveryId {
+        let handled =
+            self.handler.handle(&InboundMessage::first(event.to_string().into_bytes())).await;
+        match handled.unwrap() {
+            tayori_app::Handled::Decided { delivery_id, .. }
+            | tayori_app::Handled::Duplicate { delivery_id, .. } => delivery_id,
+            other => panic!("not decided: {other:?}"),
+        }
+    }
+
+    /// A request with an optional bearer token and JSON body: the status and the JSON answer
+    /// (`Value::Null` when the body is not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+            None => request.body(Body::empty()).unwrap(),
+        };
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), 16 * 1024 * 1024).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// A console request with the session cookie (and a form body): status, headers, page.
+    pub async fn page(
+        &self,
+        method: &str,
+        uri: &str,
+        secret: Option<&str>,
+        form: Option<&str>,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(secret) = secret {
+            request = request
+                .header(header::COOKIE, format!("{}={secret}", tayori_admin::SESSION_COOKIE));
+        }
+        let request = match form {
+            Some(form) => request
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form.to_owned()))
+                .unwrap(),
+            None => request.body(Body::empty()).unwrap(),
+        };
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), 16 * 1024 * 1024).await.unwrap();
+        (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// An acme-invest deposit event (no sensitive variables: resendable).
+pub fn invest_deposit(id: &str, email: &str) -> Value {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "acme-invest/accounts",
+        "type": "account.deposit_completed",
+        "tenant": "acme-invest",
+        "data": {
+            "to": { "email": email, "name": "山田 太郎", "locale": "ja" },
+            "variables": { "amount": 50000, "currency": "JPY", "deposited_at": "2026-11-27T09:58:00+09:00" }
+        }
+    })
+}
+
+/// An acme-bank deposit event (its `balance` is sensitive: stored masked, so not resendable).
+pub fn bank_deposit(id: &str, email: &str) -> Value {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "acme-bank/core",
+        "type": "account.deposit_completed",
+        "tenant": "acme-bank",
+        "data": {
+            "to": { "email": email, "name": "田中 美咲", "locale": "ja" },
+            "variables": {
+                "amount": 285400, "depositor": "カ）アクメショウジ", "account_last4": "7702",
+                "deposited_at": "2026-11-25T09:00:00+09:00", "balance": 1204733
+            }
+        }
+    })
+}
+
+/// An acme-invest withdrawal event: refused while the harness blocks its template.
+pub fn invest_withdrawal(id: &str, email: &str) -> Value {
+    let dir = repo_templates().join("acme-invest/account.withdrawal_requested/samples");
+    let first = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).min().unwrap();
+    let mut data: Value = serde_json::from_str(&std::fs::read_to_string(first).unwrap()).unwrap();
+    data["to"]["email"] = Value::String(email.to_owned());
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "acme-invest/payments",
+        "type": "account.withdrawal_requested",
+        "tenant": "acme-invest",
+        "data": data,
+    })
+}

@@ -1,0 +1,919 @@
+//! The operators' use cases: find deliveries, see what happened, act on failures (resend,
+//! replay, suppress), all limited to what a token's role and tenants allow and written to the
+//! audit log.
+//!
+//! Rules kept here, not in the HTTP layer:
+//! - a tenant outside a token's scope does not exist for it: its objects answer
+//!   [`AdminError::NotFound`], exactly like ids that were never there;
+//! - a role that may not do something gets [`AdminError::Forbidden`] (only for objects it can
+//!   see);
+//! - recipients (in rows and in the stored envelope) are masked unless the role is `admin`;
+//! - every action is audited in the same transaction as the change it makes.
+//!
+//! A resend (or a replay of a rejected event) is a new delivery whose idempotency key is derived
+//! from the original — source `tayori:resend` (`tayori:replay`), id `<original delivery id>:<n>`
+//! — fed through the same [`EventHandler`] the workers use, in this process: the operator sees
+//! its outcome at once, and it goes through the same claim, suppression check, rendering and
+//! send. A transient failure is reported, not retried in the background; the operator tries
+//! again (with the next `n`).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tayori_domain::{
+    DeliveryId, DeliveryStatus, EmailAddress, EventSource, EventType, IdempotencyKey, Locale,
+    TenantId, decode_message_body,
+};
+use tracing::info;
+
+use crate::handle_event::{EventHandler, Handled, InboundMessage};
+use crate::ports::{
+    AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock, DeliveryLink,
+    DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, LinkKind, OutcomeCount, Preview,
+    PreviewCatalog, PreviewError, PreviewRequest, Role, StoreError, SuppressionEntry,
+    SuppressionQuery, TemplatePreviews, TenantScope, TokenRecord, UnkeyedRejectionRecord,
+};
+
+/// The token id recorded for actions taken on the command line.
+pub const COMMAND_LINE_TOKEN_ID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Every token starts with this, so that a leaked one is recognisable (secret scanners).
+pub const TOKEN_PREFIX: &str = "tyr_";
+
+/// Who is asking: a valid token's id, role and tenants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's id.
+    pub token_id: String,
+    /// What it may do.
+    pub role: Role,
+    /// Which tenants it sees.
+    pub scope: TenantScope,
+}
+
+impl Principal {
+    /// Whether the role may resend, replay and change suppressions.
+    pub fn may_act(&self) -> bool {
+        self.role >= Role::Operator
+    }
+
+    /// Whether the role sees recipients unmasked.
+    pub fn sees_addresses(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    fn require_act(&self) -> Result<(), AdminError> {
+        if self.may_act() {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(format!("the {} role may only read", self.role)))
+        }
+    }
+
+    fn audit(&self, at: DateTime<Utc>, action: &str) -> AuditEntry {
+        AuditEntry {
+            at,
+            token_id: self.token_id.clone(),
+            role: self.role.to_string(),
+            action: action.to_owned(),
+            tenant: None,
+            object_kind: None,
+            object_id: None,
+            reason: None,
+            detail: Value::Object(Default::default()),
+        }
+    }
+}
+
+/// Why an admin request was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No token, or an unknown, revoked or expired one.
+    #[error("a valid token is required")]
+    Unauthenticated,
+    /// No such object, or one outside the token's tenants (the same answer, on purpose).
+    #[error("{0}")]
+    NotFound(String),
+    /// The role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request cannot be carried out as asked: what to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database cannot be reached; try again.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt data.
+    #[error("admin request failed: {0:#}")]
+    Unexpected(anyhow::Error),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => AdminError::Unavailable(cause),
+            StoreError::Unexpected(error) => AdminError::Unexpected(error),
+        }
+    }
+}
+
+/// A token just made: the secret is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// What to put in `Authorization: Bearer ...`.
+    pub secret: String,
+    /// What is stored.
+    pub record: TokenRecord,
+}
+
+/// The SHA-256 (hex) under which a token's secret is stored.
+pub fn token_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A delivery with everything the detail page shows.
+#[derive(Debug, Clone)]
+pub struct DeliveryDetail {
+    /// The delivery (recipient masked unless the role is admin).
+    pub record: DeliveryRecord,
+    /// The send attempts, oldest first.
+    pub attempts: Vec<AttemptRecord>,
+    /// Deliveries made from this one, and the one it was made from.
+    pub links: Vec<DeliveryLink>,
+    /// Why it cannot be resent, when it cannot.
+    pub not_resendable: Option<String>,
+}
+
+/// What came of a resend or replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionResult {
+    /// The new delivery; `None` when a replayed body still yields no key.
+    pub delivery_id: Option<DeliveryId>,
+    /// Its status after handling (`processing` when a transient failure left it for later).
+    pub status: DeliveryStatus,
+    /// The outcome's reason, or what was transient.
+    pub reason: Option<String>,
+}
+
+/// A suppression as shown to a principal: the address masked unless the role is admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownSuppression {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The address, or its masked form.
+    pub address: String,
+    /// Why.
+    pub reason: String,
+    /// What caused it.
+    pub cause: String,
+    /// Who added it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A time window for the counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsWindow {
+    /// The last hour.
+    Hour,
+    /// The last 24 hours.
+    Day,
+    /// The last 7 days.
+    Week,
+}
+
+impl StatsWindow {
+    /// Parses `hour`, `day` or `week`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "hour" => Some(Self::Hour),
+            "day" => Some(Self::Day),
+            "week" => Some(Self::Week),
+            _ => None,
+        }
+    }
+
+    fn length(self) -> Duration {
+        match self {
+            Self::Hour => Duration::hours(1),
+            Self::Day => Duration::days(1),
+            Self::Week => Duration::days(7),
+        }
+    }
+}
+
+/// A rendered template preview from posted variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedPreview {
+    /// The subject line.
+    pub subject: String,
+    /// The HTML part, a whole document: show it in a sandboxed frame.
+    pub html: String,
+    /// The text part.
+    pub text: String,
+    /// The locale used.
+    pub locale: Locale,
+}
+
+/// Operators' tokens: made (shown once, stored hashed), listed, revoked, checked. Usable without
+/// the rest of the service, as the command line does.
+pub struct AdminTokens {
+    /// Where tokens and the audit log live.
+    pub admin: Arc<dyn AdminStore>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AdminTokens {
+    /// Makes a token. `by` is the admin who asks, or `None` on the command line. `random` must
+    /// come from a cryptographically secure source: 32 bytes of secret, 16 of token id.
+    pub async fn issue(
+        &self,
+        by: Option<&Principal>,
+        role: Role,
+        scope: TenantScope,
+        label: &str,
+        expires_at: Option<DateTime<Utc>>,
+        random: [u8; 48],
+    ) -> Result<IssuedToken, AdminError> {
+        if let Some(by) = by
+            && by.role != Role::Admin
+        {
+            return Err(AdminError::Forbidden("only the admin role manages tokens".into()));
+        }
+        if matches!(&scope, TenantScope::Only(tenants) if tenants.is_empty()) {
+            return Err(AdminError::Invalid("a scoped token needs at least one tenant".into()));
+        }
+        let now = self.clock.now();
+        let mut id_bytes = [0u8; 16];
+        id_bytes.copy_from_slice(&random[32..]);
+        let secret = format!("{TOKEN_PREFIX}{}", hex::encode(&random[..32]));
+        let record = TokenRecord {
+            token_id: format_uuid_v4(id_bytes),
+            role,
+            scope,
+            label: label.to_owned(),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        let mut audit = match by {
+            Some(by) => by.audit(now, "token.create"),
+            None => command_line_audit(now, "token.create"),
+        };
+        audit.object_kind = Some("token".into());
+        audit.object_id = Some(record.token_id.clone());
+        audit.detail = serde_json::json!({
+            "role": role.as_str(),
+            "tenants": scope_names(&record.scope),
+            "label": label,
+            "expires_at": expires_at,
+        });
+        self.admin.create_token(&record, &token_hash(&secret), &audit).await?;
+        Ok(IssuedToken { secret, record })
+    }
+
+    /// Every token (admins of every tenant, and the command line).
+    pub async fn list(&self, by: Option<&Principal>) -> Result<Vec<TokenRecord>, AdminError> {
+        if by.is_some_and(|p| p.role != Role::Admin || p.scope != TenantScope::All) {
+            return Err(AdminError::Forbidden(
+                "only the admin role of every tenant lists tokens".into(),
+            ));
+        }
+        Ok(self.admin.tokens().await?)
+    }
+
+    /// Revokes a token at once.
+    pub async fn revoke(&self, by: Option<&Principal>, token_id: &str) -> Result<(), AdminError> {
+        if by.is_some_and(|p| p.role != Role::Admin) {
+            return Err(AdminError::Forbidden("only the admin role manages tokens".into()));
+        }
+        let now = self.clock.now();
+        let mut audit = match by {
+            Some(by) => by.audit(now, "token.revoke"),
+            None => command_line_audit(now, "token.revoke"),
+        };
+        audit.object_kind = Some("token".into());
+        audit.object_id = Some(token_id.to_owned());
+        if self.admin.revoke_token(token_id, now, &audit).await? {
+            Ok(())
+        } else {
+            Err(AdminError::NotFound(format!("no active token {token_id}")))
+        }
+    }
+
+    /// The principal behind a presented secret: unknown, revoked and expired tokens are
+    /// [`AdminError::Unauthenticated`].
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal, AdminError> {
+        if !secret.starts_with(TOKEN_PREFIX) {
+            return Err(AdminError::Unauthenticated);
+        }
+        let token = self
+            .admin
+            .token_by_hash(&token_hash(secret))
+            .await?
+            .ok_or(AdminError::Unauthenticated)?;
+        let now = self.clock.now();
+        if token.revoked_at.is_some() || token.expires_at.is_some_and(|end| end <= now) {
+            return Err(AdminError::Unauthenticated);
+        }
+        // Written at most once a minute per token, so reads stay reads.
+        if token.last_used_at.is_none_or(|last| now - last > Duration::minutes(1)) {
+            self.admin.touch_token(&token.token_id, now).await?;
+        }
+        Ok(Principal { token_id: token.token_id, role: token.role, scope: token.scope })
+    }
+}
+
+/// The operators' use cases. See the module documentation.
+pub struct AdminService {
+    /// Deliveries and their attempts.
+    pub deliveries: Arc<dyn DeliveryStore>,
+    /// Tokens, audit log, suppressions, links, searches.
+    pub admin: Arc<dyn AdminStore>,
+    /// The same path the workers use, for resends and replays.
+    pub handler: Arc<EventHandler>,
+    /// The tenants' templates, for listing and previews.
+    pub previews: Arc<dyn TemplatePreviews>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AdminService {
+    /// Token management over this service's store and clock.
+    pub fn token_manager(&self) -> AdminTokens {
+        AdminTokens { admin: self.admin.clone(), clock: self.clock.clone() }
+    }
+
+    /// See [`AdminTokens::issue`].
+    pub async fn issue_token(
+        &self,
+        by: Option<&Principal>,
+        role: Role,
+        scope: TenantScope,
+        label: &str,
+        expires_at: Option<DateTime<Utc>>,
+        random: [u8; 48],
+    ) -> Result<IssuedToken, AdminError> {
+        self.token_manager().issue(by, role, scope, label, expires_at, random).await
+    }
+
+    /// See [`AdminTokens::list`].
+    pub async fn tokens(&self, by: Option<&Principal>) -> Result<Vec<TokenRecord>, AdminError> {
+        self.token_manager().list(by).await
+    }
+
+    /// See [`AdminTokens::revoke`].
+    pub async fn revoke_token(
+        &self,
+        by: Option<&Principal>,
+        token_id: &str,
+    ) -> Result<(), AdminError> {
+        self.token_manager().revoke(by, token_id).await
+    }
+
+    /// See [`AdminTokens::authenticate`].
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal, AdminError> {
+        self.token_manager().authenticate(secret).await
+    }
+
+    /// Searches deliveries in the principal's tenants (narrowed to `tenant` when given).
+    pub async fn search_deliveries(
+        &self,
+        who: &Principal,
+        tenant: Option<&TenantId>,
+        mut search: DeliverySearch,
+    ) -> Result<DeliveryPage, AdminError> {
+        search.tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
+        let mut page = self.admin.search_deliveries(&search).await?;
+        for record in &mut page.deliveries {
+            mask_for(who, record);
+        }
+        Ok(page)
+    }
+
+    /// One delivery with its attempts and links; `NotFound` outside the principal's tenants.
+    pub async fn delivery(
+        &self,
+        who: &Principal,
+        id: DeliveryId,
+    ) -> Result<DeliveryDetail, AdminError> {
+        let mut record = self.visible_delivery(who, id).await?;
+        let attempts = self.deliveries.attempts(&record.tenant, id).await?;
+        let links = self.admin.links(&record.tenant, id).await?;
+        let not_resendable = self.resend_body(&record, LinkKind::Resend, 1).err();
+        mask_for(who, &mut record);
+        Ok(DeliveryDetail { record, attempts, links, not_resendable })
+    }
+
+    /// Sends a delivery's email again as a new delivery linked to it. See the module docs.
+    pub async fn resend(
+        &self,
+        who: &Principal,
+        id: DeliveryId,
+        reason: &str,
+    ) -> Result<ActionResult, AdminError> {
+        let origin = self.visible_delivery(who, id).await?;
+        who.require_act()?;
+        self.derive_and_handle(who, &origin, LinkKind::Resend, reason).await
+    }
+
+    /// Feeds a rejected delivery's event through again (after a fix, e.g. a template added) as a
+    /// new delivery linked to it.
+    pub async fn replay_delivery(
+        &self,
+        who: &Principal,
+        id: DeliveryId,
+        reason: &str,
+    ) -> Result<ActionResult, AdminError> {
+        let origin = self.visible_delivery(who, id).await?;
+        who.require_act()?;
+        if origin.status != DeliveryStatus::Rejected {
+            return Err(AdminError::Invalid(format!(
+                "only rejected deliveries are replayed; this one is {} (resend it instead)",
+                origin.status
+            )));
+        }
+        self.derive_and_handle(who, &origin, LinkKind::Replay, reason).await
+    }
+
+    /// Unkeyed rejections (bodies without a usable key) the principal may see.
+    pub async fn unkeyed_rejections(
+        &self,
+        who: &Principal,
+        limit: u32,
+    ) -> Result<Vec<UnkeyedRejectionRecord>, AdminError> {
+        let tenants = who.scope.filter();
+        Ok(self.admin.unkeyed_rejections(tenants.as_deref(), limit).await?)
+    }
+
+    /// Feeds an unkeyed rejection's body through the handler again, as received.
+    pub async fn replay_unkeyed(
+        &self,
+        who: &Principal,
+        body_sha256: &str,
+        reason: &str,
+    ) -> Result<ActionResult, AdminError> {
+        let not_found = || AdminError::NotFound(format!("no rejected body {body_sha256}"));
+        let rejection = self.admin.unkeyed_rejection(body_sha256).await?.ok_or_else(not_found)?;
+        let tenant = rejection.tenant.as_deref().and_then(|t| TenantId::parse(t).ok());
+        let visible = match (&who.scope, &tenant) {
+            (TenantScope::All, _) => true,
+            (scope, Some(tenant)) => scope.includes(tenant),
+            (TenantScope::Only(_), None) => false,
+        };
+        if !visible {
+            return Err(not_found());
+        }
+        who.require_act()?;
+        let reason = required_reason(reason)?;
+        if (rejection.raw_body.len() as u64) < rejection.body_size {
+            return Err(AdminError::Invalid(format!(
+                "only the first {} of {} bytes were kept; the body cannot be replayed",
+                rejection.raw_body.len(),
+                rejection.body_size
+            )));
+        }
+        let handled = self.handler.handle(&InboundMessage::first(rejection.raw_body)).await;
+        let result = action_result(handled, None);
+        let outcome = match &result {
+            Ok(done) => format!("{}: {}", done.status, done.reason.as_deref().unwrap_or("")),
+            Err(other) => other.to_string(),
+        };
+        let mut audit = who.audit(self.clock.now(), "rejection.replay");
+        audit.tenant = tenant;
+        audit.object_kind = Some("unkeyed_rejection".into());
+        audit.object_id = Some(body_sha256.to_owned());
+        audit.reason = Some(reason.to_owned());
+        let new_delivery = result.as_ref().ok().and_then(|done| done.delivery_id);
+        audit.detail = serde_json::json!({ "result": outcome, "new_delivery_id": new_delivery });
+        self.admin.record_unkeyed_replay(body_sha256, self.clock.now(), &outcome, &audit).await?;
+        result
+    }
+
+    /// Suppressions in the principal's tenants (narrowed to `tenant` when given), addresses
+    /// masked unless the role is admin.
+    pub async fn suppressions(
+        &self,
+        who: &Principal,
+        tenant: Option<&TenantId>,
+        address: Option<EmailAddress>,
+        limit: u32,
+    ) -> Result<Vec<ShownSuppression>, AdminError> {
+        let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
+        let query = SuppressionQuery { tenants, address, limit };
+        let entries = self.admin.suppressions(&query).await?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| ShownSuppression {
+                address: if who.sees_addresses() {
+                    entry.address.to_string()
+                } else {
+                    entry.address.masked()
+                },
+                tenant: entry.tenant,
+                reason: entry.reason,
+                cause: entry.cause,
+                created_by: entry.created_by,
+                created_at: entry.created_at,
+            })
+            .collect())
+    }
+
+    /// Stops all mail from the tenant to the address. `false` when it was suppressed already.
+    pub async fn add_suppression(
+        &self,
+        who: &Principal,
+        tenant: &TenantId,
+        address: &EmailAddress,
+        reason: &str,
+    ) -> Result<bool, AdminError> {
+        self.require_tenant(who, tenant)?;
+        who.require_act()?;
+        let reason = required_reason(reason)?;
+        let now = self.clock.now();
+        let entry = SuppressionEntry {
+            tenant: tenant.clone(),
+            address: address.clone(),
+            reason: format!("suppressed by an operator: {reason}"),
+            cause: "operator".into(),
+            created_by: who.token_id.clone(),
+            created_at: now,
+        };
+        let mut audit = who.audit(now, "suppression.add");
+        audit.tenant = Some(tenant.clone());
+        audit.object_kind = Some("suppression".into());
+        audit.object_id = Some(address.masked());
+        audit.reason = Some(reason.to_owned());
+        Ok(self.admin.add_suppression(&entry, &audit).await?)
+    }
+
+    /// Lets the tenant mail the address again; `NotFound` when it was not suppressed.
+    pub async fn remove_suppression(
+        &self,
+        who: &Principal,
+        tenant: &TenantId,
+        address: &EmailAddress,
+        reason: &str,
+    ) -> Result<(), AdminError> {
+        self.require_tenant(who, tenant)?;
+        who.require_act()?;
+        let reason = required_reason(reason)?;
+        let mut audit = who.audit(self.clock.now(), "suppression.remove");
+        audit.tenant = Some(tenant.clone());
+        audit.object_kind = Some("suppression".into());
+        audit.object_id = Some(address.masked());
+        audit.reason = Some(reason.to_owned());
+        if self.admin.remove_suppression(tenant, address, &audit).await? {
+            Ok(())
+        } else {
+            Err(AdminError::NotFound("that address is not suppressed for the tenant".into()))
+        }
+    }
+
+    /// Counts per tenant and outcome over the window, in the principal's tenants.
+    pub async fn stats(
+        &self,
+        who: &Principal,
+        tenant: Option<&TenantId>,
+        window: StatsWindow,
+    ) -> Result<Vec<OutcomeCount>, AdminError> {
+        let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
+        let since = self.clock.now() - window.length();
+        Ok(self.admin.outcome_counts(tenants.as_deref(), since).await?)
+    }
+
+    /// The audit log in the principal's tenants (entries without a tenant, such as token
+    /// changes, only for tokens that see every tenant).
+    pub async fn audit(
+        &self,
+        who: &Principal,
+        tenant: Option<&TenantId>,
+        mut query: AuditQuery,
+    ) -> Result<Vec<AuditRecord>, AdminError> {
+        query.tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
+        Ok(self.admin.audit(&query).await?)
+    }
+
+    /// The templates of the principal's tenants.
+    pub fn templates(&self, who: &Principal) -> PreviewCatalog {
+        let mut catalog = self.previews.catalog();
+        catalog.tenants.retain(|t| who.scope.includes(&t.id));
+        catalog
+    }
+
+    /// A template rendered with one of its samples (sensitive variables masked).
+    pub fn preview_sample(
+        &self,
+        who: &Principal,
+        request: &PreviewRequest,
+    ) -> Result<Preview, AdminError> {
+        self.require_tenant(who, &request.tenant)?;
+        self.previews.preview(request).map_err(|error| match error {
+            PreviewError::NotFound { what } => AdminError::NotFound(what),
+            PreviewError::Render { reason } => AdminError::Invalid(reason),
+        })
+    }
+
+    /// A template rendered with posted variables, as the worker would render an event carrying
+    /// them (to a placeholder recipient).
+    pub fn preview_variables(
+        &self,
+        who: &Principal,
+        tenant: &TenantId,
+        event_type: &EventType,
+        variables: Value,
+        locale: Option<&Locale>,
+    ) -> Result<RenderedPreview, AdminError> {
+        self.require_tenant(who, tenant)?;
+        let profile = self
+            .handler
+            .tenants
+            .tenant(tenant)
+            .ok_or_else(|| AdminError::NotFound(format!("no tenant {tenant}")))?;
+        let mut to = serde_json::json!({ "email": "preview@example.com" });
+        if let Some(locale) = locale {
+            to["locale"] = Value::String(locale.to_string());
+        }
+        let envelope = serde_json::json!({
+            "specversion": "1.0",
+            "id": "preview",
+            "source": "tayori:preview",
+            "type": event_type.as_str(),
+            "tenant": tenant.as_str(),
+            "data": { "to": to, "variables": variables },
+        });
+        let event = decode_message_body(envelope.to_string().as_bytes())
+            .map_err(|e| AdminError::Invalid(e.reason))?;
+        let rendered = self
+            .handler
+            .renderer
+            .render(&profile, &event)
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        Ok(RenderedPreview {
+            subject: rendered.subject.as_str().to_owned(),
+            html: rendered.html,
+            text: rendered.text,
+            locale: rendered.locale,
+        })
+    }
+
+    async fn visible_delivery(
+        &self,
+        who: &Principal,
+        id: DeliveryId,
+    ) -> Result<DeliveryRecord, AdminError> {
+        let tenants = who.scope.filter();
+        self.deliveries
+            .delivery(id, tenants.as_deref())
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no delivery {id}")))
+    }
+
+    fn require_tenant(&self, who: &Principal, tenant: &TenantId) -> Result<(), AdminError> {
+        if who.scope.includes(tenant) { Ok(()) } else { Err(no_tenant(Some(tenant))) }
+    }
+
+    /// The body to handle for a resend or replay number `n` of `origin`: its stored event (or,
+    /// for an event that broke the contract, its raw body) under the derived key.
+    fn resend_body(
+        &self,
+        origin: &DeliveryRecord,
+        kind: LinkKind,
+        n: u32,
+    ) -> Result<Vec<u8>, String> {
+        let stored = match (&origin.event_json, &origin.raw_body) {
+            (Some(json), _) => json.as_bytes().to_vec(),
+            (None, Some(raw)) => raw.clone(),
+            (None, None) => return Err("no copy of the event was kept".into()),
+        };
+        let mut envelope: Value = serde_json::from_slice(&stored)
+            .map_err(|_| "the kept body is not JSON: fix it at the producer".to_owned())?;
+        let Some(fields) = envelope.as_object_mut() else {
+            return Err("the kept body is not a JSON object".into());
+        };
+        if let Some(event_type) = fields.get("type").and_then(Value::as_str)
+            && let Ok(event_type) = EventType::parse(event_type)
+        {
+            let sensitive = self.handler.renderer.sensitive_variables(&origin.tenant, &event_type);
+            let lost: Vec<&str> = sensitive
+                .iter()
+                .filter(|name| {
+                    fields
+                        .get("data")
+                        .and_then(|d| d.get("variables"))
+                        .and_then(|v| v.get(name.as_str()))
+                        .is_some_and(|v| v == "***")
+                })
+                .map(String::as_str)
+                .collect();
+            if !lost.is_empty() {
+                return Err(format!(
+                    "its sensitive variables ({}) are not kept by tayori; ask the producer to \
+                     publish the event again",
+                    lost.join(", ")
+                ));
+            }
+        }
+        fields.insert("source".into(), Value::String(format!("tayori:{}", kind.as_str())));
+        fields.insert("id".into(), Value::String(format!("{}:{n}", origin.delivery_id)));
+        serde_json::to_vec(&envelope).map_err(|e| e.to_string())
+    }
+
+    async fn derive_and_handle(
+        &self,
+        who: &Principal,
+        origin: &DeliveryRecord,
+        kind: LinkKind,
+        reason: &str,
+    ) -> Result<ActionResult, AdminError> {
+        let reason = required_reason(reason)?;
+        let tenant = &origin.tenant;
+        let mut n = self.admin.last_link_number(tenant, origin.delivery_id, kind).await? + 1;
+        // Another operator may take the same number at the same moment: take the next one.
+        let (body, delivery_id) = loop {
+            let body = self.resend_body(origin, kind, n).map_err(|why| {
+                let done = match kind {
+                    LinkKind::Resend => "resent",
+                    LinkKind::Replay => "replayed",
+                };
+                AdminError::Invalid(format!("this delivery cannot be {done}: {why}"))
+            })?;
+            let delivery_id = derived_key(tenant, kind, origin.delivery_id, n)?.delivery_id();
+            let now = self.clock.now();
+            let link = DeliveryLink {
+                tenant: tenant.clone(),
+                delivery_id,
+                origin: origin.delivery_id,
+                kind,
+                n,
+                reason: reason.to_owned(),
+                created_by: who.token_id.clone(),
+                created_at: now,
+            };
+            let mut audit = who.audit(now, &format!("delivery.{}", kind.as_str()));
+            audit.tenant = Some(tenant.clone());
+            audit.object_kind = Some("delivery".into());
+            audit.object_id = Some(origin.delivery_id.to_string());
+            audit.reason = Some(reason.to_owned());
+            audit.detail = serde_json::json!({ "new_delivery_id": delivery_id, "n": n });
+            if self.admin.record_link(&link, &audit).await? {
+                break (body, delivery_id);
+            }
+            n += 1;
+            if n > 10_000 {
+                return Err(AdminError::Invalid("too many resends of this delivery".into()));
+            }
+        };
+        info!(origin = %origin.delivery_id, %delivery_id, kind = kind.as_str(), "operator action");
+        let handled = self.handler.handle(&InboundMessage::first(body)).await;
+        action_result(handled, Some(delivery_id))
+    }
+}
+
+fn derived_key(
+    tenant: &TenantId,
+    kind: LinkKind,
+    origin: DeliveryId,
+    n: u32,
+) -> Result<IdempotencyKey, AdminError> {
+    let source = EventSource::parse(&format!("tayori:{}", kind.as_str()))
+        .map_err(|e| AdminError::Unexpected(e.into()))?;
+    let id = tayori_domain::EventId::parse(&format!("{origin}:{n}"))
+        .map_err(|e| AdminError::Unexpected(e.into()))?;
+    Ok(IdempotencyKey::new(tenant.clone(), source, id))
+}
+
+fn action_result(
+    handled: Result<Handled, crate::RetryLater>,
+    expected: Option<DeliveryId>,
+) -> Result<ActionResult, AdminError> {
+    match handled {
+        Ok(Handled::Decided { delivery_id, outcome }) => Ok(ActionResult {
+            delivery_id: Some(delivery_id),
+            status: outcome.status(),
+            reason: outcome.reason().map(str::to_owned),
+        }),
+        Ok(Handled::Duplicate { delivery_id, status }) => Ok(ActionResult {
+            delivery_id: Some(delivery_id),
+            status,
+            reason: Some("this event was decided before; nothing was sent again".into()),
+        }),
+        Ok(Handled::RejectedWithoutKey { reason }) => Ok(ActionResult {
+            delivery_id: None,
+            status: DeliveryStatus::Rejected,
+            reason: Some(format!("still without a key: {reason}")),
+        }),
+        Err(retry) => match retry.delivery_id.or(expected) {
+            Some(delivery_id) => Ok(ActionResult {
+                delivery_id: Some(delivery_id),
+                status: DeliveryStatus::Processing,
+                reason: Some(format!("not decided yet: {}; try again", retry.reason)),
+            }),
+            None => Err(AdminError::Unavailable(retry.reason)),
+        },
+    }
+}
+
+fn required_reason(reason: &str) -> Result<&str, AdminError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        Err(AdminError::Invalid("a reason is required".into()))
+    } else if reason.chars().count() > 1000 {
+        Err(AdminError::Invalid("the reason must be at most 1000 characters".into()))
+    } else {
+        Ok(reason)
+    }
+}
+
+fn no_tenant(tenant: Option<&TenantId>) -> AdminError {
+    AdminError::NotFound(match tenant {
+        Some(tenant) => format!("no tenant {tenant}"),
+        None => "not found".into(),
+    })
+}
+
+fn command_line_audit(at: DateTime<Utc>, action: &str) -> AuditEntry {
+    AuditEntry {
+        at,
+        token_id: COMMAND_LINE_TOKEN_ID.into(),
+        role: "command-line".into(),
+        action: action.to_owned(),
+        tenant: None,
+        object_kind: None,
+        object_id: None,
+        reason: None,
+        detail: Value::Object(Default::default()),
+    }
+}
+
+fn scope_names(scope: &TenantScope) -> Value {
+    match scope {
+        TenantScope::All => Value::Null,
+        TenantScope::Only(tenants) => {
+            tenants.iter().map(|t| Value::String(t.to_string())).collect()
+        }
+    }
+}
+
+/// Formats 16 random bytes as a version 4 UUID.
+fn format_uuid_v4(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// Masks the recipient in the row and in the stored envelope for roles that may not see it.
+fn mask_for(who: &Principal, record: &mut DeliveryRecord) {
+    if who.sees_addresses() {
+        return;
+    }
+    let mask = |raw: &str| EmailAddress::parse(raw).map(|a| a.masked()).unwrap_or("***".into());
+    record.recipient = record.recipient.as_deref().map(mask);
+    if let Some(json) = &record.event_json
+        && let Ok(mut envelope) = serde_json::from_str::<Value>(json)
+    {
+        if let Some(to) = envelope.pointer_mut("/data/to").and_then(Value::as_object_mut) {
+            if let Some(Value::String(email)) = to.get_mut("email") {
+                *email = mask(email);
+            }
+            if let Some(name) = to.get_mut("name") {
+                *name = Value::String("***".into());
+            }
+        }
+        record.event_json = Some(envelope.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids_are_v4_uuids() {
+        let id = format_uuid_v4([0xff; 16]);
+        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+    }
+
+    #[test]
+    fn scopes_narrow_and_hide() {
+        let a = TenantId::parse("acme-bank").expect("valid tenant");
+        let b = TenantId::parse("acme-invest").expect("valid tenant");
+        let only_a = TenantScope::Only(vec![a.clone()]);
+        assert_eq!(only_a.narrowed(None), Ok(Some(vec![a.clone()])));
+        assert_eq!(only_a.narrowed(Some(&b)), Err(()));
+        assert_eq!(TenantScope::All.narrowed(Some(&b)), Ok(Some(vec![b.clone()])));
+        assert_eq!(TenantScope::All.narrowed(None), Ok(None));
+    }
+
+    #[test]
+    fn reasons_are_required() {
+        assert!(matches!(required_reason("  "), Err(AdminError::Invalid(_))));
+        assert_eq!(required_reason(" customer asked ").ok(), Some("customer asked"));
+    }
+}

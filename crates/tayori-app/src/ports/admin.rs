@@ -1,0 +1,386 @@
+//! What the admin use cases need from storage: operators' tokens, the audit log, suppressions,
+//! links from resent and replayed deliveries to their origin, searches and counts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tayori_domain::{DeliveryId, DeliveryStatus, EmailAddress, EventType, TenantId};
+
+use super::{DeliveryCursor, DeliveryPage, StoreError, UnkeyedRejectionRecord};
+
+/// What a token may do. `admin` does everything; `operator` reads and acts (resend, replay,
+/// suppressions); `viewer` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Reads.
+    Viewer,
+    /// Reads and acts on deliveries and suppressions.
+    Operator,
+    /// Everything, including unmasked recipients and tokens.
+    Admin,
+}
+
+impl Role {
+    /// Every role, weakest first.
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Not a role name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("role must be admin, operator or viewer, got {0:?}")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// Which tenants a token may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantScope {
+    /// Every tenant, also rows without a tenant (unkeyed rejections).
+    All,
+    /// Only these (never empty).
+    Only(Vec<TenantId>),
+}
+
+impl TenantScope {
+    /// Whether the tenant is in scope.
+    pub fn includes(&self, tenant: &TenantId) -> bool {
+        match self {
+            TenantScope::All => true,
+            TenantScope::Only(tenants) => tenants.contains(tenant),
+        }
+    }
+
+    /// The tenants to filter on: `None` for every tenant.
+    pub fn filter(&self) -> Option<Vec<TenantId>> {
+        match self {
+            TenantScope::All => None,
+            TenantScope::Only(tenants) => Some(tenants.clone()),
+        }
+    }
+
+    /// The filter for a request that may narrow the scope to one tenant: `Err(())` when that
+    /// tenant is out of scope (callers answer as if it did not exist).
+    #[allow(clippy::result_unit_err)]
+    pub fn narrowed(&self, tenant: Option<&TenantId>) -> Result<Option<Vec<TenantId>>, ()> {
+        match tenant {
+            Some(tenant) if self.includes(tenant) => Ok(Some(vec![tenant.clone()])),
+            Some(_) => Err(()),
+            None => Ok(self.filter()),
+        }
+    }
+}
+
+/// A token as stored (never the token itself: only its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Its public id, shown in the audit log.
+    pub token_id: String,
+    /// What it may do.
+    pub role: Role,
+    /// Which tenants it sees.
+    pub scope: TenantScope,
+    /// A note on whom it is for.
+    pub label: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was last used (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// One entry of the audit log, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who: the token's id (the nil UUID for the command line).
+    pub token_id: String,
+    /// The role it had.
+    pub role: String,
+    /// What, e.g. `delivery.resend`.
+    pub action: String,
+    /// On which tenant, when the object has one.
+    pub tenant: Option<TenantId>,
+    /// The kind of object, e.g. `delivery`.
+    pub object_kind: Option<String>,
+    /// The object's id.
+    pub object_id: Option<String>,
+    /// The reason the operator gave.
+    pub reason: Option<String>,
+    /// Anything else worth keeping, as a JSON object.
+    pub detail: serde_json::Value,
+}
+
+/// One entry of the audit log, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Its position in the log (grows).
+    pub audit_id: i64,
+    /// The entry.
+    pub entry: AuditEntry,
+}
+
+/// A search of the audit log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only these tenants' entries; `None` also includes entries without a tenant.
+    pub tenants: Option<Vec<TenantId>>,
+    /// Only this token's.
+    pub token_id: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only entries about this object.
+    pub object_id: Option<String>,
+    /// Entries older than this one.
+    pub before: Option<i64>,
+    /// At most this many (capped at 500).
+    pub limit: u32,
+}
+
+/// A search of deliveries, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct DeliverySearch {
+    /// Only these tenants; `None` means every tenant.
+    pub tenants: Option<Vec<TenantId>>,
+    /// Only this outcome.
+    pub status: Option<DeliveryStatus>,
+    /// Only this event type.
+    pub event_type: Option<EventType>,
+    /// Only this recipient (exact match).
+    pub recipient: Option<EmailAddress>,
+    /// Created at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub until: Option<DateTime<Utc>>,
+    /// Start after this row.
+    pub after: Option<DeliveryCursor>,
+    /// At most this many (capped at 500 by stores).
+    pub limit: u32,
+}
+
+/// How a delivery was made from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// An operator sent the email again.
+    Resend,
+    /// An operator fed a rejected event through again after a fix.
+    Replay,
+}
+
+impl LinkKind {
+    /// The name stored, and the event source of the derived key (`tayori:<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Resend => "resend",
+            LinkKind::Replay => "replay",
+        }
+    }
+}
+
+/// A delivery made from another one by an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryLink {
+    /// The tenant of both.
+    pub tenant: TenantId,
+    /// The new delivery.
+    pub delivery_id: DeliveryId,
+    /// The one it was made from.
+    pub origin: DeliveryId,
+    /// Resend or replay.
+    pub kind: LinkKind,
+    /// The how-many-th of its kind from this origin (1, 2, ...): part of the derived key.
+    pub n: u32,
+    /// Why the operator did it.
+    pub reason: String,
+    /// The token that did it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An address a tenant must not mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuppressionEntry {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The address.
+    pub address: EmailAddress,
+    /// Why (shown to operators and recorded as the delivery's reason).
+    pub reason: String,
+    /// What caused it: `operator` for now; the feedback loop adds `bounce` and `complaint`.
+    pub cause: String,
+    /// Who added it (a token id, or the feedback loop).
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A search of suppressions.
+#[derive(Debug, Clone, Default)]
+pub struct SuppressionQuery {
+    /// Only these tenants; `None` means every tenant.
+    pub tenants: Option<Vec<TenantId>>,
+    /// Only this address.
+    pub address: Option<EmailAddress>,
+    /// At most this many (capped at 500).
+    pub limit: u32,
+}
+
+/// How many deliveries a tenant has in one outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeCount {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The outcome (or `processing`).
+    pub status: DeliveryStatus,
+    /// How many.
+    pub count: u64,
+}
+
+/// Storage for the admin use cases: tokens, the audit log, suppressions, delivery links, and
+/// searches over deliveries. Every read that takes tenants MUST return nothing of another
+/// tenant; times come from the caller.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Stores a new token by the SHA-256 (hex) of its secret. It MUST record `audit` in the same
+    /// transaction.
+    async fn create_token(
+        &self,
+        token: &TokenRecord,
+        secret_sha256: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
+
+    /// The token whose secret has this SHA-256 (hex), revoked or not, or `None`.
+    async fn token_by_hash(&self, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Notes that a token was used.
+    async fn touch_token(&self, token_id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Every token, newest first.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes a token; `false` when there is no such token or it was revoked already. It MUST
+    /// record `audit` in the same transaction when it revokes.
+    async fn revoke_token(
+        &self,
+        token_id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Appends to the audit log.
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Reads the audit log, newest first.
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Deliveries matching the search, newest first, one page (keyset pagination).
+    async fn search_deliveries(&self, search: &DeliverySearch) -> Result<DeliveryPage, StoreError>;
+
+    /// Counts of deliveries created at or after `since`, per tenant and status.
+    async fn outcome_counts(
+        &self,
+        tenants: Option<&[TenantId]>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<OutcomeCount>, StoreError>;
+
+    /// The highest `n` of links of this kind from this origin (0 when none).
+    async fn last_link_number(
+        &self,
+        tenant: &TenantId,
+        origin: DeliveryId,
+        kind: LinkKind,
+    ) -> Result<u32, StoreError>;
+
+    /// Records a link with its audit entry in one transaction. `false` (and nothing recorded)
+    /// when a link of this kind and `n` from this origin exists already: the caller takes the
+    /// next `n`.
+    async fn record_link(
+        &self,
+        link: &DeliveryLink,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// The links that start or end at this delivery.
+    async fn links(
+        &self,
+        tenant: &TenantId,
+        delivery: DeliveryId,
+    ) -> Result<Vec<DeliveryLink>, StoreError>;
+
+    /// Unkeyed rejections, most recently seen first; with `tenants`, only those naming one of
+    /// them.
+    async fn unkeyed_rejections(
+        &self,
+        tenants: Option<&[TenantId]>,
+        limit: u32,
+    ) -> Result<Vec<UnkeyedRejectionRecord>, StoreError>;
+
+    /// One unkeyed rejection by the SHA-256 of its body.
+    async fn unkeyed_rejection(
+        &self,
+        body_sha256: &str,
+    ) -> Result<Option<UnkeyedRejectionRecord>, StoreError>;
+
+    /// Notes a replay of an unkeyed rejection and what came of it, with its audit entry.
+    async fn record_unkeyed_replay(
+        &self,
+        body_sha256: &str,
+        at: DateTime<Utc>,
+        result: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
+
+    /// Suppressions, newest first.
+    async fn suppressions(
+        &self,
+        query: &SuppressionQuery,
+    ) -> Result<Vec<SuppressionEntry>, StoreError>;
+
+    /// Adds a suppression for all mail of the tenant, with its audit entry; `false` (nothing
+    /// changed, nothing audited) when the address is suppressed already.
+    async fn add_suppression(
+        &self,
+        entry: &SuppressionEntry,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes the tenant's suppression of the address, with its audit entry; `false` (nothing
+    /// audited) when there was none.
+    async fn remove_suppression(
+        &self,
+        tenant: &TenantId,
+        address: &EmailAddress,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether the store answers (for readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

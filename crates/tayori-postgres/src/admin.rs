@@ -1,0 +1,589 @@
+//! The admin store on PostgreSQL: operators' tokens (hashed), the audit log, suppressions,
+//! delivery links, and the searches and counts of the admin API. Every action's audit entry is
+//! written in the same transaction as the action.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use tayori_app::ports::{
+    AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryCursor, DeliveryLink, DeliveryPage,
+    DeliveryRecord, DeliverySearch, LinkKind, OutcomeCount, Role, StoreError, SuppressionEntry,
+    SuppressionQuery, TenantScope, TokenRecord, UnkeyedRejectionRecord,
+};
+use tayori_domain::{DeliveryId, EmailAddress, TenantId};
+use uuid::Uuid;
+
+use crate::errors::store_error;
+
+/// The admin store on a PostgreSQL pool (the same database as the delivery store).
+#[derive(Debug, Clone)]
+pub struct PostgresAdminStore {
+    pool: PgPool,
+}
+
+impl PostgresAdminStore {
+    /// Wraps a pool; the schema must be migrated.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn unexpected(error: impl Into<anyhow::Error>) -> StoreError {
+    StoreError::Unexpected(error.into())
+}
+
+fn tenant_names(tenants: &[TenantId]) -> Vec<String> {
+    tenants.iter().map(ToString::to_string).collect()
+}
+
+fn parse_uuid(raw: &str) -> Result<Uuid, StoreError> {
+    Uuid::try_parse(raw).map_err(unexpected)
+}
+
+fn count(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or_default()
+}
+
+fn token_record(row: &PgRow) -> Result<TokenRecord, StoreError> {
+    let role: String = row.try_get("role").map_err(store_error)?;
+    let tenants: Option<Vec<String>> = row.try_get("tenants").map_err(store_error)?;
+    let scope = match tenants {
+        None => TenantScope::All,
+        Some(names) => TenantScope::Only(
+            names
+                .iter()
+                .map(|t| TenantId::parse(t))
+                .collect::<Result<_, _>>()
+                .map_err(unexpected)?,
+        ),
+    };
+    Ok(TokenRecord {
+        token_id: row.try_get::<Uuid, _>("token_id").map_err(store_error)?.to_string(),
+        role: role.parse::<Role>().map_err(unexpected)?,
+        scope,
+        label: row.try_get("label").map_err(store_error)?,
+        created_at: row.try_get("created_at").map_err(store_error)?,
+        expires_at: row.try_get("expires_at").map_err(store_error)?,
+        revoked_at: row.try_get("revoked_at").map_err(store_error)?,
+        last_used_at: row.try_get("last_used_at").map_err(store_error)?,
+    })
+}
+
+/// The columns of a search result: everything but the stored event and raw body, which only the
+/// detail shows.
+const SUMMARY_COLUMNS: &str = "tenant_id, source, event_id, delivery_id, event_type, recipient, \
+    status, reason, provider_message_id, subject, claim_count, duplicate_count, receive_count, \
+    lease_expires_at, created_at, updated_at, decided_at";
+
+fn delivery_summary(row: &PgRow) -> Result<DeliveryRecord, StoreError> {
+    let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
+    let status: String = row.try_get("status").map_err(store_error)?;
+    Ok(DeliveryRecord {
+        delivery_id: DeliveryId::from_uuid(row.try_get("delivery_id").map_err(store_error)?),
+        tenant: TenantId::parse(&tenant).map_err(unexpected)?,
+        source: row.try_get("source").map_err(store_error)?,
+        event_id: row.try_get("event_id").map_err(store_error)?,
+        event_type: row.try_get("event_type").map_err(store_error)?,
+        recipient: row.try_get("recipient").map_err(store_error)?,
+        status: status.parse().map_err(unexpected)?,
+        reason: row.try_get("reason").map_err(store_error)?,
+        provider_message_id: row.try_get("provider_message_id").map_err(store_error)?,
+        subject: row.try_get("subject").map_err(store_error)?,
+        claim_count: count(row.try_get("claim_count").map_err(store_error)?),
+        duplicate_count: count(row.try_get("duplicate_count").map_err(store_error)?),
+        receive_count: count(row.try_get("receive_count").map_err(store_error)?),
+        lease_expires_at: row.try_get("lease_expires_at").map_err(store_error)?,
+        event_json: None,
+        raw_body: None,
+        created_at: row.try_get("created_at").map_err(store_error)?,
+        updated_at: row.try_get("updated_at").map_err(store_error)?,
+        decided_at: row.try_get("decided_at").map_err(store_error)?,
+    })
+}
+
+fn link_record(row: &PgRow) -> Result<DeliveryLink, StoreError> {
+    let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
+    let kind: String = row.try_get("kind").map_err(store_error)?;
+    Ok(DeliveryLink {
+        tenant: TenantId::parse(&tenant).map_err(unexpected)?,
+        delivery_id: DeliveryId::from_uuid(row.try_get("delivery_id").map_err(store_error)?),
+        origin: DeliveryId::from_uuid(row.try_get("origin_delivery_id").map_err(store_error)?),
+        kind: if kind == "replay" { LinkKind::Replay } else { LinkKind::Resend },
+        n: count(row.try_get("n").map_err(store_error)?),
+        reason: row.try_get("reason").map_err(store_error)?,
+        created_by: row.try_get::<Uuid, _>("created_by").map_err(store_error)?.to_string(),
+        created_at: row.try_get("created_at").map_err(store_error)?,
+    })
+}
+
+fn unkeyed_record(row: &PgRow) -> Result<UnkeyedRejectionRecord, StoreError> {
+    Ok(UnkeyedRejectionRecord {
+        body_sha256: row.try_get("body_sha256").map_err(store_error)?,
+        tenant: row.try_get("tenant_id").map_err(store_error)?,
+        reason: row.try_get("reason").map_err(store_error)?,
+        raw_body: row.try_get("raw_body").map_err(store_error)?,
+        body_size: u64::try_from(row.try_get::<i32, _>("body_size").map_err(store_error)?)
+            .unwrap_or_default(),
+        times_seen: count(row.try_get("times_seen").map_err(store_error)?),
+        first_seen_at: row.try_get("first_seen_at").map_err(store_error)?,
+        last_seen_at: row.try_get("last_seen_at").map_err(store_error)?,
+    })
+}
+
+const UNKEYED_COLUMNS: &str = "body_sha256, tenant_id, reason, raw_body, body_size, times_seen, \
+    first_seen_at, last_seen_at";
+
+async fn insert_audit(
+    tx: &mut Transaction<'_, Postgres>,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "insert into admin_audit (at, token_id, role, action, tenant_id, object_kind, object_id, \
+             reason, detail) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(entry.at)
+    .bind(parse_uuid(&entry.token_id)?)
+    .bind(&entry.role)
+    .bind(&entry.action)
+    .bind(entry.tenant.as_ref().map(ToString::to_string))
+    .bind(&entry.object_kind)
+    .bind(&entry.object_id)
+    .bind(&entry.reason)
+    .bind(&entry.detail)
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl AdminStore for PostgresAdminStore {
+    async fn create_token(
+        &self,
+        token: &TokenRecord,
+        secret_sha256: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let tenants = match &token.scope {
+            TenantScope::All => None,
+            TenantScope::Only(tenants) => Some(tenant_names(tenants)),
+        };
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        sqlx::query(
+            "insert into admin_tokens (token_id, token_sha256, role, tenants, label, created_at, \
+                 expires_at) values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(parse_uuid(&token.token_id)?)
+        .bind(secret_sha256)
+        .bind(token.role.as_str())
+        .bind(tenants)
+        .bind(&token.label)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn token_by_hash(&self, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query("select * from admin_tokens where token_sha256 = $1")
+            .bind(secret_sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.as_ref().map(token_record).transpose()
+    }
+
+    async fn touch_token(&self, token_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("update admin_tokens set last_used_at = $2 where token_id = $1")
+            .bind(parse_uuid(token_id)?)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query("select * from admin_tokens order by created_at desc")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(token_record).collect()
+    }
+
+    async fn revoke_token(
+        &self,
+        token_id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let Ok(id) = Uuid::try_parse(token_id) else { return Ok(false) };
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let revoked = sqlx::query(
+            "update admin_tokens set revoked_at = $2 where token_id = $1 and revoked_at is null",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected()
+            == 1;
+        if revoked {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(revoked)
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        insert_audit(&mut tx, entry).await?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut sql: QueryBuilder<Postgres> =
+            QueryBuilder::new("select * from admin_audit where true");
+        if let Some(tenants) = &query.tenants {
+            sql.push(" and tenant_id = any(").push_bind(tenant_names(tenants)).push(")");
+        }
+        if let Some(token_id) = &query.token_id {
+            // Not a UUID: matches nothing, like any other unknown token.
+            let id = Uuid::try_parse(token_id).unwrap_or(Uuid::nil());
+            sql.push(" and token_id = ").push_bind(id);
+        }
+        if let Some(action) = &query.action {
+            sql.push(" and action = ").push_bind(action.clone());
+        }
+        if let Some(object_id) = &query.object_id {
+            sql.push(" and object_id = ").push_bind(object_id.clone());
+        }
+        if let Some(before) = query.before {
+            sql.push(" and audit_id < ").push_bind(before);
+        }
+        sql.push(" order by audit_id desc limit ").push_bind(i64::from(query.limit.clamp(1, 500)));
+        let rows = sql.build().fetch_all(&self.pool).await.map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let tenant: Option<String> = row.try_get("tenant_id").map_err(store_error)?;
+                Ok(AuditRecord {
+                    audit_id: row.try_get("audit_id").map_err(store_error)?,
+                    entry: AuditEntry {
+                        at: row.try_get("at").map_err(store_error)?,
+                        token_id: row
+                            .try_get::<Uuid, _>("token_id")
+                            .map_err(store_error)?
+                            .to_string(),
+                        role: row.try_get("role").map_err(store_error)?,
+                        action: row.try_get("action").map_err(store_error)?,
+                        tenant: tenant
+                            .as_deref()
+                            .map(TenantId::parse)
+                            .transpose()
+                            .map_err(unexpected)?,
+                        object_kind: row.try_get("object_kind").map_err(store_error)?,
+                        object_id: row.try_get("object_id").map_err(store_error)?,
+                        reason: row.try_get("reason").map_err(store_error)?,
+                        detail: row.try_get("detail").map_err(store_error)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn search_deliveries(&self, search: &DeliverySearch) -> Result<DeliveryPage, StoreError> {
+        let limit = search.limit.clamp(1, 500);
+        let mut sql: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("select {SUMMARY_COLUMNS} from deliveries where true"));
+        match search.tenants.as_deref() {
+            // One tenant: plain equality, so the planner walks a (tenant_id, ..., created_at)
+            // index in order instead of sorting every match of `= any(...)`.
+            Some([tenant]) => {
+                sql.push(" and tenant_id = ").push_bind(tenant.to_string());
+            }
+            Some(tenants) => {
+                sql.push(" and tenant_id = any(").push_bind(tenant_names(tenants)).push(")");
+            }
+            None => {}
+        }
+        if let Some(status) = search.status {
+            sql.push(" and status = ").push_bind(status.as_str());
+        }
+        if let Some(event_type) = &search.event_type {
+            sql.push(" and event_type = ").push_bind(event_type.to_string());
+        }
+        if let Some(recipient) = &search.recipient {
+            sql.push(" and recipient = ").push_bind(recipient.as_str().to_owned());
+        }
+        if let Some(from) = search.from {
+            sql.push(" and created_at >= ").push_bind(from);
+        }
+        if let Some(until) = search.until {
+            sql.push(" and created_at < ").push_bind(until);
+        }
+        if let Some(after) = &search.after {
+            // Keyset pagination: rows strictly older than the last one shown, so a deep page
+            // costs what the first one does.
+            sql.push(" and (created_at, delivery_id) < (")
+                .push_bind(after.created_at)
+                .push(", ")
+                .push_bind(after.delivery_id.as_uuid())
+                .push(")");
+        }
+        sql.push(" order by created_at desc, delivery_id desc limit ").push_bind(i64::from(limit));
+        let rows = sql.build().fetch_all(&self.pool).await.map_err(store_error)?;
+        let deliveries = rows.iter().map(delivery_summary).collect::<Result<Vec<_>, _>>()?;
+        let next = (deliveries.len() == limit as usize).then(|| {
+            let last = &deliveries[deliveries.len() - 1];
+            DeliveryCursor { created_at: last.created_at, delivery_id: last.delivery_id }
+        });
+        Ok(DeliveryPage { deliveries, next })
+    }
+
+    async fn outcome_counts(
+        &self,
+        tenants: Option<&[TenantId]>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<OutcomeCount>, StoreError> {
+        let rows = sqlx::query(
+            "select tenant_id, status, count(*) as n from deliveries \
+             where created_at >= $1 and ($2::text[] is null or tenant_id = any($2)) \
+             group by tenant_id, status order by tenant_id, status",
+        )
+        .bind(since)
+        .bind(tenants.map(tenant_names))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
+                let status: String = row.try_get("status").map_err(store_error)?;
+                Ok(OutcomeCount {
+                    tenant: TenantId::parse(&tenant).map_err(unexpected)?,
+                    status: status.parse().map_err(unexpected)?,
+                    count: u64::try_from(row.try_get::<i64, _>("n").map_err(store_error)?)
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn last_link_number(
+        &self,
+        tenant: &TenantId,
+        origin: DeliveryId,
+        kind: LinkKind,
+    ) -> Result<u32, StoreError> {
+        let n: Option<i32> = sqlx::query_scalar(
+            "select max(n) from delivery_links \
+             where tenant_id = $1 and origin_delivery_id = $2 and kind = $3",
+        )
+        .bind(tenant.to_string())
+        .bind(origin.as_uuid())
+        .bind(kind.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(n.map(count).unwrap_or(0))
+    }
+
+    async fn record_link(
+        &self,
+        link: &DeliveryLink,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let inserted = sqlx::query(
+            "insert into delivery_links (tenant_id, delivery_id, origin_delivery_id, kind, n, \
+                 reason, created_by, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+             on conflict do nothing",
+        )
+        .bind(link.tenant.to_string())
+        .bind(link.delivery_id.as_uuid())
+        .bind(link.origin.as_uuid())
+        .bind(link.kind.as_str())
+        .bind(i32::try_from(link.n).map_err(unexpected)?)
+        .bind(&link.reason)
+        .bind(parse_uuid(&link.created_by)?)
+        .bind(link.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected()
+            == 1;
+        if inserted {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(inserted)
+    }
+
+    async fn links(
+        &self,
+        tenant: &TenantId,
+        delivery: DeliveryId,
+    ) -> Result<Vec<DeliveryLink>, StoreError> {
+        let rows = sqlx::query(
+            "select * from delivery_links where tenant_id = $1 \
+                 and (delivery_id = $2 or origin_delivery_id = $2) order by created_at, n",
+        )
+        .bind(tenant.to_string())
+        .bind(delivery.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(link_record).collect()
+    }
+
+    async fn unkeyed_rejections(
+        &self,
+        tenants: Option<&[TenantId]>,
+        limit: u32,
+    ) -> Result<Vec<UnkeyedRejectionRecord>, StoreError> {
+        let sql = format!(
+            "select {UNKEYED_COLUMNS} from unkeyed_rejections \
+             where ($1::text[] is null or tenant_id = any($1)) \
+             order by last_seen_at desc limit $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenants.map(tenant_names))
+            .bind(i64::from(limit.clamp(1, 500)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(unkeyed_record).collect()
+    }
+
+    async fn unkeyed_rejection(
+        &self,
+        body_sha256: &str,
+    ) -> Result<Option<UnkeyedRejectionRecord>, StoreError> {
+        let sql =
+            format!("select {UNKEYED_COLUMNS} from unkeyed_rejections where body_sha256 = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(body_sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.as_ref().map(unkeyed_record).transpose()
+    }
+
+    async fn record_unkeyed_replay(
+        &self,
+        body_sha256: &str,
+        at: DateTime<Utc>,
+        result: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        sqlx::query(
+            "update unkeyed_rejections set replayed_at = $2, replay_result = $3 \
+             where body_sha256 = $1",
+        )
+        .bind(body_sha256)
+        .bind(at)
+        .bind(result)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn suppressions(
+        &self,
+        query: &SuppressionQuery,
+    ) -> Result<Vec<SuppressionEntry>, StoreError> {
+        let rows = sqlx::query(
+            "select tenant_id, address, reason, cause, created_by, created_at from suppressions \
+             where ($1::text[] is null or tenant_id = any($1)) \
+                 and ($2::text is null or lower(address) = lower($2)) \
+             order by created_at desc, suppression_id desc limit $3",
+        )
+        .bind(query.tenants.as_deref().map(tenant_names))
+        .bind(query.address.as_ref().map(|a| a.as_str().to_owned()))
+        .bind(i64::from(query.limit.clamp(1, 500)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
+                let address: String = row.try_get("address").map_err(store_error)?;
+                Ok(SuppressionEntry {
+                    tenant: TenantId::parse(&tenant).map_err(unexpected)?,
+                    address: EmailAddress::parse(&address).map_err(unexpected)?,
+                    reason: row.try_get("reason").map_err(store_error)?,
+                    cause: row.try_get("cause").map_err(store_error)?,
+                    created_by: row.try_get("created_by").map_err(store_error)?,
+                    created_at: row.try_get("created_at").map_err(store_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_suppression(
+        &self,
+        entry: &SuppressionEntry,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let added = sqlx::query(
+            "insert into suppressions (tenant_id, address, message_class, reason, cause, \
+                 created_by, created_at) values ($1, $2, null, $3, $4, $5, $6) \
+             on conflict do nothing",
+        )
+        .bind(entry.tenant.to_string())
+        .bind(entry.address.as_str())
+        .bind(&entry.reason)
+        .bind(&entry.cause)
+        .bind(&entry.created_by)
+        .bind(entry.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected()
+            == 1;
+        if added {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(added)
+    }
+
+    async fn remove_suppression(
+        &self,
+        tenant: &TenantId,
+        address: &EmailAddress,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let removed = sqlx::query(
+            "delete from suppressions \
+             where tenant_id = $1 and lower(address) = lower($2) and message_class is null",
+        )
+        .bind(tenant.to_string())
+        .bind(address.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected()
+            > 0;
+        if removed {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(removed)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&self.pool).await.map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! The admin store and the suppression list on a fresh PostgreSQL database: the contracts the
+//! admin use cases rely on (links taken once per number, audit written with each action and only
+//! then, case-insensitive suppressions, scoped reads).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{Duration, SubsecRound, Utc};
+use tayori_app::ports::{
+    AdminStore, AuditEntry, AuditQuery, DeliveryLink, LinkKind, SuppressionEntry, SuppressionList,
+    SuppressionQuery,
+};
+use tayori_domain::{DeliveryId, EmailAddress, TenantId};
+use tayori_postgres::{PostgresAdminStore, PostgresStore, PostgresSuppressions};
+
+const TOKEN: &str = "6f1e2c0a-8d4b-4e57-9a31-54c91f0b7d22";
+
+fn audit(action: &str, tenant: Option<&str>) -> AuditEntry {
+    AuditEntry {
+        at: Utc::now(),
+        token_id: TOKEN.into(),
+        role: "operator".into(),
+        action: action.into(),
+        tenant: tenant.map(|t| TenantId::parse(t).unwrap()),
+        object_kind: None,
+        object_id: Some("obj".into()),
+        reason: Some("why".into()),
+        detail: serde_json::json!({ "k": 1 }),
+    }
+}
+
+async fn stores() -> (PostgresAdminStore, PostgresSuppressions) {
+    let config = tayori_postgres::testing::fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    (PostgresAdminStore::new(store.pool().clone()), PostgresSuppressions::new(store.pool().clone()))
+}
+
+#[tokio::test]
+async fn links_are_taken_once_per_number_with_their_audit_entry() {
+    let (admin, _) = stores().await;
+    let tenant = TenantId::parse("acme-bank").unwrap();
+    let origin = DeliveryId::parse("00000000-0000-4000-8000-000000000001").unwrap();
+    let link = |n: u32, id: &str| DeliveryLink {
+        tenant: tenant.clone(),
+        delivery_id: DeliveryId::parse(id).unwrap(),
+        origin,
+        kind: LinkKind::Resend,
+        n,
+        reason: "r".into(),
+        created_by: TOKEN.into(),
+        // PostgreSQL keeps microseconds.
+        created_at: Utc::now().trunc_subsecs(6),
+    };
+    assert_eq!(admin.last_link_number(&tenant, origin, LinkKind::Resend).await.unwrap(), 0);
+    let first = link(1, "00000000-0000-4000-8000-000000000002");
+    assert!(admin.record_link(&first, &audit("delivery.resend", Some("acme-bank"))).await.unwrap());
+    // The same number again: refused, and nothing audited.
+    let again = link(1, "00000000-0000-4000-8000-000000000003");
+    assert!(
+        !admin.record_link(&again, &audit("delivery.resend", Some("acme-bank"))).await.unwrap()
+    );
+    assert_eq!(admin.last_link_number(&tenant, origin, LinkKind::Resend).await.unwrap(), 1);
+    assert_eq!(admin.last_link_number(&tenant, origin, LinkKind::Replay).await.unwrap(), 0);
+    let log = admin.audit(&AuditQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].entry.detail, serde_json::json!({ "k": 1 }));
+    // Both ends see the link; another tenant does not.
+    assert_eq!(admin.links(&tenant, origin).await.unwrap(), vec![first.clone()]);
+    assert_eq!(admin.links(&tenant, first.delivery_id).await.unwrap().len(), 1);
+    let other = TenantId::parse("acme-invest").unwrap();
+    assert!(admin.links(&other, origin).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn audit_reads_filter_by_tenant_token_action_and_page() {
+    let (admin, _) = stores().await;
+    for (action, tenant) in
+        [("a.one", Some("acme-bank")), ("a.two", Some("acme-invest")), ("token.create", None)]
+    {
+        admin.record_audit(&audit(action, tenant)).await.unwrap();
+    }
+    let all = admin.audit(&AuditQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.entry.action.as_str()).collect::<Vec<_>>(),
+        ["token.create", "a.two", "a.one"]
+    );
+    let bank = AuditQuery {
+        tenants: Some(vec![TenantId::parse("acme-bank").unwrap()]),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(admin.audit(&bank).await.unwrap().len(), 1, "no entries without a tenant");
+    let older = AuditQuery { before: Some(all[0].audit_id), limit: 1, ..Default::default() };
+    assert_eq!(admin.audit(&older).await.unwrap()[0].entry.action, "a.two");
+    let nobody =
+        AuditQuery { token_id: Some("not-a-uuid".into()), limit: 10, ..Default::default() };
+    assert!(admin.audit(&nobody).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn suppressions_match_without_case_and_only_their_tenant() {
+    let (admin, list) = stores().await;
+    let bank = TenantId::parse("acme-bank").unwrap();
+    let invest = TenantId::parse("acme-invest").unwrap();
+    let entry = SuppressionEntry {
+        tenant: bank.clone(),
+        address: EmailAddress::parse("Taro@Example.com").unwrap(),
+        reason: "asked".into(),
+        cause: "operator".into(),
+        created_by: TOKEN.into(),
+        created_at: Utc::now() - Duration::seconds(1),
+    };
+    assert!(
+        admin.add_suppression(&entry, &audit("suppression.add", Some("acme-bank"))).await.unwrap()
+    );
+    let lower = EmailAddress::parse("taro@example.com").unwrap();
+    let same = SuppressionEntry { address: lower.clone(), ..entry.clone() };
+    assert!(
+        !admin.add_suppression(&same, &audit("suppression.add", Some("acme-bank"))).await.unwrap()
+    );
+
+    assert_eq!(list.check(&bank, &lower).await.unwrap().unwrap().reason, "asked");
+    assert!(list.check(&invest, &lower).await.unwrap().is_none());
+    let query =
+        SuppressionQuery { tenants: Some(vec![invest.clone()]), limit: 10, ..Default::default() };
+    assert!(admin.suppressions(&query).await.unwrap().is_empty());
+
+    assert!(
+        admin
+            .remove_suppression(&bank, &lower, &audit("suppression.remove", Some("acme-bank")))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !admin
+            .remove_suppression(&bank, &lower, &audit("suppression.remove", Some("acme-bank")))
+            .await
+            .unwrap()
+    );
+    assert!(list.check(&bank, &lower).await.unwrap().is_none());
+    let log = admin.audit(&AuditQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(log.len(), 2, "one add, one remove: refused changes are not audited");
+}

@@ -1,0 +1,312 @@
+//! `tayori admin ...`: operators' tokens, and the server of the admin API and console.
+//!
+//! `serve` reads the worker's configuration file (the same store, sender, templates and delivery
+//! policy), because a resend or replay goes through the same path as a worker's send. The admin
+//! store is PostgreSQL only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Duration, Utc};
+use clap::{Args, Subcommand};
+use tayori_admin::AdminState;
+use tayori_app::EventHandler;
+use tayori_app::admin::{AdminService, AdminTokens};
+use tayori_app::ports::{EmailSender, Role, TenantScope};
+use tayori_domain::TenantId;
+use tayori_outbox::FileOutbox;
+use tayori_postgres::{PostgresAdminStore, PostgresConfig, PostgresStore, PostgresSuppressions};
+use tayori_templates::TemplateSet;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::clock::SystemClock;
+use crate::config::{SenderConfig, WorkerConfig};
+
+/// `tayori admin ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Manage operators' bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Serve the admin API (/api/v1) and the operator console (/console).
+    ///
+    /// Uses the worker's configuration file for the store (PostgreSQL), sender, templates and
+    /// delivery policy: resends and replays go through the same path as the worker's sends.
+    Serve(ServeArgs),
+}
+
+/// `tayori admin token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once; only its SHA-256 is stored.
+    Create(CreateArgs),
+    /// List tokens (never their secrets).
+    List(DatabaseArgs),
+    /// Revoke a token at once.
+    Revoke(RevokeArgs),
+}
+
+/// Where the tokens are.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The PostgreSQL database, e.g. postgres://tayori@db.internal:5432/tayori.
+    #[arg(long, env = "TAYORI_DATABASE_URL")]
+    pub database_url: String,
+}
+
+/// Options of `tayori admin token create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// What it may do: admin (everything), operator (read and act), viewer (read).
+    #[arg(long)]
+    pub role: String,
+    /// A tenant it may see; repeat for several. Without any, it sees every tenant.
+    #[arg(long = "tenant")]
+    pub tenants: Vec<String>,
+    /// When it stops working: an RFC 3339 time, or a duration from now such as 12h or 30d.
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// A note on whom it is for.
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Where the tokens are.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// Options of `tayori admin token revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The token's id (from `tayori admin token list`).
+    pub token_id: String,
+    /// Where the tokens are.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// Options of `tayori admin serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The worker's configuration file (TOML); TAYORI_* variables override it.
+    #[arg(long, short, env = "TAYORI_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8081", env = "TAYORI_ADMIN_LISTEN")]
+    pub listen: SocketAddr,
+    /// Mark the session cookie Secure (set this when served over HTTPS).
+    #[arg(long, env = "TAYORI_ADMIN_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}
+
+/// Runs a `tayori admin` command.
+pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Token(command) => run_token(command).await,
+        AdminCommand::Serve(args) => {
+            let config = WorkerConfig::load(args.config.as_deref())?;
+            let app = start(config, args.listen, args.secure_cookies).await?;
+            println!("tayori admin: console at http://{}/console, API at /api/v1", app.addr);
+            app.run_until_signal().await
+        }
+    }
+}
+
+async fn tokens(database: &DatabaseArgs) -> anyhow::Result<(PostgresStore, AdminTokens)> {
+    let store = PostgresStore::connect(&PostgresConfig::new(&database.database_url))
+        .await
+        .context("cannot connect to the database given by --database-url")?;
+    let admin = Arc::new(PostgresAdminStore::new(store.pool().clone()));
+    Ok((store, AdminTokens { admin, clock: Arc::new(SystemClock) }))
+}
+
+async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create(args) => {
+            let role: Role = args.role.parse()?;
+            let scope = if args.tenants.is_empty() {
+                TenantScope::All
+            } else {
+                let tenants = args
+                    .tenants
+                    .iter()
+                    .map(|t| TenantId::parse(t).with_context(|| format!("--tenant {t:?}")))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                TenantScope::Only(tenants)
+            };
+            let expires =
+                args.expires.as_deref().map(|e| parse_expiry(e, Utc::now())).transpose()?;
+            let (store, tokens) = tokens(&args.database).await?;
+            let issued =
+                tokens.issue(None, role, scope, &args.label, expires, random_bytes()?).await?;
+            store.close().await;
+            eprintln!(
+                "token {} ({role}) created; it is shown once, keep it now:",
+                issued.record.token_id
+            );
+            println!("{}", issued.secret);
+            Ok(())
+        }
+        TokenCommand::List(database) => {
+            let (store, tokens) = tokens(&database).await?;
+            let list = tokens.list(None).await?;
+            store.close().await;
+            for token in list {
+                let tenants = token
+                    .scope
+                    .filter()
+                    .map(|ts| ts.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+                    .unwrap_or_else(|| "*".into());
+                let state = match (token.revoked_at, token.expires_at) {
+                    (Some(at), _) => format!("revoked {at}"),
+                    (None, Some(at)) if at <= Utc::now() => format!("expired {at}"),
+                    (None, Some(at)) => format!("expires {at}"),
+                    (None, None) => "active".into(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    token.token_id, token.role, tenants, state, token.label
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke(args) => {
+            let (store, tokens) = tokens(&args.database).await?;
+            let revoked = tokens.revoke(None, &args.token_id).await;
+            store.close().await;
+            revoked?;
+            println!("token {} revoked", args.token_id);
+            Ok(())
+        }
+    }
+}
+
+/// 48 bytes from the operating system's secure source: a token's secret and id.
+fn random_bytes() -> anyhow::Result<[u8; 48]> {
+    let mut bytes = [0u8; 48];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no secure randomness: {e}"))?;
+    Ok(bytes)
+}
+
+/// `--expires`: an RFC 3339 time or `<n>h` / `<n>d` from now.
+pub fn parse_expiry(raw: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let (number, unit) = raw.split_at(raw.len().saturating_sub(1));
+    let n: i64 = number.parse().with_context(|| {
+        format!("--expires {raw:?}: give an RFC 3339 time or a duration like 12h or 30d")
+    })?;
+    let length = match unit {
+        "h" => Duration::hours(n),
+        "d" => Duration::days(n),
+        _ => bail!("--expires {raw:?}: the unit must be h or d"),
+    };
+    if n <= 0 {
+        bail!("--expires {raw:?}: must be in the future");
+    }
+    Ok(now + length)
+}
+
+/// A running admin server.
+pub struct AdminApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+/// Connects everything and starts serving.
+pub async fn start(
+    config: WorkerConfig,
+    listen: SocketAddr,
+    secure_cookies: bool,
+) -> anyhow::Result<AdminApp> {
+    let Some(postgres) = config.store.postgres() else {
+        bail!(
+            "tayori admin serve needs PostgreSQL (store.kind = \"postgres\"): the admin store is PostgreSQL only"
+        );
+    };
+    let store = PostgresStore::connect(&postgres)
+        .await
+        .context("cannot connect to PostgreSQL (store.url)")?;
+    store.migrate().await.context("migrations failed")?;
+    let templates = Arc::new(TemplateSet::load(&config.templates.dir).with_context(|| {
+        format!("the templates in {} have problems", config.templates.dir.display())
+    })?);
+    // The same senders the worker can use.
+    let sender: Arc<dyn EmailSender> = match &config.sender {
+        SenderConfig::Outbox(outbox) => Arc::new(FileOutbox::new(outbox.clone())),
+        // The AWS settings are loaded only when they are used.
+        ses @ SenderConfig::Ses(_) => {
+            crate::worker::email_sender(ses, &templates, &crate::worker::aws_config().await).await?
+        }
+    };
+    let clock = Arc::new(SystemClock);
+    let handler = Arc::new(EventHandler {
+        store: Arc::new(store.clone()),
+        tenants: templates.clone(),
+        suppressions: Arc::new(PostgresSuppressions::new(store.pool().clone())),
+        renderer: templates.clone(),
+        sender,
+        clock: clock.clone(),
+        policy: config.delivery.policy(),
+        worker_id: format!("admin-{}", std::process::id()),
+        pauses: Default::default(),
+    });
+    let service = Arc::new(AdminService {
+        deliveries: Arc::new(store.clone()),
+        admin: Arc::new(PostgresAdminStore::new(store.pool().clone())),
+        handler,
+        previews: templates,
+        clock,
+    });
+    let app = tayori_admin::router(AdminState { service, secure_cookies });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    info!(%addr, "admin API and console listening");
+    Ok(AdminApp { addr, stop, server })
+}
+
+impl AdminApp {
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        crate::signals::wait_for_stop().await;
+        self.stop().await
+    }
+
+    /// Stops accepting, finishes the requests in flight.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.server.await.context("the admin server panicked")?.context("the admin server failed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_takes_times_and_durations() {
+        let now = Utc::now();
+        assert_eq!(parse_expiry("12h", now).unwrap_or(now), now + Duration::hours(12));
+        assert_eq!(parse_expiry("30d", now).unwrap_or(now), now + Duration::days(30));
+        assert!(parse_expiry("2030-01-01T00:00:00Z", now).is_ok());
+        assert!(parse_expiry("soon", now).is_err());
+        assert!(parse_expiry("0d", now).is_err());
+        assert!(parse_expiry("3w", now).is_err());
+    }
+}

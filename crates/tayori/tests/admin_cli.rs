@@ -1,0 +1,110 @@
+//! `tayori admin token create|list|revoke` as a user runs them, and `tayori admin serve`'s app on
+//! a real port: a created token works over HTTP, a revoked one stops at once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use tayori::config::{DeliveryConfig, SenderConfig, StoreConfig, TemplatesConfig, WorkerConfig};
+use tayori_sqs::ConsumerConfig;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tayori(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tayori")).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn tokens_made_on_the_command_line_open_the_api_until_revoked() {
+    let database = tayori_postgres::testing::fresh_database().await;
+    let url = database.url.clone();
+
+    let (ok, _, err) =
+        tayori(&["admin", "token", "create", "--role", "boss", "--database-url", &url]);
+    assert!(!ok && err.contains("role must be admin, operator or viewer"), "{err}");
+
+    let (ok, secret, err) = tayori(&[
+        "admin",
+        "token",
+        "create",
+        "--role",
+        "operator",
+        "--tenant",
+        "acme-invest",
+        "--expires",
+        "30d",
+        "--label",
+        "on-call",
+        "--database-url",
+        &url,
+    ]);
+    assert!(ok, "{err}");
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("tyr_") && secret.len() == 68, "{secret}");
+    let token_id = err.split_whitespace().nth(1).unwrap().to_owned();
+
+    let (ok, list, _) = tayori(&["admin", "token", "list", "--database-url", &url]);
+    assert!(ok);
+    assert!(list.contains(&token_id) && list.contains("operator\tacme-invest\texpires"), "{list}");
+    assert!(!list.contains(&secret));
+
+    let outbox = tempfile::tempdir().unwrap();
+    let config = WorkerConfig {
+        store: StoreConfig::Postgres { url: url.clone(), max_connections: 4 },
+        queue: ConsumerConfig {
+            queue_url: "http://127.0.0.1:1/unused".into(),
+            ..ConsumerConfig::default()
+        },
+        sender: SenderConfig::Outbox(tayori_outbox::OutboxConfig { dir: outbox.path().to_owned() }),
+        templates: TemplatesConfig { dir: repo_root().join("templates") },
+        delivery: DeliveryConfig::default(),
+        worker_id: None,
+    };
+    let app = tayori::admin::start(config, "127.0.0.1:0".parse().unwrap(), false).await.unwrap();
+    let base = format!("http://{}", app.addr);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+
+    let stats = |token: Option<String>| {
+        let mut request = client.get(format!("{base}/api/v1/stats"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(stats(None).await.unwrap().status(), 401);
+    assert_eq!(stats(Some(secret.clone())).await.unwrap().status(), 200);
+    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    let console = client.get(format!("{base}/console/sign-in")).send().await.unwrap();
+    assert_eq!(console.status(), 200);
+
+    let (ok, out, err) = tayori(&["admin", "token", "revoke", &token_id, "--database-url", &url]);
+    assert!(ok && out.contains("revoked"), "{err}");
+    assert_eq!(stats(Some(secret.clone())).await.unwrap().status(), 401);
+    let (ok, _, err) = tayori(&["admin", "token", "revoke", &token_id, "--database-url", &url]);
+    assert!(!ok && err.contains("no active token"), "{err}");
+
+    // Both the creation and the revocation are in the audit log, by the command line.
+    let (admin_ok, admin_secret, _) =
+        tayori(&["admin", "token", "create", "--role", "admin", "--database-url", &url]);
+    assert!(admin_ok);
+    let audit: serde_json::Value = client
+        .get(format!("{base}/api/v1/audit?action=token.revoke"))
+        .bearer_auth(admin_secret.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit[0]["object_id"], token_id.as_str());
+    assert_eq!(audit[0]["role"], "command-line");
+    app.stop().await.unwrap();
+}
