@@ -10,6 +10,7 @@
 pub mod accept_event;
 pub mod handle_event;
 pub mod ports;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
