@@ -243,13 +243,14 @@ impl EventHandler {
         }
 
         // 5. Render. A template error on this data is permanent: the event is rejected.
-        let rendered = match self.renderer.render(&tenant, event) {
-            Ok(rendered) => rendered,
-            Err(error) => {
-                let outcome = Outcome::Rejected { reason: error.to_string() };
-                return self.decide(key, outcome, None).await;
-            }
-        };
+        let rendered =
+            match tracing::info_span!("render").in_scope(|| self.renderer.render(&tenant, event)) {
+                Ok(rendered) => rendered,
+                Err(error) => {
+                    let outcome = Outcome::Rejected { reason: error.to_string() };
+                    return self.decide(key, outcome, None).await;
+                }
+            };
         let email = outgoing_email(&tenant, event, rendered.subject, rendered.html, rendered.text);
 
         // 6. Send, with the attempt recorded before and after.
