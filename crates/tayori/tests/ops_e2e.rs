@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -70,6 +71,64 @@ async fn get(client: &reqwest::Client, url: &str) -> Option<(u16, String)> {
     Some((status, response.text().await.ok()?))
 }
 
+/// An OTLP/HTTP trace receiver on a loopback port: every span it was sent, as
+/// (trace id, span name, string attributes).
+struct TraceReceiver {
+    endpoint: String,
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+}
+
+#[derive(Debug, Clone)]
+struct ReceivedSpan {
+    trace_id: Vec<u8>,
+    name: String,
+    attributes: HashMap<String, String>,
+}
+
+async fn trace_receiver() -> TraceReceiver {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message;
+
+    let spans: Arc<Mutex<Vec<ReceivedSpan>>> = Arc::default();
+    let store = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                let mut store = store.lock().unwrap();
+                for span in request
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                {
+                    let attributes = span
+                        .attributes
+                        .iter()
+                        .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                            Any::StringValue(v) => Some((kv.key.clone(), v.clone())),
+                            other => Some((kv.key.clone(), format!("{other:?}"))),
+                        })
+                        .collect();
+                    store.push(ReceivedSpan {
+                        trace_id: span.trace_id.clone(),
+                        name: span.name.clone(),
+                        attributes,
+                    });
+                }
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TraceReceiver { endpoint, spans }
+}
+
 struct Worker {
     child: Child,
 }
@@ -125,7 +184,7 @@ async fn a_worker_run_serves_every_documented_metric_and_logs_no_personal_data()
         let deposited_at = format!("2026-11-27T09:58:1{i}.123{run}+09:00");
         event["id"] = json!(format!("ops-e2e-{run}-{i}"));
         event["data"]["to"] =
-            json!({ "email": address, "name": name, "locale": ["ja", "en"][i % 2] });
+            json!({ "email": address, "name": name, "locale": (["ja", "en"][i % 2]) });
         event["data"]["variables"] =
             json!({ "amount": amount, "currency": "JPY", "deposited_at": deposited_at });
         secrets.extend([address, name, amount, deposited_at]);
@@ -171,6 +230,7 @@ listen = "127.0.0.1:{port}"
         ),
     )
     .unwrap();
+    let traces = trace_receiver().await;
     let stderr_path = dir.path().join("stderr.log");
     let stdout_path = dir.path().join("stdout.log");
     let child = Command::new(env!("CARGO_BIN_EXE_tayori"))
@@ -179,6 +239,8 @@ listen = "127.0.0.1:{port}"
         .env("TAYORI_LOG_FORMAT", "json")
         // Everything tayori writes, at debug; libraries at info (their debug output is theirs).
         .env("RUST_LOG", "info,tayori=debug,tayori_app=debug,tayori_sqs=debug,tayori_ses=debug,tayori_templates=debug,tayori_postgres=debug")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &traces.endpoint)
+        .env("OTEL_SERVICE_NAME", "tayori-ops-e2e")
         .env("AWS_ENDPOINT_URL", &endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
@@ -304,6 +366,7 @@ listen = "127.0.0.1:{port}"
         })
         .collect();
     assert_eq!(decided.len(), 4, "{stderr}");
+    let mut delivery_ids = Vec::new();
     for line in decided {
         let span = &line["span"];
         let spans = line["spans"].as_array().unwrap();
@@ -317,7 +380,33 @@ listen = "127.0.0.1:{port}"
         assert_eq!(field("event_type"), "account.deposit_completed");
         assert!(field("event_id").starts_with(&format!("ops-e2e-{run}-")));
         assert_eq!(field("delivery_id").len(), 36);
+        delivery_ids.push(field("delivery_id"));
         assert!(!field("sqs.message_id").is_empty());
         assert!(!field("provider_message_id").is_empty(), "the SES message id: {line}");
+    }
+
+    // One trace per event, from the SQS receive through the render and the SES send, its
+    // `handle_event` span carrying the delivery id (exported at the latest on the exit flush).
+    let spans = traces.spans.lock().unwrap().clone();
+    for delivery_id in &delivery_ids {
+        let handled: Vec<&ReceivedSpan> = spans
+            .iter()
+            .filter(|s| {
+                s.name == "handle_event" && s.attributes.get("delivery_id") == Some(delivery_id)
+            })
+            .collect();
+        assert!(!handled.is_empty(), "no handle_event span for {delivery_id}: {spans:#?}");
+        let sent = handled.iter().find(|h| {
+            let names: Vec<&str> = spans
+                .iter()
+                .filter(|s| s.trace_id == h.trace_id)
+                .map(|s| s.name.as_str())
+                .collect();
+            ["sqs_message", "render", "sender.send"].iter().all(|n| names.contains(n))
+        });
+        assert!(
+            sent.is_some(),
+            "the trace of {delivery_id} lacks the receive, render or send span: {spans:#?}"
+        );
     }
 }
