@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
 use async_trait::async_trait;
 use axum::Router;
 use axum::extract::State;
@@ -19,11 +20,22 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
 use serde_json::json;
 use tayori_app::ports::{DeliveryQuery, DeliveryStore};
+use tayori_domain::TenantId;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// The `[http]` section: where the worker serves `/healthz`, `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The address, e.g. `0.0.0.0:9090` in a pod, `127.0.0.1:9090` on a machine. Unset: no
+    /// endpoints (and no metrics).
+    pub listen: Option<SocketAddr>,
+}
 
 /// The longest one readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -150,4 +162,33 @@ impl HealthServer {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
+}
+
+/// Starts the worker's endpoints when `http.listen` is set: installs the metrics recorder (with
+/// the series of `tenants` at zero) and serves the routes. `alive` turns `/healthz` to 503
+/// once cleared; `loaded_tenants` counts the tenants whose templates are in use.
+pub async fn start_worker_endpoints(
+    config: &HttpConfig,
+    tenants: &[TenantId],
+    store: Arc<dyn DeliveryStore>,
+    loaded_tenants: Arc<dyn Fn() -> usize + Send + Sync>,
+    alive: Arc<AtomicBool>,
+) -> anyhow::Result<Option<HealthServer>> {
+    let Some(listen) = config.listen else {
+        tracing::info!("http.listen is not set: no /healthz, /readyz or /metrics");
+        return Ok(None);
+    };
+    let state = HealthState {
+        alive,
+        checks: Arc::new(vec![
+            Box::new(StoreReachable(store)) as Box<dyn ReadinessCheck>,
+            Box::new(TemplatesLoaded(loaded_tenants)),
+        ]),
+        metrics: crate::metrics::install(tenants),
+    };
+    let server = HealthServer::start(listen, state)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (http.listen)"))?;
+    tracing::info!(listen = %server.local_addr, "serving /healthz, /readyz and /metrics");
+    Ok(Some(server))
 }

@@ -25,6 +25,8 @@ pub struct WorkerApp {
     pub store: Arc<dyn DeliveryStore>,
     stop: watch::Sender<bool>,
     consumer: JoinHandle<ConsumerReport>,
+    /// `/healthz`, `/readyz`, `/metrics`, when `http.listen` is set.
+    pub endpoints: Option<crate::http_health::HealthServer>,
 }
 
 /// The AWS settings every client shares: the standard chain (`AWS_REGION`, `AWS_ENDPOINT_URL`,
@@ -55,6 +57,11 @@ pub async fn start_with_aws(
         format!("the templates in {} have problems", config.templates.dir.display())
     })?;
     let templates = Arc::new(templates);
+    let tenant_ids: Vec<_> = templates.tenants().map(|t| t.id.clone()).collect();
+    let loaded_tenants: Arc<dyn Fn() -> usize + Send + Sync> = {
+        let templates = templates.clone();
+        Arc::new(move || templates.tenants().count())
+    };
 
     let store: Arc<dyn DeliveryStore> = match &config.store {
         StoreConfig::Postgres { .. } => {
@@ -98,9 +105,26 @@ pub async fn start_with_aws(
     });
     let (stop, stopped) = watch::channel(false);
     let consumer = SqsConsumer::new(sqs, config.queue.clone(), handler);
-    let consumer = tokio::spawn(consumer.run(stopped));
+    // `/healthz` fails once the consumer's loop has ended.
+    let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let consumer = tokio::spawn({
+        let alive = alive.clone();
+        async move {
+            let report = consumer.run(stopped).await;
+            alive.store(false, std::sync::atomic::Ordering::Relaxed);
+            report
+        }
+    });
+    let endpoints = crate::http_health::start_worker_endpoints(
+        &config.http,
+        &tenant_ids,
+        store.clone(),
+        loaded_tenants,
+        alive,
+    )
+    .await?;
     info!(worker_id, queue = %config.queue.queue_url, "worker started");
-    Ok(WorkerApp { store, stop, consumer })
+    Ok(WorkerApp { store, stop, consumer, endpoints })
 }
 
 impl WorkerApp {
@@ -115,6 +139,11 @@ impl WorkerApp {
     /// the consumer did.
     pub async fn stop(self) -> anyhow::Result<ConsumerReport> {
         let _ = self.stop.send(true);
-        self.consumer.await.context("the SQS consumer panicked")
+        let report = self.consumer.await.context("the SQS consumer panicked");
+        // Probes and scrapes are answered until the work in flight is done.
+        if let Some(endpoints) = self.endpoints {
+            endpoints.stop().await;
+        }
+        report
     }
 }
