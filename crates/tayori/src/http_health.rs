@@ -192,3 +192,81 @@ pub async fn start_worker_endpoints(
     tracing::info!(listen = %server.local_addr, "serving /healthz, /readyz and /metrics");
     Ok(Some(server))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tayori_app::testing::InMemoryStore;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn state(store: Arc<InMemoryStore>, tenants: usize, alive: bool) -> HealthState {
+        HealthState {
+            alive: Arc::new(AtomicBool::new(alive)),
+            checks: Arc::new(vec![
+                Box::new(StoreReachable(store)) as Box<dyn ReadinessCheck>,
+                Box::new(TemplatesLoaded(Arc::new(move || tenants))),
+            ]),
+            metrics: crate::metrics::install(&[]),
+        }
+    }
+
+    async fn get(state: HealthState, path: &str) -> (StatusCode, String) {
+        let request = Request::get(path).body(Body::empty()).expect("request");
+        let response = router(state).oneshot(request).await.expect("answer");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn ready_only_when_the_store_answers_and_templates_are_loaded() {
+        let store = Arc::new(InMemoryStore::default());
+        let (status, body) = get(state(store.clone(), 2, true), "/readyz").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("2 tenants loaded"), "{body}");
+
+        store.fail_next(1);
+        let (status, body) = get(state(store.clone(), 2, true), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(body["checks"]["store"]["ok"], json!(false), "{body}");
+        assert_eq!(body["checks"]["templates"]["ok"], json!(true), "{body}");
+
+        let (status, body) = get(state(store, 0, true), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("no tenant"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn live_until_the_work_loop_ends() {
+        let store = Arc::new(InMemoryStore::default());
+        assert_eq!(get(state(store.clone(), 1, true), "/healthz").await.0, StatusCode::OK);
+        let (status, _) = get(state(store, 1, false), "/healthz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_as_prometheus_text() {
+        let store = Arc::new(InMemoryStore::default());
+        let (status, body) = get(state(store, 1, true), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("# TYPE tayori_build_info gauge"), "{body}");
+    }
+
+    #[test]
+    fn a_bad_listen_address_is_named() {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(
+            file.path(),
+            "[store]\nkind = \"sqlite\"\npath = \"x.db\"\n[queue]\nurl = \"https://sqs.example/q\"\n\
+             [sender]\nkind = \"outbox\"\ndir = \"out\"\n[http]\nlisten = \"everywhere:90\"\n",
+        )
+        .expect("write");
+        let error = crate::config::WorkerConfig::load(Some(file.path())).expect_err("invalid");
+        let error = format!("{error:#}");
+        assert!(error.contains("http.listen"), "{error}");
+    }
+}
