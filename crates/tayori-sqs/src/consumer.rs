@@ -244,9 +244,9 @@ async fn poll(
             }
         };
         shared.counters.received.fetch_add(messages.len() as u64, Ordering::Relaxed);
-        if let Some(age) = oldest_age(&messages) {
-            tayori_app::telemetry::queue_lag(queue_name(&config.queue_url), age);
-        }
+        // An empty receive means the queue is drained: the lag is zero, not the last batch's.
+        let lag = oldest_age(&messages).unwrap_or_default();
+        tayori_app::telemetry::queue_lag(queue_name(&config.queue_url), lag);
         if *shutdown.borrow() {
             let receipts = messages.iter().filter_map(|m| m.receipt_handle().map(str::to_owned));
             let receipts: Vec<String> = receipts.collect();
