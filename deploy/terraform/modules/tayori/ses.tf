@@ -53,7 +53,7 @@ resource "aws_sesv2_configuration_set" "this" {
   configuration_set_name = each.key
 
   delivery_options {
-    tls_policy = "REQUIRE"
+    tls_policy = var.tls_policy
   }
 
   reputation_options {

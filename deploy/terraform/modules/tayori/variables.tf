@@ -63,6 +63,17 @@ variable "ses_event_types" {
   default     = ["SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "DELIVERY_DELAY", "RENDERING_FAILURE"]
 }
 
+variable "tls_policy" {
+  description = "SES delivery TLS policy of the configuration sets: REQUIRE (refuse to deliver to a receiving server without TLS) or OPTIONAL."
+  type        = string
+  default     = "REQUIRE"
+
+  validation {
+    condition     = contains(["REQUIRE", "OPTIONAL"], var.tls_policy)
+    error_message = "tls_policy must be REQUIRE or OPTIONAL."
+  }
+}
+
 variable "producer_principal_arns" {
   description = "IAM principals (roles of the products that publish events) allowed sqs:SendMessage on the events queue. Empty: grant it in the producers' own policies instead."
   type        = list(string)
