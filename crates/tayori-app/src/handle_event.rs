@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tayori_domain::{
@@ -22,6 +22,7 @@ use crate::ports::{
     RecordOutcome, SendError, StoreError, SuppressionList, TemplateRenderer, TenantDirectory,
     TenantProfile, UnkeyedRejection,
 };
+use crate::telemetry;
 
 /// The first wait before looking again at a key another worker holds.
 const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_secs(5);
@@ -162,21 +163,37 @@ impl SendingPauses {
 impl EventHandler {
     /// Handles one message: see the module documentation.
     pub async fn handle(&self, message: &InboundMessage) -> Result<Handled, RetryLater> {
+        // Metrics are reported here, once per message, so that every way out of the path is
+        // counted the same way (`telemetry` names them).
+        let in_flight = telemetry::InFlight::enter();
         // 1. Decode. A body that breaks the contract is still recorded, never dropped.
-        let event = match decode_message_body(&message.body) {
-            Ok(event) => event,
-            Err(error) => return self.reject_undecodable(message, error).await,
+        let decoded = decode_message_body(&message.body);
+        let tenant = match &decoded {
+            Ok(event) => telemetry::tenant_label(&*self.tenants, &event.key.tenant),
+            Err(error) => error.key.as_ref().map_or_else(
+                || telemetry::NO_TENANT.to_owned(),
+                |key| telemetry::tenant_label(&*self.tenants, &key.tenant),
+            ),
         };
-        let span = tracing::info_span!(
-            "handle_event",
-            tenant = %event.key.tenant,
-            event_type = %event.event_type,
-            event_id = %event.key.id,
-            delivery_id = %event.key.delivery_id(),
-        );
-        // `instrument`, not `span.enter()`: an entered guard held across awaits would leak the
-        // span into whatever else runs on this thread meanwhile.
-        self.handle_decoded(message, &event).instrument(span).await
+        telemetry::event_received(&tenant);
+        let result = match decoded {
+            Ok(event) => {
+                let span = tracing::info_span!(
+                    "handle_event",
+                    tenant = %event.key.tenant,
+                    event_type = %event.event_type,
+                    event_id = %event.key.id,
+                    delivery_id = %event.key.delivery_id(),
+                    provider_message_id = tracing::field::Empty,
+                );
+                // `instrument`, not `span.enter()`: an entered guard held across awaits would
+                // leak the span into whatever else runs on this thread meanwhile.
+                self.handle_decoded(message, &event, &in_flight).instrument(span).await
+            }
+            Err(error) => self.reject_undecodable(message, error).await,
+        };
+        telemetry::event_handled(&tenant, &result);
+        result
     }
 
     /// Steps 2 to 7 for an event that meets the contract.
@@ -184,6 +201,7 @@ impl EventHandler {
         &self,
         message: &InboundMessage,
         event: &Event,
+        in_flight: &telemetry::InFlight,
     ) -> Result<Handled, RetryLater> {
         let key = &event.key;
         let delivery_id = key.delivery_id();
@@ -225,13 +243,14 @@ impl EventHandler {
         }
 
         // 5. Render. A template error on this data is permanent: the event is rejected.
-        let rendered = match self.renderer.render(&tenant, event) {
-            Ok(rendered) => rendered,
-            Err(error) => {
-                let outcome = Outcome::Rejected { reason: error.to_string() };
-                return self.decide(key, outcome, None).await;
-            }
-        };
+        let rendered =
+            match tracing::info_span!("render").in_scope(|| self.renderer.render(&tenant, event)) {
+                Ok(rendered) => rendered,
+                Err(error) => {
+                    let outcome = Outcome::Rejected { reason: error.to_string() };
+                    return self.decide(key, outcome, None).await;
+                }
+            };
         let email = outgoing_email(&tenant, event, rendered.subject, rendered.html, rendered.text);
 
         // 6. Send, with the attempt recorded before and after.
@@ -240,7 +259,15 @@ impl EventHandler {
             return Err(self.release(key, error.to_string(), None).await);
         }
         debug!(recipient = %email.to.address.masked(), attempt, "sending");
+        let send_started = Instant::now();
         let sent = self.sender.send(&email).await;
+        telemetry::send_finished(&key.tenant, sent.as_ref().map(|_| ()), send_started.elapsed());
+        if let Ok(sent) = &sent {
+            telemetry::receive_to_send(&key.tenant, in_flight.elapsed());
+            // Every later line of this event carries the mail service's id (SES message id).
+            tracing::Span::current()
+                .record("provider_message_id", sent.provider_message_id.as_str());
+        }
 
         // 7. Record what came of it.
         match sent {

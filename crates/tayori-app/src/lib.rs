@@ -11,6 +11,7 @@ pub mod accept_event;
 pub mod admin;
 pub mod handle_event;
 pub mod ports;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -197,15 +197,16 @@ impl EmailSender for SesSender {
             SendError::Rejected { reason: format!("the message cannot be built: {error}") }
         })?;
 
-        self.limiter.acquire(&email.tenant, self.max_rate_wait).await.map_err(|exceeded| {
-            SendError::Throttled {
-                reason: format!(
-                    "waited {:.1} s for a send slot under the rate limits (global {} emails/s)",
-                    self.max_rate_wait.as_secs_f64(),
-                    self.send_rate
-                ),
-                retry_after: Some(exceeded.retry_after),
-            }
+        let waiting_since = std::time::Instant::now();
+        let slot = self.limiter.acquire(&email.tenant, self.max_rate_wait).await;
+        tayori_app::telemetry::rate_limiter_waited(&email.tenant, waiting_since.elapsed());
+        slot.map_err(|exceeded| SendError::Throttled {
+            reason: format!(
+                "waited {:.1} s for a send slot under the rate limits (global {} emails/s)",
+                self.max_rate_wait.as_secs_f64(),
+                self.send_rate
+            ),
+            retry_after: Some(exceeded.retry_after),
         })?;
 
         let content = RawMessage::builder()

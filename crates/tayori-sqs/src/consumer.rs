@@ -244,6 +244,9 @@ async fn poll(
             }
         };
         shared.counters.received.fetch_add(messages.len() as u64, Ordering::Relaxed);
+        // An empty receive means the queue is drained: the lag is zero, not the last batch's.
+        let lag = oldest_age(&messages).unwrap_or_default();
+        tayori_app::telemetry::queue_lag(queue_name(&config.queue_url), lag);
         if *shutdown.borrow() {
             let receipts = messages.iter().filter_map(|m| m.receipt_handle().map(str::to_owned));
             let receipts: Vec<String> = receipts.collect();
@@ -263,6 +266,23 @@ async fn poll(
         }
         // Unused reservations return to the pools as the permits drop here.
     }
+}
+
+/// How long the oldest message of a batch waited in the queue (from SQS's `SentTimestamp`).
+fn oldest_age(messages: &[Message]) -> Option<Duration> {
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
+    messages
+        .iter()
+        .filter_map(|m| m.attributes()?.get(&MessageSystemAttributeName::SentTimestamp))
+        .filter_map(|sent| sent.parse::<u64>().ok())
+        .min()
+        .map(|oldest| Duration::from_millis(now_ms.saturating_sub(oldest)))
+}
+
+/// The queue's name, the last part of its URL: the `queue` label of metrics.
+fn queue_name(queue_url: &str) -> &str {
+    queue_url.rsplit('/').next().unwrap_or(queue_url)
 }
 
 /// Waits before polling again after a failed receive: 1 s, 2 s, … up to 30 s; a stop ends it.

@@ -69,6 +69,7 @@ impl ReloadableTemplates {
                 state.set = Arc::new(set);
                 state.version += 1;
                 state.reload_error = None;
+                tayori_app::telemetry::template_reloaded(true);
                 tracing::info!(
                     dir = %self.dir.display(),
                     version = state.version,
@@ -80,6 +81,7 @@ impl ReloadableTemplates {
             Err(error) => {
                 let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
                 state.reload_error = Some(error.to_string());
+                tayori_app::telemetry::template_reloaded(false);
                 tracing::warn!(
                     dir = %self.dir.display(),
                     version = state.version,

@@ -31,6 +31,9 @@ pub struct WorkerConfig {
     /// Leases and retries.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served (`[http] listen`).
+    #[serde(default)]
+    pub http: crate::http_health::HttpConfig,
     /// This worker's name in claims and logs; defaults to `<hostname>-<pid>`.
     #[serde(default)]
     pub worker_id: Option<String>,
@@ -157,8 +160,8 @@ impl WorkerConfig {
             figment = figment.merge(Toml::file(file));
         }
         // Only variables for these sections: TAYORI_LOG_FORMAT and the like belong to the CLI.
-        const SECTIONS: [&str; 6] =
-            ["store__", "queue__", "sender__", "templates__", "delivery__", "worker_id"];
+        const SECTIONS: [&str; 7] =
+            ["store__", "queue__", "sender__", "templates__", "delivery__", "http__", "worker_id"];
         let environment = Env::prefixed("TAYORI_")
             .filter(|key| SECTIONS.iter().any(|s| key.as_str().to_ascii_lowercase().starts_with(s)))
             .split("__");

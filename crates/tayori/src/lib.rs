@@ -11,6 +11,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dev;
+pub mod http_health;
+pub mod metrics;
 pub mod signals;
 pub mod telemetry;
 pub mod templates_cmd;

@@ -29,6 +29,8 @@ pub struct WorkerApp {
     stop: watch::Sender<bool>,
     consumer: JoinHandle<ConsumerReport>,
     reload_on_hangup: Option<JoinHandle<()>>,
+    /// `/healthz`, `/readyz`, `/metrics`, when `http.listen` is set.
+    pub endpoints: Option<crate::http_health::HealthServer>,
 }
 
 /// The AWS settings every client shares: the standard chain (`AWS_REGION`, `AWS_ENDPOINT_URL`,
@@ -59,6 +61,11 @@ pub async fn start_with_aws(
         format!("the templates in {} have problems", config.templates.dir.display())
     })?;
     let templates = Arc::new(templates);
+    let tenant_ids: Vec<_> = templates.current().tenants().map(|t| t.id.clone()).collect();
+    let loaded_tenants: Arc<dyn Fn() -> usize + Send + Sync> = {
+        let templates = templates.clone();
+        Arc::new(move || templates.current().tenants().count())
+    };
 
     // Suppressions live in PostgreSQL (added through the admin API); SQLite has none.
     let mut suppressions: Arc<dyn SuppressionList> = Arc::new(NoSuppressions);
@@ -101,10 +108,27 @@ pub async fn start_with_aws(
     });
     let (stop, stopped) = watch::channel(false);
     let consumer = SqsConsumer::new(sqs, config.queue.clone(), handler);
-    let consumer = tokio::spawn(consumer.run(stopped));
+    // `/healthz` fails once the consumer's loop has ended.
+    let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let consumer = tokio::spawn({
+        let alive = alive.clone();
+        async move {
+            let report = consumer.run(stopped).await;
+            alive.store(false, std::sync::atomic::Ordering::Relaxed);
+            report
+        }
+    });
+    let endpoints = crate::http_health::start_worker_endpoints(
+        &config.http,
+        &tenant_ids,
+        store.clone(),
+        loaded_tenants,
+        alive,
+    )
+    .await?;
     let reload_on_hangup = crate::signals::on_hangup(reload_templates(templates.clone()));
     info!(worker_id, queue = %config.queue.queue_url, "worker started");
-    Ok(WorkerApp { store, templates, stop, consumer, reload_on_hangup })
+    Ok(WorkerApp { store, templates, stop, consumer, reload_on_hangup, endpoints })
 }
 
 /// The sender the configuration names; the admin server's resend uses the same one.
@@ -163,6 +187,11 @@ impl WorkerApp {
         if let Some(listener) = self.reload_on_hangup {
             listener.abort();
         }
-        self.consumer.await.context("the SQS consumer panicked")
+        let report = self.consumer.await.context("the SQS consumer panicked");
+        // Probes and scrapes are answered until the work in flight is done.
+        if let Some(endpoints) = self.endpoints {
+            endpoints.stop().await;
+        }
+        report
     }
 }

@@ -77,6 +77,7 @@ async fn the_worker_sends_each_event_once_and_records_every_outcome() {
         sender: SenderConfig::Outbox(OutboxConfig { dir: outbox.path().to_owned() }),
         templates: TemplatesConfig { dir: repo_root().join("templates") },
         delivery: DeliveryConfig::default(),
+        http: Default::default(),
         worker_id: Some("e2e".into()),
     };
     config.validate().unwrap();

@@ -1,0 +1,334 @@
+//! tayori's metrics: every name, label and unit, in one place.
+//!
+//! The use case and the adapters report what happened by calling the typed functions here
+//! (`event_received`, `send_finished`, `rate_limiter_waited`, ...); none of them names a metric.
+//! They go through the [`metrics`] facade, which, like `tracing`, is an API without IO: with no
+//! recorder installed (unit tests, tools) every call is a no-op. The binary installs the
+//! Prometheus recorder and serves `/metrics`. `docs/metrics.md` documents each metric; a test of
+//! the binary scrapes `/metrics` during a worker run and fails when that page and [`METRICS`]
+//! drift apart.
+//!
+//! Labels are bounded: `tenant` is a configured tenant's id, or `_unknown` for an event naming
+//! a tenant that is not configured, or `_none` when the body had no readable tenant. Nothing a
+//! producer writes becomes a label value unchecked.
+
+use std::time::{Duration, Instant};
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use tayori_domain::{DeliveryStatus, TenantId};
+
+use crate::handle_event::{Handled, RetryLater};
+use crate::ports::{SendError, TenantDirectory};
+
+/// The kind of a metric, as Prometheus types it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// A distribution in buckets.
+    Histogram,
+}
+
+/// One metric tayori exports.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricInfo {
+    /// Its name on `/metrics`.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: MetricKind,
+    /// Its labels.
+    pub labels: &'static [&'static str],
+    /// What it counts, for the `# HELP` line.
+    pub help: &'static str,
+}
+
+/// Events whose body was read (decodable or not).
+pub const EVENTS_RECEIVED: &str = "tayori_events_received_total";
+/// Decided deliveries by outcome.
+pub const OUTCOMES: &str = "tayori_outcomes_total";
+/// Redelivered events whose delivery was already decided.
+pub const DUPLICATES: &str = "tayori_duplicates_total";
+/// Events left for a later delivery.
+pub const RETRIES: &str = "tayori_retries_total";
+/// Send errors by kind.
+pub const SEND_ERRORS: &str = "tayori_send_errors_total";
+/// Duration of one send call.
+pub const SEND_DURATION: &str = "tayori_send_duration_seconds";
+/// From the message in hand to the mail service's acceptance.
+pub const RECEIVE_TO_SEND: &str = "tayori_receive_to_send_seconds";
+/// Events being handled right now.
+pub const IN_FLIGHT: &str = "tayori_events_in_flight";
+/// Age of the oldest message in the last batch received.
+pub const QUEUE_LAG: &str = "tayori_queue_lag_seconds";
+/// Template reloads.
+pub const TEMPLATE_RELOADS: &str = "tayori_template_reloads_total";
+/// Sends that waited for a slot under the rate limits.
+pub const RATE_LIMITER_WAITS: &str = "tayori_rate_limiter_waits_total";
+/// How long sends waited for a slot.
+pub const RATE_LIMITER_WAIT: &str = "tayori_rate_limiter_wait_seconds";
+/// Always 1; the version is a label.
+pub const BUILD_INFO: &str = "tayori_build_info";
+
+/// Every metric tayori exports, in the order of `docs/metrics.md`.
+pub const METRICS: &[MetricInfo] = &[
+    MetricInfo {
+        name: EVENTS_RECEIVED,
+        kind: MetricKind::Counter,
+        labels: &["tenant"],
+        help: "Events received from the queue (or the dev intake), decodable or not.",
+    },
+    MetricInfo {
+        name: OUTCOMES,
+        kind: MetricKind::Counter,
+        labels: &["tenant", "outcome"],
+        help: "Deliveries decided, by outcome: sent, failed, rejected, suppressed.",
+    },
+    MetricInfo {
+        name: DUPLICATES,
+        kind: MetricKind::Counter,
+        labels: &["tenant"],
+        help: "Redelivered events whose delivery was already decided; nothing was sent again.",
+    },
+    MetricInfo {
+        name: RETRIES,
+        kind: MetricKind::Counter,
+        labels: &["tenant"],
+        help: "Events left on the queue for a later try (store down, lease held, throttled, paused).",
+    },
+    MetricInfo {
+        name: SEND_ERRORS,
+        kind: MetricKind::Counter,
+        labels: &["tenant", "kind"],
+        help: "Errors from the mail service (SES), by kind: throttled, unavailable, paused, rejected, ambiguous.",
+    },
+    MetricInfo {
+        name: SEND_DURATION,
+        kind: MetricKind::Histogram,
+        labels: &["tenant", "result"],
+        help: "Duration of one send call to the mail service, rate-limit wait included.",
+    },
+    MetricInfo {
+        name: RECEIVE_TO_SEND,
+        kind: MetricKind::Histogram,
+        labels: &["tenant"],
+        help: "From the message in hand to the mail service accepting the email.",
+    },
+    MetricInfo {
+        name: IN_FLIGHT,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "Events being handled by this process right now.",
+    },
+    MetricInfo {
+        name: QUEUE_LAG,
+        kind: MetricKind::Gauge,
+        labels: &["queue"],
+        help: "Age of the oldest message in the last batch received: how far behind the queue this worker is.",
+    },
+    MetricInfo {
+        name: TEMPLATE_RELOADS,
+        kind: MetricKind::Counter,
+        labels: &["result"],
+        help: "Template reloads, by result: ok, error (the previous templates stay in use).",
+    },
+    MetricInfo {
+        name: RATE_LIMITER_WAITS,
+        kind: MetricKind::Counter,
+        labels: &["tenant"],
+        help: "Sends that waited 1 ms or more for a slot under the global or tenant send rate.",
+    },
+    MetricInfo {
+        name: RATE_LIMITER_WAIT,
+        kind: MetricKind::Histogram,
+        labels: &["tenant"],
+        help: "How long each send waited for its slot under the send rates (SES sender only).",
+    },
+    MetricInfo {
+        name: BUILD_INFO,
+        kind: MetricKind::Gauge,
+        labels: &["version"],
+        help: "Always 1; the running version is the label.",
+    },
+];
+
+/// Label of events whose tenant is not configured.
+pub const UNKNOWN_TENANT: &str = "_unknown";
+/// Label of bodies without a readable tenant.
+pub const NO_TENANT: &str = "_none";
+
+const OUTCOME_LABELS: [DeliveryStatus; 4] = [
+    DeliveryStatus::Sent,
+    DeliveryStatus::Failed,
+    DeliveryStatus::Rejected,
+    DeliveryStatus::Suppressed,
+];
+const SEND_ERROR_KINDS: [&str; 5] = ["throttled", "unavailable", "paused", "rejected", "ambiguous"];
+
+/// Registers the descriptions and units with the installed recorder, sets `tayori_build_info`,
+/// and creates every series of the configured tenants at zero, so that dashboards and alerts
+/// see a flat line rather than no data before the first event (and `rate()` works from the
+/// first increment).
+pub fn describe(version: &'static str, tenants: &[TenantId]) {
+    for metric in METRICS {
+        let unit = metric.name.ends_with("_seconds").then_some(Unit::Seconds);
+        match (metric.kind, unit) {
+            (MetricKind::Counter, _) => describe_counter!(metric.name, metric.help),
+            (MetricKind::Gauge, Some(unit)) => describe_gauge!(metric.name, unit, metric.help),
+            (MetricKind::Gauge, None) => describe_gauge!(metric.name, metric.help),
+            (MetricKind::Histogram, Some(unit)) => {
+                describe_histogram!(metric.name, unit, metric.help)
+            }
+            (MetricKind::Histogram, None) => describe_histogram!(metric.name, metric.help),
+        }
+    }
+    gauge!(BUILD_INFO, "version" => version).set(1.0);
+    gauge!(IN_FLIGHT).set(0.0);
+    counter!(TEMPLATE_RELOADS, "result" => "ok").absolute(0);
+    counter!(TEMPLATE_RELOADS, "result" => "error").absolute(0);
+    let labels = tenants
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .chain([UNKNOWN_TENANT.to_owned(), NO_TENANT.to_owned()]);
+    for tenant in labels {
+        counter!(EVENTS_RECEIVED, "tenant" => tenant.clone()).absolute(0);
+        for outcome in OUTCOME_LABELS {
+            counter!(OUTCOMES, "tenant" => tenant.clone(), "outcome" => outcome.as_str())
+                .absolute(0);
+        }
+        counter!(DUPLICATES, "tenant" => tenant.clone()).absolute(0);
+        counter!(RETRIES, "tenant" => tenant.clone()).absolute(0);
+        for kind in SEND_ERROR_KINDS {
+            counter!(SEND_ERRORS, "tenant" => tenant.clone(), "kind" => kind).absolute(0);
+        }
+        counter!(RATE_LIMITER_WAITS, "tenant" => tenant).absolute(0);
+    }
+}
+
+/// The `tenant` label of an event: its id when the tenant is configured, `_unknown` otherwise.
+pub fn tenant_label(tenants: &dyn TenantDirectory, tenant: &TenantId) -> String {
+    match tenants.tenant(tenant) {
+        Some(_) => tenant.as_str().to_owned(),
+        None => UNKNOWN_TENANT.to_owned(),
+    }
+}
+
+/// An event's body was received.
+pub fn event_received(tenant: &str) {
+    counter!(EVENTS_RECEIVED, "tenant" => tenant.to_owned()).increment(1);
+}
+
+/// What the use case made of one event.
+pub fn event_handled(tenant: &str, result: &Result<Handled, RetryLater>) {
+    let tenant = tenant.to_owned();
+    match result {
+        Ok(Handled::Decided { outcome, .. }) => {
+            counter!(OUTCOMES, "tenant" => tenant, "outcome" => outcome.status().as_str())
+                .increment(1);
+        }
+        Ok(Handled::Duplicate { .. }) => counter!(DUPLICATES, "tenant" => tenant).increment(1),
+        Ok(Handled::RejectedWithoutKey { .. }) => {
+            let outcome = DeliveryStatus::Rejected.as_str();
+            counter!(OUTCOMES, "tenant" => tenant, "outcome" => outcome).increment(1);
+        }
+        Err(_) => counter!(RETRIES, "tenant" => tenant).increment(1),
+    }
+}
+
+/// One send call ended after `elapsed`.
+pub fn send_finished(tenant: &TenantId, result: Result<(), &SendError>, elapsed: Duration) {
+    let tenant = tenant.as_str().to_owned();
+    let outcome = match result {
+        Ok(()) => "accepted",
+        Err(error) => {
+            let kind = match error {
+                SendError::Throttled { .. } => "throttled",
+                SendError::Unavailable { .. } => "unavailable",
+                SendError::Paused { .. } => "paused",
+                SendError::Rejected { .. } => "rejected",
+                SendError::Ambiguous { .. } => "ambiguous",
+            };
+            counter!(SEND_ERRORS, "tenant" => tenant.clone(), "kind" => kind).increment(1);
+            "error"
+        }
+    };
+    histogram!(SEND_DURATION, "tenant" => tenant, "result" => outcome).record(elapsed);
+}
+
+/// The mail service accepted an email `elapsed` after its message was in hand.
+pub fn receive_to_send(tenant: &TenantId, elapsed: Duration) {
+    histogram!(RECEIVE_TO_SEND, "tenant" => tenant.as_str().to_owned()).record(elapsed);
+}
+
+/// Counts an event as in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    started: Instant,
+}
+
+impl InFlight {
+    /// An event starts being handled.
+    pub fn enter() -> Self {
+        gauge!(IN_FLIGHT).increment(1.0);
+        Self { started: Instant::now() }
+    }
+
+    /// Since the event was taken in hand.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(IN_FLIGHT).decrement(1.0);
+    }
+}
+
+/// The oldest message of a batch just received from `queue` had waited `age` in it.
+pub fn queue_lag(queue: &str, age: Duration) {
+    gauge!(QUEUE_LAG, "queue" => queue.to_owned()).set(age.as_secs_f64());
+}
+
+/// The templates were loaded again (`ok`), or the new files had problems and the previous
+/// templates stay in use.
+pub fn template_reloaded(ok: bool) {
+    counter!(TEMPLATE_RELOADS, "result" => if ok { "ok" } else { "error" }).increment(1);
+}
+
+/// A send of `tenant` got its slot under the send rates (or gave up) after `waited`. Waits
+/// under a millisecond are the limiter's own bookkeeping, not a wait for the rate, and are not
+/// counted as waits.
+pub fn rate_limiter_waited(tenant: &TenantId, waited: Duration) {
+    let tenant = tenant.as_str().to_owned();
+    if waited >= Duration::from_millis(1) {
+        counter!(RATE_LIMITER_WAITS, "tenant" => tenant.clone()).increment(1);
+    }
+    histogram!(RATE_LIMITER_WAIT, "tenant" => tenant).record(waited);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        for metric in METRICS {
+            assert!(metric.name.starts_with("tayori_"), "{}", metric.name);
+            match metric.kind {
+                MetricKind::Counter => assert!(metric.name.ends_with("_total"), "{}", metric.name),
+                MetricKind::Histogram => {
+                    assert!(metric.name.ends_with("_seconds"), "{}", metric.name)
+                }
+                MetricKind::Gauge => assert!(!metric.name.ends_with("_total"), "{}", metric.name),
+            }
+        }
+        let mut names: Vec<_> = METRICS.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), METRICS.len(), "a metric is listed twice");
+    }
+}

@@ -1,0 +1,122 @@
+//! What the handle-event use case reports through `tayori_app::telemetry`, read back from a
+//! recording metrics recorder: received, outcomes by tenant, duplicates, retries, send errors by
+//! kind, the send and receive-to-send latencies, and the in-flight gauge back at zero.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::executor::block_on;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use serde_json::json;
+use tayori_app::ports::SendError;
+use tayori_app::telemetry::{self, MetricKind};
+use tayori_app::testing::{
+    FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore, ManualClock, RecordingSender,
+    example_event,
+};
+use tayori_app::{DeliveryPolicy, EventHandler, InboundMessage};
+
+fn handler(sender: RecordingSender) -> EventHandler {
+    EventHandler {
+        store: Arc::new(InMemoryStore::default()),
+        tenants: Arc::new(FakeTenants::with(&["acme-invest", "acme-bank"])),
+        suppressions: Arc::new(FakeSuppressions::default()),
+        renderer: Arc::new(FakeRenderer::knowing(&["account.deposit_completed"])),
+        sender: Arc::new(sender),
+        clock: Arc::new(ManualClock::new()),
+        policy: DeliveryPolicy::default(),
+        worker_id: "test-worker".into(),
+        pauses: Default::default(),
+    }
+}
+
+/// Every series as `name{label=value,...}` (labels sorted) → its value; histograms as their
+/// sample count.
+fn series(snapshotter: &Snapshotter) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let (_, key) = key.into_parts();
+        let mut labels: Vec<String> =
+            key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        labels.sort();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        let value = match value {
+            DebugValue::Counter(n) => n as f64,
+            DebugValue::Gauge(g) => g.into_inner(),
+            DebugValue::Histogram(samples) => samples.len() as f64,
+        };
+        out.insert(name, value);
+    }
+    out
+}
+
+#[test]
+fn the_use_case_reports_each_message_once_with_bounded_tenant_labels() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let throttled = SendError::Throttled { reason: "slow down".into(), retry_after: None };
+    let handler = handler(RecordingSender::failing_with(vec![throttled]));
+    let message = |v: &serde_json::Value| InboundMessage::first(v.to_string().into_bytes());
+    let mut stranger = example_event();
+    stranger["tenant"] = json!("someone-we-do-not-serve");
+    stranger["id"] = json!("stranger-1");
+
+    metrics::with_local_recorder(&recorder, || {
+        telemetry::describe("test", &[]);
+        // Throttled (a retry), then sent, then a duplicate; an unknown tenant; garbage.
+        for body in [&example_event(), &example_event(), &example_event(), &stranger] {
+            let _ = block_on(handler.handle(&message(body)));
+        }
+        let _ = block_on(handler.handle(&InboundMessage::first(b"not json".to_vec())));
+    });
+
+    let got = series(&snapshotter);
+    let at = |name: &str| got.get(name).copied().unwrap_or_else(|| panic!("{name}: {got:#?}"));
+    assert_eq!(at("tayori_events_received_total{tenant=acme-invest}"), 3.0);
+    assert_eq!(at("tayori_retries_total{tenant=acme-invest}"), 1.0);
+    assert_eq!(at("tayori_outcomes_total{outcome=sent,tenant=acme-invest}"), 1.0);
+    assert_eq!(at("tayori_duplicates_total{tenant=acme-invest}"), 1.0);
+    assert_eq!(at("tayori_send_errors_total{kind=throttled,tenant=acme-invest}"), 1.0);
+    assert_eq!(at("tayori_send_duration_seconds{result=error,tenant=acme-invest}"), 1.0);
+    assert_eq!(at("tayori_send_duration_seconds{result=accepted,tenant=acme-invest}"), 1.0);
+    assert_eq!(at("tayori_receive_to_send_seconds{tenant=acme-invest}"), 1.0);
+    // A tenant nobody configured is not a label value: the producer does not choose labels.
+    assert_eq!(at("tayori_events_received_total{tenant=_unknown}"), 1.0);
+    assert_eq!(at("tayori_outcomes_total{outcome=rejected,tenant=_unknown}"), 1.0);
+    assert_eq!(at("tayori_outcomes_total{outcome=rejected,tenant=_none}"), 1.0);
+    assert!(got.keys().all(|k| !k.contains("someone-we-do-not-serve")), "{got:#?}");
+    assert_eq!(at("tayori_events_in_flight{}"), 0.0, "every message left the gauge");
+    assert_eq!(at("tayori_build_info{version=test}"), 1.0);
+}
+
+#[test]
+fn every_metric_is_documented_in_docs_metrics_md() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md"),
+    )
+    .unwrap();
+    for metric in telemetry::METRICS {
+        let kind = match metric.kind {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        };
+        let row = doc
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{}` |", metric.name)))
+            .unwrap_or_else(|| panic!("docs/metrics.md has no row for {}", metric.name));
+        assert!(
+            row.contains(&format!("| {kind} |")),
+            "{}: documented type; row: {row}",
+            metric.name
+        );
+        for label in metric.labels {
+            assert!(
+                row.contains(&format!("`{label}`")),
+                "{}: label {label}; row: {row}",
+                metric.name
+            );
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The configuration shipped in `deploy/kubernetes/base/tayori.toml`, with the environment the
+//! worker Deployment sets, passes the real loader (`tayori config check`): a setting renamed or
+//! removed in the code fails here rather than in a pod at 3 a.m.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn the_kubernetes_configuration_loads_with_the_deployments_environment() {
+    let base = repo_root().join("deploy/kubernetes/base");
+    let deployment = std::fs::read_to_string(base.join("worker-deployment.yaml")).unwrap();
+    // Every TAYORI_* variable the Deployment sets, with a value of the right form.
+    let mut variables: Vec<&str> = deployment
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- name: "))
+        .filter(|name| name.starts_with("TAYORI_"))
+        .collect();
+    variables.sort_unstable();
+    assert_eq!(
+        variables,
+        [
+            "TAYORI_CONFIG",
+            "TAYORI_LOG_FORMAT",
+            "TAYORI_QUEUE__URL",
+            "TAYORI_STORE__URL",
+            "TAYORI_WORKER_ID"
+        ],
+        "the worker Deployment's variables changed: give them values below"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_tayori"))
+        .args(["config", "check"])
+        .env_clear()
+        .env("TAYORI_CONFIG", base.join("tayori.toml"))
+        .env("TAYORI_LOG_FORMAT", "json")
+        .env("TAYORI_STORE__URL", "postgres://tayori:pod-secret-7f3a@db.internal:5432/tayori")
+        .env(
+            "TAYORI_QUEUE__URL",
+            "https://sqs.ap-northeast-1.amazonaws.com/123456789012/tayori-prod-events",
+        )
+        .env("TAYORI_WORKER_ID", "tayori-worker-5d8f7-abcde")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "config check failed:\n{stderr}\n{stdout}");
+    assert!(stdout.contains("0.0.0.0:9090"), "http.listen: {stdout}");
+    assert!(stdout.contains("tayori-prod-events"), "queue.url from the environment: {stdout}");
+    assert!(stdout.contains("tayori-worker-5d8f7-abcde"), "worker_id: {stdout}");
+    assert!(!stdout.contains("pod-secret-7f3a"), "the database password is redacted: {stdout}");
+}

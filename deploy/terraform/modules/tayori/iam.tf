@@ -1,0 +1,161 @@
+# Least-privilege policies for the two tayori processes, and (with an EKS OIDC provider) the IRSA
+# roles that carry them. Each statement names the call that needs it.
+
+locals {
+  all_identity_arns = distinct(flatten(values(local.identity_arns)))
+  # A send names the tenant's configuration set, and its SES tenant when it has one.
+  send_resources = concat(
+    local.all_identity_arns,
+    [for cs in aws_sesv2_configuration_set.this : cs.arn],
+    [for t in aws_sesv2_tenant.this : t.arn],
+  )
+}
+
+data "aws_iam_policy_document" "worker" {
+  # The consumer: long poll, delete after the outcome is recorded, extend visibility while
+  # working (heartbeat) and set it for a backoff.
+  statement {
+    sid = "ConsumeEvents"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+    ]
+    resources = [aws_sqs_queue.events.arn]
+  }
+
+  # The feedback consumer (bounces, complaints, deliveries) runs in the worker process.
+  statement {
+    sid = "ConsumeFeedback"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+    ]
+    resources = [aws_sqs_queue.feedback.arn]
+  }
+
+  # SES v2 SendEmail, raw content; only from the tenants' identities, configuration sets and
+  # SES tenants.
+  dynamic "statement" {
+    for_each = length(local.all_identity_arns) > 0 ? [1] : []
+    content {
+      sid       = "SendAsTenants"
+      actions   = ["ses:SendEmail"]
+      resources = local.send_resources
+    }
+  }
+
+  # The account's send rate, read once at start (sender.read_account_send_rate). Not scoped by
+  # resource in SES.
+  statement {
+    sid       = "ReadSendQuota"
+    actions   = ["ses:GetAccount"]
+    resources = ["*"]
+  }
+}
+
+data "aws_iam_policy_document" "admin" {
+  # The console's queue depths (visible, in flight, oldest age) for every queue.
+  statement {
+    sid     = "ReadQueueDepths"
+    actions = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [
+      aws_sqs_queue.events.arn,
+      aws_sqs_queue.events_dlq.arn,
+      aws_sqs_queue.feedback.arn,
+      aws_sqs_queue.feedback_dlq.arn,
+    ]
+  }
+
+  # `tayori dlq redrive`: receive from a DLQ, send to its source queue, then delete from the DLQ.
+  statement {
+    sid       = "RedriveFromDeadLetterQueues"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    resources = [aws_sqs_queue.events_dlq.arn, aws_sqs_queue.feedback_dlq.arn]
+  }
+
+  statement {
+    sid       = "RedriveToSourceQueues"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events.arn, aws_sqs_queue.feedback.arn]
+  }
+
+  # Reading the sending state the console shows (account quota, tenant pauses in SES).
+  statement {
+    sid       = "ReadSesState"
+    actions   = ["ses:GetAccount"]
+    resources = ["*"]
+  }
+}
+
+# For the KEDA operator's role: the queue depth its aws-sqs-queue scaler reads.
+data "aws_iam_policy_document" "keda_scaler" {
+  statement {
+    sid       = "ReadEventsQueueDepth"
+    actions   = ["sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.events.arn]
+  }
+}
+
+resource "aws_iam_policy" "worker" {
+  name        = "${var.name}-worker"
+  description = "tayori worker: consume the events and feedback queues, send through SES."
+  policy      = data.aws_iam_policy_document.worker.json
+  tags        = var.tags
+}
+
+resource "aws_iam_policy" "admin" {
+  name        = "${var.name}-admin"
+  description = "tayori admin: read queue depths, redrive dead-letter queues."
+  policy      = data.aws_iam_policy_document.admin.json
+  tags        = var.tags
+}
+
+# IRSA: a role per ServiceAccount, assumable only by that ServiceAccount's pods.
+locals {
+  irsa_roles = var.eks_oidc_provider_arn == null ? {} : {
+    worker = { service_account = var.worker_service_account, policy = aws_iam_policy.worker.arn }
+    admin  = { service_account = var.admin_service_account, policy = aws_iam_policy.admin.arn }
+  }
+  # "arn:aws:iam::123456789012:oidc-provider/oidc.eks.<region>.amazonaws.com/id/XXXX" -> the issuer.
+  oidc_issuer = var.eks_oidc_provider_arn == null ? "" : element(split("oidc-provider/", var.eks_oidc_provider_arn), 1)
+}
+
+data "aws_iam_policy_document" "irsa_trust" {
+  for_each = local.irsa_roles
+
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+
+    principals {
+      type        = "Federated"
+      identifiers = [var.eks_oidc_provider_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_issuer}:sub"
+      values   = ["system:serviceaccount:${var.kubernetes_namespace}:${each.value.service_account}"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_issuer}:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "irsa" {
+  for_each           = local.irsa_roles
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.irsa_trust[each.key].json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "irsa" {
+  for_each   = local.irsa_roles
+  role       = aws_iam_role.irsa[each.key].name
+  policy_arn = each.value.policy
+}

@@ -1,0 +1,108 @@
+# The events queue (products publish, workers consume) and the feedback queue (SES sending events
+# through SNS), each with a dead-letter queue. Server-side encryption with SQS-managed keys.
+
+resource "aws_sqs_queue" "events_dlq" {
+  name                      = "${var.name}-events-dlq"
+  message_retention_seconds = var.dlq_retention_seconds
+  sqs_managed_sse_enabled   = true
+  tags                      = var.tags
+}
+
+resource "aws_sqs_queue" "events" {
+  name                       = "${var.name}-events"
+  visibility_timeout_seconds = var.events_visibility_timeout_seconds
+  message_retention_seconds  = var.message_retention_seconds
+  # Long polling by default too, for any consumer that does not ask for it.
+  receive_wait_time_seconds = 20
+  sqs_managed_sse_enabled   = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.events_dlq.arn
+    maxReceiveCount     = var.events_max_receive_count
+  })
+  tags = var.tags
+}
+
+# Only the events queue may dead-letter into its DLQ; also what lets the console's "redrive"
+# (StartMessageMoveTask) send messages back to it.
+resource "aws_sqs_queue_redrive_allow_policy" "events_dlq" {
+  queue_url = aws_sqs_queue.events_dlq.id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.events.arn]
+  })
+}
+
+resource "aws_sqs_queue" "feedback_dlq" {
+  name                      = "${var.name}-feedback-dlq"
+  message_retention_seconds = var.dlq_retention_seconds
+  sqs_managed_sse_enabled   = true
+  tags                      = var.tags
+}
+
+resource "aws_sqs_queue" "feedback" {
+  name                       = "${var.name}-feedback"
+  visibility_timeout_seconds = 60
+  message_retention_seconds  = var.message_retention_seconds
+  receive_wait_time_seconds  = 20
+  sqs_managed_sse_enabled    = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.feedback_dlq.arn
+    maxReceiveCount     = 10
+  })
+  tags = var.tags
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "feedback_dlq" {
+  queue_url = aws_sqs_queue.feedback_dlq.id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.feedback.arn]
+  })
+}
+
+# The SES events topic may deliver to the feedback queue; nothing else may.
+data "aws_iam_policy_document" "feedback_queue" {
+  statement {
+    sid       = "SesEventsTopic"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.feedback.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["sns.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_sns_topic.ses_events.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "feedback" {
+  queue_url = aws_sqs_queue.feedback.id
+  policy    = data.aws_iam_policy_document.feedback_queue.json
+}
+
+# Producers named here may publish events; others need sqs:SendMessage in their own policies.
+data "aws_iam_policy_document" "events_queue" {
+  count = length(var.producer_principal_arns) > 0 ? 1 : 0
+
+  statement {
+    sid       = "Producers"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events.arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = var.producer_principal_arns
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "events" {
+  count     = length(var.producer_principal_arns) > 0 ? 1 : 0
+  queue_url = aws_sqs_queue.events.id
+  policy    = data.aws_iam_policy_document.events_queue[0].json
+}
