@@ -73,7 +73,9 @@ async fn the_global_rate_is_kept_and_shared_fairly_between_tenants() {
     assert!(took >= Duration::from_millis(1300), "faster than the rate: {took:?}");
     assert!(took < Duration::from_secs(4), "{took:?}");
     // Never more than 20 in any second at the stand-in (burst 1): check every 1 s window.
-    let times: Vec<Duration> = received.iter().map(|request| request.at).collect();
+    // Requests are stamped by concurrent handlers, so two close ones can be logged out of order.
+    let mut times: Vec<Duration> = received.iter().map(|request| request.at).collect();
+    times.sort();
     for (at, start) in times.iter().enumerate() {
         let in_window =
             times[at..].iter().take_while(|time| **time - *start < Duration::from_secs(1)).count();
@@ -136,7 +138,7 @@ async fn a_tenant_cap_is_kept_without_slowing_the_others() {
     // 20 at 50/s take about 0.4 s, well before the capped tenant is done.
     assert!(last("free-tenant") < last("capped-tenant"), "the capped tenant held up the others");
     assert!(
-        last("free-tenant") - capped[0] < Duration::from_millis(900),
+        last("free-tenant").saturating_sub(capped[0]) < Duration::from_millis(900),
         "{:?}",
         last("free-tenant")
     );

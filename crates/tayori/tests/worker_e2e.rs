@@ -1,5 +1,6 @@
-//! `tayori worker` end to end on real parts: SQS on moto server through the real SDK client,
-//! PostgreSQL (a fresh database), the shipped templates, and the file outbox as the sender.
+//! `tayori worker` end to end on real parts: SQS (and SES) on moto server through the real SDK
+//! clients, PostgreSQL (a fresh database), the shipped templates; the sender is the file outbox
+//! in one test and SES in the other, where the whole raw message SES received is read back.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use tayori::worker::start_with_aws;
 use tayori_app::ports::DeliveryQuery;
 use tayori_domain::DeliveryStatus;
 use tayori_outbox::OutboxConfig;
+use tayori_ses::SesConfig;
 use tayori_sqs::ConsumerConfig;
 
 fn repo_root() -> PathBuf {
@@ -124,4 +126,217 @@ async fn the_worker_sends_each_event_once_and_records_every_outcome() {
         .await
         .unwrap();
     assert_eq!(left.attributes.unwrap()[&QueueAttributeName::ApproximateNumberOfMessages], "0");
+}
+
+async fn queue_length(sqs: &aws_sdk_sqs::Client, queue: &str) -> String {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    format!(
+        "{}+{}",
+        attributes[&QueueAttributeName::ApproximateNumberOfMessages],
+        attributes[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+    )
+}
+
+/// The raw messages moto's SES has stored whose text contains `needle`.
+async fn ses_messages_containing(needle: &str) -> Vec<(String, String)> {
+    let endpoint = std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap();
+    let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    data["ses"]["RawMessage"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|message| {
+            let raw = message["raw_data"].as_str()?.to_owned();
+            raw.contains(needle).then(|| (message["id"].as_str().unwrap().to_owned(), raw))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_looped() {
+    let aws = moto().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let run = std::process::id();
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("worker-ses-e2e-dlq-{run}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("worker-ses-e2e-{run}"))
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    // The demo tenant sends from no-reply@acme-invest.example: moto's SES wants it verified.
+    // Other tests verify it too; "already exists" is fine.
+    let _ = aws_sdk_sesv2::Client::new(&aws)
+        .create_email_identity()
+        .email_identity("acme-invest.example")
+        .send()
+        .await;
+
+    // Recipients unique to this run find our emails among everything moto has stored.
+    let recipient = |n: u32| format!("ses-e2e-{run}-{n}@example.com");
+    let mut japanese: Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("tests/fixtures/events/valid/deposit-completed-ja.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    japanese["id"] = json!(format!("ses-ja-{run}"));
+    japanese["data"]["to"]["email"] = json!(recipient(1));
+    // The same (tenant, source, id) in another message with other data: still one email.
+    let mut same_key = japanese.clone();
+    same_key["data"]["variables"]["amount"] = json!(999_999);
+    let mut english = japanese.clone();
+    english["id"] = json!(format!("ses-en-{run}"));
+    english["data"]["to"] = json!({"email": recipient(2), "name": "Taro Yamada", "locale": "en"});
+    let mut wrapped_event = japanese.clone();
+    wrapped_event["id"] = json!(format!("ses-sns-{run}"));
+    wrapped_event["data"]["to"]["email"] = json!(recipient(3));
+    let mut sns: Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("tests/fixtures/events/valid/sns-wrapped.json")).unwrap(),
+    )
+    .unwrap();
+    sns["Message"] = json!(wrapped_event.to_string());
+    let poison = format!("{{\"not\": \"an event\", \"run\": {run}}}");
+    // The first message twice is a redelivery as SQS makes it (at-least-once).
+    for body in [
+        japanese.to_string(),
+        japanese.to_string(),
+        same_key.to_string(),
+        english.to_string(),
+        sns.to_string(),
+        poison.clone(),
+    ] {
+        sqs.send_message().queue_url(&queue).message_body(body).send().await.unwrap();
+    }
+
+    let database = tayori_postgres::testing::fresh_database().await;
+    let config = WorkerConfig {
+        store: StoreConfig::Postgres { url: database.url, max_connections: 8 },
+        queue: ConsumerConfig {
+            queue_url: queue.clone(),
+            wait_time_seconds: 1,
+            heartbeat_interval: Duration::from_secs(5),
+            ..ConsumerConfig::default()
+        },
+        sender: SenderConfig::Ses(SesConfig {
+            read_account_send_rate: false,
+            send_rate: 50.0,
+            // moto is slow under a loaded test run.
+            call_timeout: Duration::from_secs(20),
+            ..SesConfig::default()
+        }),
+        templates: TemplatesConfig { dir: repo_root().join("templates") },
+        delivery: DeliveryConfig::default(),
+        http: Default::default(),
+        worker_id: Some("ses-e2e".into()),
+    };
+    config.validate().unwrap();
+    let app = start_with_aws(config, aws).await.unwrap();
+    let store = app.store.clone();
+
+    let mut decided = Vec::new();
+    for _ in 0..600 {
+        let page =
+            store.deliveries(&DeliveryQuery { limit: 10, ..Default::default() }).await.unwrap();
+        decided = page.deliveries;
+        let duplicates: u32 = decided.iter().map(|d| d.duplicate_count).sum();
+        let rejected = store.unkeyed_rejections(10).await.unwrap();
+        if decided.len() == 3
+            && decided.iter().all(|d| d.status.is_decided())
+            && duplicates == 2
+            && rejected.len() == 1
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = app.stop().await.unwrap();
+    assert_eq!(decided.len(), 3, "{decided:?}");
+    assert!(decided.iter().all(|d| d.status == DeliveryStatus::Sent), "{decided:?}");
+    assert_eq!(decided.iter().map(|d| d.duplicate_count).sum::<u32>(), 2, "{decided:?}");
+    let rejected = store.unkeyed_rejections(10).await.unwrap();
+    assert_eq!(rejected.len(), 1, "the poison message is recorded");
+    assert_eq!(rejected[0].raw_body, poison.as_bytes());
+    assert_eq!(report.deleted, 6, "every message deleted once its outcome was recorded");
+    assert_eq!(queue_length(&sqs, &queue).await, "0+0", "nothing left to loop");
+    assert_eq!(queue_length(&sqs, &dlq).await, "0+0", "poison is recorded, not dead-lettered");
+
+    // What SES received: one whole email per key, with the bytes tayori built.
+    for (n, expected_subject) in [
+        (1, "【Acme Invest】ご入金が完了しました"),
+        (2, "[Acme Invest] Your deposit has been completed"),
+        (3, "【Acme Invest】ご入金が完了しました"),
+    ] {
+        let to = recipient(n);
+        let stored = ses_messages_containing(&to).await;
+        assert_eq!(stored.len(), 1, "one email to {to}, however often its event arrived");
+        let (ses_message_id, raw) = &stored[0];
+        let delivery = decided.iter().find(|d| d.recipient.as_deref() == Some(&to)).unwrap();
+        assert_eq!(delivery.provider_message_id.as_ref(), Some(ses_message_id));
+        let message = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(message.subject(), Some(expected_subject));
+        let from = message.from().and_then(|a| a.first()).unwrap();
+        assert_eq!(from.address(), Some("no-reply@acme-invest.example"));
+        assert_eq!(from.name(), Some("Acme Invest"));
+        let reply_to = message.reply_to().and_then(|a| a.first()).unwrap();
+        assert_eq!(reply_to.address(), Some("support@acme-invest.example"));
+        assert_eq!(message.to().and_then(|a| a.first()).unwrap().address(), Some(to.as_str()));
+        assert_eq!(
+            message.header_raw("X-Tayori-Delivery-Id").map(str::trim),
+            Some(delivery.delivery_id.to_string().as_str())
+        );
+        let message_id = format!("{}@acme-invest.example", delivery.delivery_id);
+        assert_eq!(message.message_id(), Some(message_id.as_str()));
+        assert_eq!((message.text_body_count(), message.html_body_count()), (1, 1));
+        let (text, html) = (message.body_text(0).unwrap(), message.body_html(0).unwrap());
+        // Recipient 1's key arrived with two different amounts: whichever copy claimed the key
+        // first was rendered, and only it.
+        let amounts: &[&str] = match n {
+            1 => &["50,000円", "999,999円"],
+            2 => &["JPY 50,000"],
+            _ => &["50,000円"],
+        };
+        let shown: Vec<_> = amounts.iter().filter(|a| text.contains(*a)).collect();
+        assert_eq!(shown.len(), 1, "{text}");
+        assert!(html.contains(shown[0]), "{html}");
+    }
 }
