@@ -70,6 +70,8 @@ pub const TEMPLATE_RELOADS: &str = "tayori_template_reloads_total";
 pub const RATE_LIMITER_WAITS: &str = "tayori_rate_limiter_waits_total";
 /// How long sends waited for a slot.
 pub const RATE_LIMITER_WAIT: &str = "tayori_rate_limiter_wait_seconds";
+/// SES feedback messages by kind and result.
+pub const FEEDBACK: &str = "tayori_feedback_total";
 /// Always 1; the version is a label.
 pub const BUILD_INFO: &str = "tayori_build_info";
 
@@ -146,6 +148,12 @@ pub const METRICS: &[MetricInfo] = &[
         kind: MetricKind::Histogram,
         labels: &["tenant"],
         help: "How long each send waited for its slot under the send rates (SES sender only).",
+    },
+    MetricInfo {
+        name: FEEDBACK,
+        kind: MetricKind::Counter,
+        labels: &["kind", "result"],
+        help: "SES feedback messages by event kind and result: matched, unmatched, duplicate, invalid, retry.",
     },
     MetricInfo {
         name: BUILD_INFO,
@@ -331,4 +339,17 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), METRICS.len(), "a metric is listed twice");
     }
+}
+
+/// What came of one SES feedback message (`None`: the store failed, it will come back).
+pub fn feedback_recorded(kind: &'static str, recorded: Option<&crate::ports::FeedbackRecorded>) {
+    use crate::ports::FeedbackRecorded;
+    let result = match recorded {
+        Some(FeedbackRecorded::Matched { .. }) => "matched",
+        Some(FeedbackRecorded::Unmatched) => "unmatched",
+        Some(FeedbackRecorded::Duplicate) => "duplicate",
+        Some(FeedbackRecorded::Invalid) => "invalid",
+        None => "retry",
+    };
+    counter!(FEEDBACK, "kind" => kind, "result" => result).increment(1);
 }

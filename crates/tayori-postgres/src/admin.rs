@@ -134,7 +134,7 @@ fn unkeyed_record(row: &PgRow) -> Result<UnkeyedRejectionRecord, StoreError> {
 const UNKEYED_COLUMNS: &str = "body_sha256, tenant_id, reason, raw_body, body_size, times_seen, \
     first_seen_at, last_seen_at";
 
-async fn insert_audit(
+pub(crate) async fn insert_audit(
     tx: &mut Transaction<'_, Postgres>,
     entry: &AuditEntry,
 ) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod clock;
+mod feedback;
 mod previews;
 mod queue;
 mod sender;
@@ -16,6 +17,7 @@ pub use admin::{
     OutcomeCount, Role, SuppressionEntry, SuppressionQuery, TenantScope, TokenRecord, UnknownRole,
 };
 pub use clock::Clock;
+pub use feedback::{FeedbackRecord, FeedbackRecorded, FeedbackStore};
 pub use previews::{
     Preview, PreviewCatalog, PreviewError, PreviewEvent, PreviewRequest, PreviewTenant,
     TemplatePreviews, TemplatesVersion,

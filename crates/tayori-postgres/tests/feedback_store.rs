@@ -1,0 +1,191 @@
+//! The feedback store on a fresh PostgreSQL database: matching by tags and by SES message id,
+//! the status precedence with out-of-order events, deduplication by identity, automatic
+//! suppressions with their audit entries, and unmatched and invalid feedback kept.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tayori_app::ports::{
+    AdminStore, AuditQuery, ClaimRequest, DeliveryStore, FeedbackRecord, FeedbackRecorded,
+    FeedbackStore, SuppressionList,
+};
+use tayori_domain::{
+    EmailAddress, EventId, EventSource, FeedbackStatus, IdempotencyKey, Outcome, TenantId,
+    parse_feedback,
+};
+use tayori_postgres::{
+    PostgresAdminStore, PostgresFeedbackStore, PostgresStore, PostgresSuppressions,
+};
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/ses-events")
+        .join(format!("{name}.json"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A fixture about this delivery: its message id and tags (tags dropped when `tags` is false).
+fn about(name: &str, key: &IdempotencyKey, message_id: &str, tags: bool) -> Value {
+    let mut event = fixture(name);
+    event["mail"]["messageId"] = json!(message_id);
+    if tags {
+        event["mail"]["tags"]["tayori-tenant"] = json!([key.tenant.as_str()]);
+        event["mail"]["tags"]["tayori-delivery-id"] = json!([key.delivery_id().to_string()]);
+    } else {
+        event["mail"].as_object_mut().unwrap().remove("tags");
+    }
+    event
+}
+
+async fn record(store: &PostgresFeedbackStore, body: &Value) -> FeedbackRecorded {
+    let body = body.to_string();
+    let now = Utc::now();
+    match parse_feedback(body.as_bytes()) {
+        Ok(event) => store.record_feedback(FeedbackRecord::Event(&event), now).await.unwrap(),
+        Err(invalid) => store
+            .record_feedback(
+                FeedbackRecord::Invalid { invalid: &invalid, body: body.as_bytes() },
+                now,
+            )
+            .await
+            .unwrap(),
+    }
+}
+
+async fn sent(store: &PostgresStore, id: &str, message_id: &str) -> IdempotencyKey {
+    let key = IdempotencyKey::new(
+        TenantId::parse("acme-invest").unwrap(),
+        EventSource::parse("core-banking").unwrap(),
+        EventId::parse(id).unwrap(),
+    );
+    let request = ClaimRequest {
+        key: key.clone(),
+        event_type: None,
+        recipient: Some(EmailAddress::parse("taro@example.com").unwrap()),
+        event_json: None,
+        raw_body: None,
+        owner: "test".into(),
+        receive_count: 1,
+        lease: Duration::from_secs(60),
+        now: Utc::now(),
+    };
+    store.claim(&request).await.unwrap();
+    let outcome = Outcome::Sent { provider_message_id: message_id.into() };
+    store.record_outcome(&key, &outcome, None, Utc::now()).await.unwrap();
+    key
+}
+
+#[tokio::test]
+async fn feedback_moves_status_by_precedence_dedups_suppresses_and_keeps_the_rest() {
+    let config = tayori_postgres::testing::fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let feedback = PostgresFeedbackStore::new(store.pool().clone());
+    let suppressions = PostgresSuppressions::new(store.pool().clone());
+    let admin = PostgresAdminStore::new(store.pool().clone());
+    let first = sent(&store, "e-1", "ses-1").await;
+    let second = sent(&store, "e-2", "ses-2").await;
+    let status = |key: &IdempotencyKey| {
+        let (feedback, key) = (feedback.clone(), key.clone());
+        async move { feedback.feedback_status(&key.tenant, key.delivery_id()).await.unwrap() }
+    };
+
+    // Out of order: Delivery before Send; the Send does not move it back.
+    let delivery = about("delivery", &first, "ses-1", true);
+    let matched = record(&feedback, &delivery).await;
+    assert!(
+        matches!(
+            &matched,
+            FeedbackRecorded::Matched {
+                status: Some(FeedbackStatus::Delivered),
+                suppressed: 0,
+                ..
+            }
+        ),
+        "{matched:?}"
+    );
+    assert!(matches!(
+        record(&feedback, &about("send", &first, "ses-1", true)).await,
+        FeedbackRecorded::Matched { status: Some(FeedbackStatus::Delivered), .. }
+    ));
+    assert!(matches!(
+        record(&feedback, &about("delivery-delay", &first, "ses-1", true)).await,
+        FeedbackRecorded::Matched { status: Some(FeedbackStatus::Delivered), .. }
+    ));
+    // An open only adds to the timeline.
+    record(&feedback, &about("open", &first, "ses-1", true)).await;
+    assert_eq!(status(&first).await, Some(FeedbackStatus::Delivered));
+    // Redelivered: recorded once.
+    assert_eq!(record(&feedback, &delivery).await, FeedbackRecorded::Duplicate);
+    let timeline = feedback.timeline(&first.tenant, first.delivery_id()).await.unwrap();
+    let kinds: Vec<_> = timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["send", "delivery", "delivery_delay", "open"], "in SES's order");
+
+    // The second delivery, matched by SES message id alone (no tags): a complaint, then a
+    // permanent bounce that ranks below it.
+    assert!(
+        !suppressions
+            .check(&second.tenant, &EmailAddress::parse("TARO@example.com").unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let complaint = record(&feedback, &about("complaint", &second, "ses-2", false)).await;
+    assert!(
+        matches!(
+            &complaint,
+            FeedbackRecorded::Matched {
+                status: Some(FeedbackStatus::Complained),
+                suppressed: 1,
+                ..
+            }
+        ),
+        "{complaint:?}"
+    );
+    let bounce = record(&feedback, &about("bounce-permanent", &second, "ses-2", false)).await;
+    assert!(
+        matches!(
+            &bounce,
+            FeedbackRecorded::Matched {
+                status: Some(FeedbackStatus::Complained),
+                suppressed: 0,
+                ..
+            }
+        ),
+        "already suppressed: {bounce:?}"
+    );
+    let suppression = suppressions
+        .check(&second.tenant, &EmailAddress::parse("TARO@example.com").unwrap())
+        .await
+        .unwrap()
+        .expect("a complaint suppresses the address");
+    assert!(suppression.reason.contains("complained"), "{suppression:?}");
+    let audit = admin
+        .audit(&AuditQuery {
+            action: Some("suppression.add".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "one suppression, one audit entry: {audit:?}");
+    assert_eq!(audit[0].entry.role, "ses-feedback");
+
+    // Tags naming a delivery whose message id differs: not that delivery; kept as unmatched.
+    let mut mismatched = about("delivery", &first, "ses-other", true);
+    mismatched["mail"]["messageId"] = json!("ses-other");
+    assert_eq!(record(&feedback, &mismatched).await, FeedbackRecorded::Unmatched);
+    let unknown = about("bounce-transient", &first, "ses-nobody", false);
+    assert_eq!(record(&feedback, &unknown).await, FeedbackRecorded::Unmatched);
+    assert_eq!(record(&feedback, &unknown).await, FeedbackRecorded::Duplicate);
+    let garbage = json!({"Type": "Notification", "MessageId": "sns-bad", "Message": "{"});
+    assert_eq!(record(&feedback, &garbage).await, FeedbackRecorded::Invalid);
+    assert_eq!(record(&feedback, &garbage).await, FeedbackRecorded::Duplicate);
+    let kept = feedback.kept_feedback(10).await.unwrap();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    let invalid = kept.iter().find(|k| k.feedback_id == "sns:sns-bad").unwrap();
+    assert_eq!(invalid.result, "invalid");
+    assert!(invalid.reason.as_deref().unwrap().contains("not JSON"));
+    assert!(kept.iter().any(|k| k.ses_message_id.as_deref() == Some("ses-nobody")));
+}
