@@ -37,6 +37,28 @@ pub struct WorkerConfig {
     /// This worker's name in claims and logs; defaults to `<hostname>-<pid>`.
     #[serde(default)]
     pub worker_id: Option<String>,
+    /// The SES feedback queue (`[feedback] queue_url`); none by default.
+    #[serde(default)]
+    pub feedback: FeedbackConfig,
+}
+
+/// SES feedback (docs/feedback.md): the SQS queue SES events arrive on, through a configuration
+/// set's event destination → SNS → SQS, or EventBridge → SQS. Polled like `[queue]`, with its
+/// settings (pollers, batch size, visibility, backoff).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackConfig {
+    /// The feedback queue's URL; unset: the worker consumes no feedback.
+    pub queue_url: Option<String>,
+}
+
+impl FeedbackConfig {
+    /// The consumer settings for the feedback queue, when one is configured: `[queue]`'s, with
+    /// this URL.
+    pub fn consumer(&self, events: &ConsumerConfig) -> Option<ConsumerConfig> {
+        let url = self.queue_url.as_ref().filter(|u| !u.trim().is_empty())?;
+        Some(ConsumerConfig { queue_url: url.clone(), ..events.clone() })
+    }
 }
 
 /// The delivery store.
@@ -160,8 +182,16 @@ impl WorkerConfig {
             figment = figment.merge(Toml::file(file));
         }
         // Only variables for these sections: TAYORI_LOG_FORMAT and the like belong to the CLI.
-        const SECTIONS: [&str; 7] =
-            ["store__", "queue__", "sender__", "templates__", "delivery__", "http__", "worker_id"];
+        const SECTIONS: [&str; 8] = [
+            "store__",
+            "queue__",
+            "sender__",
+            "templates__",
+            "delivery__",
+            "http__",
+            "worker_id",
+            "feedback__",
+        ];
         let environment = Env::prefixed("TAYORI_")
             .filter(|key| SECTIONS.iter().any(|s| key.as_str().to_ascii_lowercase().starts_with(s)))
             .split("__");
@@ -186,6 +216,13 @@ impl WorkerConfig {
             self.delivery.max_attempts >= 1,
             "invalid configuration: delivery.max_attempts must be at least 1"
         );
+        if self.feedback.consumer(&self.queue).is_some() {
+            anyhow::ensure!(
+                self.store.postgres().is_some(),
+                "invalid configuration: feedback.queue_url needs store.kind = \"postgres\" \
+                 (the feedback timeline and suppressions live in PostgreSQL)"
+            );
+        }
         if let SenderConfig::Ses(ses) = &self.sender {
             ses.validate().context("invalid configuration")?;
             // A send that waits its turn and then runs into its timeout must still be inside
@@ -296,6 +333,21 @@ mod tests {
         ));
         let error = format!("{:#}", WorkerConfig::load(Some(short_lease.path())).unwrap_err());
         assert!(error.contains("delivery.lease_seconds"), "{error}");
+
+        let feedback = write(&format!(
+            "{STORE_AND_QUEUE}\n[sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n\
+             [feedback]\nqueue_url = \"https://sqs.example/feedback\"\n"
+        ));
+        let config = WorkerConfig::load(Some(feedback.path())).expect("valid");
+        let consumer = config.feedback.consumer(&config.queue).expect("configured");
+        assert_eq!(consumer.queue_url, "https://sqs.example/feedback");
+        assert_eq!(consumer.pollers, config.queue.pollers);
+        let sqlite = write(
+            "[store]\nkind = \"sqlite\"\npath = \"/tmp/t.db\"\n[queue]\nurl = \"q\"\n\
+             [sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n[feedback]\nqueue_url = \"f\"\n",
+        );
+        let error = format!("{:#}", WorkerConfig::load(Some(sqlite.path())).unwrap_err());
+        assert!(error.contains("feedback.queue_url"), "{error}");
 
         let unknown_kind =
             write(&format!("{STORE_AND_QUEUE}\n[sender]\nkind = \"carrier-pigeon\"\n"));

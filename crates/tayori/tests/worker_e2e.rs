@@ -81,6 +81,7 @@ async fn the_worker_sends_each_event_once_and_records_every_outcome() {
         delivery: DeliveryConfig::default(),
         http: Default::default(),
         worker_id: Some("e2e".into()),
+        feedback: Default::default(),
     };
     config.validate().unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
