@@ -318,6 +318,19 @@ pub fn rate_limiter_waited(tenant: &TenantId, waited: Duration) {
     histogram!(RATE_LIMITER_WAIT, "tenant" => tenant).record(waited);
 }
 
+/// What came of one SES feedback message (`None`: the store failed, it will come back).
+pub fn feedback_recorded(kind: &'static str, recorded: Option<&crate::ports::FeedbackRecorded>) {
+    use crate::ports::FeedbackRecorded;
+    let result = match recorded {
+        Some(FeedbackRecorded::Matched { .. }) => "matched",
+        Some(FeedbackRecorded::Unmatched) => "unmatched",
+        Some(FeedbackRecorded::Duplicate) => "duplicate",
+        Some(FeedbackRecorded::Invalid) => "invalid",
+        None => "retry",
+    };
+    counter!(FEEDBACK, "kind" => kind, "result" => result).increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,17 +352,4 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), METRICS.len(), "a metric is listed twice");
     }
-}
-
-/// What came of one SES feedback message (`None`: the store failed, it will come back).
-pub fn feedback_recorded(kind: &'static str, recorded: Option<&crate::ports::FeedbackRecorded>) {
-    use crate::ports::FeedbackRecorded;
-    let result = match recorded {
-        Some(FeedbackRecorded::Matched { .. }) => "matched",
-        Some(FeedbackRecorded::Unmatched) => "unmatched",
-        Some(FeedbackRecorded::Duplicate) => "duplicate",
-        Some(FeedbackRecorded::Invalid) => "invalid",
-        None => "retry",
-    };
-    counter!(FEEDBACK, "kind" => kind, "result" => result).increment(1);
 }

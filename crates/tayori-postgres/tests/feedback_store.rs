@@ -124,13 +124,11 @@ async fn feedback_moves_status_by_precedence_dedups_suppresses_and_keeps_the_res
 
     // The second delivery, matched by SES message id alone (no tags): a complaint, then a
     // permanent bounce that ranks below it.
-    assert!(
-        !suppressions
-            .check(&second.tenant, &EmailAddress::parse("TARO@example.com").unwrap())
-            .await
-            .unwrap()
-            .is_some()
-    );
+    let before = suppressions
+        .check(&second.tenant, &EmailAddress::parse("TARO@example.com").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(before, None);
     let complaint = record(&feedback, &about("complaint", &second, "ses-2", false)).await;
     assert!(
         matches!(

@@ -269,6 +269,7 @@ async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_loop
         delivery: DeliveryConfig::default(),
         http: Default::default(),
         worker_id: Some("ses-e2e".into()),
+        feedback: Default::default(),
     };
     config.validate().unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
