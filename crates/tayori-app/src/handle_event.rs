@@ -232,11 +232,14 @@ impl EventHandler {
             return self.decide(key, outcome, None).await;
         }
 
-        // 4. Suppression.
-        match self.suppressions.check(&key.tenant, &event.recipient.email).await {
+        // 4. Suppression, for the class of mail the event type sends (an unsubscribe stops
+        //    subscription mail only; a bounce or a complaint stops everything).
+        let class = self.renderer.message_class(&key.tenant, &event.event_type);
+        match self.suppressions.check(&key.tenant, &event.recipient.email, class).await {
             Ok(None) => {}
             Ok(Some(suppression)) => {
-                let outcome = Outcome::Suppressed { reason: suppression.reason };
+                let reason = format!("{} (checked for {class} mail)", suppression.reason);
+                let outcome = Outcome::Suppressed { reason };
                 return self.decide(key, outcome, None).await;
             }
             Err(error) => return Err(self.release(key, error.to_string(), None).await),

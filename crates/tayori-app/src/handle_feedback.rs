@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tayori_domain::parse_feedback;
 use tracing::{Instrument, info, warn};
 
-use crate::ports::{Clock, FeedbackRecord, FeedbackRecorded, FeedbackStore};
+use crate::ports::{Clock, FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore};
 use crate::{InboundMessage, RetryLater, telemetry};
 
 /// Handles SES feedback messages.
@@ -16,6 +16,8 @@ pub struct FeedbackHandler {
     pub store: Arc<dyn FeedbackStore>,
     /// The time.
     pub clock: Arc<dyn Clock>,
+    /// When transient bounces suppress.
+    pub policy: FeedbackPolicy,
 }
 
 impl FeedbackHandler {
@@ -41,8 +43,11 @@ impl FeedbackHandler {
                     FeedbackRecord::Invalid { invalid, body: &message.body }
                 }
             };
-            let recorded =
-                self.store.record_feedback(record, self.clock.now()).await.map_err(|error| {
+            let recorded = self
+                .store
+                .record_feedback(record, &self.policy, self.clock.now())
+                .await
+                .map_err(|error| {
                     telemetry::feedback_recorded(kind, None);
                     RetryLater { delivery_id: None, reason: error.to_string(), retry_after: None }
                 })?;

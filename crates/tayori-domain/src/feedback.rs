@@ -128,7 +128,11 @@ pub enum FeedbackKind {
         link: String,
     },
     /// The recipient changed subscription preferences (SES list management).
-    Subscription,
+    Subscription {
+        /// They unsubscribed from everything of the contact list (`unsubscribeAll`): tayori
+        /// suppresses the tenant's `subscription` mail for them.
+        unsubscribe_all: bool,
+    },
 }
 
 impl FeedbackKind {
@@ -145,7 +149,7 @@ impl FeedbackKind {
             FeedbackKind::RenderingFailure { .. } => "rendering_failure",
             FeedbackKind::Open => "open",
             FeedbackKind::Click { .. } => "click",
-            FeedbackKind::Subscription => "subscription",
+            FeedbackKind::Subscription { .. } => "subscription",
         }
     }
 
@@ -160,10 +164,11 @@ impl FeedbackKind {
             FeedbackKind::DeliveryDelay { delay_type } => Some(delay_type.clone()),
             FeedbackKind::RenderingFailure { error } => Some(error.clone()),
             FeedbackKind::Click { link } => Some(link.clone()),
+            FeedbackKind::Subscription { unsubscribe_all: true } => Some("unsubscribe all".into()),
             FeedbackKind::Send
             | FeedbackKind::Delivery
             | FeedbackKind::Open
-            | FeedbackKind::Subscription => None,
+            | FeedbackKind::Subscription { .. } => None,
         }
     }
 
@@ -180,7 +185,7 @@ impl FeedbackKind {
             | FeedbackKind::RenderingFailure { .. }
             | FeedbackKind::Open
             | FeedbackKind::Click { .. }
-            | FeedbackKind::Subscription => None,
+            | FeedbackKind::Subscription { .. } => None,
         }
     }
 
@@ -192,6 +197,17 @@ impl FeedbackKind {
             FeedbackKind::Bounce { bounce_type: BounceType::Permanent, .. }
                 | FeedbackKind::Complaint { .. }
         )
+    }
+
+    /// Whether this event is a transient bounce: it suppresses only once enough of them
+    /// arrived for the address within a window (the feedback policy).
+    pub fn is_transient_bounce(&self) -> bool {
+        matches!(self, FeedbackKind::Bounce { bounce_type: BounceType::Transient, .. })
+    }
+
+    /// Whether this event unsubscribes the recipients from the tenant's `subscription` mail.
+    pub fn unsubscribes(&self) -> bool {
+        matches!(self, FeedbackKind::Subscription { unsubscribe_all: true })
     }
 }
 
@@ -406,7 +422,11 @@ fn parse_ses_event(event: &Value, detail_type: Option<&str>) -> Result<FeedbackE
         }
         "Subscription" => {
             let subscription = required("subscription")?;
-            (FeedbackKind::Subscription, None, subscription.get("timestamp"))
+            let unsubscribe_all = subscription
+                .pointer("/newTopicPreferences/unsubscribeAll")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            (FeedbackKind::Subscription { unsubscribe_all }, None, subscription.get("timestamp"))
         }
         other => return Err(format!("unknown SES event type {other:?}")),
     };

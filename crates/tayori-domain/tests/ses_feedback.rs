@@ -58,7 +58,7 @@ fn every_fixture_parses_to_its_kind_with_tags_and_message_id() {
             FeedbackKind::Click { link: "https://acme-invest.example/deposits".into() },
             None,
         ),
-        ("subscription", FeedbackKind::Subscription, None),
+        ("subscription", FeedbackKind::Subscription { unsubscribe_all: true }, None),
     ];
     let delivery = DeliveryId::parse("0b6c2d8e-5f1a-5c3e-9d7b-2a4e6f8c0d1b").unwrap();
     for (name, kind, status) in cases {
@@ -84,6 +84,15 @@ fn only_permanent_bounces_and_complaints_suppress() {
     for name in ["bounce-transient", "delivery", "delivery-delay", "send", "reject", "open"] {
         assert!(!suppresses(name), "{name}");
     }
+    let kind = |name| parse_feedback(&fixture(name)).unwrap().kind;
+    assert!(kind("bounce-transient").is_transient_bounce());
+    assert!(!kind("bounce-permanent").is_transient_bounce());
+    assert!(kind("subscription").unsubscribes(), "unsubscribeAll");
+    assert!(!kind("subscription").suppresses(), "only subscription mail");
+    let mut opt_in: serde_json::Value = serde_json::from_slice(&fixture("subscription")).unwrap();
+    opt_in["subscription"]["newTopicPreferences"]["unsubscribeAll"] = false.into();
+    let opt_in = parse_feedback(opt_in.to_string().as_bytes()).unwrap();
+    assert!(!opt_in.kind.unsubscribes());
 }
 
 #[test]

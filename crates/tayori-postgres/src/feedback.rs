@@ -9,9 +9,12 @@ use serde_json::json;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 use tayori_app::admin::COMMAND_LINE_TOKEN_ID;
-use tayori_app::ports::{AuditEntry, FeedbackRecord, FeedbackRecorded, FeedbackStore, StoreError};
+use tayori_app::ports::{
+    AuditEntry, FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore, StoreError,
+};
 use tayori_domain::{
-    DeliveryId, FeedbackEvent, FeedbackKind, FeedbackStatus, MAX_KEPT_RAW_BYTES, TenantId,
+    DeliveryId, EmailAddress, FeedbackEvent, FeedbackKind, FeedbackStatus, MAX_KEPT_RAW_BYTES,
+    TenantId,
 };
 use uuid::Uuid;
 
@@ -206,36 +209,37 @@ async fn claim_identity(
     Ok(inserted == 1)
 }
 
-/// Suppresses the event's recipients for the tenant (every class of mail), auditing each new
-/// entry; returns how many were new.
-async fn suppress_recipients(
+/// A suppression the feedback loop adds: for which class, why.
+struct AutoSuppression<'a> {
+    /// `None`: every class of mail; `Some("subscription")`: an unsubscribe.
+    class: Option<&'a str>,
+    cause: &'a str,
+    reason: String,
+}
+
+/// Suppresses `addresses` for the tenant, auditing each new entry; returns how many were new.
+async fn suppress(
     tx: &mut Transaction<'_, Postgres>,
     tenant: &str,
     delivery_id: Uuid,
     event: &FeedbackEvent,
+    addresses: &[&EmailAddress],
+    suppression: &AutoSuppression<'_>,
     now: DateTime<Utc>,
 ) -> Result<u32, StoreError> {
-    let (cause, reason) = match &event.kind {
-        FeedbackKind::Complaint { .. } => {
-            ("complaint", "the recipient complained (marked the email as spam)".to_owned())
-        }
-        FeedbackKind::Bounce { sub_type, .. } => {
-            ("bounce", format!("permanent bounce ({sub_type}) reported by SES"))
-        }
-        _ => return Ok(0),
-    };
     let tenant_id = TenantId::parse(tenant).map_err(|e| StoreError::Unexpected(e.into()))?;
     let mut added = 0;
-    for address in &event.recipients {
+    for address in addresses {
         let inserted = sqlx::query(
             "insert into suppressions (tenant_id, address, message_class, reason, cause, \
-                 created_by, created_at) values ($1, $2, null, $3, $4, $5, $6) \
+                 created_by, created_at) values ($1, $2, $3, $4, $5, $6, $7) \
              on conflict do nothing",
         )
         .bind(tenant)
         .bind(address.as_str())
-        .bind(&reason)
-        .bind(cause)
+        .bind(suppression.class)
+        .bind(&suppression.reason)
+        .bind(suppression.cause)
         .bind(FEEDBACK_ACTOR)
         .bind(now)
         .execute(&mut **tx)
@@ -252,9 +256,10 @@ async fn suppress_recipients(
                 tenant: Some(tenant_id.clone()),
                 object_kind: Some("suppression".into()),
                 object_id: Some(address.masked()),
-                reason: Some(reason.clone()),
+                reason: Some(suppression.reason.clone()),
                 detail: json!({
-                    "cause": cause,
+                    "cause": suppression.cause,
+                    "message_class": suppression.class,
                     "feedback_id": event.identity.as_str(),
                     "delivery_id": delivery_id.to_string(),
                     "ses_message_id": event.ses_message_id,
@@ -266,11 +271,72 @@ async fn suppress_recipients(
     Ok(added)
 }
 
+/// What the event suppresses, and for whom: see the port's contract.
+async fn suppress_for(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: &str,
+    delivery_id: Uuid,
+    event: &FeedbackEvent,
+    policy: &FeedbackPolicy,
+    now: DateTime<Utc>,
+) -> Result<u32, StoreError> {
+    let everyone: Vec<&EmailAddress> = event.recipients.iter().collect();
+    let (addresses, suppression) = match &event.kind {
+        FeedbackKind::Complaint { .. } => {
+            let reason = "the recipient complained (marked the email as spam)".to_owned();
+            (everyone, AutoSuppression { class: None, cause: "complaint", reason })
+        }
+        FeedbackKind::Bounce { sub_type, .. } if event.kind.suppresses() => {
+            let reason = format!("permanent bounce ({sub_type}) reported by SES");
+            (everyone, AutoSuppression { class: None, cause: "bounce", reason })
+        }
+        _ if event.kind.is_transient_bounce() && policy.transient_bounce_limit > 0 => {
+            let since = now
+                - chrono::Duration::from_std(policy.transient_bounce_window).unwrap_or_default();
+            let mut over = Vec::new();
+            for address in everyone {
+                // This event's entry is already in the timeline, so it counts.
+                let count: i64 = sqlx::query_scalar(
+                    "select count(*) from delivery_feedback \
+                     where tenant_id = $1 and kind = 'bounce' and detail like 'Transient/%' \
+                         and received_at >= $3 \
+                         and exists (select 1 from unnest(recipients) r where lower(r) = lower($2))",
+                )
+                .bind(tenant)
+                .bind(address.as_str())
+                .bind(since)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(store_error)?;
+                if count >= i64::from(policy.transient_bounce_limit) {
+                    over.push(address);
+                }
+            }
+            let reason = format!(
+                "{} transient bounces within {} h reported by SES",
+                policy.transient_bounce_limit,
+                policy.transient_bounce_window.as_secs() / 3600
+            );
+            (over, AutoSuppression { class: None, cause: "transient-bounces", reason })
+        }
+        _ if event.kind.unsubscribes() => {
+            let reason = "unsubscribed from subscription mail (SES subscription event)".to_owned();
+            (
+                everyone,
+                AutoSuppression { class: Some("subscription"), cause: "unsubscribe", reason },
+            )
+        }
+        _ => return Ok(0),
+    };
+    suppress(tx, tenant, delivery_id, event, &addresses, &suppression, now).await
+}
+
 #[async_trait]
 impl FeedbackStore for PostgresFeedbackStore {
     async fn record_feedback(
         &self,
         record: FeedbackRecord<'_>,
+        policy: &FeedbackPolicy,
         now: DateTime<Utc>,
     ) -> Result<FeedbackRecorded, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
@@ -315,8 +381,16 @@ impl FeedbackStore for PostgresFeedbackStore {
                         if !new {
                             FeedbackRecorded::Duplicate
                         } else {
-                            record_matched(&mut tx, &tenant, delivery_id, current, event, now)
-                                .await?
+                            record_matched(
+                                &mut tx,
+                                &tenant,
+                                delivery_id,
+                                current,
+                                event,
+                                policy,
+                                now,
+                            )
+                            .await?
                         }
                     }
                 }
@@ -334,6 +408,7 @@ async fn record_matched(
     delivery_id: Uuid,
     current: Option<String>,
     event: &FeedbackEvent,
+    policy: &FeedbackPolicy,
     now: DateTime<Utc>,
 ) -> Result<FeedbackRecorded, StoreError> {
     let recipients: Vec<String> = event.recipients.iter().map(|r| r.as_str().to_owned()).collect();
@@ -376,11 +451,7 @@ async fn record_matched(
         }
         None => current,
     };
-    let suppressed = if event.kind.suppresses() {
-        suppress_recipients(tx, tenant, delivery_id, event, now).await?
-    } else {
-        0
-    };
+    let suppressed = suppress_for(tx, tenant, delivery_id, event, policy, now).await?;
     let tenant = TenantId::parse(tenant).map_err(|e| StoreError::Unexpected(e.into()))?;
     Ok(FeedbackRecorded::Matched {
         tenant,

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
-use tayori_app::ports::{Suppression, SuppressionError, SuppressionList};
+use tayori_app::ports::{MessageClass, Suppression, SuppressionError, SuppressionList};
 use tayori_domain::{EmailAddress, TenantId};
 
 /// The tenants' suppression lists in the `suppressions` table.
@@ -25,16 +25,19 @@ impl SuppressionList for PostgresSuppressions {
         &self,
         tenant: &TenantId,
         address: &EmailAddress,
+        class: MessageClass,
     ) -> Result<Option<Suppression>, SuppressionError> {
-        // Without regard to case (see the migration). Entries limited to a message class are not applied yet: the port does not carry the
-        // class of the email being checked.
+        // Without regard to case (see the migration). An entry without a class applies to every
+        // class and wins over one limited to this class (its reason is the stronger one).
         let reason: Option<String> = sqlx::query_scalar(
             "select reason from suppressions \
-             where tenant_id = $1 and lower(address) = lower($2) and message_class is null \
-             order by created_at limit 1",
+             where tenant_id = $1 and lower(address) = lower($2) \
+                 and (message_class is null or message_class = $3) \
+             order by message_class nulls first, created_at limit 1",
         )
         .bind(tenant.as_str())
         .bind(address.as_str())
+        .bind(class.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| SuppressionError::Unavailable(e.to_string()))?;

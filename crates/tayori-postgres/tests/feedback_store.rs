@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 use tayori_app::ports::{
-    AdminStore, AuditQuery, ClaimRequest, DeliveryStore, FeedbackRecord, FeedbackRecorded,
-    FeedbackStore, SuppressionList,
+    AdminStore, AuditQuery, ClaimRequest, DeliveryStore, FeedbackPolicy, FeedbackRecord,
+    FeedbackRecorded, FeedbackStore, MessageClass, SuppressionList,
 };
 use tayori_domain::{
     EmailAddress, EventId, EventSource, FeedbackStatus, IdempotencyKey, Outcome, TenantId,
@@ -39,14 +39,25 @@ fn about(name: &str, key: &IdempotencyKey, message_id: &str, tags: bool) -> Valu
     event
 }
 
+/// Two transient bounces within a day suppress.
+fn policy() -> FeedbackPolicy {
+    FeedbackPolicy {
+        transient_bounce_limit: 2,
+        transient_bounce_window: Duration::from_secs(86_400),
+    }
+}
+
 async fn record(store: &PostgresFeedbackStore, body: &Value) -> FeedbackRecorded {
     let body = body.to_string();
     let now = Utc::now();
     match parse_feedback(body.as_bytes()) {
-        Ok(event) => store.record_feedback(FeedbackRecord::Event(&event), now).await.unwrap(),
+        Ok(event) => {
+            store.record_feedback(FeedbackRecord::Event(&event), &policy(), now).await.unwrap()
+        }
         Err(invalid) => store
             .record_feedback(
                 FeedbackRecord::Invalid { invalid: &invalid, body: body.as_bytes() },
+                &policy(),
                 now,
             )
             .await
@@ -125,7 +136,11 @@ async fn feedback_moves_status_by_precedence_dedups_suppresses_and_keeps_the_res
     // The second delivery, matched by SES message id alone (no tags): a complaint, then a
     // permanent bounce that ranks below it.
     let before = suppressions
-        .check(&second.tenant, &EmailAddress::parse("TARO@example.com").unwrap())
+        .check(
+            &second.tenant,
+            &EmailAddress::parse("TARO@example.com").unwrap(),
+            MessageClass::Transactional,
+        )
         .await
         .unwrap();
     assert_eq!(before, None);
@@ -154,7 +169,11 @@ async fn feedback_moves_status_by_precedence_dedups_suppresses_and_keeps_the_res
         "already suppressed: {bounce:?}"
     );
     let suppression = suppressions
-        .check(&second.tenant, &EmailAddress::parse("TARO@example.com").unwrap())
+        .check(
+            &second.tenant,
+            &EmailAddress::parse("TARO@example.com").unwrap(),
+            MessageClass::Transactional,
+        )
         .await
         .unwrap()
         .expect("a complaint suppresses the address");
@@ -186,4 +205,58 @@ async fn feedback_moves_status_by_precedence_dedups_suppresses_and_keeps_the_res
     assert_eq!(invalid.result, "invalid");
     assert!(invalid.reason.as_deref().unwrap().contains("not JSON"));
     assert!(kept.iter().any(|k| k.ses_message_id.as_deref() == Some("ses-nobody")));
+}
+
+#[tokio::test]
+async fn transient_bounces_suppress_at_the_limit_and_unsubscribes_only_subscription_mail() {
+    let config = tayori_postgres::testing::fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let feedback = PostgresFeedbackStore::new(store.pool().clone());
+    let suppressions = PostgresSuppressions::new(store.pool().clone());
+    let admin = PostgresAdminStore::new(store.pool().clone());
+    let taro = EmailAddress::parse("taro@example.com").unwrap();
+    let tenant = TenantId::parse("acme-invest").unwrap();
+    let check = async |class| suppressions.check(&tenant, &taro, class).await.unwrap();
+
+    // One transient bounce: under the limit of two.
+    let first = sent(&store, "t-1", "ses-t1").await;
+    let bounced = record(&feedback, &about("bounce-transient", &first, "ses-t1", true)).await;
+    assert!(
+        matches!(
+            bounced,
+            FeedbackRecorded::Matched { status: Some(FeedbackStatus::Bounced), suppressed: 0, .. }
+        ),
+        "{bounced:?}"
+    );
+    assert_eq!(check(MessageClass::Transactional).await, None);
+    // The second, on another delivery to the same address: suppressed for every class.
+    let second = sent(&store, "t-2", "ses-t2").await;
+    let bounced = record(&feedback, &about("bounce-transient", &second, "ses-t2", true)).await;
+    assert!(matches!(bounced, FeedbackRecorded::Matched { suppressed: 1, .. }), "{bounced:?}");
+    let reason = check(MessageClass::Transactional).await.unwrap().reason;
+    assert!(reason.contains("2 transient bounces"), "{reason}");
+    assert!(check(MessageClass::Subscription).await.is_some());
+
+    // An unsubscribe of another address suppresses its subscription mail only.
+    let hanako = EmailAddress::parse("hanako@example.com").unwrap();
+    let third = sent(&store, "u-1", "ses-u1").await;
+    let mut unsubscribe = about("subscription", &third, "ses-u1", true);
+    unsubscribe["mail"]["destination"] = json!(["hanako@example.com"]);
+    let recorded = record(&feedback, &unsubscribe).await;
+    assert!(matches!(recorded, FeedbackRecorded::Matched { suppressed: 1, .. }), "{recorded:?}");
+    let subscription = suppressions.check(&tenant, &hanako, MessageClass::Subscription).await;
+    assert!(subscription.unwrap().unwrap().reason.contains("unsubscribed"));
+    let transactional = suppressions.check(&tenant, &hanako, MessageClass::Transactional).await;
+    assert_eq!(transactional.unwrap(), None, "transactional mail still goes out");
+
+    let audit = admin
+        .audit(&AuditQuery {
+            action: Some("suppression.add".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let causes: Vec<_> = audit.iter().map(|a| a.entry.detail["cause"].as_str().unwrap()).collect();
+    assert_eq!(causes, ["unsubscribe", "transient-bounces"], "newest first");
 }

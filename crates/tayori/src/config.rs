@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 use tayori_app::DeliveryPolicy;
+use tayori_app::ports::FeedbackPolicy;
 use tayori_outbox::OutboxConfig;
 use tayori_postgres::PostgresConfig;
 use tayori_ses::SesConfig;
@@ -45,11 +46,26 @@ pub struct WorkerConfig {
 /// SES feedback (docs/feedback.md): the SQS queue SES events arrive on, through a configuration
 /// set's event destination → SNS → SQS, or EventBridge → SQS. Polled like `[queue]`, with its
 /// settings (pollers, batch size, visibility, backoff).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FeedbackConfig {
     /// The feedback queue's URL; unset: the worker consumes no feedback.
     pub queue_url: Option<String>,
+    /// Transient bounces of one address within the window that suppress it; 0: never.
+    pub transient_bounce_limit: u32,
+    /// The window transient bounces are counted in, in hours.
+    pub transient_bounce_window_hours: u64,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> Self {
+        let policy = FeedbackPolicy::default();
+        Self {
+            queue_url: None,
+            transient_bounce_limit: policy.transient_bounce_limit,
+            transient_bounce_window_hours: policy.transient_bounce_window.as_secs() / 3600,
+        }
+    }
 }
 
 impl FeedbackConfig {
@@ -58,6 +74,16 @@ impl FeedbackConfig {
     pub fn consumer(&self, events: &ConsumerConfig) -> Option<ConsumerConfig> {
         let url = self.queue_url.as_ref().filter(|u| !u.trim().is_empty())?;
         Some(ConsumerConfig { queue_url: url.clone(), ..events.clone() })
+    }
+
+    /// The use case's policy.
+    pub fn policy(&self) -> FeedbackPolicy {
+        FeedbackPolicy {
+            transient_bounce_limit: self.transient_bounce_limit,
+            transient_bounce_window: Duration::from_secs(
+                self.transient_bounce_window_hours.saturating_mul(3600),
+            ),
+        }
     }
 }
 
@@ -215,6 +241,12 @@ impl WorkerConfig {
         anyhow::ensure!(
             self.delivery.max_attempts >= 1,
             "invalid configuration: delivery.max_attempts must be at least 1"
+        );
+        anyhow::ensure!(
+            self.feedback.transient_bounce_limit == 0
+                || self.feedback.transient_bounce_window_hours > 0,
+            "invalid configuration: feedback.transient_bounce_window_hours must be at least 1 \
+             when feedback.transient_bounce_limit is set"
         );
         if self.feedback.consumer(&self.queue).is_some() {
             anyhow::ensure!(

@@ -127,7 +127,11 @@ pub async fn start_with_aws(
     let feedback_consumer = match (config.feedback.consumer(&config.queue), feedback_store) {
         (Some(queue), Some(store)) => {
             info!(queue = %queue.queue_url, "consuming SES feedback");
-            let handler = FeedbackHandler { store: Arc::new(store), clock: Arc::new(SystemClock) };
+            let handler = FeedbackHandler {
+                store: Arc::new(store),
+                clock: Arc::new(SystemClock),
+                policy: config.feedback.policy(),
+            };
             Some(spawn_consumer(queue, Arc::new(handler)))
         }
         (Some(_), None) => anyhow::bail!(

@@ -47,6 +47,19 @@ fn event(id: &str, to: &str) -> Value {
     event
 }
 
+/// An acme-bank event built from a shipped sample (`report.monthly_ready` is `subscription`
+/// mail, `account.deposit_completed` transactional), to `to`.
+fn bank_event(id: &str, event_type: &str, sample: &str, to: &str) -> Value {
+    let path = repo_root().join(format!("templates/acme-bank/{event_type}/samples/{sample}.json"));
+    let mut data: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    data["to"]["email"] = json!(to);
+    json!({
+        "specversion": "1.0", "id": id, "source": "acme-bank/core", "type": event_type,
+        "time": "2026-11-28T10:00:00Z", "tenant": "acme-bank",
+        "datacontenttype": "application/json", "data": data,
+    })
+}
+
 /// A fixture SES event about `delivery` (its message id, its recipient; its tags or none).
 fn ses_event(fixture: &str, delivery: &DeliveryRecord, tags: bool) -> Value {
     let path = repo_root().join("tests/fixtures/ses-events").join(format!("{fixture}.json"));
@@ -166,7 +179,7 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
         delivery: DeliveryConfig::default(),
         http: Default::default(),
         worker_id: Some("feedback-e2e".into()),
-        feedback: FeedbackConfig { queue_url: Some(feedback.clone()) },
+        feedback: FeedbackConfig { queue_url: Some(feedback.clone()), ..Default::default() },
     };
     config.validate().unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
@@ -249,5 +262,40 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
     assert!(by_event(&all, "fb-after-bounce").reason.as_deref().unwrap().contains("bounce"));
     assert!(by_event(&all, "fb-after-complaint").reason.as_deref().unwrap().contains("complained"));
     assert_eq!(by_event(&all, "fb-other").status, DeliveryStatus::Sent);
+
+    // An unsubscribe (SES subscription event, unsubscribeAll) stops the tenant's subscription
+    // mail to the address; its transactional mail still goes out.
+    let misaki = "misaki.tanaka@example.com";
+    publish(&sqs, &events, &bank_event("fb-report-1", "report.monthly_ready", "default", misaki))
+        .await;
+    until("the first report sent", async || {
+        let all = deliveries(&*store).await;
+        all.iter().any(|d| d.event_id == "fb-report-1" && d.status == DeliveryStatus::Sent)
+    })
+    .await;
+    let all = deliveries(&*store).await;
+    let report = by_event(&all, "fb-report-1");
+    publish(&sqs, &feedback, &ses_event("subscription", report, true)).await;
+    until("the unsubscribe recorded", async || {
+        let timeline = feedback_store.timeline(&report.tenant, report.delivery_id).await.unwrap();
+        is_drained(&sqs, &feedback).await && timeline.len() == 1
+    })
+    .await;
+    publish(&sqs, &events, &bank_event("fb-report-2", "report.monthly_ready", "default", misaki))
+        .await;
+    let deposit = bank_event("fb-deposit", "account.deposit_completed", "salary", misaki);
+    publish(&sqs, &events, &deposit).await;
+    until("the second report and the deposit decided", async || {
+        let all = deliveries(&*store).await;
+        ["fb-report-2", "fb-deposit"]
+            .iter()
+            .all(|id| all.iter().any(|d| d.event_id == *id && d.status.is_decided()))
+    })
+    .await;
+    let all = deliveries(&*store).await;
+    let second_report = by_event(&all, "fb-report-2");
+    assert_eq!(second_report.status, DeliveryStatus::Suppressed, "{second_report:?}");
+    assert!(second_report.reason.as_deref().unwrap().contains("unsubscribed"));
+    assert_eq!(by_event(&all, "fb-deposit").status, DeliveryStatus::Sent, "transactional");
     app.stop().await.unwrap();
 }

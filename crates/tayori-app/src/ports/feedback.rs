@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tayori_domain::{DeliveryId, FeedbackEvent, FeedbackStatus, InvalidFeedback, TenantId};
@@ -17,6 +19,23 @@ pub enum FeedbackRecord<'a> {
         /// The body.
         body: &'a [u8],
     },
+}
+
+/// When feedback suppresses an address beyond the fixed rules (a permanent bounce or a complaint
+/// suppresses every class of mail; an unsubscribe suppresses `subscription` mail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackPolicy {
+    /// Transient bounces of one address (for one tenant) within `transient_bounce_window` that
+    /// suppress it; 0 never suppresses on transient bounces.
+    pub transient_bounce_limit: u32,
+    /// The window transient bounces are counted in.
+    pub transient_bounce_window: Duration,
+}
+
+impl Default for FeedbackPolicy {
+    fn default() -> Self {
+        Self { transient_bounce_limit: 3, transient_bounce_window: Duration::from_secs(7 * 86_400) }
+    }
 }
 
 /// What recording a feedback message did.
@@ -59,11 +78,17 @@ pub trait FeedbackStore: Send + Sync {
     /// - On a match of an event that [suppresses](tayori_domain::FeedbackKind::suppresses), it
     ///   MUST add a suppression of every class for each recipient of the delivery's tenant that
     ///   is not suppressed yet, with the cause (`bounce` or `complaint`), and audit each one.
+    /// - On a match of a transient bounce, it MUST do the same (cause `transient-bounces`) for
+    ///   each recipient with at least `policy.transient_bounce_limit` transient bounces (this
+    ///   one included) recorded for the tenant within `policy.transient_bounce_window`.
+    /// - On a match of an event that [unsubscribes](tayori_domain::FeedbackKind::unsubscribes),
+    ///   it MUST add a suppression of `subscription` mail only (cause `unsubscribe`), audited.
     /// - Events matching nothing and invalid bodies MUST be kept (with their reason), never
     ///   dropped.
     async fn record_feedback(
         &self,
         record: FeedbackRecord<'_>,
+        policy: &FeedbackPolicy,
         now: DateTime<Utc>,
     ) -> Result<FeedbackRecorded, StoreError>;
 }

@@ -17,7 +17,7 @@ pub use admin::{
     OutcomeCount, Role, SuppressionEntry, SuppressionQuery, TenantScope, TokenRecord, UnknownRole,
 };
 pub use clock::Clock;
-pub use feedback::{FeedbackRecord, FeedbackRecorded, FeedbackStore};
+pub use feedback::{FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore};
 pub use previews::{
     Preview, PreviewCatalog, PreviewError, PreviewEvent, PreviewRequest, PreviewTenant,
     TemplatePreviews, TemplatesVersion,
