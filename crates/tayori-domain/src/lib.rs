@@ -14,6 +14,7 @@ mod ids;
 mod locale;
 mod outcome;
 mod raw;
+mod unsubscribe;
 
 pub use address::{DisplayName, EmailAddress, InvalidAddress, InvalidDisplayName, Mailbox};
 pub use email::{InvalidSubject, OutgoingEmail, SendingOptions, Subject};
@@ -29,3 +30,6 @@ pub use ids::{
 pub use locale::{InvalidLocale, Locale};
 pub use outcome::{DeliveryStatus, Outcome, UnknownStatus};
 pub use raw::{MAX_KEPT_RAW_BYTES, RawBody};
+pub use unsubscribe::{
+    InvalidUnsubscribeToken, UnsubscribeClaim, UnsubscribeKey, WeakUnsubscribeKey,
+};
