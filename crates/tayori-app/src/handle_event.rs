@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tayori_domain::{
     DecodeError, DeliveryId, DeliveryStatus, Event, IdempotencyKey, Mailbox, Outcome,
-    OutgoingEmail, RawBody, Subject, TenantId, decode_message_body,
+    OutgoingEmail, RawBody, Subject, TenantId, UnsubscribeKey, decode_message_body,
 };
 use tracing::{Instrument, debug, info, warn};
 
 use crate::ports::{
-    AttemptResult, Claim, ClaimRequest, Clock, DeliveryStore, EmailSender, PauseScope,
-    RecordOutcome, SendError, StoreError, SuppressionList, TemplateRenderer, TenantDirectory,
-    TenantProfile, UnkeyedRejection,
+    AttemptResult, Claim, ClaimRequest, Clock, DeliveryStore, EmailSender, MessageClass,
+    PauseScope, RecordOutcome, SendError, StoreError, SuppressionList, TemplateRenderer,
+    TenantDirectory, TenantProfile, UnkeyedRejection,
 };
 use crate::telemetry;
 
@@ -62,6 +62,36 @@ pub struct DeliveryPolicy {
     /// How long a tenant (or the whole account) stays paused after the mail service says its
     /// sending is paused; its events wait, others go on.
     pub pause_for: Duration,
+    /// One-click unsubscribe links for `subscription` mail; `None`: no links (and no
+    /// `List-Unsubscribe` headers).
+    pub unsubscribe: Option<UnsubscribeLinks>,
+}
+
+/// How `subscription` mail links to its one-click unsubscribe (RFC 8058).
+#[derive(Debug, Clone)]
+pub struct UnsubscribeLinks {
+    /// The public base URL, e.g. `https://mail.example.com`: links are
+    /// `{base_url}/unsubscribe/{token}`.
+    pub base_url: String,
+    /// The key tokens are signed with.
+    pub key: UnsubscribeKey,
+    /// How long a link works after the email is sent.
+    pub valid_for: Duration,
+}
+
+impl UnsubscribeLinks {
+    /// The link for this recipient of this tenant's event type, made at `now`.
+    pub fn url(
+        &self,
+        tenant: &TenantId,
+        address: &tayori_domain::EmailAddress,
+        event_type: &tayori_domain::EventType,
+        now: DateTime<Utc>,
+    ) -> String {
+        let expires = now + chrono::Duration::from_std(self.valid_for).unwrap_or_default();
+        let token = self.key.sign(tenant, address, event_type, expires);
+        format!("{}/unsubscribe/{token}", self.base_url.trim_end_matches('/'))
+    }
 }
 
 impl Default for DeliveryPolicy {
@@ -75,6 +105,7 @@ impl Default for DeliveryPolicy {
                 .map(Duration::from_millis)
                 .collect(),
             pause_for: Duration::from_secs(300),
+            unsubscribe: None,
         }
     }
 }
@@ -246,15 +277,35 @@ impl EventHandler {
         }
 
         // 5. Render. A template error on this data is permanent: the event is rejected.
-        let rendered =
-            match tracing::info_span!("render").in_scope(|| self.renderer.render(&tenant, event)) {
-                Ok(rendered) => rendered,
-                Err(error) => {
-                    let outcome = Outcome::Rejected { reason: error.to_string() };
-                    return self.decide(key, outcome, None).await;
-                }
-            };
-        let email = outgoing_email(&tenant, event, rendered.subject, rendered.html, rendered.text);
+        //    Subscription mail gets its one-click unsubscribe link as `unsubscribe_url` (it
+        //    replaces one the event may carry) and in `List-Unsubscribe`.
+        let unsubscribe_url = match (&self.policy.unsubscribe, class) {
+            (Some(links), MessageClass::Subscription) => Some(links.url(
+                &key.tenant,
+                &event.recipient.email,
+                &event.event_type,
+                self.clock.now(),
+            )),
+            _ => None,
+        };
+        let with_link = unsubscribe_url.as_ref().map(|url| {
+            let mut event = event.clone();
+            event.variables.insert("unsubscribe_url".into(), url.clone().into());
+            event
+        });
+        let to_render = with_link.as_ref().unwrap_or(event);
+        let rendered = match tracing::info_span!("render")
+            .in_scope(|| self.renderer.render(&tenant, to_render))
+        {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                let outcome = Outcome::Rejected { reason: error.to_string() };
+                return self.decide(key, outcome, None).await;
+            }
+        };
+        let mut email =
+            outgoing_email(&tenant, event, rendered.subject, rendered.html, rendered.text);
+        email.list_unsubscribe = unsubscribe_url;
 
         // 6. Send, with the attempt recorded before and after.
         let started = self.clock.now();
@@ -631,5 +682,6 @@ fn outgoing_email(
         html_body,
         text_body,
         sending: tenant.sending.clone(),
+        list_unsubscribe: None,
     }
 }

@@ -19,6 +19,8 @@ pub mod testing;
 
 pub use accept_event::{Accepted, EventIntake, IntakeError};
 pub use admin::{AdminError, AdminService, Principal};
-pub use handle_event::{DeliveryPolicy, EventHandler, Handled, InboundMessage, RetryLater};
+pub use handle_event::{
+    DeliveryPolicy, EventHandler, Handled, InboundMessage, RetryLater, UnsubscribeLinks,
+};
 pub use handle_feedback::FeedbackHandler;
 pub use inbound::MessageHandler;

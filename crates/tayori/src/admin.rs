@@ -253,7 +253,11 @@ pub async fn start(
         renderer: templates.clone(),
         sender,
         clock: clock.clone(),
-        policy: config.delivery.policy(),
+        // Resent subscription mail carries its unsubscribe link like the worker's.
+        policy: tayori_app::DeliveryPolicy {
+            unsubscribe: config.unsubscribe.links()?,
+            ..config.delivery.policy()
+        },
         worker_id: format!("admin-{}", std::process::id()),
         pauses: Default::default(),
     });

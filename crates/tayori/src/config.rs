@@ -41,6 +41,64 @@ pub struct WorkerConfig {
     /// The SES feedback queue (`[feedback] queue_url`); none by default.
     #[serde(default)]
     pub feedback: FeedbackConfig,
+    /// One-click unsubscribe links in subscription mail (`[unsubscribe]`); none by default.
+    #[serde(default)]
+    pub unsubscribe: UnsubscribeConfig,
+}
+
+/// One-click unsubscribe (docs/feedback.md): where the public endpoint is and the key its tokens
+/// are signed with. Without both, subscription mail carries no `List-Unsubscribe`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnsubscribeConfig {
+    /// The public base URL the unsubscribe endpoint is served under (`https://mail.example.com`).
+    pub base_url: Option<String>,
+    /// The signing key, at least 32 bytes (`TAYORI_UNSUBSCRIBE__KEY`); keep it secret.
+    pub key: Option<String>,
+    /// How long a link works after the email is sent, in days (default 60).
+    pub valid_days: Option<u64>,
+}
+
+impl std::fmt::Debug for UnsubscribeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnsubscribeConfig")
+            .field("base_url", &self.base_url)
+            .field("key", &self.key.as_ref().map(|_| "***"))
+            .field("valid_days", &self.valid_days)
+            .finish()
+    }
+}
+
+impl UnsubscribeConfig {
+    /// The links the use case writes, or `None` when not configured; an error names a bad setting.
+    pub fn links(&self) -> anyhow::Result<Option<tayori_app::UnsubscribeLinks>> {
+        let (base_url, key) = match (&self.base_url, &self.key) {
+            (None, None) => return Ok(None),
+            (Some(base_url), Some(key)) => (base_url, key),
+            _ => anyhow::bail!(
+                "invalid configuration: unsubscribe.base_url and unsubscribe.key go together"
+            ),
+        };
+        let scheme_ok = base_url.starts_with("https://") || base_url.starts_with("http://");
+        anyhow::ensure!(
+            scheme_ok
+                && base_url.is_ascii()
+                && !base_url.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control()),
+            "invalid configuration: unsubscribe.base_url must be an http(s) URL without spaces"
+        );
+        let key = tayori_domain::UnsubscribeKey::new(key.as_bytes())
+            .map_err(|e| anyhow::anyhow!("invalid configuration: unsubscribe.key: {e}"))?;
+        let days = self.valid_days.unwrap_or(60);
+        anyhow::ensure!(
+            days >= 1,
+            "invalid configuration: unsubscribe.valid_days must be at least 1"
+        );
+        Ok(Some(tayori_app::UnsubscribeLinks {
+            base_url: base_url.clone(),
+            key,
+            valid_for: Duration::from_secs(days * 86_400),
+        }))
+    }
 }
 
 /// SES feedback (docs/feedback.md): the SQS queue SES events arrive on, through a configuration
@@ -208,7 +266,7 @@ impl WorkerConfig {
             figment = figment.merge(Toml::file(file));
         }
         // Only variables for these sections: TAYORI_LOG_FORMAT and the like belong to the CLI.
-        const SECTIONS: [&str; 8] = [
+        const SECTIONS: [&str; 9] = [
             "store__",
             "queue__",
             "sender__",
@@ -217,6 +275,7 @@ impl WorkerConfig {
             "http__",
             "worker_id",
             "feedback__",
+            "unsubscribe__",
         ];
         let environment = Env::prefixed("TAYORI_")
             .filter(|key| SECTIONS.iter().any(|s| key.as_str().to_ascii_lowercase().starts_with(s)))
@@ -248,6 +307,7 @@ impl WorkerConfig {
             "invalid configuration: feedback.transient_bounce_window_hours must be at least 1 \
              when feedback.transient_bounce_limit is set"
         );
+        self.unsubscribe.links()?;
         if self.feedback.consumer(&self.queue).is_some() {
             anyhow::ensure!(
                 self.store.postgres().is_some(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions, SuppressionList};
-use tayori_app::{EventHandler, FeedbackHandler, MessageHandler};
+use tayori_app::{DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler};
 use tayori_outbox::FileOutbox;
 use tayori_postgres::{PostgresFeedbackStore, PostgresStore, PostgresSuppressions};
 use tayori_ses::{SesSender, tenant_send_rates};
@@ -107,7 +107,10 @@ pub async fn start_with_aws(
         renderer: templates.clone(),
         sender,
         clock: Arc::new(SystemClock),
-        policy: config.delivery.policy(),
+        policy: DeliveryPolicy {
+            unsubscribe: config.unsubscribe.links()?,
+            ..config.delivery.policy()
+        },
         worker_id: worker_id.clone(),
         pauses: Default::default(),
     });

@@ -11,13 +11,15 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 use tayori::config::{
-    DeliveryConfig, FeedbackConfig, SenderConfig, StoreConfig, TemplatesConfig, WorkerConfig,
+    DeliveryConfig, FeedbackConfig, SenderConfig, StoreConfig, TemplatesConfig, UnsubscribeConfig,
+    WorkerConfig,
 };
 use tayori::worker::start_with_aws;
 use tayori_app::ports::{DeliveryQuery, DeliveryRecord, DeliveryStore};
 use tayori_domain::{DeliveryStatus, FeedbackStatus};
 use tayori_outbox::OutboxConfig;
 use tayori_postgres::{PostgresConfig, PostgresFeedbackStore, PostgresStore};
+use tayori_ses::SesConfig;
 use tayori_sqs::ConsumerConfig;
 
 fn repo_root() -> PathBuf {
@@ -180,6 +182,7 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
         http: Default::default(),
         worker_id: Some("feedback-e2e".into()),
         feedback: FeedbackConfig { queue_url: Some(feedback.clone()), ..Default::default() },
+        unsubscribe: Default::default(),
     };
     config.validate().unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
@@ -298,4 +301,120 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
     assert!(second_report.reason.as_deref().unwrap().contains("unsubscribed"));
     assert_eq!(by_event(&all, "fb-deposit").status, DeliveryStatus::Sent, "transactional");
     app.stop().await.unwrap();
+}
+
+/// The raw messages moto's SES stored that contain `needle`.
+async fn ses_raw_messages_containing(needle: &str) -> Vec<String> {
+    let endpoint = std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap();
+    let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let messages = data["ses"]["RawMessage"].as_array().cloned().unwrap_or_default();
+    messages
+        .into_iter()
+        .filter_map(|m| m["raw_data"].as_str().map(str::to_owned))
+        .filter(|raw| raw.contains(needle))
+        .collect()
+}
+
+/// The unfolded value of a header of a raw message.
+fn header(raw: &str, name: &str) -> Option<String> {
+    let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_mail_carries_one_click_unsubscribe_and_transactional_mail_does_not() {
+    let aws = moto().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let events = queue(&sqs, "unsubscribe-headers-events").await;
+    // moto's SES wants the sender verified; "already exists" is fine.
+    let _ = aws_sdk_sesv2::Client::new(&aws)
+        .create_email_identity()
+        .email_identity("acme-bank.example")
+        .send()
+        .await;
+    let run = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+    let subscriber = format!("sub-{run}@example.com");
+    let customer = format!("txn-{run}@example.com");
+    publish(&sqs, &events, &bank_event("h-report", "report.monthly_ready", "default", &subscriber))
+        .await;
+    publish(
+        &sqs,
+        &events,
+        &bank_event("h-deposit", "account.deposit_completed", "salary", &customer),
+    )
+    .await;
+
+    let database = tayori_postgres::testing::fresh_database().await;
+    let key = "k".repeat(32);
+    let config = WorkerConfig {
+        store: StoreConfig::Postgres { url: database.url.clone(), max_connections: 8 },
+        queue: ConsumerConfig {
+            queue_url: events.clone(),
+            wait_time_seconds: 1,
+            heartbeat_interval: Duration::from_secs(5),
+            ..ConsumerConfig::default()
+        },
+        sender: SenderConfig::Ses(SesConfig {
+            read_account_send_rate: false,
+            send_rate: 50.0,
+            call_timeout: Duration::from_secs(20),
+            ..SesConfig::default()
+        }),
+        templates: TemplatesConfig { dir: repo_root().join("templates") },
+        delivery: DeliveryConfig::default(),
+        http: Default::default(),
+        worker_id: Some("unsubscribe-headers".into()),
+        feedback: Default::default(),
+        unsubscribe: UnsubscribeConfig {
+            base_url: Some("https://mail.acme-bank.example".into()),
+            key: Some(key.clone()),
+            valid_days: Some(30),
+        },
+    };
+    config.validate().unwrap();
+    let app = start_with_aws(config, aws).await.unwrap();
+    let store = app.store.clone();
+    until("both sent", async || {
+        let all = deliveries(&*store).await;
+        all.len() == 2 && all.iter().all(|d| d.status == DeliveryStatus::Sent)
+    })
+    .await;
+    app.stop().await.unwrap();
+
+    let [report] = ses_raw_messages_containing(&subscriber).await.try_into().unwrap();
+    let list = header(&report, "List-Unsubscribe").expect("List-Unsubscribe on subscription mail");
+    let url = list.strip_prefix("<https://mail.acme-bank.example/unsubscribe/").unwrap();
+    let token = url.strip_suffix('>').unwrap();
+    assert_eq!(
+        header(&report, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    // The token in the header is one the configured key signed, for this tenant and address.
+    let claim = tayori_domain::UnsubscribeKey::new(key.as_bytes())
+        .unwrap()
+        .verify(token, chrono::Utc::now())
+        .unwrap();
+    assert_eq!(claim.tenant.as_str(), "acme-bank");
+    assert_eq!(claim.address.as_str(), subscriber);
+    assert_eq!(claim.event_type.as_str(), "report.monthly_ready");
+    // The same link is the template's `unsubscribe_url` (replacing the event's own).
+    let parsed = mail_parser::MessageParser::default().parse(report.as_bytes()).unwrap();
+    let html = parsed.body_html(0).unwrap();
+    assert!(html.contains(token), "the body links to the same token");
+    assert!(!html.contains("settings/notifications?off=statement"), "the event's link replaced");
+
+    let [deposit] = ses_raw_messages_containing(&customer).await.try_into().unwrap();
+    assert_eq!(header(&deposit, "List-Unsubscribe"), None, "transactional mail");
+    assert_eq!(header(&deposit, "List-Unsubscribe-Post"), None);
 }

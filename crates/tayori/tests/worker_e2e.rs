@@ -82,6 +82,7 @@ async fn the_worker_sends_each_event_once_and_records_every_outcome() {
         http: Default::default(),
         worker_id: Some("e2e".into()),
         feedback: Default::default(),
+        unsubscribe: Default::default(),
     };
     config.validate().unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
@@ -270,6 +271,7 @@ async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_loop
         http: Default::default(),
         worker_id: Some("ses-e2e".into()),
         feedback: Default::default(),
+        unsubscribe: Default::default(),
     };
     config.validate().unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
