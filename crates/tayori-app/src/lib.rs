@@ -16,6 +16,7 @@ pub mod ports;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod unsubscribe;
 
 pub use accept_event::{Accepted, EventIntake, IntakeError};
 pub use admin::{AdminError, AdminService, Principal};
@@ -24,3 +25,4 @@ pub use handle_event::{
 };
 pub use handle_feedback::FeedbackHandler;
 pub use inbound::MessageHandler;
+pub use unsubscribe::{UnsubscribeError, UnsubscribeService, Unsubscribed};

@@ -268,7 +268,18 @@ pub async fn start(
         previews: templates,
         clock,
     });
-    let app = tayori_admin::router(AdminState { service, secure_cookies });
+    let mut app = tayori_admin::router(AdminState { service, secure_cookies });
+    // The public one-click unsubscribe endpoint, when the worker writes unsubscribe links.
+    if let Some(links) = config.unsubscribe.links()? {
+        let unsubscribe = Arc::new(tayori_app::UnsubscribeService {
+            store: Arc::new(PostgresSuppressions::new(store.pool().clone())),
+            key: links.key,
+            clock: Arc::new(SystemClock),
+        });
+        let quota = tayori_admin::Quota::per_second(config.unsubscribe.requests_per_second());
+        app = app.merge(tayori_admin::unsubscribe_router(unsubscribe, quota));
+        info!("serving POST/GET /unsubscribe/{{token}} (public, rate-limited)");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -57,6 +57,9 @@ pub struct UnsubscribeConfig {
     pub key: Option<String>,
     /// How long a link works after the email is sent, in days (default 60).
     pub valid_days: Option<u64>,
+    /// Requests a second the public endpoint accepts in all, beyond which it answers 429
+    /// (default 20; `tayori admin serve`).
+    pub requests_per_second: Option<u32>,
 }
 
 impl std::fmt::Debug for UnsubscribeConfig {
@@ -65,11 +68,18 @@ impl std::fmt::Debug for UnsubscribeConfig {
             .field("base_url", &self.base_url)
             .field("key", &self.key.as_ref().map(|_| "***"))
             .field("valid_days", &self.valid_days)
+            .field("requests_per_second", &self.requests_per_second)
             .finish()
     }
 }
 
 impl UnsubscribeConfig {
+    /// The endpoint's rate (at least 1).
+    pub fn requests_per_second(&self) -> std::num::NonZeroU32 {
+        std::num::NonZeroU32::new(self.requests_per_second.unwrap_or(20))
+            .unwrap_or(std::num::NonZeroU32::MIN)
+    }
+
     /// The links the use case writes, or `None` when not configured; an error names a bad setting.
     pub fn links(&self) -> anyhow::Result<Option<tayori_app::UnsubscribeLinks>> {
         let (base_url, key) = match (&self.base_url, &self.key) {

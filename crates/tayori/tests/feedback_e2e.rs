@@ -380,9 +380,12 @@ async fn subscription_mail_carries_one_click_unsubscribe_and_transactional_mail_
             base_url: Some("https://mail.acme-bank.example".into()),
             key: Some(key.clone()),
             valid_days: Some(30),
+            requests_per_second: None,
         },
     };
     config.validate().unwrap();
+    let admin =
+        tayori::admin::start(config.clone(), "127.0.0.1:0".parse().unwrap(), false).await.unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
     let store = app.store.clone();
     until("both sent", async || {
@@ -390,7 +393,6 @@ async fn subscription_mail_carries_one_click_unsubscribe_and_transactional_mail_
         all.len() == 2 && all.iter().all(|d| d.status == DeliveryStatus::Sent)
     })
     .await;
-    app.stop().await.unwrap();
 
     let [report] = ses_raw_messages_containing(&subscriber).await.try_into().unwrap();
     let list = header(&report, "List-Unsubscribe").expect("List-Unsubscribe on subscription mail");
@@ -417,4 +419,39 @@ async fn subscription_mail_carries_one_click_unsubscribe_and_transactional_mail_
     let [deposit] = ses_raw_messages_containing(&customer).await.try_into().unwrap();
     assert_eq!(header(&deposit, "List-Unsubscribe"), None, "transactional mail");
     assert_eq!(header(&deposit, "List-Unsubscribe-Post"), None);
+
+    // What a mail client does with the header: POST the RFC 8058 body to the URL (here served
+    // by `tayori admin serve` on a real port). The next report to the address is suppressed;
+    // transactional mail still goes out.
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("http://{}/unsubscribe/{token}", admin.addr))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    publish(
+        &sqs,
+        &events,
+        &bank_event("h-report-2", "report.monthly_ready", "default", &subscriber),
+    )
+    .await;
+    publish(
+        &sqs,
+        &events,
+        &bank_event("h-deposit-2", "account.deposit_completed", "salary", &subscriber),
+    )
+    .await;
+    until("both decided", async || {
+        let all = deliveries(&*store).await;
+        all.len() == 4 && all.iter().all(|d| d.status.is_decided())
+    })
+    .await;
+    let all = deliveries(&*store).await;
+    assert_eq!(by_event(&all, "h-report-2").status, DeliveryStatus::Suppressed);
+    assert_eq!(by_event(&all, "h-deposit-2").status, DeliveryStatus::Sent);
+    app.stop().await.unwrap();
+    admin.stop().await.unwrap();
 }

@@ -11,6 +11,7 @@ mod store;
 mod suppression;
 mod templates;
 mod tenants;
+mod unsubscribe;
 
 pub use admin::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryLink, DeliverySearch, LinkKind,
@@ -32,3 +33,4 @@ pub use store::{
 pub use suppression::{NoSuppressions, Suppression, SuppressionError, SuppressionList};
 pub use templates::{MessageClass, RenderError, RenderedEmail, TemplateRenderer};
 pub use tenants::{TenantDirectory, TenantProfile};
+pub use unsubscribe::UnsubscribeStore;
