@@ -174,6 +174,50 @@ pub struct ShownSuppression {
     pub created_at: DateTime<Utc>,
 }
 
+/// Rates above which a tenant's sending harms the account's reputation (SES reviews accounts
+/// above about 5 % bounces and 0.1 % complaints); judged only from `min_sent` deliveries on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReputationThresholds {
+    /// Bounced / sent.
+    pub bounce_rate: f64,
+    /// Complained / sent.
+    pub complaint_rate: f64,
+    /// Fewer sent deliveries than this are not judged (the rates mean little).
+    pub min_sent: u64,
+}
+
+impl Default for ReputationThresholds {
+    fn default() -> Self {
+        Self { bounce_rate: 0.04, complaint_rate: 0.0008, min_sent: 200 }
+    }
+}
+
+/// A tenant's rates over a window, judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantReputation {
+    /// The counts.
+    pub counts: crate::ports::ReputationCount,
+    /// Bounced / sent.
+    pub bounce_rate: f64,
+    /// Complained / sent.
+    pub complaint_rate: f64,
+    /// Enough volume and a rate above its threshold.
+    pub over_threshold: bool,
+    /// The thresholds applied.
+    pub thresholds: ReputationThresholds,
+}
+
+impl ReputationThresholds {
+    /// The rates of `counts`, judged against these thresholds.
+    pub fn judge(self, counts: crate::ports::ReputationCount) -> TenantReputation {
+        let rate = |n: u64| if counts.sent == 0 { 0.0 } else { n as f64 / counts.sent as f64 };
+        let (bounce_rate, complaint_rate) = (rate(counts.bounced), rate(counts.complained));
+        let over_threshold = counts.sent >= self.min_sent
+            && (bounce_rate > self.bounce_rate || complaint_rate > self.complaint_rate);
+        TenantReputation { counts, bounce_rate, complaint_rate, over_threshold, thresholds: self }
+    }
+}
+
 /// A time window for the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatsWindow {
@@ -587,6 +631,21 @@ impl AdminService {
         Ok(self.admin.outcome_counts(tenants.as_deref(), since).await?)
     }
 
+    /// Bounce and complaint rates per tenant over the window, against the thresholds a
+    /// sending service is held to (see [`ReputationThresholds`]).
+    pub async fn reputation(
+        &self,
+        who: &Principal,
+        tenant: Option<&TenantId>,
+        window: StatsWindow,
+    ) -> Result<Vec<TenantReputation>, AdminError> {
+        let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
+        let since = self.clock.now() - window.length();
+        let counts = self.admin.reputation_counts(tenants.as_deref(), since).await?;
+        let thresholds = ReputationThresholds::default();
+        Ok(counts.into_iter().map(|counts| thresholds.judge(counts)).collect())
+    }
+
     /// The audit log in the principal's tenants (entries without a tenant, such as token
     /// changes, only for tokens that see every tenant).
     pub async fn audit(
@@ -893,6 +952,24 @@ fn mask_for(who: &Principal, record: &mut DeliveryRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reputation_is_judged_only_from_the_minimum_volume() {
+        let thresholds = ReputationThresholds::default();
+        let counts = |sent, bounced, complained| crate::ports::ReputationCount {
+            tenant: TenantId::parse("acme-bank").unwrap_or_else(|e| panic!("{e}")),
+            sent,
+            bounced,
+            complained,
+        };
+        let judged = thresholds.judge(counts(1_000, 41, 0));
+        assert!(judged.over_threshold, "4.1 % bounces");
+        assert!((judged.bounce_rate - 0.041).abs() < 1e-9);
+        assert!(!thresholds.judge(counts(1_000, 40, 0)).over_threshold, "4 % is not above");
+        assert!(thresholds.judge(counts(10_000, 0, 9)).over_threshold, "0.09 % complaints");
+        assert!(!thresholds.judge(counts(199, 100, 100)).over_threshold, "too few to judge");
+        assert_eq!(thresholds.judge(counts(0, 0, 0)).bounce_rate, 0.0);
+    }
 
     #[test]
     fn token_ids_are_v4_uuids() {

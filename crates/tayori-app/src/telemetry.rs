@@ -197,6 +197,12 @@ pub fn describe(version: &'static str, tenants: &[TenantId]) {
     gauge!(IN_FLIGHT).set(0.0);
     counter!(TEMPLATE_RELOADS, "result" => "ok").absolute(0);
     counter!(TEMPLATE_RELOADS, "result" => "error").absolute(0);
+    // The feedback series alerts watch (bounces and complaints recorded, or matching nothing).
+    for kind in ["bounce", "complaint"] {
+        for result in ["matched", "unmatched"] {
+            counter!(FEEDBACK, "kind" => kind, "result" => result).absolute(0);
+        }
+    }
     let labels = tenants
         .iter()
         .map(|t| t.as_str().to_owned())

@@ -8,8 +8,8 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use tayori_app::ports::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryCursor, DeliveryLink, DeliveryPage,
-    DeliveryRecord, DeliverySearch, LinkKind, OutcomeCount, Role, StoreError, SuppressionEntry,
-    SuppressionQuery, TenantScope, TokenRecord, UnkeyedRejectionRecord,
+    DeliveryRecord, DeliverySearch, LinkKind, OutcomeCount, ReputationCount, Role, StoreError,
+    SuppressionEntry, SuppressionQuery, TenantScope, TokenRecord, UnkeyedRejectionRecord,
 };
 use tayori_domain::{DeliveryId, EmailAddress, TenantId};
 use uuid::Uuid;
@@ -343,6 +343,42 @@ impl AdminStore for PostgresAdminStore {
             DeliveryCursor { created_at: last.created_at, delivery_id: last.delivery_id }
         });
         Ok(DeliveryPage { deliveries, next })
+    }
+
+    async fn reputation_counts(
+        &self,
+        tenants: Option<&[TenantId]>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<ReputationCount>, StoreError> {
+        let rows = sqlx::query(
+            "select tenant_id, count(*) as sent, \
+                 count(*) filter (where feedback_status = 'bounced') as bounced, \
+                 count(*) filter (where feedback_status = 'complained') as complained \
+             from deliveries \
+             where status = 'sent' and decided_at >= $1 \
+                 and ($2::text[] is null or tenant_id = any($2)) \
+             group by tenant_id order by tenant_id",
+        )
+        .bind(since)
+        .bind(tenants.map(tenant_names))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let count = |row: &PgRow, column: &str| -> Result<u64, StoreError> {
+            Ok(u64::try_from(row.try_get::<i64, _>(column).map_err(store_error)?)
+                .unwrap_or_default())
+        };
+        rows.iter()
+            .map(|row| {
+                let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
+                Ok(ReputationCount {
+                    tenant: TenantId::parse(&tenant).map_err(unexpected)?,
+                    sent: count(row, "sent")?,
+                    bounced: count(row, "bounced")?,
+                    complained: count(row, "complained")?,
+                })
+            })
+            .collect()
     }
 
     async fn outcome_counts(

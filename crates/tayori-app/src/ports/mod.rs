@@ -15,7 +15,8 @@ mod unsubscribe;
 
 pub use admin::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryLink, DeliverySearch, LinkKind,
-    OutcomeCount, Role, SuppressionEntry, SuppressionQuery, TenantScope, TokenRecord, UnknownRole,
+    OutcomeCount, ReputationCount, Role, SuppressionEntry, SuppressionQuery, TenantScope,
+    TokenRecord, UnknownRole,
 };
 pub use clock::Clock;
 pub use feedback::{FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore};
