@@ -139,6 +139,18 @@ impl PostgresFeedbackStore {
     }
 }
 
+/// Text PostgreSQL accepts: it refuses NUL in `text`.
+fn without_nul(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
+}
+
+/// JSON PostgreSQL accepts in `text` and `jsonb`: `jsonb` refuses the escape `\u0000`, so a NUL
+/// in the event (never seen from SES, but the input is not ours) becomes U+FFFD rather than a
+/// store error that would send the message round until its dead-letter queue.
+fn storable_json(value: &serde_json::Value) -> String {
+    without_nul(&value.to_string()).replace("\\u0000", "\\ufffd")
+}
+
 /// The delivery an event is about: by tags when both are present (and the message id agrees,
 /// when the event has one), else by SES message id. Locks the row until the transaction ends,
 /// so that concurrent feedback for one delivery applies the precedence one at a time.
@@ -343,6 +355,7 @@ impl FeedbackStore for PostgresFeedbackStore {
         let recorded = match record {
             FeedbackRecord::Invalid { invalid, body } => {
                 let kept = String::from_utf8_lossy(&body[..body.len().min(MAX_KEPT_RAW_BYTES)]);
+                let kept = without_nul(&kept);
                 let id = invalid.identity.as_str();
                 let reason = Some(invalid.reason.as_str());
                 let new =
@@ -351,7 +364,7 @@ impl FeedbackStore for PostgresFeedbackStore {
                 if new { FeedbackRecorded::Invalid } else { FeedbackRecorded::Duplicate }
             }
             FeedbackRecord::Event(event) => {
-                let body = event.ses_event.to_string();
+                let body = storable_json(&event.ses_event);
                 let kind = Some(event.kind.name());
                 let message_id = event.ses_message_id.as_deref();
                 let id = event.identity.as_str();
@@ -415,7 +428,7 @@ async fn record_matched(
     sqlx::query(
         "insert into delivery_feedback (tenant_id, delivery_id, feedback_id, kind, detail, \
              recipients, occurred_at, received_at, ses_event) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
     )
     .bind(tenant)
     .bind(delivery_id)
@@ -425,7 +438,7 @@ async fn record_matched(
     .bind(&recipients)
     .bind(event.occurred_at)
     .bind(now)
-    .bind(&event.ses_event)
+    .bind(storable_json(&event.ses_event))
     .execute(&mut **tx)
     .await
     .map_err(store_error)?;

@@ -199,8 +199,17 @@ async fn feedback_moves_status_by_precedence_dedups_suppresses_and_keeps_the_res
     let garbage = json!({"Type": "Notification", "MessageId": "sns-bad", "Message": "{"});
     assert_eq!(record(&feedback, &garbage).await, FeedbackRecorded::Invalid);
     assert_eq!(record(&feedback, &garbage).await, FeedbackRecorded::Duplicate);
+    // NUL, which PostgreSQL refuses in text and jsonb, in an unreadable body and in an event.
+    let raw_nul = b"not json \0 at all";
+    let invalid = parse_feedback(raw_nul).unwrap_err();
+    let record_raw = FeedbackRecord::Invalid { invalid: &invalid, body: raw_nul };
+    let with_nul = feedback.record_feedback(record_raw, &policy(), Utc::now()).await.unwrap();
+    assert_eq!(with_nul, FeedbackRecorded::Invalid);
+    let mut open_with_nul = about("open", &first, "ses-1", true);
+    open_with_nul["open"]["userAgent"] = json!("bad\u{0}agent");
+    assert!(matches!(record(&feedback, &open_with_nul).await, FeedbackRecorded::Matched { .. }));
     let kept = feedback.kept_feedback(10).await.unwrap();
-    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert_eq!(kept.len(), 4, "{kept:?}");
     let invalid = kept.iter().find(|k| k.feedback_id == "sns:sns-bad").unwrap();
     assert_eq!(invalid.result, "invalid");
     assert!(invalid.reason.as_deref().unwrap().contains("not JSON"));
