@@ -203,6 +203,17 @@ fn a_suppressed_recipient_is_recorded_as_suppressed_and_not_sent() {
 }
 
 #[test]
+fn an_unsubscribe_does_not_stop_transactional_mail() {
+    // The fake renderer's event types are transactional (the default class).
+    let w = world();
+    w.suppressions.unsubscribe("acme-invest", "taro.yamada@example.com");
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+    assert_eq!(w.sender.sent().len(), 1);
+    assert_eq!(w.sender.sent()[0].list_unsubscribe, None, "no unsubscribe link configured");
+}
+
+#[test]
 fn a_suppression_list_outage_is_retried_not_decided() {
     let w = world();
     w.suppressions.set_unavailable(true);
