@@ -49,3 +49,16 @@ create table delivery_feedback (
     primary key (tenant_id, delivery_id, feedback_id),
     foreign key (tenant_id, delivery_id) references deliveries (tenant_id, delivery_id)
 );
+
+-- Tenants the reputation guard paused (docs/feedback.md): while a tenant's row has no
+-- resumed_at, workers leave its events on the queue instead of sending. Set in the feedback
+-- transaction that takes the tenant over a threshold; cleared by an operator (audited). After a
+-- resume the guard pauses again only once a whole window has passed, so that the bounces that
+-- caused the pause do not pause it again at once.
+create table tenant_pauses (
+    tenant_id  text        primary key,
+    reason     text        not null,
+    paused_at  timestamptz not null,
+    resumed_at timestamptz,
+    resumed_by text
+);

@@ -332,6 +332,25 @@ pub struct ReputationView {
     pub min_sent: u64,
     /// One row per tenant with sent deliveries in the window.
     pub tenants: Vec<ReputationRow>,
+    /// Tenants paused by the reputation guard now (resume with
+    /// `POST /api/v1/tenants/{tenant}/resume`).
+    pub paused: Vec<PausedView>,
+}
+
+/// A tenant the reputation guard paused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PausedView {
+    /// The tenant.
+    pub tenant: String,
+    /// Why: its rates and the thresholds when it was paused.
+    pub reason: String,
+}
+
+/// What a resume did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResumeView {
+    /// False when the tenant was not paused (nothing changed, nothing audited).
+    pub resumed: bool,
 }
 
 /// One audit log entry.

@@ -471,6 +471,39 @@ async fn reputation_shows_bounce_and_complaint_rates_per_tenant() {
     let (scoped, _) = h.token(Role::Viewer, &["acme-bank"]).await;
     let (_, view) = h.call("GET", "/api/v1/reputation", Some(&scoped), None).await;
     assert_eq!(view["tenants"].as_array().unwrap().len(), 1, "only the token's tenants");
+
+    // Over the thresholds (judged from 4 sent here), the next bounce pauses the tenant; an
+    // operator resumes it, audited; a second resume changes nothing.
+    let guard = tayori_app::ports::ReputationGuard {
+        thresholds: tayori_app::ports::ReputationThresholds { min_sent: 4, ..Default::default() },
+        window: std::time::Duration::from_secs(86_400),
+    };
+    let policy = FeedbackPolicy { reputation: Some(guard), ..FeedbackPolicy::default() };
+    let again = report(
+        "Bounce",
+        json!({ "bounceType": "Permanent", "bounceSubType": "General", "bouncedRecipients": [],
+                "feedbackId": "again" }),
+        &ids[2],
+    );
+    feedback
+        .record_feedback(FeedbackRecord::Event(&again), &policy, chrono::Utc::now())
+        .await
+        .unwrap();
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
+    assert_eq!(view["paused"][0]["tenant"], "acme-invest", "{view}");
+    assert!(view["paused"][0]["reason"].as_str().unwrap().contains("bounces"));
+    let (operator, _) = h.token(Role::Operator, &["acme-invest"]).await;
+    let resume = json!({ "reason": "list cleaned" });
+    let uri = "/api/v1/tenants/acme-invest/resume";
+    assert_eq!(h.call("POST", uri, Some(&viewer), Some(&resume)).await.0, StatusCode::FORBIDDEN);
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&resume)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "resumed": true })));
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&resume)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "resumed": false })));
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
+    assert_eq!(view["paused"], json!([]));
+    let (_, audit) = h.call("GET", "/api/v1/audit?action=tenant.resume", Some(&viewer), None).await;
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
     assert_eq!(
         h.call("GET", "/api/v1/reputation?window=year", Some(&viewer), None).await.0,
         StatusCode::BAD_REQUEST

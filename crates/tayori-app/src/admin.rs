@@ -174,49 +174,7 @@ pub struct ShownSuppression {
     pub created_at: DateTime<Utc>,
 }
 
-/// Rates above which a tenant's sending harms the account's reputation (SES reviews accounts
-/// above about 5 % bounces and 0.1 % complaints); judged only from `min_sent` deliveries on.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReputationThresholds {
-    /// Bounced / sent.
-    pub bounce_rate: f64,
-    /// Complained / sent.
-    pub complaint_rate: f64,
-    /// Fewer sent deliveries than this are not judged (the rates mean little).
-    pub min_sent: u64,
-}
-
-impl Default for ReputationThresholds {
-    fn default() -> Self {
-        Self { bounce_rate: 0.04, complaint_rate: 0.0008, min_sent: 200 }
-    }
-}
-
-/// A tenant's rates over a window, judged.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TenantReputation {
-    /// The counts.
-    pub counts: crate::ports::ReputationCount,
-    /// Bounced / sent.
-    pub bounce_rate: f64,
-    /// Complained / sent.
-    pub complaint_rate: f64,
-    /// Enough volume and a rate above its threshold.
-    pub over_threshold: bool,
-    /// The thresholds applied.
-    pub thresholds: ReputationThresholds,
-}
-
-impl ReputationThresholds {
-    /// The rates of `counts`, judged against these thresholds.
-    pub fn judge(self, counts: crate::ports::ReputationCount) -> TenantReputation {
-        let rate = |n: u64| if counts.sent == 0 { 0.0 } else { n as f64 / counts.sent as f64 };
-        let (bounce_rate, complaint_rate) = (rate(counts.bounced), rate(counts.complained));
-        let over_threshold = counts.sent >= self.min_sent
-            && (bounce_rate > self.bounce_rate || complaint_rate > self.complaint_rate);
-        TenantReputation { counts, bounce_rate, complaint_rate, over_threshold, thresholds: self }
-    }
-}
+pub use crate::ports::{ReputationThresholds, TenantReputation};
 
 /// A time window for the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -617,6 +575,35 @@ impl AdminService {
         } else {
             Err(AdminError::NotFound("that address is not suppressed for the tenant".into()))
         }
+    }
+
+    /// Lifts the reputation guard's pause of the tenant (audited with the reason); returns false
+    /// when it was not paused.
+    pub async fn resume_tenant(
+        &self,
+        who: &Principal,
+        tenant: &TenantId,
+        reason: &str,
+    ) -> Result<bool, AdminError> {
+        self.require_tenant(who, tenant)?;
+        who.require_act()?;
+        let reason = required_reason(reason)?;
+        let mut audit = who.audit(self.clock.now(), "tenant.resume");
+        audit.tenant = Some(tenant.clone());
+        audit.object_kind = Some("tenant".into());
+        audit.object_id = Some(tenant.to_string());
+        audit.reason = Some(reason.to_owned());
+        Ok(self.admin.resume_tenant(tenant, &audit).await?)
+    }
+
+    /// The principal's tenants paused by the reputation guard, with why.
+    pub async fn paused_tenants(
+        &self,
+        who: &Principal,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<(TenantId, String)>, AdminError> {
+        let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
+        Ok(self.admin.paused_tenants(tenants.as_deref()).await?)
     }
 
     /// Counts per tenant and outcome over the window, in the principal's tenants.

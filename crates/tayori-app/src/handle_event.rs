@@ -17,6 +17,7 @@ use tayori_domain::{
 };
 use tracing::{Instrument, debug, info, warn};
 
+use crate::ports::TenantPauseList;
 use crate::ports::{
     AttemptResult, Claim, ClaimRequest, Clock, DeliveryStore, EmailSender, MessageClass,
     PauseScope, RecordOutcome, SendError, StoreError, SuppressionList, TemplateRenderer,
@@ -169,19 +170,35 @@ pub struct EventHandler {
     pub pauses: SendingPauses,
 }
 
-/// Tenants (and the account) whose sending the mail service has paused, until when. Kept in
-/// memory per worker: each worker learns of a pause from its own first refused send.
-#[derive(Debug, Default)]
-pub struct SendingPauses(Mutex<HashMap<Option<TenantId>, DateTime<Utc>>>);
+/// Tenants (and the account) whose sending is paused. Pauses the mail service announces are
+/// kept in memory per worker, until when: each worker learns of one from its own first refused
+/// send. Pauses of the reputation guard are shared by every worker through a
+/// [`TenantPauseList`] (PostgreSQL), when one is given, and last until an operator resumes.
+#[derive(Default)]
+pub struct SendingPauses {
+    local: Mutex<HashMap<Option<TenantId>, DateTime<Utc>>>,
+    shared: Option<Arc<dyn TenantPauseList>>,
+}
+
+impl std::fmt::Debug for SendingPauses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendingPauses").field("shared", &self.shared.is_some()).finish()
+    }
+}
 
 impl SendingPauses {
+    /// Pauses announced by the mail service, plus the shared pauses of `list`.
+    pub fn with_shared(list: Arc<dyn TenantPauseList>) -> Self {
+        Self { local: Mutex::default(), shared: Some(list) }
+    }
+
     fn pause(&self, scope: Option<TenantId>, until: DateTime<Utc>) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(scope, until);
+        self.local.lock().unwrap_or_else(PoisonError::into_inner).insert(scope, until);
     }
 
     /// The end of the pause that applies to this tenant, if one is running.
     fn until(&self, tenant: &TenantId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let pauses = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let pauses = self.local.lock().unwrap_or_else(PoisonError::into_inner);
         [pauses.get(&None), pauses.get(&Some(tenant.clone()))]
             .into_iter()
             .flatten()
@@ -247,6 +264,21 @@ impl EventHandler {
                 reason: format!("sending is paused for this tenant until {until}"),
                 retry_after: (until - self.clock.now()).to_std().ok(),
             });
+        }
+
+        if let Some(shared) = &self.pauses.shared {
+            // Paused by the reputation guard: wait without claiming, like above.
+            let reason = shared
+                .pause_reason(&key.tenant)
+                .await
+                .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+            if let Some(reason) = reason {
+                return Err(RetryLater {
+                    delivery_id: Some(delivery_id),
+                    reason: format!("sending is paused for this tenant: {reason}"),
+                    retry_after: Some(self.policy.pause_for),
+                });
+            }
         }
 
         // 3. Claim the key.

@@ -53,13 +53,18 @@ impl FeedbackHandler {
                 })?;
             telemetry::feedback_recorded(kind, Some(&recorded));
             match &recorded {
-                FeedbackRecorded::Matched { tenant, delivery_id, status, suppressed } => info!(
-                    %tenant,
-                    %delivery_id,
-                    status = status.map(|s| s.as_str()),
-                    suppressed,
-                    "feedback recorded"
-                ),
+                FeedbackRecorded::Matched { tenant, delivery_id, status, suppressed, paused } => {
+                    info!(
+                        %tenant,
+                        %delivery_id,
+                        status = status.map(|s| s.as_str()),
+                        suppressed,
+                        "feedback recorded"
+                    );
+                    if *paused {
+                        warn!(%tenant, "the tenant's bounce or complaint rate is over the threshold: its sending is paused until an operator resumes it");
+                    }
+                }
                 FeedbackRecorded::Unmatched => {
                     info!("feedback matches no delivery; kept as unmatched")
                 }

@@ -552,3 +552,36 @@ mod intake {
         assert_eq!(block_on(w.store.unkeyed_rejections(10)).unwrap().len(), 1);
     }
 }
+
+/// A shared pause list that pauses one tenant.
+struct PausedTenant(&'static str);
+
+#[async_trait::async_trait]
+impl tayori_app::ports::TenantPauseList for PausedTenant {
+    async fn pause_reason(
+        &self,
+        tenant: &tayori_domain::TenantId,
+    ) -> Result<Option<String>, tayori_app::ports::StoreError> {
+        Ok((tenant.as_str() == self.0).then(|| "reputation guard: 9 % bounces".to_owned()))
+    }
+}
+
+#[test]
+fn a_tenant_paused_by_the_reputation_guard_waits_without_claiming_or_sending() {
+    let mut w = world();
+    w.handler.pauses =
+        tayori_app::handle_event::SendingPauses::with_shared(Arc::new(PausedTenant("acme-invest")));
+    let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert!(retry.reason.contains("reputation guard"), "{retry:?}");
+    assert_eq!(retry.retry_after, Some(DeliveryPolicy::default().pause_for));
+    assert!(w.sender.sent().is_empty());
+    let query = tayori_app::ports::DeliveryQuery { limit: 10, ..Default::default() };
+    assert!(block_on(w.store.deliveries(&query)).unwrap().deliveries.is_empty(), "nothing claimed");
+
+    // Another tenant is not held back.
+    let mut bank = example_event();
+    bank["tenant"] = json!("acme-bank");
+    let handled = block_on(w.handler.handle(&message(&bank))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+    assert_eq!(block_on(w.store.deliveries(&query)).unwrap().deliveries.len(), 1);
+}

@@ -381,6 +381,54 @@ impl AdminStore for PostgresAdminStore {
             .collect()
     }
 
+    async fn resume_tenant(
+        &self,
+        tenant: &TenantId,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let resumed = sqlx::query(
+            "update tenant_pauses set resumed_at = $2, resumed_by = $3 \
+             where tenant_id = $1 and resumed_at is null",
+        )
+        .bind(tenant.as_str())
+        .bind(audit.at)
+        .bind(&audit.token_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected()
+            == 1;
+        if resumed {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(resumed)
+    }
+
+    async fn paused_tenants(
+        &self,
+        tenants: Option<&[TenantId]>,
+    ) -> Result<Vec<(TenantId, String)>, StoreError> {
+        let rows = sqlx::query(
+            "select tenant_id, reason from tenant_pauses where resumed_at is null \
+                 and ($1::text[] is null or tenant_id = any($1)) order by tenant_id",
+        )
+        .bind(tenants.map(tenant_names))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
+                Ok((
+                    TenantId::parse(&tenant).map_err(unexpected)?,
+                    row.try_get("reason").map_err(store_error)?,
+                ))
+            })
+            .collect()
+    }
+
     async fn outcome_counts(
         &self,
         tenants: Option<&[TenantId]>,

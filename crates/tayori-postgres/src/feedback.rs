@@ -10,7 +10,8 @@ use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 use tayori_app::admin::COMMAND_LINE_TOKEN_ID;
 use tayori_app::ports::{
-    AuditEntry, FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore, StoreError,
+    AuditEntry, FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore, ReputationCount,
+    ReputationGuard, StoreError, TenantPauseList,
 };
 use tayori_domain::{
     DeliveryId, EmailAddress, FeedbackEvent, FeedbackKind, FeedbackStatus, MAX_KEPT_RAW_BYTES,
@@ -465,11 +466,115 @@ async fn record_matched(
         None => current,
     };
     let suppressed = suppress_for(tx, tenant, delivery_id, event, policy, now).await?;
+    let is_bad = matches!(event.kind, FeedbackKind::Bounce { .. } | FeedbackKind::Complaint { .. });
+    let paused = match (&policy.reputation, is_bad) {
+        (Some(guard), true) => guard_reputation(tx, tenant, guard, event, now).await?,
+        _ => false,
+    };
     let tenant = TenantId::parse(tenant).map_err(|e| StoreError::Unexpected(e.into()))?;
     Ok(FeedbackRecorded::Matched {
         tenant,
         delivery_id: DeliveryId::from_uuid(delivery_id),
         status,
         suppressed,
+        paused,
     })
+}
+
+/// Pauses the tenant when its rates over the guard's window are above the thresholds (this
+/// event's status already counted), unless it is paused or was resumed less than a window ago.
+/// True when this call paused it.
+async fn guard_reputation(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: &str,
+    guard: &ReputationGuard,
+    event: &FeedbackEvent,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let window = chrono::Duration::from_std(guard.window).unwrap_or_default();
+    let row = sqlx::query(
+        "select count(*) as sent, \
+             count(*) filter (where feedback_status = 'bounced') as bounced, \
+             count(*) filter (where feedback_status = 'complained') as complained \
+         from deliveries where tenant_id = $1 and status = 'sent' and decided_at >= $2",
+    )
+    .bind(tenant)
+    .bind(now - window)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    let count = |column: &str| -> Result<u64, StoreError> {
+        Ok(u64::try_from(row.try_get::<i64, _>(column).map_err(store_error)?).unwrap_or_default())
+    };
+    let tenant_id = TenantId::parse(tenant).map_err(|e| StoreError::Unexpected(e.into()))?;
+    let counts = ReputationCount {
+        tenant: tenant_id.clone(),
+        sent: count("sent")?,
+        bounced: count("bounced")?,
+        complained: count("complained")?,
+    };
+    let judged = guard.thresholds.judge(counts);
+    if !judged.over_threshold {
+        return Ok(false);
+    }
+    let reason = format!(
+        "reputation guard: {:.2} % bounces, {:.3} % complaints of {} sent in the last {} h \
+         (thresholds {:.2} %, {:.3} %)",
+        judged.bounce_rate * 100.0,
+        judged.complaint_rate * 100.0,
+        judged.counts.sent,
+        guard.window.as_secs() / 3600,
+        guard.thresholds.bounce_rate * 100.0,
+        guard.thresholds.complaint_rate * 100.0,
+    );
+    // A new pause, or a renewed one once the last resume is a window old; never twice at once.
+    let paused = sqlx::query(
+        "insert into tenant_pauses (tenant_id, reason, paused_at) values ($1, $2, $3) \
+         on conflict (tenant_id) do update \
+             set reason = excluded.reason, paused_at = excluded.paused_at, \
+                 resumed_at = null, resumed_by = null \
+             where tenant_pauses.resumed_at is not null and tenant_pauses.resumed_at <= $4",
+    )
+    .bind(tenant)
+    .bind(&reason)
+    .bind(now)
+    .bind(now - window)
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?
+    .rows_affected()
+        == 1;
+    if paused {
+        let audit = AuditEntry {
+            at: now,
+            token_id: COMMAND_LINE_TOKEN_ID.into(),
+            role: FEEDBACK_ACTOR.into(),
+            action: "tenant.pause".into(),
+            tenant: Some(tenant_id.clone()),
+            object_kind: Some("tenant".into()),
+            object_id: Some(tenant.to_owned()),
+            reason: Some(reason),
+            detail: json!({
+                "sent": judged.counts.sent,
+                "bounced": judged.counts.bounced,
+                "complained": judged.counts.complained,
+                "feedback_id": event.identity.as_str(),
+            }),
+        };
+        insert_audit(tx, &audit).await?;
+    }
+    Ok(paused)
+}
+
+#[async_trait]
+impl TenantPauseList for PostgresFeedbackStore {
+    async fn pause_reason(&self, tenant: &TenantId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "select reason from tenant_pauses where tenant_id = $1 and resumed_at is null",
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)
+    }
 }

@@ -44,6 +44,7 @@ fn policy() -> FeedbackPolicy {
     FeedbackPolicy {
         transient_bounce_limit: 2,
         transient_bounce_window: Duration::from_secs(86_400),
+        ..FeedbackPolicy::default()
     }
 }
 
@@ -268,4 +269,114 @@ async fn transient_bounces_suppress_at_the_limit_and_unsubscribes_only_subscript
         .unwrap();
     let causes: Vec<_> = audit.iter().map(|a| a.entry.detail["cause"].as_str().unwrap()).collect();
     assert_eq!(causes, ["unsubscribe", "transient-bounces"], "newest first");
+}
+
+#[tokio::test]
+async fn the_reputation_guard_pauses_once_and_an_operator_resume_holds_for_a_window() {
+    use tayori_app::ports::{AuditEntry, ReputationGuard, ReputationThresholds, TenantPauseList};
+    let config = tayori_postgres::testing::fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let feedback = PostgresFeedbackStore::new(store.pool().clone());
+    let admin = PostgresAdminStore::new(store.pool().clone());
+    let tenant = TenantId::parse("acme-invest").unwrap();
+    // Judged from 4 sent: one bounce is 25 %, over 4 %.
+    let guard = ReputationGuard {
+        thresholds: ReputationThresholds { min_sent: 4, ..ReputationThresholds::default() },
+        window: Duration::from_secs(3_600),
+    };
+    let policy = FeedbackPolicy { reputation: Some(guard), ..policy() };
+    let mut keys = Vec::new();
+    for i in 0..4 {
+        keys.push(sent(&store, &format!("r-{i}"), &format!("ses-r{i}")).await);
+    }
+    let bounce = |key: &IdempotencyKey, i: usize| {
+        let mut event = about("bounce-transient", key, &format!("ses-r{i}"), true);
+        event["bounce"]["feedbackId"] = json!(format!("fb-{i}"));
+        parse_feedback(event.to_string().as_bytes()).unwrap()
+    };
+    let delivered =
+        parse_feedback(about("delivery", &keys[3], "ses-r3", true).to_string().as_bytes()).unwrap();
+    let record = async |event: &tayori_domain::FeedbackEvent, at: chrono::DateTime<Utc>| {
+        feedback.record_feedback(FeedbackRecord::Event(event), &policy, at).await.unwrap()
+    };
+    let now = Utc::now();
+    // A delivery does not judge; the first bounce pauses; the second finds it paused.
+    assert!(matches!(
+        record(&delivered, now).await,
+        FeedbackRecorded::Matched { paused: false, .. }
+    ));
+    assert_eq!(feedback.pause_reason(&tenant).await.unwrap(), None);
+    assert!(matches!(
+        record(&bounce(&keys[0], 0), now).await,
+        FeedbackRecorded::Matched { paused: true, .. }
+    ));
+    let reason = feedback.pause_reason(&tenant).await.unwrap().expect("paused");
+    assert!(reason.contains("25.00 % bounces"), "{reason}");
+    assert!(matches!(
+        record(&bounce(&keys[1], 1), now).await,
+        FeedbackRecorded::Matched { paused: false, .. }
+    ));
+    let other = TenantId::parse("acme-bank").unwrap();
+    assert_eq!(feedback.pause_reason(&other).await.unwrap(), None, "only that tenant");
+
+    // An operator resumes it: audited once; a second resume changes nothing.
+    let resume = AuditEntry {
+        at: now,
+        token_id: "6f1e2c0a-8d4b-4e57-9a31-54c91f0b7d22".into(),
+        role: "operator".into(),
+        action: "tenant.resume".into(),
+        tenant: Some(tenant.clone()),
+        object_kind: Some("tenant".into()),
+        object_id: Some(tenant.to_string()),
+        reason: Some("bounces cleaned up".into()),
+        detail: json!({}),
+    };
+    assert!(admin.resume_tenant(&tenant, &resume).await.unwrap());
+    assert!(!admin.resume_tenant(&tenant, &resume).await.unwrap());
+    assert_eq!(feedback.pause_reason(&tenant).await.unwrap(), None);
+    // Within the window after the resume, the same rates do not pause it again...
+    assert!(matches!(
+        record(&bounce(&keys[2], 2), now).await,
+        FeedbackRecorded::Matched { paused: false, .. }
+    ));
+    assert_eq!(feedback.pause_reason(&tenant).await.unwrap(), None);
+    let audit = |action: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let query = AuditQuery { action: Some(action.into()), limit: 10, ..Default::default() };
+            admin.audit(&query).await.unwrap().len()
+        }
+    };
+    assert_eq!(audit("tenant.pause").await, 1);
+    assert_eq!(audit("tenant.resume").await, 1);
+    // ...a window later they do (the deliveries counted are those of the window: none left
+    // then, so this re-pause comes from rates over fresh deliveries).
+    let later = now + chrono::Duration::hours(2);
+    for i in 4..8 {
+        let key = IdempotencyKey::new(
+            tenant.clone(),
+            EventSource::parse("core-banking").unwrap(),
+            EventId::parse(&format!("r-{i}")).unwrap(),
+        );
+        let request = ClaimRequest {
+            key: key.clone(),
+            event_type: None,
+            recipient: Some(EmailAddress::parse("taro@example.com").unwrap()),
+            event_json: None,
+            raw_body: None,
+            owner: "test".into(),
+            receive_count: 1,
+            lease: Duration::from_secs(60),
+            now: later,
+        };
+        store.claim(&request).await.unwrap();
+        let outcome = Outcome::Sent { provider_message_id: format!("ses-r{i}") };
+        store.record_outcome(&key, &outcome, None, later).await.unwrap();
+        keys.push(key);
+    }
+    assert!(matches!(
+        record(&bounce(&keys[4], 4), later).await,
+        FeedbackRecorded::Matched { paused: true, .. }
+    ));
+    assert_eq!(audit("tenant.pause").await, 2);
 }

@@ -259,7 +259,10 @@ pub async fn start(
             ..config.delivery.policy()
         },
         worker_id: format!("admin-{}", std::process::id()),
-        pauses: Default::default(),
+        // Resends wait out the reputation guard's pause like the worker's sends.
+        pauses: tayori_app::handle_event::SendingPauses::with_shared(Arc::new(
+            tayori_postgres::PostgresFeedbackStore::new(store.pool().clone()),
+        )),
     });
     let service = Arc::new(AdminService {
         deliveries: Arc::new(store.clone()),

@@ -10,7 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 use tayori_app::DeliveryPolicy;
-use tayori_app::ports::FeedbackPolicy;
+use tayori_app::ports::{FeedbackPolicy, ReputationGuard};
 use tayori_outbox::OutboxConfig;
 use tayori_postgres::PostgresConfig;
 use tayori_ses::SesConfig;
@@ -123,6 +123,11 @@ pub struct FeedbackConfig {
     pub transient_bounce_limit: u32,
     /// The window transient bounces are counted in, in hours.
     pub transient_bounce_window_hours: u64,
+    /// Pause a tenant whose bounce (4 %) or complaint (0.08 %) rate over the window is too high,
+    /// from 200 sent; an operator resumes it (`POST /api/v1/tenants/{tenant}/resume`).
+    pub reputation_pause: bool,
+    /// The window of the reputation rates, in hours.
+    pub reputation_window_hours: u64,
 }
 
 impl Default for FeedbackConfig {
@@ -132,6 +137,8 @@ impl Default for FeedbackConfig {
             queue_url: None,
             transient_bounce_limit: policy.transient_bounce_limit,
             transient_bounce_window_hours: policy.transient_bounce_window.as_secs() / 3600,
+            reputation_pause: policy.reputation.is_some(),
+            reputation_window_hours: policy.reputation.map_or(24, |g| g.window.as_secs() / 3600),
         }
     }
 }
@@ -151,6 +158,10 @@ impl FeedbackConfig {
             transient_bounce_window: Duration::from_secs(
                 self.transient_bounce_window_hours.saturating_mul(3600),
             ),
+            reputation: self.reputation_pause.then(|| ReputationGuard {
+                window: Duration::from_secs(self.reputation_window_hours.saturating_mul(3600)),
+                ..ReputationGuard::default()
+            }),
         }
     }
 }
@@ -316,6 +327,10 @@ impl WorkerConfig {
                 || self.feedback.transient_bounce_window_hours > 0,
             "invalid configuration: feedback.transient_bounce_window_hours must be at least 1 \
              when feedback.transient_bounce_limit is set"
+        );
+        anyhow::ensure!(
+            !self.feedback.reputation_pause || self.feedback.reputation_window_hours > 0,
+            "invalid configuration: feedback.reputation_window_hours must be at least 1"
         );
         self.unsubscribe.links()?;
         if self.feedback.consumer(&self.queue).is_some() {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tayori_app::handle_event::SendingPauses;
 use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions, SuppressionList};
 use tayori_app::{DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler};
 use tayori_outbox::FileOutbox;
@@ -112,7 +113,11 @@ pub async fn start_with_aws(
             ..config.delivery.policy()
         },
         worker_id: worker_id.clone(),
-        pauses: Default::default(),
+        // With PostgreSQL, the reputation guard's pauses are shared by every worker.
+        pauses: match &feedback_store {
+            Some(store) => SendingPauses::with_shared(Arc::new(store.clone())),
+            None => SendingPauses::default(),
+        },
     });
     let (stop, stopped) = watch::channel(false);
     // `/healthz` fails once a consumer's loop has ended.

@@ -327,6 +327,21 @@ pub trait AdminStore: Send + Sync {
         since: DateTime<Utc>,
     ) -> Result<Vec<ReputationCount>, StoreError>;
 
+    /// Lifts the reputation guard's pause of the tenant: MUST set its resume time and write the
+    /// audit entry in one transaction and return true; when the tenant is not paused it MUST
+    /// change nothing, audit nothing, and return false.
+    async fn resume_tenant(
+        &self,
+        tenant: &TenantId,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// The tenants paused now by the reputation guard (only `tenants`, when given), with why.
+    async fn paused_tenants(
+        &self,
+        tenants: Option<&[TenantId]>,
+    ) -> Result<Vec<(TenantId, String)>, StoreError>;
+
     /// Counts of deliveries created at or after `since`, per tenant and status.
     async fn outcome_counts(
         &self,

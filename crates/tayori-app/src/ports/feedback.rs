@@ -23,18 +23,83 @@ pub enum FeedbackRecord<'a> {
 
 /// When feedback suppresses an address beyond the fixed rules (a permanent bounce or a complaint
 /// suppresses every class of mail; an unsubscribe suppresses `subscription` mail).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FeedbackPolicy {
     /// Transient bounces of one address (for one tenant) within `transient_bounce_window` that
     /// suppress it; 0 never suppresses on transient bounces.
     pub transient_bounce_limit: u32,
     /// The window transient bounces are counted in.
     pub transient_bounce_window: Duration,
+    /// Pausing tenants whose bounce or complaint rate is too high; `None`: never.
+    pub reputation: Option<ReputationGuard>,
 }
 
 impl Default for FeedbackPolicy {
     fn default() -> Self {
-        Self { transient_bounce_limit: 3, transient_bounce_window: Duration::from_secs(7 * 86_400) }
+        Self {
+            transient_bounce_limit: 3,
+            transient_bounce_window: Duration::from_secs(7 * 86_400),
+            reputation: Some(ReputationGuard::default()),
+        }
+    }
+}
+
+/// Rates above which a tenant's sending harms the account's reputation (SES reviews accounts
+/// above about 5 % bounces and 0.1 % complaints); judged only from `min_sent` deliveries on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReputationThresholds {
+    /// Bounced / sent.
+    pub bounce_rate: f64,
+    /// Complained / sent.
+    pub complaint_rate: f64,
+    /// Fewer sent deliveries than this are not judged (the rates mean little).
+    pub min_sent: u64,
+}
+
+impl Default for ReputationThresholds {
+    fn default() -> Self {
+        Self { bounce_rate: 0.04, complaint_rate: 0.0008, min_sent: 200 }
+    }
+}
+
+/// A tenant's rates over a window, judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantReputation {
+    /// The counts.
+    pub counts: super::ReputationCount,
+    /// Bounced / sent.
+    pub bounce_rate: f64,
+    /// Complained / sent.
+    pub complaint_rate: f64,
+    /// Enough volume and a rate above its threshold.
+    pub over_threshold: bool,
+    /// The thresholds applied.
+    pub thresholds: ReputationThresholds,
+}
+
+impl ReputationThresholds {
+    /// The rates of `counts`, judged against these thresholds.
+    pub fn judge(self, counts: super::ReputationCount) -> TenantReputation {
+        let rate = |n: u64| if counts.sent == 0 { 0.0 } else { n as f64 / counts.sent as f64 };
+        let (bounce_rate, complaint_rate) = (rate(counts.bounced), rate(counts.complained));
+        let over_threshold = counts.sent >= self.min_sent
+            && (bounce_rate > self.bounce_rate || complaint_rate > self.complaint_rate);
+        TenantReputation { counts, bounce_rate, complaint_rate, over_threshold, thresholds: self }
+    }
+}
+
+/// The reputation guard: a tenant whose rates over `window` go above `thresholds` is paused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReputationGuard {
+    /// The rates that pause.
+    pub thresholds: ReputationThresholds,
+    /// The sliding window the rates are computed over.
+    pub window: Duration,
+}
+
+impl Default for ReputationGuard {
+    fn default() -> Self {
+        Self { thresholds: ReputationThresholds::default(), window: Duration::from_secs(86_400) }
     }
 }
 
@@ -52,6 +117,8 @@ pub enum FeedbackRecorded {
         status: Option<FeedbackStatus>,
         /// Addresses newly suppressed for the tenant because of this event.
         suppressed: u32,
+        /// Whether this event paused the tenant (the reputation guard).
+        paused: bool,
     },
     /// No delivery matches its tags or message id: kept as unmatched.
     Unmatched,
@@ -83,6 +150,9 @@ pub trait FeedbackStore: Send + Sync {
     ///   one included) recorded for the tenant within `policy.transient_bounce_window`.
     /// - On a match of an event that [unsubscribes](tayori_domain::FeedbackKind::unsubscribes),
     ///   it MUST add a suppression of `subscription` mail only (cause `unsubscribe`), audited.
+    /// - On a match of a bounce or a complaint, with `policy.reputation` set, it MUST pause the
+    ///   tenant (audited, action `tenant.pause`) when its rates over the window are above the
+    ///   thresholds, unless it is paused already or an operator resumed it less than a window ago.
     /// - Events matching nothing and invalid bodies MUST be kept (with their reason), never
     ///   dropped.
     async fn record_feedback(
@@ -91,4 +161,11 @@ pub trait FeedbackStore: Send + Sync {
         policy: &FeedbackPolicy,
         now: DateTime<Utc>,
     ) -> Result<FeedbackRecorded, StoreError>;
+}
+
+/// Tenants paused by the reputation guard, as the worker checks them before each event.
+#[async_trait]
+pub trait TenantPauseList: Send + Sync {
+    /// MUST return why the tenant is paused, or `None` when it is not (never paused, or resumed).
+    async fn pause_reason(&self, tenant: &TenantId) -> Result<Option<String>, StoreError>;
 }

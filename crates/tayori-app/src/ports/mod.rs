@@ -19,7 +19,10 @@ pub use admin::{
     TokenRecord, UnknownRole,
 };
 pub use clock::Clock;
-pub use feedback::{FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore};
+pub use feedback::{
+    FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore, ReputationGuard,
+    ReputationThresholds, TenantPauseList, TenantReputation,
+};
 pub use previews::{
     Preview, PreviewCatalog, PreviewError, PreviewEvent, PreviewRequest, PreviewTenant,
     TemplatePreviews, TemplatesVersion,
