@@ -21,7 +21,8 @@ use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::{
     ActionView, AuditView, CountView, DeliveryDetailView, DeliveryList, DeliverySummary,
-    RejectedEvents, StatsView, SuppressionView, UnkeyedView,
+    PausedView, RejectedEvents, ReputationRow, ReputationView, ResumeView, StatsView,
+    SuppressionView, UnkeyedView,
 };
 
 #[derive(OpenApi)]
@@ -65,6 +66,8 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(templates))
         .routes(routes!(preview_sample, preview_variables))
         .routes(routes!(stats))
+        .routes(routes!(reputation))
+        .routes(routes!(resume_tenant))
         .routes(routes!(audit_log))
         .routes(routes!(tokens))
 }
@@ -694,6 +697,55 @@ async fn stats(
     Query(params): Query<StatsParams>,
 ) -> Result<Json<StatsView>, ApiError> {
     Ok(Json(stats_view(&state, &who, &params).await?))
+}
+
+/// Bounce and complaint rates per tenant over the last hour, day or week, against the
+/// thresholds (4 % bounces, 0.08 % complaints, from 200 sent). Read-only: no automatic pause yet.
+#[utoipa::path(get, path = "/api/v1/reputation", tag = "stats", params(StatsParams),
+    responses((status = 200, body = ReputationView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn reputation(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Query(params): Query<StatsParams>,
+) -> Result<Json<ReputationView>, ApiError> {
+    let name = params.window.clone().unwrap_or_else(|| "day".into());
+    let window = StatsWindow::parse(&name)
+        .ok_or_else(|| ApiError::bad_request("window: hour, day or week"))?;
+    let tenant = tenant_param(params.tenant.as_deref())?;
+    let rows = state.service.reputation(&who, tenant.as_ref(), window).await?;
+    let paused = state.service.paused_tenants(&who, tenant.as_ref()).await?;
+    let thresholds = tayori_app::admin::ReputationThresholds::default();
+    Ok(Json(ReputationView {
+        window: name,
+        bounce_rate_threshold: thresholds.bounce_rate,
+        complaint_rate_threshold: thresholds.complaint_rate,
+        min_sent: thresholds.min_sent,
+        tenants: rows.iter().map(ReputationRow::from).collect(),
+        paused: paused
+            .into_iter()
+            .map(|(tenant, reason)| PausedView { tenant: tenant.to_string(), reason })
+            .collect(),
+    }))
+}
+
+/// Lift the reputation guard's pause of a tenant (operator, admin; audited with the reason).
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/resume", tag = "stats",
+    request_body = ReasonBody,
+    params(("tenant" = String, Path, description = "The tenant")),
+    responses((status = 200, body = ResumeView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn resume_tenant(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path(tenant): Path<String>,
+    Json(body): Json<ReasonBody>,
+) -> Result<Json<ResumeView>, ApiError> {
+    let tenant =
+        tenant_param(Some(&tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+    let resumed = state.service.resume_tenant(&who, &tenant, &body.reason).await?;
+    Ok(Json(ResumeView { resumed }))
 }
 
 /// `?tenant=&token_id=&action=&object_id=&before=&limit=`

@@ -3,7 +3,7 @@
 //! It owns [`router`]: the JSON API under `/api/v1` (bearer tokens; its OpenAPI 3.1 document,
 //! generated from the handlers, at `/api/v1/openapi.json`), the server-rendered console under
 //! `/console` (a token signs in once; an HttpOnly cookie carries it, forms carry a CSRF token),
-//! and `/healthz` and `/readyz`. It converts HTTP into calls of
+//! and `/healthz` and `/readyz`; and the public one-click unsubscribe endpoint ([`unsubscribe_router`]). It converts HTTP into calls of
 //! [`AdminService`](tayori_app::AdminService) and its answers into JSON or HTML; roles, tenant
 //! scoping, masking and auditing are the use cases' rules, not this crate's. It must not talk to
 //! a database, queue or mail service except through that service, and it never reads the
@@ -13,6 +13,7 @@ mod api;
 mod auth;
 mod console;
 mod error;
+mod unsubscribe;
 mod views;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use tayori_app::AdminService;
 
 pub use api::openapi;
 pub use auth::{SESSION_COOKIE, csrf_token};
+pub use unsubscribe::{Quota, unsubscribe_router};
 
 /// What the routes need.
 #[derive(Clone)]

@@ -286,6 +286,73 @@ pub struct StatsView {
     pub counts: Vec<CountView>,
 }
 
+/// One tenant's bounce and complaint rates over the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReputationRow {
+    /// The tenant.
+    pub tenant: String,
+    /// Deliveries decided `sent` in the window.
+    pub sent: u64,
+    /// Of those, reported bounced by SES.
+    pub bounced: u64,
+    /// Of those, with a complaint.
+    pub complained: u64,
+    /// bounced / sent.
+    pub bounce_rate: f64,
+    /// complained / sent.
+    pub complaint_rate: f64,
+    /// At least `min_sent` deliveries and a rate above its threshold.
+    pub over_threshold: bool,
+}
+
+impl From<&tayori_app::admin::TenantReputation> for ReputationRow {
+    fn from(r: &tayori_app::admin::TenantReputation) -> Self {
+        Self {
+            tenant: r.counts.tenant.to_string(),
+            sent: r.counts.sent,
+            bounced: r.counts.bounced,
+            complained: r.counts.complained,
+            bounce_rate: r.bounce_rate,
+            complaint_rate: r.complaint_rate,
+            over_threshold: r.over_threshold,
+        }
+    }
+}
+
+/// Bounce and complaint rates per tenant (from SES feedback, `docs/feedback.md`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReputationView {
+    /// `hour`, `day` or `week`.
+    pub window: String,
+    /// The bounce rate threshold (0.04 = 4 %).
+    pub bounce_rate_threshold: f64,
+    /// The complaint rate threshold (0.0008 = 0.08 %).
+    pub complaint_rate_threshold: f64,
+    /// Tenants with fewer sent deliveries are not judged.
+    pub min_sent: u64,
+    /// One row per tenant with sent deliveries in the window.
+    pub tenants: Vec<ReputationRow>,
+    /// Tenants paused by the reputation guard now (resume with
+    /// `POST /api/v1/tenants/{tenant}/resume`).
+    pub paused: Vec<PausedView>,
+}
+
+/// A tenant the reputation guard paused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PausedView {
+    /// The tenant.
+    pub tenant: String,
+    /// Why: its rates and the thresholds when it was paused.
+    pub reason: String,
+}
+
+/// What a resume did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResumeView {
+    /// False when the tenant was not paused (nothing changed, nothing audited).
+    pub resumed: bool,
+}
+
 /// One audit log entry.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditView {

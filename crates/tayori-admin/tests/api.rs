@@ -416,3 +416,96 @@ async fn health_and_readiness_need_no_token() {
     let (status, _, _) = h.page("GET", "/readyz", None, None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn reputation_shows_bounce_and_complaint_rates_per_tenant() {
+    use tayori_app::ports::{FeedbackPolicy, FeedbackRecord, FeedbackStore};
+    let h = harness().await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            h.publish(&invest_deposit(&format!("rep-{i}"), &format!("r{i}@example.com"))).await,
+        );
+    }
+    h.publish(&bank_deposit("rep-bank", "b@example.com")).await;
+    // SES says: the first bounced for good, the second drew a complaint (after its delivery).
+    let feedback = tayori_postgres::PostgresFeedbackStore::new(h.store.pool().clone());
+    let report = |kind: &str, section: serde_json::Value, delivery: &tayori_domain::DeliveryId| {
+        let mut event = json!({
+            "eventType": kind,
+            "mail": { "tags": {
+                "tayori-tenant": ["acme-invest"],
+                "tayori-delivery-id": [delivery.to_string()],
+            } },
+        });
+        event[kind.to_ascii_lowercase()] = section;
+        tayori_domain::parse_feedback(event.to_string().as_bytes()).unwrap()
+    };
+    let bounce = report(
+        "Bounce",
+        json!({ "bounceType": "Permanent", "bounceSubType": "General", "bouncedRecipients": [] }),
+        &ids[0],
+    );
+    let delivery = report("Delivery", json!({ "recipients": [] }), &ids[1]);
+    let complaint = report("Complaint", json!({ "complainedRecipients": [] }), &ids[1]);
+    for event in [&bounce, &delivery, &complaint] {
+        let now = chrono::Utc::now();
+        let policy = FeedbackPolicy::default();
+        feedback.record_feedback(FeedbackRecord::Event(event), &policy, now).await.unwrap();
+    }
+
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (status, view) = h.call("GET", "/api/v1/reputation?window=day", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["bounce_rate_threshold"], json!(0.04));
+    assert_eq!(view["min_sent"], json!(200));
+    assert_eq!(
+        view["tenants"],
+        json!([
+            { "tenant": "acme-bank", "sent": 1, "bounced": 0, "complained": 0,
+              "bounce_rate": 0.0, "complaint_rate": 0.0, "over_threshold": false },
+            { "tenant": "acme-invest", "sent": 4, "bounced": 1, "complained": 1,
+              "bounce_rate": 0.25, "complaint_rate": 0.25, "over_threshold": false },
+        ])
+    );
+    let (scoped, _) = h.token(Role::Viewer, &["acme-bank"]).await;
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&scoped), None).await;
+    assert_eq!(view["tenants"].as_array().unwrap().len(), 1, "only the token's tenants");
+
+    // Over the thresholds (judged from 4 sent here), the next bounce pauses the tenant; an
+    // operator resumes it, audited; a second resume changes nothing.
+    let guard = tayori_app::ports::ReputationGuard {
+        thresholds: tayori_app::ports::ReputationThresholds { min_sent: 4, ..Default::default() },
+        window: std::time::Duration::from_secs(86_400),
+    };
+    let policy = FeedbackPolicy { reputation: Some(guard), ..FeedbackPolicy::default() };
+    let again = report(
+        "Bounce",
+        json!({ "bounceType": "Permanent", "bounceSubType": "General", "bouncedRecipients": [],
+                "feedbackId": "again" }),
+        &ids[2],
+    );
+    feedback
+        .record_feedback(FeedbackRecord::Event(&again), &policy, chrono::Utc::now())
+        .await
+        .unwrap();
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
+    assert_eq!(view["paused"][0]["tenant"], "acme-invest", "{view}");
+    assert!(view["paused"][0]["reason"].as_str().unwrap().contains("bounces"));
+    let (operator, _) = h.token(Role::Operator, &["acme-invest"]).await;
+    let resume = json!({ "reason": "list cleaned" });
+    let uri = "/api/v1/tenants/acme-invest/resume";
+    assert_eq!(h.call("POST", uri, Some(&viewer), Some(&resume)).await.0, StatusCode::FORBIDDEN);
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&resume)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "resumed": true })));
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&resume)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "resumed": false })));
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
+    assert_eq!(view["paused"], json!([]));
+    let (_, audit) = h.call("GET", "/api/v1/audit?action=tenant.resume", Some(&viewer), None).await;
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(
+        h.call("GET", "/api/v1/reputation?window=year", Some(&viewer), None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}

@@ -155,6 +155,20 @@ async fn every_route_role_and_tenant_scope() {
         },
         Route {
             method: "GET",
+            template: "/api/v1/reputation",
+            uri: "/api/v1/reputation?tenant=acme-invest&window=week".into(),
+            body: None,
+            kind: Kind::Read,
+        },
+        Route {
+            method: "POST",
+            template: "/api/v1/tenants/{tenant}/resume",
+            uri: "/api/v1/tenants/acme-invest/resume".into(),
+            body: Some(json!({ "reason": "matrix" })),
+            kind: Kind::Act,
+        },
+        Route {
+            method: "GET",
             template: "/api/v1/audit",
             uri: "/api/v1/audit?tenant=acme-invest".into(),
             body: None,

@@ -174,6 +174,8 @@ pub struct ShownSuppression {
     pub created_at: DateTime<Utc>,
 }
 
+pub use crate::ports::{ReputationThresholds, TenantReputation};
+
 /// A time window for the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatsWindow {
@@ -575,6 +577,35 @@ impl AdminService {
         }
     }
 
+    /// Lifts the reputation guard's pause of the tenant (audited with the reason); returns false
+    /// when it was not paused.
+    pub async fn resume_tenant(
+        &self,
+        who: &Principal,
+        tenant: &TenantId,
+        reason: &str,
+    ) -> Result<bool, AdminError> {
+        self.require_tenant(who, tenant)?;
+        who.require_act()?;
+        let reason = required_reason(reason)?;
+        let mut audit = who.audit(self.clock.now(), "tenant.resume");
+        audit.tenant = Some(tenant.clone());
+        audit.object_kind = Some("tenant".into());
+        audit.object_id = Some(tenant.to_string());
+        audit.reason = Some(reason.to_owned());
+        Ok(self.admin.resume_tenant(tenant, &audit).await?)
+    }
+
+    /// The principal's tenants paused by the reputation guard, with why.
+    pub async fn paused_tenants(
+        &self,
+        who: &Principal,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<(TenantId, String)>, AdminError> {
+        let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
+        Ok(self.admin.paused_tenants(tenants.as_deref()).await?)
+    }
+
     /// Counts per tenant and outcome over the window, in the principal's tenants.
     pub async fn stats(
         &self,
@@ -585,6 +616,21 @@ impl AdminService {
         let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
         let since = self.clock.now() - window.length();
         Ok(self.admin.outcome_counts(tenants.as_deref(), since).await?)
+    }
+
+    /// Bounce and complaint rates per tenant over the window, against the thresholds a
+    /// sending service is held to (see [`ReputationThresholds`]).
+    pub async fn reputation(
+        &self,
+        who: &Principal,
+        tenant: Option<&TenantId>,
+        window: StatsWindow,
+    ) -> Result<Vec<TenantReputation>, AdminError> {
+        let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
+        let since = self.clock.now() - window.length();
+        let counts = self.admin.reputation_counts(tenants.as_deref(), since).await?;
+        let thresholds = ReputationThresholds::default();
+        Ok(counts.into_iter().map(|counts| thresholds.judge(counts)).collect())
     }
 
     /// The audit log in the principal's tenants (entries without a tenant, such as token
@@ -893,6 +939,24 @@ fn mask_for(who: &Principal, record: &mut DeliveryRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reputation_is_judged_only_from_the_minimum_volume() {
+        let thresholds = ReputationThresholds::default();
+        let counts = |sent, bounced, complained| crate::ports::ReputationCount {
+            tenant: TenantId::parse("acme-bank").unwrap_or_else(|e| panic!("{e}")),
+            sent,
+            bounced,
+            complained,
+        };
+        let judged = thresholds.judge(counts(1_000, 41, 0));
+        assert!(judged.over_threshold, "4.1 % bounces");
+        assert!((judged.bounce_rate - 0.041).abs() < 1e-9);
+        assert!(!thresholds.judge(counts(1_000, 40, 0)).over_threshold, "4 % is not above");
+        assert!(thresholds.judge(counts(10_000, 0, 9)).over_threshold, "0.09 % complaints");
+        assert!(!thresholds.judge(counts(199, 100, 100)).over_threshold, "too few to judge");
+        assert_eq!(thresholds.judge(counts(0, 0, 0)).bounce_rate, 0.0);
+    }
 
     #[test]
     fn token_ids_are_v4_uuids() {

@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tayori_domain::{
     DecodeError, DeliveryId, DeliveryStatus, Event, IdempotencyKey, Mailbox, Outcome,
-    OutgoingEmail, RawBody, Subject, TenantId, decode_message_body,
+    OutgoingEmail, RawBody, Subject, TenantId, UnsubscribeKey, decode_message_body,
 };
 use tracing::{Instrument, debug, info, warn};
 
+use crate::ports::TenantPauseList;
 use crate::ports::{
-    AttemptResult, Claim, ClaimRequest, Clock, DeliveryStore, EmailSender, PauseScope,
-    RecordOutcome, SendError, StoreError, SuppressionList, TemplateRenderer, TenantDirectory,
-    TenantProfile, UnkeyedRejection,
+    AttemptResult, Claim, ClaimRequest, Clock, DeliveryStore, EmailSender, MessageClass,
+    PauseScope, RecordOutcome, SendError, StoreError, SuppressionList, TemplateRenderer,
+    TenantDirectory, TenantProfile, UnkeyedRejection,
 };
 use crate::telemetry;
 
@@ -62,6 +63,36 @@ pub struct DeliveryPolicy {
     /// How long a tenant (or the whole account) stays paused after the mail service says its
     /// sending is paused; its events wait, others go on.
     pub pause_for: Duration,
+    /// One-click unsubscribe links for `subscription` mail; `None`: no links (and no
+    /// `List-Unsubscribe` headers).
+    pub unsubscribe: Option<UnsubscribeLinks>,
+}
+
+/// How `subscription` mail links to its one-click unsubscribe (RFC 8058).
+#[derive(Debug, Clone)]
+pub struct UnsubscribeLinks {
+    /// The public base URL, e.g. `https://mail.example.com`: links are
+    /// `{base_url}/unsubscribe/{token}`.
+    pub base_url: String,
+    /// The key tokens are signed with.
+    pub key: UnsubscribeKey,
+    /// How long a link works after the email is sent.
+    pub valid_for: Duration,
+}
+
+impl UnsubscribeLinks {
+    /// The link for this recipient of this tenant's event type, made at `now`.
+    pub fn url(
+        &self,
+        tenant: &TenantId,
+        address: &tayori_domain::EmailAddress,
+        event_type: &tayori_domain::EventType,
+        now: DateTime<Utc>,
+    ) -> String {
+        let expires = now + chrono::Duration::from_std(self.valid_for).unwrap_or_default();
+        let token = self.key.sign(tenant, address, event_type, expires);
+        format!("{}/unsubscribe/{token}", self.base_url.trim_end_matches('/'))
+    }
 }
 
 impl Default for DeliveryPolicy {
@@ -75,6 +106,7 @@ impl Default for DeliveryPolicy {
                 .map(Duration::from_millis)
                 .collect(),
             pause_for: Duration::from_secs(300),
+            unsubscribe: None,
         }
     }
 }
@@ -138,19 +170,35 @@ pub struct EventHandler {
     pub pauses: SendingPauses,
 }
 
-/// Tenants (and the account) whose sending the mail service has paused, until when. Kept in
-/// memory per worker: each worker learns of a pause from its own first refused send.
-#[derive(Debug, Default)]
-pub struct SendingPauses(Mutex<HashMap<Option<TenantId>, DateTime<Utc>>>);
+/// Tenants (and the account) whose sending is paused. Pauses the mail service announces are
+/// kept in memory per worker, until when: each worker learns of one from its own first refused
+/// send. Pauses of the reputation guard are shared by every worker through a
+/// [`TenantPauseList`] (PostgreSQL), when one is given, and last until an operator resumes.
+#[derive(Default)]
+pub struct SendingPauses {
+    local: Mutex<HashMap<Option<TenantId>, DateTime<Utc>>>,
+    shared: Option<Arc<dyn TenantPauseList>>,
+}
+
+impl std::fmt::Debug for SendingPauses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendingPauses").field("shared", &self.shared.is_some()).finish()
+    }
+}
 
 impl SendingPauses {
+    /// Pauses announced by the mail service, plus the shared pauses of `list`.
+    pub fn with_shared(list: Arc<dyn TenantPauseList>) -> Self {
+        Self { local: Mutex::default(), shared: Some(list) }
+    }
+
     fn pause(&self, scope: Option<TenantId>, until: DateTime<Utc>) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(scope, until);
+        self.local.lock().unwrap_or_else(PoisonError::into_inner).insert(scope, until);
     }
 
     /// The end of the pause that applies to this tenant, if one is running.
     fn until(&self, tenant: &TenantId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let pauses = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let pauses = self.local.lock().unwrap_or_else(PoisonError::into_inner);
         [pauses.get(&None), pauses.get(&Some(tenant.clone()))]
             .into_iter()
             .flatten()
@@ -218,6 +266,21 @@ impl EventHandler {
             });
         }
 
+        if let Some(shared) = &self.pauses.shared {
+            // Paused by the reputation guard: wait without claiming, like above.
+            let reason = shared
+                .pause_reason(&key.tenant)
+                .await
+                .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+            if let Some(reason) = reason {
+                return Err(RetryLater {
+                    delivery_id: Some(delivery_id),
+                    reason: format!("sending is paused for this tenant: {reason}"),
+                    retry_after: Some(self.policy.pause_for),
+                });
+            }
+        }
+
         // 3. Claim the key.
         let request = self.claim_request(event, message.receive_count);
         let attempt = match self.claim(&request).await? {
@@ -232,26 +295,49 @@ impl EventHandler {
             return self.decide(key, outcome, None).await;
         }
 
-        // 4. Suppression.
-        match self.suppressions.check(&key.tenant, &event.recipient.email).await {
+        // 4. Suppression, for the class of mail the event type sends (an unsubscribe stops
+        //    subscription mail only; a bounce or a complaint stops everything).
+        let class = self.renderer.message_class(&key.tenant, &event.event_type);
+        match self.suppressions.check(&key.tenant, &event.recipient.email, class).await {
             Ok(None) => {}
             Ok(Some(suppression)) => {
-                let outcome = Outcome::Suppressed { reason: suppression.reason };
+                let reason = format!("{} (checked for {class} mail)", suppression.reason);
+                let outcome = Outcome::Suppressed { reason };
                 return self.decide(key, outcome, None).await;
             }
             Err(error) => return Err(self.release(key, error.to_string(), None).await),
         }
 
         // 5. Render. A template error on this data is permanent: the event is rejected.
-        let rendered =
-            match tracing::info_span!("render").in_scope(|| self.renderer.render(&tenant, event)) {
-                Ok(rendered) => rendered,
-                Err(error) => {
-                    let outcome = Outcome::Rejected { reason: error.to_string() };
-                    return self.decide(key, outcome, None).await;
-                }
-            };
-        let email = outgoing_email(&tenant, event, rendered.subject, rendered.html, rendered.text);
+        //    Subscription mail gets its one-click unsubscribe link as `unsubscribe_url` (it
+        //    replaces one the event may carry) and in `List-Unsubscribe`.
+        let unsubscribe_url = match (&self.policy.unsubscribe, class) {
+            (Some(links), MessageClass::Subscription) => Some(links.url(
+                &key.tenant,
+                &event.recipient.email,
+                &event.event_type,
+                self.clock.now(),
+            )),
+            _ => None,
+        };
+        let with_link = unsubscribe_url.as_ref().map(|url| {
+            let mut event = event.clone();
+            event.variables.insert("unsubscribe_url".into(), url.clone().into());
+            event
+        });
+        let to_render = with_link.as_ref().unwrap_or(event);
+        let rendered = match tracing::info_span!("render")
+            .in_scope(|| self.renderer.render(&tenant, to_render))
+        {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                let outcome = Outcome::Rejected { reason: error.to_string() };
+                return self.decide(key, outcome, None).await;
+            }
+        };
+        let mut email =
+            outgoing_email(&tenant, event, rendered.subject, rendered.html, rendered.text);
+        email.list_unsubscribe = unsubscribe_url;
 
         // 6. Send, with the attempt recorded before and after.
         let started = self.clock.now();
@@ -628,5 +714,6 @@ fn outgoing_email(
         html_body,
         text_body,
         sending: tenant.sending.clone(),
+        list_unsubscribe: None,
     }
 }

@@ -1,7 +1,7 @@
 //! tayori's use cases and the ports they need.
 //!
 //! It owns the path of one event — decode, resolve the tenant, claim the idempotency key, check
-//! suppression, render, send, record the outcome — in [`handle_event`], and the traits that the
+//! suppression, render, send, record the outcome — in [`handle_event`], the recording of SES feedback in [`handle_feedback`], and the traits that the
 //! adapters implement ([`ports`]). It depends only on the domain; it must not name a concrete
 //! technology: no async runtime, database driver, AWS SDK, HTTP framework or template engine
 //! (a check in `scripts/test` enforces that). In-memory fakes of every port and the store
@@ -10,11 +10,19 @@
 pub mod accept_event;
 pub mod admin;
 pub mod handle_event;
+pub mod handle_feedback;
+pub mod inbound;
 pub mod ports;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod unsubscribe;
 
 pub use accept_event::{Accepted, EventIntake, IntakeError};
 pub use admin::{AdminError, AdminService, Principal};
-pub use handle_event::{DeliveryPolicy, EventHandler, Handled, InboundMessage, RetryLater};
+pub use handle_event::{
+    DeliveryPolicy, EventHandler, Handled, InboundMessage, RetryLater, UnsubscribeLinks,
+};
+pub use handle_feedback::FeedbackHandler;
+pub use inbound::MessageHandler;
+pub use unsubscribe::{UnsubscribeError, UnsubscribeService, Unsubscribed};

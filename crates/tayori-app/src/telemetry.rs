@@ -70,6 +70,8 @@ pub const TEMPLATE_RELOADS: &str = "tayori_template_reloads_total";
 pub const RATE_LIMITER_WAITS: &str = "tayori_rate_limiter_waits_total";
 /// How long sends waited for a slot.
 pub const RATE_LIMITER_WAIT: &str = "tayori_rate_limiter_wait_seconds";
+/// SES feedback messages by kind and result.
+pub const FEEDBACK: &str = "tayori_feedback_total";
 /// Always 1; the version is a label.
 pub const BUILD_INFO: &str = "tayori_build_info";
 
@@ -148,6 +150,12 @@ pub const METRICS: &[MetricInfo] = &[
         help: "How long each send waited for its slot under the send rates (SES sender only).",
     },
     MetricInfo {
+        name: FEEDBACK,
+        kind: MetricKind::Counter,
+        labels: &["kind", "result"],
+        help: "SES feedback messages by event kind and result: matched, unmatched, duplicate, invalid, retry.",
+    },
+    MetricInfo {
         name: BUILD_INFO,
         kind: MetricKind::Gauge,
         labels: &["version"],
@@ -189,6 +197,12 @@ pub fn describe(version: &'static str, tenants: &[TenantId]) {
     gauge!(IN_FLIGHT).set(0.0);
     counter!(TEMPLATE_RELOADS, "result" => "ok").absolute(0);
     counter!(TEMPLATE_RELOADS, "result" => "error").absolute(0);
+    // The feedback series alerts watch (bounces and complaints recorded, or matching nothing).
+    for kind in ["bounce", "complaint"] {
+        for result in ["matched", "unmatched"] {
+            counter!(FEEDBACK, "kind" => kind, "result" => result).absolute(0);
+        }
+    }
     let labels = tenants
         .iter()
         .map(|t| t.as_str().to_owned())
@@ -308,6 +322,19 @@ pub fn rate_limiter_waited(tenant: &TenantId, waited: Duration) {
         counter!(RATE_LIMITER_WAITS, "tenant" => tenant.clone()).increment(1);
     }
     histogram!(RATE_LIMITER_WAIT, "tenant" => tenant).record(waited);
+}
+
+/// What came of one SES feedback message (`None`: the store failed, it will come back).
+pub fn feedback_recorded(kind: &'static str, recorded: Option<&crate::ports::FeedbackRecorded>) {
+    use crate::ports::FeedbackRecorded;
+    let result = match recorded {
+        Some(FeedbackRecorded::Matched { .. }) => "matched",
+        Some(FeedbackRecorded::Unmatched) => "unmatched",
+        Some(FeedbackRecorded::Duplicate) => "duplicate",
+        Some(FeedbackRecorded::Invalid) => "invalid",
+        None => "retry",
+    };
+    counter!(FEEDBACK, "kind" => kind, "result" => result).increment(1);
 }
 
 #[cfg(test)]

@@ -203,6 +203,17 @@ fn a_suppressed_recipient_is_recorded_as_suppressed_and_not_sent() {
 }
 
 #[test]
+fn an_unsubscribe_does_not_stop_transactional_mail() {
+    // The fake renderer's event types are transactional (the default class).
+    let w = world();
+    w.suppressions.unsubscribe("acme-invest", "taro.yamada@example.com");
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+    assert_eq!(w.sender.sent().len(), 1);
+    assert_eq!(w.sender.sent()[0].list_unsubscribe, None, "no unsubscribe link configured");
+}
+
+#[test]
 fn a_suppression_list_outage_is_retried_not_decided() {
     let w = world();
     w.suppressions.set_unavailable(true);
@@ -540,4 +551,37 @@ mod intake {
         assert!(matches!(garbage, Accepted::Rejected { delivery_id: None, .. }));
         assert_eq!(block_on(w.store.unkeyed_rejections(10)).unwrap().len(), 1);
     }
+}
+
+/// A shared pause list that pauses one tenant.
+struct PausedTenant(&'static str);
+
+#[async_trait::async_trait]
+impl tayori_app::ports::TenantPauseList for PausedTenant {
+    async fn pause_reason(
+        &self,
+        tenant: &tayori_domain::TenantId,
+    ) -> Result<Option<String>, tayori_app::ports::StoreError> {
+        Ok((tenant.as_str() == self.0).then(|| "reputation guard: 9 % bounces".to_owned()))
+    }
+}
+
+#[test]
+fn a_tenant_paused_by_the_reputation_guard_waits_without_claiming_or_sending() {
+    let mut w = world();
+    w.handler.pauses =
+        tayori_app::handle_event::SendingPauses::with_shared(Arc::new(PausedTenant("acme-invest")));
+    let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert!(retry.reason.contains("reputation guard"), "{retry:?}");
+    assert_eq!(retry.retry_after, Some(DeliveryPolicy::default().pause_for));
+    assert!(w.sender.sent().is_empty());
+    let query = tayori_app::ports::DeliveryQuery { limit: 10, ..Default::default() };
+    assert!(block_on(w.store.deliveries(&query)).unwrap().deliveries.is_empty(), "nothing claimed");
+
+    // Another tenant is not held back.
+    let mut bank = example_event();
+    bank["tenant"] = json!("acme-bank");
+    let handled = block_on(w.handler.handle(&message(&bank))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+    assert_eq!(block_on(w.store.deliveries(&query)).unwrap().deliveries.len(), 1);
 }

@@ -83,6 +83,7 @@ impl EventFactory {
                                     html_body: render.email.html.clone(),
                                     text_body: render.email.text.clone(),
                                     sending: render.profile.sending.clone(),
+                                    list_unsubscribe: None,
                                 };
                                 let raw = tayori_mime::build_message(&email, Utc::now())
                                     .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;

@@ -243,4 +243,12 @@ impl TemplateRenderer for TimedRenderer {
     fn sensitive_variables(&self, tenant: &TenantId, event_type: &EventType) -> Vec<String> {
         self.inner.sensitive_variables(tenant, event_type)
     }
+
+    fn message_class(
+        &self,
+        tenant: &TenantId,
+        event_type: &EventType,
+    ) -> tayori_app::ports::MessageClass {
+        self.inner.message_class(tenant, event_type)
+    }
 }

@@ -82,6 +82,10 @@ pub struct OutgoingEmail {
     pub text_body: String,
     /// The tenant's options for the mail service.
     pub sending: SendingOptions,
+    /// The one-click unsubscribe URL (RFC 8058) of `subscription` mail: the MIME builder writes
+    /// `List-Unsubscribe: <url>` and `List-Unsubscribe-Post: List-Unsubscribe=One-Click`.
+    /// `None` for transactional mail, which carries neither.
+    pub list_unsubscribe: Option<String>,
 }
 
 impl OutgoingEmail {

@@ -3,20 +3,26 @@
 //! It owns the event contract v1 (parsing a queue message body, plain or SNS-wrapped, into a
 //! validated [`Event`]), the newtypes built only by parsing ([`TenantId`], [`EventType`],
 //! [`EmailAddress`], [`Locale`], [`IdempotencyKey`]), the outcomes a delivery can end in, and the
-//! shape of an email ready to send. It must not touch IO of any kind: no async runtime, no
+//! shape of an email ready to send, and SES feedback ([`parse_feedback`]). It must not touch IO of any kind: no async runtime, no
 //! database, no AWS, no HTTP, no template engine. A check in `scripts/test` enforces that.
 
 mod address;
 mod email;
 mod event;
+mod feedback;
 mod ids;
 mod locale;
 mod outcome;
 mod raw;
+mod unsubscribe;
 
 pub use address::{DisplayName, EmailAddress, InvalidAddress, InvalidDisplayName, Mailbox};
 pub use email::{InvalidSubject, OutgoingEmail, SendingOptions, Subject};
 pub use event::{DecodeError, Event, MAX_EVENT_BYTES, Recipient, decode_message_body};
+pub use feedback::{
+    BounceType, FEEDBACK_DELIVERY_ID_TAG, FEEDBACK_TENANT_TAG, FeedbackEnvelope, FeedbackEvent,
+    FeedbackIdentity, FeedbackKind, FeedbackStatus, InvalidFeedback, parse_feedback,
+};
 pub use ids::{
     DeliveryId, EventId, EventSource, EventType, IdempotencyKey, InvalidEventId,
     InvalidEventSource, InvalidEventType, InvalidTenantId, TenantId,
@@ -24,3 +30,6 @@ pub use ids::{
 pub use locale::{InvalidLocale, Locale};
 pub use outcome::{DeliveryStatus, Outcome, UnknownStatus};
 pub use raw::{MAX_KEPT_RAW_BYTES, RawBody};
+pub use unsubscribe::{
+    InvalidUnsubscribeToken, UnsubscribeClaim, UnsubscribeKey, WeakUnsubscribeKey,
+};

@@ -108,6 +108,17 @@ pub fn build_message_with_headers(
     date: DateTime<Utc>,
     extra_headers: &[(&str, String)],
 ) -> Result<Vec<u8>, MimeError> {
+    // One-click unsubscribe (RFC 8058) on subscription mail; checked like any extra header, so
+    // a URL with a line break cannot become a header of its own.
+    let list_headers = email.list_unsubscribe.as_ref().map(|url| {
+        [
+            ("List-Unsubscribe", format!("<{url}>")),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_owned()),
+        ]
+    });
+    let extra_headers: Vec<(&str, String)> =
+        list_headers.into_iter().flatten().chain(extra_headers.iter().cloned()).collect();
+    let extra_headers = extra_headers.as_slice();
     for (name, value) in extra_headers {
         check_extra_header(name, value)?;
     }

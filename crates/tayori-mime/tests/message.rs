@@ -30,6 +30,7 @@ fn email() -> OutgoingEmail {
         html_body: "<p>山田 太郎 様</p>\n<p>10,000円の入金を確認しました。</p>\n".to_owned(),
         text_body: "山田 太郎 様\n\n10,000円の入金を確認しました。\n".to_owned(),
         sending: Default::default(),
+        list_unsubscribe: None,
     }
 }
 
@@ -261,4 +262,21 @@ fn extra_headers_cannot_replace_the_owned_ones() {
         let result = build_message_with_headers(&email, date(), &[(name, "x".to_owned())]);
         assert_eq!(result, Err(MimeError::ReservedHeader { name: name.to_owned() }), "{name}");
     }
+}
+
+#[test]
+fn subscription_mail_gets_one_click_unsubscribe_headers_and_transactional_mail_none() {
+    let plain = String::from_utf8(build_message(&email(), date()).unwrap()).unwrap();
+    assert!(!plain.to_ascii_lowercase().contains("list-unsubscribe"), "{plain}");
+
+    let mut subscription = email();
+    subscription.list_unsubscribe = Some("https://mail.example.com/unsubscribe/ab.cd".into());
+    let raw = String::from_utf8(build_message(&subscription, date()).unwrap()).unwrap();
+    assert!(raw.contains("\r\nList-Unsubscribe: <https://mail.example.com/unsubscribe/ab.cd>\r\n"));
+    assert!(raw.contains("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+
+    // A URL with a line break never becomes a header of its own.
+    subscription.list_unsubscribe = Some("https://x/u/1\r\nBcc: evil@example.com".into());
+    let result = build_message(&subscription, date());
+    assert!(matches!(result, Err(MimeError::LineBreakInHeader { .. })), "{result:?}");
 }

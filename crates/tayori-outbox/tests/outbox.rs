@@ -32,6 +32,7 @@ fn email(delivery_id: &str) -> OutgoingEmail {
         html_body: "<p>入金を確認しました。</p>\n".to_owned(),
         text_body: "入金を確認しました。\n".to_owned(),
         sending: Default::default(),
+        list_unsubscribe: None,
     }
 }
 

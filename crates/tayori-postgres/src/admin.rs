@@ -8,8 +8,8 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use tayori_app::ports::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryCursor, DeliveryLink, DeliveryPage,
-    DeliveryRecord, DeliverySearch, LinkKind, OutcomeCount, Role, StoreError, SuppressionEntry,
-    SuppressionQuery, TenantScope, TokenRecord, UnkeyedRejectionRecord,
+    DeliveryRecord, DeliverySearch, LinkKind, OutcomeCount, ReputationCount, Role, StoreError,
+    SuppressionEntry, SuppressionQuery, TenantScope, TokenRecord, UnkeyedRejectionRecord,
 };
 use tayori_domain::{DeliveryId, EmailAddress, TenantId};
 use uuid::Uuid;
@@ -134,7 +134,7 @@ fn unkeyed_record(row: &PgRow) -> Result<UnkeyedRejectionRecord, StoreError> {
 const UNKEYED_COLUMNS: &str = "body_sha256, tenant_id, reason, raw_body, body_size, times_seen, \
     first_seen_at, last_seen_at";
 
-async fn insert_audit(
+pub(crate) async fn insert_audit(
     tx: &mut Transaction<'_, Postgres>,
     entry: &AuditEntry,
 ) -> Result<(), StoreError> {
@@ -343,6 +343,90 @@ impl AdminStore for PostgresAdminStore {
             DeliveryCursor { created_at: last.created_at, delivery_id: last.delivery_id }
         });
         Ok(DeliveryPage { deliveries, next })
+    }
+
+    async fn reputation_counts(
+        &self,
+        tenants: Option<&[TenantId]>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<ReputationCount>, StoreError> {
+        let rows = sqlx::query(
+            "select tenant_id, count(*) as sent, \
+                 count(*) filter (where feedback_status = 'bounced') as bounced, \
+                 count(*) filter (where feedback_status = 'complained') as complained \
+             from deliveries \
+             where status = 'sent' and decided_at >= $1 \
+                 and ($2::text[] is null or tenant_id = any($2)) \
+             group by tenant_id order by tenant_id",
+        )
+        .bind(since)
+        .bind(tenants.map(tenant_names))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let count = |row: &PgRow, column: &str| -> Result<u64, StoreError> {
+            Ok(u64::try_from(row.try_get::<i64, _>(column).map_err(store_error)?)
+                .unwrap_or_default())
+        };
+        rows.iter()
+            .map(|row| {
+                let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
+                Ok(ReputationCount {
+                    tenant: TenantId::parse(&tenant).map_err(unexpected)?,
+                    sent: count(row, "sent")?,
+                    bounced: count(row, "bounced")?,
+                    complained: count(row, "complained")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn resume_tenant(
+        &self,
+        tenant: &TenantId,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let resumed = sqlx::query(
+            "update tenant_pauses set resumed_at = $2, resumed_by = $3 \
+             where tenant_id = $1 and resumed_at is null",
+        )
+        .bind(tenant.as_str())
+        .bind(audit.at)
+        .bind(&audit.token_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected()
+            == 1;
+        if resumed {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(resumed)
+    }
+
+    async fn paused_tenants(
+        &self,
+        tenants: Option<&[TenantId]>,
+    ) -> Result<Vec<(TenantId, String)>, StoreError> {
+        let rows = sqlx::query(
+            "select tenant_id, reason from tenant_pauses where resumed_at is null \
+                 and ($1::text[] is null or tenant_id = any($1)) order by tenant_id",
+        )
+        .bind(tenants.map(tenant_names))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
+                Ok((
+                    TenantId::parse(&tenant).map_err(unexpected)?,
+                    row.try_get("reason").map_err(store_error)?,
+                ))
+            })
+            .collect()
     }
 
     async fn outcome_counts(

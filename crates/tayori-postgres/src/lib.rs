@@ -1,7 +1,7 @@
 //! tayori's delivery store on PostgreSQL: the production store.
 //!
 //! It owns the SQL that claims idempotency keys with leases, records attempts and outcomes, and
-//! lists deliveries; the admin store (tokens, audit log, suppressions, links, searches) and the
+//! lists deliveries; SES feedback (timeline, feedback status, automatic suppressions); the admin store (tokens, audit log, suppressions, links, searches) and the
 //! suppression list; and the embedded migrations in `migrations/postgres/` ([`MIGRATOR`]). The
 //! event path's writes are group-committed: concurrent calls share one transaction and one
 //! commit, and each call still returns only once its own write is durable (`group_commit.rs`). It
@@ -13,6 +13,7 @@ mod admin;
 mod batch;
 mod config;
 mod errors;
+mod feedback;
 mod group_commit;
 mod store;
 mod suppressions;
@@ -22,6 +23,7 @@ mod writes;
 
 pub use admin::PostgresAdminStore;
 pub use config::PostgresConfig;
+pub use feedback::{FEEDBACK_ACTOR, KeptFeedback, PostgresFeedbackStore, TimelineEntry};
 pub use group_commit::WriteBatchStats;
 pub use store::PostgresStore;
 pub use suppressions::PostgresSuppressions;

@@ -5,8 +5,8 @@
 
 use chrono::{Duration, SubsecRound, Utc};
 use tayori_app::ports::{
-    AdminStore, AuditEntry, AuditQuery, DeliveryLink, LinkKind, SuppressionEntry, SuppressionList,
-    SuppressionQuery,
+    AdminStore, AuditEntry, AuditQuery, DeliveryLink, LinkKind, MessageClass, SuppressionEntry,
+    SuppressionList, SuppressionQuery,
 };
 use tayori_domain::{DeliveryId, EmailAddress, TenantId};
 use tayori_postgres::{PostgresAdminStore, PostgresStore, PostgresSuppressions};
@@ -117,8 +117,11 @@ async fn suppressions_match_without_case_and_only_their_tenant() {
         !admin.add_suppression(&same, &audit("suppression.add", Some("acme-bank"))).await.unwrap()
     );
 
-    assert_eq!(list.check(&bank, &lower).await.unwrap().unwrap().reason, "asked");
-    assert!(list.check(&invest, &lower).await.unwrap().is_none());
+    assert_eq!(
+        list.check(&bank, &lower, MessageClass::Transactional).await.unwrap().unwrap().reason,
+        "asked"
+    );
+    assert!(list.check(&invest, &lower, MessageClass::Transactional).await.unwrap().is_none());
     let query =
         SuppressionQuery { tenants: Some(vec![invest.clone()]), limit: 10, ..Default::default() };
     assert!(admin.suppressions(&query).await.unwrap().is_empty());
@@ -135,7 +138,7 @@ async fn suppressions_match_without_case_and_only_their_tenant() {
             .await
             .unwrap()
     );
-    assert!(list.check(&bank, &lower).await.unwrap().is_none());
+    assert!(list.check(&bank, &lower, MessageClass::Transactional).await.unwrap().is_none());
     let log = admin.audit(&AuditQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(log.len(), 2, "one add, one remove: refused changes are not audited");
 }

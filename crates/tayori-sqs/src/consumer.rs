@@ -11,10 +11,10 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
 };
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tayori_app::{EventHandler, Handled, InboundMessage};
+use tayori_app::{InboundMessage, MessageHandler};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{Id as TaskId, JoinSet};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::ConsumerConfig;
 use crate::deleter::Deleter;
@@ -55,11 +55,13 @@ impl Counters {
     }
 }
 
-/// Consumes an SQS queue into the [`EventHandler`] use case.
+/// Consumes an SQS queue into a use case: the events one
+/// ([`EventHandler`](tayori_app::EventHandler)) or the SES feedback one
+/// ([`FeedbackHandler`](tayori_app::FeedbackHandler)).
 pub struct SqsConsumer {
     client: Client,
     config: ConsumerConfig,
-    handler: Arc<EventHandler>,
+    handler: Arc<dyn MessageHandler>,
 }
 
 /// A received message with the capacity it holds until it is finished.
@@ -71,7 +73,7 @@ struct Received {
 struct Shared {
     client: Client,
     config: ConsumerConfig,
-    handler: Arc<EventHandler>,
+    handler: Arc<dyn MessageHandler>,
     deleter: Deleter,
     counters: Counters,
 }
@@ -82,7 +84,7 @@ const MAX_MESSAGE_KIB: usize = 1024;
 
 impl SqsConsumer {
     /// A consumer of `config.queue_url`; call [`SqsConsumer::run`].
-    pub fn new(client: Client, config: ConsumerConfig, handler: Arc<EventHandler>) -> Self {
+    pub fn new(client: Client, config: ConsumerConfig, handler: Arc<dyn MessageHandler>) -> Self {
         Self { client, config, handler }
     }
 
@@ -313,14 +315,11 @@ async fn work(shared: Arc<Shared>, received: Received) {
             receive_count,
         };
         let handled = tokio::select! {
-            handled = shared.handler.handle(&inbound) => handled,
+            handled = shared.handler.handle_message(&inbound) => handled,
             never = heartbeat(&shared, &receipt) => match never {},
         };
         match handled {
-            Ok(handled) => {
-                if let Handled::Duplicate { delivery_id, .. } = &handled {
-                    debug!(%delivery_id, "duplicate delivery of a decided event");
-                }
+            Ok(()) => {
                 shared.deleter.delete(receipt);
                 shared.counters.deleted.fetch_add(1, Ordering::Relaxed);
             }

@@ -186,6 +186,14 @@ impl TemplateRenderer for ReloadableTemplates {
     fn sensitive_variables(&self, tenant: &TenantId, event_type: &EventType) -> Vec<String> {
         self.current().sensitive_variables(tenant, event_type)
     }
+
+    fn message_class(
+        &self,
+        tenant: &TenantId,
+        event_type: &EventType,
+    ) -> tayori_app::ports::MessageClass {
+        self.current().message_class(tenant, event_type)
+    }
 }
 
 impl TenantDirectory for ReloadableTemplates {

@@ -5,7 +5,9 @@
 use std::fmt;
 
 use serde_json::{Map, Value};
-use tayori_app::ports::{RenderError, RenderedEmail, TemplateRenderer, TenantProfile};
+use tayori_app::ports::{
+    MessageClass, RenderError, RenderedEmail, TemplateRenderer, TenantProfile,
+};
 use tayori_domain::{Event, EventType, InvalidSubject, Locale, Subject, TenantId};
 
 use crate::locate::{line_at, line_of_name};
@@ -46,6 +48,14 @@ impl TemplateRenderer for TemplateSet {
             .get(tenant)
             .and_then(|t| t.events.get(event_type))
             .map(|event| event.settings.sensitive_variables.clone())
+            .unwrap_or_default()
+    }
+
+    fn message_class(&self, tenant: &TenantId, event_type: &EventType) -> MessageClass {
+        self.tenants
+            .get(tenant)
+            .and_then(|t| t.events.get(event_type))
+            .map(|event| event.settings.message_class)
             .unwrap_or_default()
     }
 }

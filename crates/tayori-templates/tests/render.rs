@@ -684,3 +684,13 @@ fn a_tenant_without_its_own_layout_gets_the_shared_one_and_its_stylesheet() {
     );
     assert_eq!(email.text, "hello\n――――――――――――――――――――\nT1\n");
 }
+
+#[test]
+fn the_message_class_comes_from_event_toml_and_defaults_to_transactional() {
+    let set = TemplateSet::load(&shipped()).unwrap();
+    let bank = TenantId::parse("acme-bank").unwrap();
+    let class = |event_type: &str| set.message_class(&bank, &EventType::parse(event_type).unwrap());
+    assert_eq!(class("report.monthly_ready"), MessageClass::Subscription);
+    assert_eq!(class("account.deposit_completed"), MessageClass::Transactional);
+    assert_eq!(class("no.such_event"), MessageClass::Transactional);
+}

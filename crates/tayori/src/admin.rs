@@ -253,9 +253,16 @@ pub async fn start(
         renderer: templates.clone(),
         sender,
         clock: clock.clone(),
-        policy: config.delivery.policy(),
+        // Resent subscription mail carries its unsubscribe link like the worker's.
+        policy: tayori_app::DeliveryPolicy {
+            unsubscribe: config.unsubscribe.links()?,
+            ..config.delivery.policy()
+        },
         worker_id: format!("admin-{}", std::process::id()),
-        pauses: Default::default(),
+        // Resends wait out the reputation guard's pause like the worker's sends.
+        pauses: tayori_app::handle_event::SendingPauses::with_shared(Arc::new(
+            tayori_postgres::PostgresFeedbackStore::new(store.pool().clone()),
+        )),
     });
     let service = Arc::new(AdminService {
         deliveries: Arc::new(store.clone()),
@@ -264,7 +271,18 @@ pub async fn start(
         previews: templates,
         clock,
     });
-    let app = tayori_admin::router(AdminState { service, secure_cookies });
+    let mut app = tayori_admin::router(AdminState { service, secure_cookies });
+    // The public one-click unsubscribe endpoint, when the worker writes unsubscribe links.
+    if let Some(links) = config.unsubscribe.links()? {
+        let unsubscribe = Arc::new(tayori_app::UnsubscribeService {
+            store: Arc::new(PostgresSuppressions::new(store.pool().clone())),
+            key: links.key,
+            clock: Arc::new(SystemClock),
+        });
+        let quota = tayori_admin::Quota::per_second(config.unsubscribe.requests_per_second());
+        app = app.merge(tayori_admin::unsubscribe_router(unsubscribe, quota));
+        info!("serving POST/GET /unsubscribe/{{token}} (public, rate-limited)");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

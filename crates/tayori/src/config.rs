@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 use tayori_app::DeliveryPolicy;
+use tayori_app::ports::{FeedbackPolicy, ReputationGuard};
 use tayori_outbox::OutboxConfig;
 use tayori_postgres::PostgresConfig;
 use tayori_ses::SesConfig;
@@ -37,6 +38,132 @@ pub struct WorkerConfig {
     /// This worker's name in claims and logs; defaults to `<hostname>-<pid>`.
     #[serde(default)]
     pub worker_id: Option<String>,
+    /// The SES feedback queue (`[feedback] queue_url`); none by default.
+    #[serde(default)]
+    pub feedback: FeedbackConfig,
+    /// One-click unsubscribe links in subscription mail (`[unsubscribe]`); none by default.
+    #[serde(default)]
+    pub unsubscribe: UnsubscribeConfig,
+}
+
+/// One-click unsubscribe (docs/feedback.md): where the public endpoint is and the key its tokens
+/// are signed with. Without both, subscription mail carries no `List-Unsubscribe`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnsubscribeConfig {
+    /// The public base URL the unsubscribe endpoint is served under (`https://mail.example.com`).
+    pub base_url: Option<String>,
+    /// The signing key, at least 32 bytes (`TAYORI_UNSUBSCRIBE__KEY`); keep it secret.
+    pub key: Option<String>,
+    /// How long a link works after the email is sent, in days (default 60).
+    pub valid_days: Option<u64>,
+    /// Requests a second the public endpoint accepts in all, beyond which it answers 429
+    /// (default 20; `tayori admin serve`).
+    pub requests_per_second: Option<u32>,
+}
+
+impl std::fmt::Debug for UnsubscribeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnsubscribeConfig")
+            .field("base_url", &self.base_url)
+            .field("key", &self.key.as_ref().map(|_| "***"))
+            .field("valid_days", &self.valid_days)
+            .field("requests_per_second", &self.requests_per_second)
+            .finish()
+    }
+}
+
+impl UnsubscribeConfig {
+    /// The endpoint's rate (at least 1).
+    pub fn requests_per_second(&self) -> std::num::NonZeroU32 {
+        std::num::NonZeroU32::new(self.requests_per_second.unwrap_or(20))
+            .unwrap_or(std::num::NonZeroU32::MIN)
+    }
+
+    /// The links the use case writes, or `None` when not configured; an error names a bad setting.
+    pub fn links(&self) -> anyhow::Result<Option<tayori_app::UnsubscribeLinks>> {
+        let (base_url, key) = match (&self.base_url, &self.key) {
+            (None, None) => return Ok(None),
+            (Some(base_url), Some(key)) => (base_url, key),
+            _ => anyhow::bail!(
+                "invalid configuration: unsubscribe.base_url and unsubscribe.key go together"
+            ),
+        };
+        let scheme_ok = base_url.starts_with("https://") || base_url.starts_with("http://");
+        anyhow::ensure!(
+            scheme_ok
+                && base_url.is_ascii()
+                && !base_url.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control()),
+            "invalid configuration: unsubscribe.base_url must be an http(s) URL without spaces"
+        );
+        let key = tayori_domain::UnsubscribeKey::new(key.as_bytes())
+            .map_err(|e| anyhow::anyhow!("invalid configuration: unsubscribe.key: {e}"))?;
+        let days = self.valid_days.unwrap_or(60);
+        anyhow::ensure!(
+            days >= 1,
+            "invalid configuration: unsubscribe.valid_days must be at least 1"
+        );
+        Ok(Some(tayori_app::UnsubscribeLinks {
+            base_url: base_url.clone(),
+            key,
+            valid_for: Duration::from_secs(days * 86_400),
+        }))
+    }
+}
+
+/// SES feedback (docs/feedback.md): the SQS queue SES events arrive on, through a configuration
+/// set's event destination → SNS → SQS, or EventBridge → SQS. Polled like `[queue]`, with its
+/// settings (pollers, batch size, visibility, backoff).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedbackConfig {
+    /// The feedback queue's URL; unset: the worker consumes no feedback.
+    pub queue_url: Option<String>,
+    /// Transient bounces of one address within the window that suppress it; 0: never.
+    pub transient_bounce_limit: u32,
+    /// The window transient bounces are counted in, in hours.
+    pub transient_bounce_window_hours: u64,
+    /// Pause a tenant whose bounce (4 %) or complaint (0.08 %) rate over the window is too high,
+    /// from 200 sent; an operator resumes it (`POST /api/v1/tenants/{tenant}/resume`).
+    pub reputation_pause: bool,
+    /// The window of the reputation rates, in hours.
+    pub reputation_window_hours: u64,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> Self {
+        let policy = FeedbackPolicy::default();
+        Self {
+            queue_url: None,
+            transient_bounce_limit: policy.transient_bounce_limit,
+            transient_bounce_window_hours: policy.transient_bounce_window.as_secs() / 3600,
+            reputation_pause: policy.reputation.is_some(),
+            reputation_window_hours: policy.reputation.map_or(24, |g| g.window.as_secs() / 3600),
+        }
+    }
+}
+
+impl FeedbackConfig {
+    /// The consumer settings for the feedback queue, when one is configured: `[queue]`'s, with
+    /// this URL.
+    pub fn consumer(&self, events: &ConsumerConfig) -> Option<ConsumerConfig> {
+        let url = self.queue_url.as_ref().filter(|u| !u.trim().is_empty())?;
+        Some(ConsumerConfig { queue_url: url.clone(), ..events.clone() })
+    }
+
+    /// The use case's policy.
+    pub fn policy(&self) -> FeedbackPolicy {
+        FeedbackPolicy {
+            transient_bounce_limit: self.transient_bounce_limit,
+            transient_bounce_window: Duration::from_secs(
+                self.transient_bounce_window_hours.saturating_mul(3600),
+            ),
+            reputation: self.reputation_pause.then(|| ReputationGuard {
+                window: Duration::from_secs(self.reputation_window_hours.saturating_mul(3600)),
+                ..ReputationGuard::default()
+            }),
+        }
+    }
 }
 
 /// The delivery store.
@@ -160,8 +287,17 @@ impl WorkerConfig {
             figment = figment.merge(Toml::file(file));
         }
         // Only variables for these sections: TAYORI_LOG_FORMAT and the like belong to the CLI.
-        const SECTIONS: [&str; 7] =
-            ["store__", "queue__", "sender__", "templates__", "delivery__", "http__", "worker_id"];
+        const SECTIONS: [&str; 9] = [
+            "store__",
+            "queue__",
+            "sender__",
+            "templates__",
+            "delivery__",
+            "http__",
+            "worker_id",
+            "feedback__",
+            "unsubscribe__",
+        ];
         let environment = Env::prefixed("TAYORI_")
             .filter(|key| SECTIONS.iter().any(|s| key.as_str().to_ascii_lowercase().starts_with(s)))
             .split("__");
@@ -186,6 +322,24 @@ impl WorkerConfig {
             self.delivery.max_attempts >= 1,
             "invalid configuration: delivery.max_attempts must be at least 1"
         );
+        anyhow::ensure!(
+            self.feedback.transient_bounce_limit == 0
+                || self.feedback.transient_bounce_window_hours > 0,
+            "invalid configuration: feedback.transient_bounce_window_hours must be at least 1 \
+             when feedback.transient_bounce_limit is set"
+        );
+        anyhow::ensure!(
+            !self.feedback.reputation_pause || self.feedback.reputation_window_hours > 0,
+            "invalid configuration: feedback.reputation_window_hours must be at least 1"
+        );
+        self.unsubscribe.links()?;
+        if self.feedback.consumer(&self.queue).is_some() {
+            anyhow::ensure!(
+                self.store.postgres().is_some(),
+                "invalid configuration: feedback.queue_url needs store.kind = \"postgres\" \
+                 (the feedback timeline and suppressions live in PostgreSQL)"
+            );
+        }
         if let SenderConfig::Ses(ses) = &self.sender {
             ses.validate().context("invalid configuration")?;
             // A send that waits its turn and then runs into its timeout must still be inside
@@ -296,6 +450,21 @@ mod tests {
         ));
         let error = format!("{:#}", WorkerConfig::load(Some(short_lease.path())).unwrap_err());
         assert!(error.contains("delivery.lease_seconds"), "{error}");
+
+        let feedback = write(&format!(
+            "{STORE_AND_QUEUE}\n[sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n\
+             [feedback]\nqueue_url = \"https://sqs.example/feedback\"\n"
+        ));
+        let config = WorkerConfig::load(Some(feedback.path())).expect("valid");
+        let consumer = config.feedback.consumer(&config.queue).expect("configured");
+        assert_eq!(consumer.queue_url, "https://sqs.example/feedback");
+        assert_eq!(consumer.pollers, config.queue.pollers);
+        let sqlite = write(
+            "[store]\nkind = \"sqlite\"\npath = \"/tmp/t.db\"\n[queue]\nurl = \"q\"\n\
+             [sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n[feedback]\nqueue_url = \"f\"\n",
+        );
+        let error = format!("{:#}", WorkerConfig::load(Some(sqlite.path())).unwrap_err());
+        assert!(error.contains("feedback.queue_url"), "{error}");
 
         let unknown_kind =
             write(&format!("{STORE_AND_QUEUE}\n[sender]\nkind = \"carrier-pigeon\"\n"));

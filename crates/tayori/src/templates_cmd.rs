@@ -185,6 +185,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
                 html_body: email.html.clone(),
                 text_body: email.text.clone(),
                 sending: profile.sending.clone(),
+                list_unsubscribe: None,
             };
             let bytes = tayori_mime::build_message(&outgoing, chrono::Utc::now())
                 .context("cannot build the message")?;

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tayori_app::EventHandler;
+use tayori_app::handle_event::SendingPauses;
 use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions, SuppressionList};
+use tayori_app::{DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler};
 use tayori_outbox::FileOutbox;
-use tayori_postgres::{PostgresStore, PostgresSuppressions};
+use tayori_postgres::{PostgresFeedbackStore, PostgresStore, PostgresSuppressions};
 use tayori_ses::{SesSender, tenant_send_rates};
 use tayori_sqlite::SqliteStore;
 use tayori_sqs::{ConsumerReport, SqsConsumer};
@@ -28,6 +29,8 @@ pub struct WorkerApp {
     pub templates: Arc<ReloadableTemplates>,
     stop: watch::Sender<bool>,
     consumer: JoinHandle<ConsumerReport>,
+    /// The SES feedback queue's consumer, when `[feedback] queue_url` is set.
+    feedback_consumer: Option<JoinHandle<ConsumerReport>>,
     reload_on_hangup: Option<JoinHandle<()>>,
     /// `/healthz`, `/readyz`, `/metrics`, when `http.listen` is set.
     pub endpoints: Option<crate::http_health::HealthServer>,
@@ -69,6 +72,8 @@ pub async fn start_with_aws(
 
     // Suppressions live in PostgreSQL (added through the admin API); SQLite has none.
     let mut suppressions: Arc<dyn SuppressionList> = Arc::new(NoSuppressions);
+    // SES feedback is recorded in PostgreSQL only (`validate` refuses it with SQLite).
+    let mut feedback_store = None;
     let store: Arc<dyn DeliveryStore> = match &config.store {
         StoreConfig::Postgres { .. } => {
             let postgres = config.store.postgres().context("store")?;
@@ -79,6 +84,7 @@ pub async fn start_with_aws(
             // pending migrations here too keeps a single-worker setup to one command.
             store.migrate().await.context("migrations failed")?;
             suppressions = Arc::new(PostgresSuppressions::new(store.pool().clone()));
+            feedback_store = Some(PostgresFeedbackStore::new(store.pool().clone()));
             Arc::new(store)
         }
         StoreConfig::Sqlite { path } => {
@@ -102,22 +108,45 @@ pub async fn start_with_aws(
         renderer: templates.clone(),
         sender,
         clock: Arc::new(SystemClock),
-        policy: config.delivery.policy(),
+        policy: DeliveryPolicy {
+            unsubscribe: config.unsubscribe.links()?,
+            ..config.delivery.policy()
+        },
         worker_id: worker_id.clone(),
-        pauses: Default::default(),
+        // With PostgreSQL, the reputation guard's pauses are shared by every worker.
+        pauses: match &feedback_store {
+            Some(store) => SendingPauses::with_shared(Arc::new(store.clone())),
+            None => SendingPauses::default(),
+        },
     });
     let (stop, stopped) = watch::channel(false);
-    let consumer = SqsConsumer::new(sqs, config.queue.clone(), handler);
-    // `/healthz` fails once the consumer's loop has ended.
+    // `/healthz` fails once a consumer's loop has ended.
     let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let consumer = tokio::spawn({
-        let alive = alive.clone();
-        async move {
+    let spawn_consumer = |queue: tayori_sqs::ConsumerConfig, handler: Arc<dyn MessageHandler>| {
+        let consumer = SqsConsumer::new(sqs.clone(), queue, handler);
+        let (alive, stopped) = (alive.clone(), stopped.clone());
+        tokio::spawn(async move {
             let report = consumer.run(stopped).await;
             alive.store(false, std::sync::atomic::Ordering::Relaxed);
             report
+        })
+    };
+    let consumer = spawn_consumer(config.queue.clone(), handler);
+    let feedback_consumer = match (config.feedback.consumer(&config.queue), feedback_store) {
+        (Some(queue), Some(store)) => {
+            info!(queue = %queue.queue_url, "consuming SES feedback");
+            let handler = FeedbackHandler {
+                store: Arc::new(store),
+                clock: Arc::new(SystemClock),
+                policy: config.feedback.policy(),
+            };
+            Some(spawn_consumer(queue, Arc::new(handler)))
         }
-    });
+        (Some(_), None) => anyhow::bail!(
+            "invalid configuration: feedback.queue_url needs store.kind = \"postgres\""
+        ),
+        (None, _) => None,
+    };
     let endpoints = crate::http_health::start_worker_endpoints(
         &config.http,
         &tenant_ids,
@@ -128,7 +157,15 @@ pub async fn start_with_aws(
     .await?;
     let reload_on_hangup = crate::signals::on_hangup(reload_templates(templates.clone()));
     info!(worker_id, queue = %config.queue.queue_url, "worker started");
-    Ok(WorkerApp { store, templates, stop, consumer, reload_on_hangup, endpoints })
+    Ok(WorkerApp {
+        store,
+        templates,
+        stop,
+        consumer,
+        feedback_consumer,
+        reload_on_hangup,
+        endpoints,
+    })
 }
 
 /// The sender the configuration names; the admin server's resend uses the same one.
@@ -188,6 +225,12 @@ impl WorkerApp {
             listener.abort();
         }
         let report = self.consumer.await.context("the SQS consumer panicked");
+        if let Some(feedback) = self.feedback_consumer {
+            match feedback.await {
+                Ok(report) => info!(?report, "SES feedback consumer stopped"),
+                Err(error) => warn!(error = %error, "the SES feedback consumer panicked"),
+            }
+        }
         // Probes and scrapes are answered until the work in flight is done.
         if let Some(endpoints) = self.endpoints {
             endpoints.stop().await;

@@ -81,6 +81,8 @@ async fn the_worker_sends_each_event_once_and_records_every_outcome() {
         delivery: DeliveryConfig::default(),
         http: Default::default(),
         worker_id: Some("e2e".into()),
+        feedback: Default::default(),
+        unsubscribe: Default::default(),
     };
     config.validate().unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
@@ -268,6 +270,8 @@ async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_loop
         delivery: DeliveryConfig::default(),
         http: Default::default(),
         worker_id: Some("ses-e2e".into()),
+        feedback: Default::default(),
+        unsubscribe: Default::default(),
     };
     config.validate().unwrap();
     let app = start_with_aws(config, aws).await.unwrap();

@@ -62,6 +62,13 @@ impl TemplateRenderer for Templates {
     fn sensitive_variables(&self, tenant: &TenantId, event_type: &EventType) -> Vec<String> {
         self.set.sensitive_variables(tenant, event_type)
     }
+    fn message_class(
+        &self,
+        tenant: &TenantId,
+        event_type: &EventType,
+    ) -> tayori_app::ports::MessageClass {
+        self.set.message_class(tenant, event_type)
+    }
 }
 
 pub struct Harness {

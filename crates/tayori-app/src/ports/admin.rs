@@ -263,6 +263,20 @@ pub struct OutcomeCount {
     pub count: u64,
 }
 
+/// A tenant's sent deliveries over a window and how many of them SES reported bounced or
+/// complained about (each delivery counted once, by its feedback status: a complaint wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReputationCount {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Deliveries decided `sent` in the window.
+    pub sent: u64,
+    /// Of those, with feedback status `bounced`.
+    pub bounced: u64,
+    /// Of those, with feedback status `complained`.
+    pub complained: u64,
+}
+
 /// Storage for the admin use cases: tokens, the audit log, suppressions, delivery links, and
 /// searches over deliveries. Every read that takes tenants MUST return nothing of another
 /// tenant; times come from the caller.
@@ -303,6 +317,30 @@ pub trait AdminStore: Send + Sync {
 
     /// Deliveries matching the search, newest first, one page (keyset pagination).
     async fn search_deliveries(&self, search: &DeliverySearch) -> Result<DeliveryPage, StoreError>;
+
+    /// Per tenant (only `tenants`, when given), deliveries decided `sent` at or after `since`
+    /// and how many of them bounced or drew a complaint (see [`ReputationCount`]). Tenants
+    /// without such deliveries MUST be left out.
+    async fn reputation_counts(
+        &self,
+        tenants: Option<&[TenantId]>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<ReputationCount>, StoreError>;
+
+    /// Lifts the reputation guard's pause of the tenant: MUST set its resume time and write the
+    /// audit entry in one transaction and return true; when the tenant is not paused it MUST
+    /// change nothing, audit nothing, and return false.
+    async fn resume_tenant(
+        &self,
+        tenant: &TenantId,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// The tenants paused now by the reputation guard (only `tenants`, when given), with why.
+    async fn paused_tenants(
+        &self,
+        tenants: Option<&[TenantId]>,
+    ) -> Result<Vec<(TenantId, String)>, StoreError>;
 
     /// Counts of deliveries created at or after `since`, per tenant and status.
     async fn outcome_counts(

@@ -3,6 +3,7 @@
 
 mod admin;
 mod clock;
+mod feedback;
 mod previews;
 mod queue;
 mod sender;
@@ -10,12 +11,18 @@ mod store;
 mod suppression;
 mod templates;
 mod tenants;
+mod unsubscribe;
 
 pub use admin::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryLink, DeliverySearch, LinkKind,
-    OutcomeCount, Role, SuppressionEntry, SuppressionQuery, TenantScope, TokenRecord, UnknownRole,
+    OutcomeCount, ReputationCount, Role, SuppressionEntry, SuppressionQuery, TenantScope,
+    TokenRecord, UnknownRole,
 };
 pub use clock::Clock;
+pub use feedback::{
+    FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore, ReputationGuard,
+    ReputationThresholds, TenantPauseList, TenantReputation,
+};
 pub use previews::{
     Preview, PreviewCatalog, PreviewError, PreviewEvent, PreviewRequest, PreviewTenant,
     TemplatePreviews, TemplatesVersion,
@@ -30,3 +37,4 @@ pub use store::{
 pub use suppression::{NoSuppressions, Suppression, SuppressionError, SuppressionList};
 pub use templates::{MessageClass, RenderError, RenderedEmail, TemplateRenderer};
 pub use tenants::{TenantDirectory, TenantProfile};
+pub use unsubscribe::UnsubscribeStore;

@@ -1,6 +1,8 @@
 use async_trait::async_trait;
 use tayori_domain::{EmailAddress, TenantId};
 
+use super::MessageClass;
+
 /// Why an address must not be mailed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suppression {
@@ -19,12 +21,15 @@ pub enum SuppressionError {
 /// The tenant's and the global suppression lists.
 #[async_trait]
 pub trait SuppressionList: Send + Sync {
-    /// MUST return the suppression that applies to this address for this tenant (tenant list
-    /// first, then global), or `None`.
+    /// MUST return the suppression that applies to this address for this tenant and this class
+    /// of mail, or `None`. An entry without a class (a permanent bounce, a complaint, most
+    /// operator entries) applies to every class; an entry limited to a class (an unsubscribe:
+    /// `subscription`) applies only to that class. Addresses MUST match without regard to case.
     async fn check(
         &self,
         tenant: &TenantId,
         address: &EmailAddress,
+        class: MessageClass,
     ) -> Result<Option<Suppression>, SuppressionError>;
 }
 
@@ -38,6 +43,7 @@ impl SuppressionList for NoSuppressions {
         &self,
         _tenant: &TenantId,
         _address: &EmailAddress,
+        _class: MessageClass,
     ) -> Result<Option<Suppression>, SuppressionError> {
         Ok(None)
     }

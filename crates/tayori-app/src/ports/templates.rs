@@ -86,4 +86,12 @@ pub trait TemplateRenderer: Send + Sync {
         let _ = (tenant, event_type);
         Vec::new()
     }
+
+    /// The class of email the tenant's template for this event type sends, as its `event.toml`
+    /// declares (`transactional` when it says nothing or there is no such template). Suppression
+    /// is checked for this class before rendering.
+    fn message_class(&self, tenant: &TenantId, event_type: &EventType) -> MessageClass {
+        let _ = (tenant, event_type);
+        MessageClass::Transactional
+    }
 }

@@ -199,6 +199,7 @@ impl EmailSender for RecordingSender {
 #[derive(Debug, Default)]
 pub struct FakeSuppressions {
     entries: Mutex<HashSet<(String, String)>>,
+    unsubscribed: Mutex<HashSet<(String, String)>>,
     unavailable: Mutex<bool>,
 }
 
@@ -206,6 +207,11 @@ impl FakeSuppressions {
     /// Adds an entry.
     pub fn suppress(&self, tenant: &str, address: &str) {
         lock(&self.entries).insert((tenant.to_owned(), address.to_owned()));
+    }
+
+    /// Adds an unsubscribe: an entry for `subscription` mail only.
+    pub fn unsubscribe(&self, tenant: &str, address: &str) {
+        lock(&self.unsubscribed).insert((tenant.to_owned(), address.to_owned()));
     }
 
     /// Makes every check fail (or work again).
@@ -220,12 +226,18 @@ impl SuppressionList for FakeSuppressions {
         &self,
         tenant: &TenantId,
         address: &EmailAddress,
+        class: MessageClass,
     ) -> Result<Option<Suppression>, SuppressionError> {
         if *lock(&self.unavailable) {
             return Err(SuppressionError::Unavailable("fake outage".into()));
         }
-        let hit = lock(&self.entries).contains(&(tenant.to_string(), address.to_string()));
-        Ok(hit.then(|| Suppression { reason: "tenant list: test entry".into() }))
+        let key = (tenant.to_string(), address.to_string());
+        if lock(&self.entries).contains(&key) {
+            return Ok(Some(Suppression { reason: "tenant list: test entry".into() }));
+        }
+        let unsubscribed =
+            class == MessageClass::Subscription && lock(&self.unsubscribed).contains(&key);
+        Ok(unsubscribed.then(|| Suppression { reason: "unsubscribed: test entry".into() }))
     }
 }
 

@@ -75,6 +75,7 @@ pub fn email(tenant: &str, domain: &str, delivery_id: DeliveryId) -> OutgoingEma
         html_body: "<p>山田 太郎 様</p>\n<p>10,000円の入金を確認しました。</p>\n".to_owned(),
         text_body: "山田 太郎 様\n\n10,000円の入金を確認しました。\n".to_owned(),
         sending: SendingOptions::default(),
+        list_unsubscribe: None,
     }
 }
 
