@@ -36,6 +36,7 @@ async fn setup() -> Setup {
     let service = Arc::new(UnsubscribeService {
         store: Arc::new(suppressions.clone()),
         key: key.clone(),
+        previous_keys: vec![],
         clock: clock.clone(),
     });
     let admin = PostgresAdminStore::new(store.pool().clone());

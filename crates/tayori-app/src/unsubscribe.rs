@@ -36,6 +36,9 @@ pub struct UnsubscribeService {
     pub store: Arc<dyn UnsubscribeStore>,
     /// The key tokens are signed with (the worker's).
     pub key: UnsubscribeKey,
+    /// Keys tokens were signed with before a rotation, still accepted until removed
+    /// (docs/operations.md, "Rotate the unsubscribe key").
+    pub previous_keys: Vec<UnsubscribeKey>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -43,7 +46,8 @@ pub struct UnsubscribeService {
 impl UnsubscribeService {
     /// What a token says, without acting on it (the confirmation page).
     pub fn check(&self, token: &str) -> Result<UnsubscribeClaim, UnsubscribeError> {
-        Ok(self.key.verify(token, self.clock.now())?)
+        let now = self.clock.now();
+        Ok(UnsubscribeKey::verify_with_rotation(&self.key, &self.previous_keys, token, now)?)
     }
 
     /// Acts on a token: suppresses the tenant's subscription mail to the address, once.

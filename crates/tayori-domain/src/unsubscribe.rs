@@ -93,6 +93,25 @@ impl UnsubscribeKey {
         format!("{}.{}", hex::encode(payload), hex::encode(tag))
     }
 
+    /// The claim of a token signed by `current` or, while a key is being rotated, by one of
+    /// `previous` (still accepted, no longer used to sign), that has not expired at `now`.
+    /// A signature none of them matches is `BadSignature`.
+    pub fn verify_with_rotation(
+        current: &UnsubscribeKey,
+        previous: &[UnsubscribeKey],
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UnsubscribeClaim, InvalidUnsubscribeToken> {
+        let mut result = current.verify(token, now);
+        for key in previous {
+            if result != Err(InvalidUnsubscribeToken::BadSignature) {
+                break;
+            }
+            result = key.verify(token, now);
+        }
+        result
+    }
+
     /// The claim of a token this key signed that has not expired at `now`.
     pub fn verify(
         &self,
@@ -160,6 +179,26 @@ mod tests {
         assert_eq!(claim.expires_at.timestamp(), expires.timestamp());
         let late = key(1).verify(&token(&key(1), expires), expires + Duration::seconds(1));
         assert!(matches!(late, Err(InvalidUnsubscribeToken::Expired(_))));
+    }
+
+    #[test]
+    fn during_a_rotation_links_signed_with_a_previous_key_still_work() {
+        let now = Utc::now();
+        let (current, old, retired) = (key(2), key(1), key(9));
+        let signed_before = token(&old, now + Duration::days(1));
+        let signed_after = token(&current, now + Duration::days(1));
+        let verify = |token: &str, previous: &[UnsubscribeKey]| {
+            UnsubscribeKey::verify_with_rotation(&current, previous, token, now)
+        };
+        assert!(verify(&signed_after, &[]).is_ok());
+        assert!(verify(&signed_before, std::slice::from_ref(&old)).is_ok());
+        assert!(verify(&signed_before, &[retired.clone(), old.clone()]).is_ok());
+        // Once the old key is removed, its links stop working.
+        assert_eq!(verify(&signed_before, &[]), Err(InvalidUnsubscribeToken::BadSignature));
+        assert_eq!(verify(&signed_before, &[retired]), Err(InvalidUnsubscribeToken::BadSignature));
+        // An expired link stays expired whichever key signed it.
+        let expired = token(&old, now - Duration::seconds(1));
+        assert!(matches!(verify(&expired, &[old]), Err(InvalidUnsubscribeToken::Expired(_))));
     }
 
     #[test]

@@ -277,6 +277,7 @@ pub async fn start(
         let unsubscribe = Arc::new(tayori_app::UnsubscribeService {
             store: Arc::new(PostgresSuppressions::new(store.pool().clone())),
             key: links.key,
+            previous_keys: config.unsubscribe.previous_keys()?,
             clock: Arc::new(SystemClock),
         });
         let quota = tayori_admin::Quota::per_second(config.unsubscribe.requests_per_second());

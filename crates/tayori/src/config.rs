@@ -55,6 +55,9 @@ pub struct UnsubscribeConfig {
     pub base_url: Option<String>,
     /// The signing key, at least 32 bytes (`TAYORI_UNSUBSCRIBE__KEY`); keep it secret.
     pub key: Option<String>,
+    /// Keys links were signed with before a rotation: still accepted by the endpoint, never used
+    /// to sign (`TAYORI_UNSUBSCRIBE__PREVIOUS_KEYS='["…"]'`); remove them once their links expired.
+    pub previous_keys: Vec<String>,
     /// How long a link works after the email is sent, in days (default 60).
     pub valid_days: Option<u64>,
     /// Requests a second the public endpoint accepts in all, beyond which it answers 429
@@ -67,6 +70,7 @@ impl std::fmt::Debug for UnsubscribeConfig {
         f.debug_struct("UnsubscribeConfig")
             .field("base_url", &self.base_url)
             .field("key", &self.key.as_ref().map(|_| "***"))
+            .field("previous_keys", &vec!["***"; self.previous_keys.len()])
             .field("valid_days", &self.valid_days)
             .field("requests_per_second", &self.requests_per_second)
             .finish()
@@ -80,8 +84,26 @@ impl UnsubscribeConfig {
             .unwrap_or(std::num::NonZeroU32::MIN)
     }
 
+    /// The keys of a rotation still accepted; an error names a bad one.
+    pub fn previous_keys(&self) -> anyhow::Result<Vec<tayori_domain::UnsubscribeKey>> {
+        anyhow::ensure!(
+            self.previous_keys.is_empty() || self.key.is_some(),
+            "invalid configuration: unsubscribe.previous_keys needs unsubscribe.key"
+        );
+        self.previous_keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                tayori_domain::UnsubscribeKey::new(key.as_bytes()).map_err(|e| {
+                    anyhow::anyhow!("invalid configuration: unsubscribe.previous_keys[{i}]: {e}")
+                })
+            })
+            .collect()
+    }
+
     /// The links the use case writes, or `None` when not configured; an error names a bad setting.
     pub fn links(&self) -> anyhow::Result<Option<tayori_app::UnsubscribeLinks>> {
+        self.previous_keys()?;
         let (base_url, key) = match (&self.base_url, &self.key) {
             (None, None) => return Ok(None),
             (Some(base_url), Some(key)) => (base_url, key),
@@ -470,5 +492,28 @@ mod tests {
             write(&format!("{STORE_AND_QUEUE}\n[sender]\nkind = \"carrier-pigeon\"\n"));
         let error = format!("{:#}", WorkerConfig::load(Some(unknown_kind.path())).unwrap_err());
         assert!(error.contains("carrier-pigeon"), "{error}");
+    }
+
+    #[test]
+    fn a_rotation_keeps_previous_unsubscribe_keys_valid_and_never_prints_them() {
+        let current = "c".repeat(32);
+        let previous = "p".repeat(32);
+        let rotating = write(&format!(
+            "{STORE_AND_QUEUE}\n[sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n\
+             [unsubscribe]\nbase_url = \"https://mail.example.com\"\nkey = \"{current}\"\n\
+             previous_keys = [\"{previous}\"]\n"
+        ));
+        let config = WorkerConfig::load(Some(rotating.path())).expect("valid");
+        assert_eq!(config.unsubscribe.previous_keys().expect("valid").len(), 1);
+        let printed = config.redacted();
+        assert!(!printed.contains(&current) && !printed.contains(&previous), "{printed}");
+
+        let short = write(&format!(
+            "{STORE_AND_QUEUE}\n[sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n\
+             [unsubscribe]\nbase_url = \"https://mail.example.com\"\nkey = \"{current}\"\n\
+             previous_keys = [\"{previous}\", \"too short\"]\n"
+        ));
+        let error = format!("{:#}", WorkerConfig::load(Some(short.path())).unwrap_err());
+        assert!(error.contains("unsubscribe.previous_keys[1]"), "{error}");
     }
 }

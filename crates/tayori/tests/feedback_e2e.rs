@@ -379,13 +379,24 @@ async fn subscription_mail_carries_one_click_unsubscribe_and_transactional_mail_
         unsubscribe: UnsubscribeConfig {
             base_url: Some("https://mail.acme-bank.example".into()),
             key: Some(key.clone()),
+            previous_keys: vec![],
             valid_days: Some(30),
             requests_per_second: None,
         },
     };
     config.validate().unwrap();
-    let admin =
-        tayori::admin::start(config.clone(), "127.0.0.1:0".parse().unwrap(), false).await.unwrap();
+    // The admin process is mid-rotation (docs/operations.md, "Rotate the unsubscribe key"): it
+    // has the next key already, and the worker's, which still signs, as a previous one.
+    let rotated = WorkerConfig {
+        unsubscribe: UnsubscribeConfig {
+            key: Some("n".repeat(40)),
+            previous_keys: vec![key.clone()],
+            ..config.unsubscribe.clone()
+        },
+        ..config.clone()
+    };
+    rotated.validate().unwrap();
+    let admin = tayori::admin::start(rotated, "127.0.0.1:0".parse().unwrap(), false).await.unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
     let store = app.store.clone();
     until("both sent", async || {
