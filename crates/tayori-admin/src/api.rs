@@ -715,7 +715,7 @@ async fn reputation(
     let tenant = tenant_param(params.tenant.as_deref())?;
     let rows = state.service.reputation(&who, tenant.as_ref(), window).await?;
     let paused = state.service.paused_tenants(&who, tenant.as_ref()).await?;
-    let thresholds = tayori_app::admin::ReputationThresholds::default();
+    let thresholds = state.service.reputation_thresholds;
     Ok(Json(ReputationView {
         window: name,
         bounce_rate_threshold: thresholds.bounce_rate,

@@ -343,6 +343,9 @@ pub struct AdminService {
     pub previews: Arc<dyn TemplatePreviews>,
     /// The time.
     pub clock: Arc<dyn Clock>,
+    /// The rates tenants are judged against: the workers' reputation guard's
+    /// (`[feedback] reputation_*`).
+    pub reputation_thresholds: ReputationThresholds,
 }
 
 impl AdminService {
@@ -629,7 +632,7 @@ impl AdminService {
         let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
         let since = self.clock.now() - window.length();
         let counts = self.admin.reputation_counts(tenants.as_deref(), since).await?;
-        let thresholds = ReputationThresholds::default();
+        let thresholds = self.reputation_thresholds;
         Ok(counts.into_iter().map(|counts| thresholds.judge(counts)).collect())
     }
 

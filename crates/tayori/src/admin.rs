@@ -270,6 +270,7 @@ pub async fn start(
         handler,
         previews: templates,
         clock,
+        reputation_thresholds: config.feedback.thresholds(),
     });
     let mut app = tayori_admin::router(AdminState { service, secure_cookies });
     // The public one-click unsubscribe endpoint, when the worker writes unsubscribe links.

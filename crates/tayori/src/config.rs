@@ -10,7 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 use tayori_app::DeliveryPolicy;
-use tayori_app::ports::{FeedbackPolicy, ReputationGuard};
+use tayori_app::ports::{FeedbackPolicy, ReputationGuard, ReputationThresholds};
 use tayori_outbox::OutboxConfig;
 use tayori_postgres::PostgresConfig;
 use tayori_ses::SesConfig;
@@ -145,22 +145,33 @@ pub struct FeedbackConfig {
     pub transient_bounce_limit: u32,
     /// The window transient bounces are counted in, in hours.
     pub transient_bounce_window_hours: u64,
-    /// Pause a tenant whose bounce (4 %) or complaint (0.08 %) rate over the window is too high,
-    /// from 200 sent; an operator resumes it (`POST /api/v1/tenants/{tenant}/resume`).
+    /// Pause a tenant whose bounce or complaint rate over the window is above its threshold;
+    /// an operator resumes it (`POST /api/v1/tenants/{tenant}/resume`).
     pub reputation_pause: bool,
     /// The window of the reputation rates, in hours.
     pub reputation_window_hours: u64,
+    /// Bounced / sent above which a tenant is paused (0.04: below the 5 % at which AWS reviews
+    /// an account).
+    pub reputation_bounce_rate: f64,
+    /// Complained / sent above which a tenant is paused (0.0008: below AWS's 0.1 %).
+    pub reputation_complaint_rate: f64,
+    /// Sent deliveries in the window below which a tenant's rates are not judged.
+    pub reputation_min_sent: u64,
 }
 
 impl Default for FeedbackConfig {
     fn default() -> Self {
         let policy = FeedbackPolicy::default();
+        let thresholds = ReputationThresholds::default();
         Self {
             queue_url: None,
             transient_bounce_limit: policy.transient_bounce_limit,
             transient_bounce_window_hours: policy.transient_bounce_window.as_secs() / 3600,
             reputation_pause: policy.reputation.is_some(),
             reputation_window_hours: policy.reputation.map_or(24, |g| g.window.as_secs() / 3600),
+            reputation_bounce_rate: thresholds.bounce_rate,
+            reputation_complaint_rate: thresholds.complaint_rate,
+            reputation_min_sent: thresholds.min_sent,
         }
     }
 }
@@ -182,8 +193,17 @@ impl FeedbackConfig {
             ),
             reputation: self.reputation_pause.then(|| ReputationGuard {
                 window: Duration::from_secs(self.reputation_window_hours.saturating_mul(3600)),
-                ..ReputationGuard::default()
+                thresholds: self.thresholds(),
             }),
+        }
+    }
+
+    /// The rates the guard pauses at, also what the admin API judges tenants against.
+    pub fn thresholds(&self) -> ReputationThresholds {
+        ReputationThresholds {
+            bounce_rate: self.reputation_bounce_rate,
+            complaint_rate: self.reputation_complaint_rate,
+            min_sent: self.reputation_min_sent,
         }
     }
 }
@@ -354,6 +374,16 @@ impl WorkerConfig {
             !self.feedback.reputation_pause || self.feedback.reputation_window_hours > 0,
             "invalid configuration: feedback.reputation_window_hours must be at least 1"
         );
+        for (setting, rate) in [
+            ("reputation_bounce_rate", self.feedback.reputation_bounce_rate),
+            ("reputation_complaint_rate", self.feedback.reputation_complaint_rate),
+        ] {
+            anyhow::ensure!(
+                rate > 0.0 && rate < 1.0,
+                "invalid configuration: feedback.{setting} must be a fraction between 0 and 1 \
+                 (0.04 is 4 %), got {rate}"
+            );
+        }
         self.unsubscribe.links()?;
         if self.feedback.consumer(&self.queue).is_some() {
             anyhow::ensure!(
@@ -492,6 +522,32 @@ mod tests {
             write(&format!("{STORE_AND_QUEUE}\n[sender]\nkind = \"carrier-pigeon\"\n"));
         let error = format!("{:#}", WorkerConfig::load(Some(unknown_kind.path())).unwrap_err());
         assert!(error.contains("carrier-pigeon"), "{error}");
+    }
+
+    #[test]
+    fn reputation_thresholds_are_settings_and_a_percentage_is_refused() {
+        let outbox = "[sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"";
+        let defaults = write(&format!("{STORE_AND_QUEUE}\n{outbox}\n"));
+        let config = WorkerConfig::load(Some(defaults.path())).expect("valid");
+        let guard = config.feedback.policy().reputation.expect("on by default");
+        assert_eq!(guard.thresholds, ReputationThresholds::default());
+
+        let stricter = write(&format!(
+            "{STORE_AND_QUEUE}\n{outbox}\n[feedback]\nreputation_bounce_rate = 0.02\n\
+             reputation_complaint_rate = 0.0005\nreputation_min_sent = 50\n"
+        ));
+        let config = WorkerConfig::load(Some(stricter.path())).expect("valid");
+        let guard = config.feedback.policy().reputation.expect("on");
+        let expected =
+            ReputationThresholds { bounce_rate: 0.02, complaint_rate: 0.0005, min_sent: 50 };
+        assert_eq!(guard.thresholds, expected);
+        assert_eq!(config.feedback.thresholds(), expected, "the admin API judges by the same");
+
+        let percent = write(&format!(
+            "{STORE_AND_QUEUE}\n{outbox}\n[feedback]\nreputation_bounce_rate = 4\n"
+        ));
+        let error = format!("{:#}", WorkerConfig::load(Some(percent.path())).unwrap_err());
+        assert!(error.contains("feedback.reputation_bounce_rate"), "{error}");
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub async fn harness() -> Harness {
         handler: handler.clone(),
         previews: set,
         clock: Arc::new(SystemClock),
+        reputation_thresholds: Default::default(),
     });
     let router = router(AdminState { service: service.clone(), secure_cookies: false });
     Harness { router, service, handler, sender, templates, store }
