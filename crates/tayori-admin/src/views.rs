@@ -1,7 +1,7 @@
 //! What the API returns and the console shows, built from the use cases' answers.
 
 use serde::Serialize;
-use tayori_app::admin::{ActionResult, DeliveryDetail, ShownSuppression};
+use tayori_app::admin::{ActionResult, DeliveryDetail, FeedbackEntry, ShownSuppression};
 use tayori_app::ports::{
     AttemptRecord, AuditRecord, DeliveryLink, DeliveryRecord, OutcomeCount, TokenRecord,
     UnkeyedRejectionRecord,
@@ -128,6 +128,33 @@ impl From<&DeliveryLink> for LinkView {
     }
 }
 
+/// One thing SES said about a delivery (docs/feedback.md).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedbackView {
+    /// `send`, `delivery`, `bounce`, `complaint`, `reject`, `delivery_delay`, … .
+    pub kind: String,
+    /// `Permanent/General`, `abuse`, a reject reason, a delay type, a link.
+    pub detail: Option<String>,
+    /// The recipients it is about (masked unless the role is admin).
+    pub recipients: Vec<String>,
+    /// When it happened by SES's clock (RFC 3339), when SES said.
+    pub occurred_at: Option<String>,
+    /// When tayori recorded it (RFC 3339).
+    pub received_at: String,
+}
+
+impl From<&FeedbackEntry> for FeedbackView {
+    fn from(f: &FeedbackEntry) -> Self {
+        Self {
+            kind: f.kind.clone(),
+            detail: f.detail.clone(),
+            recipients: f.recipients.clone(),
+            occurred_at: f.occurred_at.map(|t| t.to_rfc3339()),
+            received_at: f.received_at.to_rfc3339(),
+        }
+    }
+}
+
 /// A delivery with its event, attempts and links.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryDetailView {
@@ -146,6 +173,11 @@ pub struct DeliveryDetailView {
     pub attempts: Vec<AttemptView>,
     /// Deliveries made from this one, and the one it was made from.
     pub links: Vec<LinkView>,
+    /// Where SES's feedback puts it: `sent`, `delayed`, `delivered`, `bounced` or `complained`
+    /// (by precedence; absent before any feedback).
+    pub feedback_status: Option<String>,
+    /// What SES said about it, oldest first.
+    pub feedback: Vec<FeedbackView>,
     /// Why it cannot be resent, when it cannot.
     pub not_resendable: Option<String>,
 }
@@ -159,6 +191,8 @@ impl From<&DeliveryDetail> for DeliveryDetailView {
             claims: d.record.claim_count,
             attempts: d.attempts.iter().map(AttemptView::from).collect(),
             links: d.links.iter().map(LinkView::from).collect(),
+            feedback_status: d.feedback.status.map(|s| s.as_str().to_owned()),
+            feedback: d.feedback.timeline.iter().map(FeedbackView::from).collect(),
             not_resendable: d.not_resendable.clone(),
         }
     }

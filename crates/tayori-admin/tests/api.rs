@@ -509,3 +509,57 @@ async fn reputation_shows_bounce_and_complaint_rates_per_tenant() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn detail_shows_what_ses_said_in_order_with_recipients_masked_by_role() {
+    use tayori_app::ports::{FeedbackPolicy, FeedbackRecord, FeedbackStore};
+    let h = harness().await;
+    let id = h.publish(&invest_deposit("said-1", "kenji.sato@example.com")).await;
+    let feedback = tayori_postgres::PostgresFeedbackStore::new(h.store.pool().clone());
+    let tags = json!({ "tayori-tenant": ["acme-invest"], "tayori-delivery-id": [id.to_string()] });
+    let delivered = json!({
+        "eventType": "Delivery",
+        "mail": { "tags": tags },
+        "delivery": { "timestamp": "2026-11-28T09:00:02Z", "recipients": ["kenji.sato@example.com"] },
+    });
+    // Arrives first, happened later: the timeline is in SES's order.
+    let bounced = json!({
+        "eventType": "Bounce",
+        "mail": { "tags": tags },
+        "bounce": {
+            "bounceType": "Transient", "bounceSubType": "MailboxFull",
+            "timestamp": "2026-11-28T09:05:00Z",
+            "bouncedRecipients": [{ "emailAddress": "kenji.sato@example.com" }],
+        },
+    });
+    for event in [&bounced, &delivered] {
+        let event = tayori_domain::parse_feedback(event.to_string().as_bytes()).unwrap();
+        let (policy, now) = (FeedbackPolicy::default(), chrono::Utc::now());
+        feedback.record_feedback(FeedbackRecord::Event(&event), &policy, now).await.unwrap();
+    }
+
+    let (admin, _) = h.token(Role::Admin, &[]).await;
+    let (status, full) =
+        h.call("GET", &format!("/api/v1/deliveries/{id}"), Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{full}");
+    assert_eq!(full["feedback_status"], "bounced");
+    let kinds: Vec<&str> =
+        full["feedback"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["delivery", "bounce"], "{full}");
+    assert_eq!(full["feedback"][1]["detail"], "Transient/MailboxFull");
+    assert_eq!(full["feedback"][1]["recipients"], json!(["kenji.sato@example.com"]));
+    assert!(
+        full["feedback"][0]["occurred_at"].as_str().unwrap().starts_with("2026-11-28T09:00:02")
+    );
+
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (_, masked) = h.call("GET", &format!("/api/v1/deliveries/{id}"), Some(&viewer), None).await;
+    assert_eq!(masked["feedback"][1]["recipients"], json!(["k***@e***.com"]));
+    assert!(!masked.to_string().contains("kenji.sato"), "{masked}");
+
+    // A delivery SES said nothing about yet.
+    let quiet = h.publish(&invest_deposit("said-2", "quiet@example.com")).await;
+    let (_, view) = h.call("GET", &format!("/api/v1/deliveries/{quiet}"), Some(&admin), None).await;
+    assert_eq!(view["feedback_status"], serde_json::Value::Null);
+    assert_eq!(view["feedback"], json!([]));
+}

@@ -53,6 +53,24 @@ async fn every_page_renders_for_each_role() {
     let h = harness().await;
     let sent = h.publish(&invest_deposit("pages-1", "taro@example.com")).await;
     let rejected = h.publish(&invest_withdrawal("pages-2", "taro@example.com")).await;
+    // SES said the mailbox was full: the detail page shows it, the recipient masked by role.
+    let bounce = json!({
+        "eventType": "Bounce",
+        "mail": { "tags": {
+            "tayori-tenant": ["acme-invest"], "tayori-delivery-id": [sent.to_string()],
+        } },
+        "bounce": { "bounceType": "Transient", "bounceSubType": "MailboxFull",
+                    "bouncedRecipients": [{ "emailAddress": "taro@example.com" }] },
+    });
+    let bounce = tayori_domain::parse_feedback(bounce.to_string().as_bytes()).unwrap();
+    tayori_app::ports::FeedbackStore::record_feedback(
+        &tayori_postgres::PostgresFeedbackStore::new(h.store.pool().clone()),
+        tayori_app::ports::FeedbackRecord::Event(&bounce),
+        &tayori_app::ports::FeedbackPolicy::default(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     for role in [Role::Viewer, Role::Operator, Role::Admin] {
         let (secret, _) = h.token(role, &["acme-invest"]).await;
         for uri in [
@@ -84,6 +102,8 @@ async fn every_page_renders_for_each_role() {
         let (_, _, detail) =
             h.page("GET", &format!("/console/deliveries/{sent}"), Some(&secret), None).await;
         assert_eq!(detail.contains("id=\"resend-form\""), role != Role::Viewer, "{role}");
+        assert!(detail.contains("id=\"feedback\"") && detail.contains("MailboxFull"));
+        assert!(detail.contains(">bounced</strong>"), "{role}: the feedback status");
     }
     // Another tenant's token: the same 404 page as for an unknown id.
     let (bank, _) = h.token(Role::Admin, &["acme-bank"]).await;

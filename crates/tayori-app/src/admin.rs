@@ -142,6 +142,8 @@ pub struct DeliveryDetail {
     pub attempts: Vec<AttemptRecord>,
     /// Deliveries made from this one, and the one it was made from.
     pub links: Vec<DeliveryLink>,
+    /// What SES said about it (recipients masked unless the role is admin).
+    pub feedback: DeliveryFeedback,
     /// Why it cannot be resent, when it cannot.
     pub not_resendable: Option<String>,
 }
@@ -174,7 +176,7 @@ pub struct ShownSuppression {
     pub created_at: DateTime<Utc>,
 }
 
-pub use crate::ports::{ReputationThresholds, TenantReputation};
+pub use crate::ports::{DeliveryFeedback, FeedbackEntry, ReputationThresholds, TenantReputation};
 
 /// A time window for the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,9 +412,15 @@ impl AdminService {
         let mut record = self.visible_delivery(who, id).await?;
         let attempts = self.deliveries.attempts(&record.tenant, id).await?;
         let links = self.admin.links(&record.tenant, id).await?;
+        let mut feedback = self.admin.feedback(&record.tenant, id).await?;
         let not_resendable = self.resend_body(&record, LinkKind::Resend, 1).err();
         mask_for(who, &mut record);
-        Ok(DeliveryDetail { record, attempts, links, not_resendable })
+        if !who.sees_addresses() {
+            for entry in &mut feedback.timeline {
+                entry.recipients.iter_mut().for_each(|address| *address = masked(address));
+            }
+        }
+        Ok(DeliveryDetail { record, attempts, links, feedback, not_resendable })
     }
 
     /// Sends a delivery's email again as a new delivery linked to it. See the module docs.
@@ -918,11 +926,16 @@ fn format_uuid_v4(mut bytes: [u8; 16]) -> String {
 }
 
 /// Masks the recipient in the row and in the stored envelope for roles that may not see it.
+/// `t***@e***.com`, or `***` for what is not an address.
+fn masked(raw: &str) -> String {
+    EmailAddress::parse(raw).map(|a| a.masked()).unwrap_or_else(|_| "***".into())
+}
+
 fn mask_for(who: &Principal, record: &mut DeliveryRecord) {
     if who.sees_addresses() {
         return;
     }
-    let mask = |raw: &str| EmailAddress::parse(raw).map(|a| a.masked()).unwrap_or("***".into());
+    let mask = masked;
     record.recipient = record.recipient.as_deref().map(mask);
     if let Some(json) = &record.event_json
         && let Ok(mut envelope) = serde_json::from_str::<Value>(json)

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use tayori_app::ports::{
-    AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryCursor, DeliveryLink, DeliveryPage,
-    DeliveryRecord, DeliverySearch, LinkKind, OutcomeCount, ReputationCount, Role, StoreError,
-    SuppressionEntry, SuppressionQuery, TenantScope, TokenRecord, UnkeyedRejectionRecord,
+    AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryCursor, DeliveryFeedback,
+    DeliveryLink, DeliveryPage, DeliveryRecord, DeliverySearch, LinkKind, OutcomeCount,
+    ReputationCount, Role, StoreError, SuppressionEntry, SuppressionQuery, TenantScope,
+    TokenRecord, UnkeyedRejectionRecord,
 };
 use tayori_domain::{DeliveryId, EmailAddress, TenantId};
 use uuid::Uuid;
@@ -523,6 +524,18 @@ impl AdminStore for PostgresAdminStore {
         .await
         .map_err(store_error)?;
         rows.iter().map(link_record).collect()
+    }
+
+    async fn feedback(
+        &self,
+        tenant: &TenantId,
+        delivery: DeliveryId,
+    ) -> Result<DeliveryFeedback, StoreError> {
+        let feedback = crate::PostgresFeedbackStore::new(self.pool.clone());
+        Ok(DeliveryFeedback {
+            status: feedback.feedback_status(tenant, delivery).await?,
+            timeline: feedback.timeline(tenant, delivery).await?,
+        })
     }
 
     async fn unkeyed_rejections(

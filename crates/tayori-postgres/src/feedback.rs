@@ -31,22 +31,8 @@ pub struct PostgresFeedbackStore {
     pool: PgPool,
 }
 
-/// One entry of a delivery's feedback timeline, as read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TimelineEntry {
-    /// The feedback identity.
-    pub feedback_id: String,
-    /// `delivery`, `bounce`, … (see [`FeedbackKind::name`]).
-    pub kind: String,
-    /// `Permanent/General`, `abuse`, …
-    pub detail: Option<String>,
-    /// The recipients it is about.
-    pub recipients: Vec<String>,
-    /// When it happened by SES's clock.
-    pub occurred_at: Option<DateTime<Utc>>,
-    /// When tayori recorded it.
-    pub received_at: DateTime<Utc>,
-}
+/// One entry of a delivery's feedback timeline, as read (the admin port's type).
+pub use tayori_app::ports::FeedbackEntry as TimelineEntry;
 
 /// A feedback message kept without a delivery: it matched none, or could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,9 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tayori_domain::{DeliveryId, DeliveryStatus, EmailAddress, EventType, TenantId};
+use tayori_domain::{
+    DeliveryId, DeliveryStatus, EmailAddress, EventType, FeedbackStatus, TenantId,
+};
 
 use super::{DeliveryCursor, DeliveryPage, StoreError, UnkeyedRejectionRecord};
 
@@ -203,6 +205,33 @@ impl LinkKind {
     }
 }
 
+/// One entry of a delivery's feedback timeline: what SES said about the email
+/// (docs/feedback.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackEntry {
+    /// The feedback identity (`sns:…`, `eventbridge:…`, `sha256:…`).
+    pub feedback_id: String,
+    /// `delivery`, `bounce`, `complaint`, … (see `FeedbackKind::name`).
+    pub kind: String,
+    /// `Permanent/General`, `abuse`, a reject reason, a delay type, a link.
+    pub detail: Option<String>,
+    /// The recipients it is about.
+    pub recipients: Vec<String>,
+    /// When it happened by SES's clock.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// When tayori recorded it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// What SES said about a delivery: where it stands and the timeline, in SES's order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryFeedback {
+    /// The feedback status by precedence; `None` before any feedback.
+    pub status: Option<FeedbackStatus>,
+    /// The entries, oldest first.
+    pub timeline: Vec<FeedbackEntry>,
+}
+
 /// A delivery made from another one by an operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryLink {
@@ -372,6 +401,13 @@ pub trait AdminStore: Send + Sync {
         tenant: &TenantId,
         delivery: DeliveryId,
     ) -> Result<Vec<DeliveryLink>, StoreError>;
+
+    /// What SES said about this delivery (empty when no feedback is consumed).
+    async fn feedback(
+        &self,
+        tenant: &TenantId,
+        delivery: DeliveryId,
+    ) -> Result<DeliveryFeedback, StoreError>;
 
     /// Unkeyed rejections, most recently seen first; with `tenants`, only those naming one of
     /// them.

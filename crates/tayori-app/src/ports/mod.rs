@@ -14,9 +14,9 @@ mod tenants;
 mod unsubscribe;
 
 pub use admin::{
-    AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryLink, DeliverySearch, LinkKind,
-    OutcomeCount, ReputationCount, Role, SuppressionEntry, SuppressionQuery, TenantScope,
-    TokenRecord, UnknownRole,
+    AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryFeedback, DeliveryLink,
+    DeliverySearch, FeedbackEntry, LinkKind, OutcomeCount, ReputationCount, Role, SuppressionEntry,
+    SuppressionQuery, TenantScope, TokenRecord, UnknownRole,
 };
 pub use clock::Clock;
 pub use feedback::{
