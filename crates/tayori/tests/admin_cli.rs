@@ -2,16 +2,15 @@
 //! a real port: a created token works over HTTP, a revoked one stops at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use tayori::config::{DeliveryConfig, SenderConfig, StoreConfig, TemplatesConfig, WorkerConfig};
 use tayori_sqs::ConsumerConfig;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
+
+use support::repo_root;
 
 fn tayori(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tayori")).args(args).output().unwrap();

@@ -3,12 +3,11 @@
 //! removed in the code fails here rather than in a pod at 3 a.m.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
+
+use support::repo_root;
 
 #[test]
 fn the_kubernetes_configuration_loads_with_the_deployments_environment() {

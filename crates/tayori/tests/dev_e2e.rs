@@ -13,9 +13,9 @@ use tayori_app::ports::DeliveryQuery;
 use tayori_domain::{DeliveryId, DeliveryStatus};
 use tempfile::TempDir;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
+
+use support::repo_root;
 
 async fn spawn_app(database_url: Option<String>) -> (DevApp, TempDir) {
     let data = tempfile::tempdir().expect("temp dir");

@@ -10,9 +10,9 @@ use serde_json::Value;
 use tayori::dev::{DevApp, DevConfig, start};
 use tempfile::TempDir;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
+
+use support::repo_root;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

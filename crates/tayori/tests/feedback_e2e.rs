@@ -5,10 +5,8 @@
 //! with those ids — moto has no configuration-set event destinations, so the test plays SES.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 use tayori::config::{
     DeliveryConfig, FeedbackConfig, SenderConfig, StoreConfig, TemplatesConfig, UnsubscribeConfig,
@@ -22,21 +20,9 @@ use tayori_postgres::{PostgresConfig, PostgresFeedbackStore, PostgresStore};
 use tayori_ses::SesConfig;
 use tayori_sqs::ConsumerConfig;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
 
-async fn moto() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!("TAYORI_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test (starts moto)")
-    });
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("t", "t", None, None, "t"))
-        .load()
-        .await
-}
+use support::{moto, queue_length, repo_root, ses_raw_messages_containing};
 
 fn event(id: &str, to: &str) -> Value {
     let mut event: Value = serde_json::from_slice(
@@ -119,20 +105,6 @@ async fn publish(sqs: &aws_sdk_sqs::Client, queue: &str, body: &Value) {
 
 async fn publish_raw(sqs: &aws_sdk_sqs::Client, queue: &str, body: &str) {
     sqs.send_message().queue_url(queue).message_body(body).send().await.unwrap();
-}
-
-async fn is_drained(sqs: &aws_sdk_sqs::Client, queue: &str) -> bool {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(queue)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    attributes.values().all(|count| count == "0")
 }
 
 /// Polls until `done` holds (at most 30 s): waits for the worker, asserts nothing by itself.
@@ -218,7 +190,7 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
         feedback_store.feedback_status(&d.tenant, d.delivery_id).await.unwrap()
     };
     until("the feedback queue to be drained and recorded", async || {
-        is_drained(&sqs, &feedback).await
+        queue_length(&sqs, &feedback).await == "0+0"
             && feedback_store.kept_feedback(10).await.unwrap().len() == 2
             && status(c).await == Some(FeedbackStatus::Complained)
     })
@@ -281,7 +253,7 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
     publish(&sqs, &feedback, &ses_event("subscription", report, true)).await;
     until("the unsubscribe recorded", async || {
         let timeline = feedback_store.timeline(&report.tenant, report.delivery_id).await.unwrap();
-        is_drained(&sqs, &feedback).await && timeline.len() == 1
+        queue_length(&sqs, &feedback).await == "0+0" && timeline.len() == 1
     })
     .await;
     publish(&sqs, &events, &bank_event("fb-report-2", "report.monthly_ready", "default", misaki))
@@ -301,25 +273,6 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
     assert!(second_report.reason.as_deref().unwrap().contains("unsubscribed"));
     assert_eq!(by_event(&all, "fb-deposit").status, DeliveryStatus::Sent, "transactional");
     app.stop().await.unwrap();
-}
-
-/// The raw messages moto's SES stored that contain `needle`.
-async fn ses_raw_messages_containing(needle: &str) -> Vec<String> {
-    let endpoint = std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap();
-    let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let messages = data["ses"]["RawMessage"].as_array().cloned().unwrap_or_default();
-    messages
-        .into_iter()
-        .filter_map(|m| m["raw_data"].as_str().map(str::to_owned))
-        .filter(|raw| raw.contains(needle))
-        .collect()
 }
 
 /// The unfolded value of a header of a raw message.

@@ -9,31 +9,15 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
 
-fn moto_endpoint() -> String {
-    std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!("TAYORI_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test (starts moto)")
-    })
-}
-
-async fn aws(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("t", "t", None, None, "t"))
-        .load()
-        .await
-}
+use support::{moto, moto_endpoint, repo_root};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -148,7 +132,7 @@ fn signal(child: &Child, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_run_serves_every_documented_metric_and_logs_no_personal_data() {
     let endpoint = moto_endpoint();
-    let aws = aws(&endpoint).await;
+    let aws = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let queue = sqs
         .create_queue()

@@ -13,24 +13,12 @@ use serde_json::json;
 use tayori_app::ports::{AttemptResult, DeliveryQuery, DeliveryRecord, DeliveryStore};
 use tayori_postgres::{PostgresConfig, PostgresStore};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
 
-fn moto_endpoint() -> String {
-    std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!("TAYORI_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test (starts moto)")
-    })
-}
+use support::{moto, moto_endpoint, repo_root};
 
 async fn sqs() -> aws_sdk_sqs::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("t", "t", None, None, "t"))
-        .load()
-        .await;
-    aws_sdk_sqs::Client::new(&config)
+    aws_sdk_sqs::Client::new(&moto().await)
 }
 
 struct Setup {

@@ -2,12 +2,11 @@
 //! templates and on the broken-template corpus.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
+
+use support::repo_root;
 
 fn tayori(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tayori"))

@@ -3,7 +3,7 @@
 //! in one test and SES in the other, where the whole raw message SES received is read back.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -16,21 +16,9 @@ use tayori_outbox::OutboxConfig;
 use tayori_ses::SesConfig;
 use tayori_sqs::ConsumerConfig;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
 
-async fn moto() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!("TAYORI_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test (starts moto)")
-    });
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("t", "t", None, None, "t"))
-        .load()
-        .await
-}
+use support::{moto, queue_length, repo_root, ses_messages_containing};
 
 fn eml_count(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {
@@ -128,47 +116,6 @@ async fn the_worker_sends_each_event_once_and_records_every_outcome() {
         .await
         .unwrap();
     assert_eq!(left.attributes.unwrap()[&QueueAttributeName::ApproximateNumberOfMessages], "0");
-}
-
-async fn queue_length(sqs: &aws_sdk_sqs::Client, queue: &str) -> String {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(queue)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    format!(
-        "{}+{}",
-        attributes[&QueueAttributeName::ApproximateNumberOfMessages],
-        attributes[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
-    )
-}
-
-/// The raw messages moto's SES has stored whose text contains `needle`.
-async fn ses_messages_containing(needle: &str) -> Vec<(String, String)> {
-    let endpoint = std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap();
-    let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    data["ses"]["RawMessage"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|message| {
-            let raw = message["raw_data"].as_str()?.to_owned();
-            raw.contains(needle).then(|| (message["id"].as_str().unwrap().to_owned(), raw))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,12 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -22,18 +21,12 @@ use serde_json::{Value, json};
 use tayori_app::ports::{AttemptResult, DeliveryQuery, DeliveryRecord, DeliveryStore};
 use tayori_postgres::{PostgresConfig, PostgresStore};
 
+mod support;
+
+use support::{moto, moto_endpoint, queue_length, repo_root};
+
 const INVEST_EVENTS: usize = 30;
 const BANK_EVENTS: usize = 10;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn moto_endpoint() -> String {
-    std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!("TAYORI_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test (starts moto)")
-    })
-}
 
 /// What the stand-in has seen.
 #[derive(Default)]
@@ -205,13 +198,7 @@ fn terminate(worker: &mut Child) -> std::process::ExitStatus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_errors_and_a_paused_tenant_lose_nothing_and_send_nothing_twice() {
     let (ses_url, seen) = start_stand_in().await;
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("t", "t", None, None, "t"))
-        .load()
-        .await;
-    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&moto().await);
     let queue = sqs
         .create_queue()
         .queue_name(format!("ses-faults-{}", std::process::id()))
@@ -348,17 +335,8 @@ async fn throttling_errors_and_a_paused_tenant_lose_nothing_and_send_nothing_twi
     unknown.sort_unstable();
     assert_eq!(unknown, [0, 1], "{all:#?}");
     assert_eq!(all.len(), INVEST_EVENTS + BANK_EVENTS);
-    let left = sqs
-        .get_queue_attributes()
-        .queue_url(&queue)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    assert!(left.values().all(|v| v == "0"), "every message deleted: {left:?}");
+    let left = queue_length(&sqs, &queue).await;
+    assert_eq!(left, "0+0", "every message deleted");
     let claims: u32 = all.iter().map(|d| d.claim_count).sum();
     println!(
         "ses faults: {} events; {invest_requests} acme-invest requests through 12 throttles, \

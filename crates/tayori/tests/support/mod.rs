@@ -1,0 +1,84 @@
+//! What the binary's integration tests share: where the repository is, the moto server that
+//! `scripts/test` starts (its SDK configuration, its queues' counts, the raw emails its SES kept)
+//! and the contract's example event.
+// Each test file is its own crate and uses only some of these.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value;
+
+/// The repository's root (templates, fixtures, docs).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The contract's example event (`tests/fixtures/events/valid/deposit-completed-ja.json`).
+pub fn contract_example() -> Value {
+    let path = repo_root().join("tests/fixtures/events/valid/deposit-completed-ja.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Where moto listens (`TAYORI_TEST_AWS_ENDPOINT`, set by `scripts/test`).
+pub fn moto_endpoint() -> String {
+    std::env::var("TAYORI_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("TAYORI_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test (starts moto)")
+    })
+}
+
+/// An SDK configuration for moto: its endpoint, a region, dummy credentials.
+pub async fn moto() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("t", "t", None, None, "t"))
+        .load()
+        .await
+}
+
+/// A queue's messages as `"{visible}+{in flight}"`: `"0+0"` when nothing is left.
+pub async fn queue_length(sqs: &aws_sdk_sqs::Client, queue: &str) -> String {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    format!(
+        "{}+{}",
+        attributes[&QueueAttributeName::ApproximateNumberOfMessages],
+        attributes[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+    )
+}
+
+/// The raw messages moto's SES has stored whose text contains `needle`, with moto's message id.
+pub async fn ses_messages_containing(needle: &str) -> Vec<(String, String)> {
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_endpoint()))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    data["ses"]["RawMessage"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|message| {
+            let raw = message["raw_data"].as_str()?.to_owned();
+            raw.contains(needle).then(|| (message["id"].as_str().unwrap().to_owned(), raw))
+        })
+        .collect()
+}
+
+/// [`ses_messages_containing`], the raw messages only.
+pub async fn ses_raw_messages_containing(needle: &str) -> Vec<String> {
+    ses_messages_containing(needle).await.into_iter().map(|(_, raw)| raw).collect()
+}
