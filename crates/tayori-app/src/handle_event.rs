@@ -19,9 +19,9 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::ports::TenantPauseList;
 use crate::ports::{
-    AttemptResult, Claim, ClaimRequest, Clock, DeliveryStore, EmailSender, MessageClass,
-    PauseScope, RecordOutcome, SendError, StoreError, SuppressionList, TemplateRenderer,
-    TenantDirectory, TenantProfile, UnkeyedRejection,
+    AttemptEnd, AttemptResult, Claim, ClaimRequest, Clock, DeliveryStore, EmailSender,
+    MessageClass, PauseScope, RecordOutcome, SendError, StoreError, SuppressionList,
+    TemplateRenderer, TenantDirectory, TenantProfile, UnkeyedRejection,
 };
 use crate::telemetry;
 
@@ -173,12 +173,25 @@ pub struct EventHandler {
 /// Tenants (and the account) whose sending is paused. Pauses the mail service announces are
 /// kept in memory per worker, until when: each worker learns of one from its own first refused
 /// send. Pauses of the reputation guard are shared by every worker through a
-/// [`TenantPauseList`] (PostgreSQL), when one is given, and last until an operator resumes.
+/// [`TenantPauseList`] (PostgreSQL), when one is given, and last until an operator resumes; each
+/// tenant's answer is kept for a short while, so that the list is asked about once a second
+/// per tenant rather than once per event.
 #[derive(Default)]
 pub struct SendingPauses {
     local: Mutex<HashMap<Option<TenantId>, DateTime<Utc>>>,
-    shared: Option<Arc<dyn TenantPauseList>>,
+    shared: Option<SharedPauses>,
 }
+
+struct SharedPauses {
+    list: Arc<dyn TenantPauseList>,
+    /// How long an answer of the list is used before it is asked again.
+    answer_kept_for: Duration,
+    /// Each tenant's last answer.
+    answers: Mutex<HashMap<TenantId, PauseAnswer>>,
+}
+
+/// When the shared list was asked about a tenant, and the pause's reason it gave, if any.
+type PauseAnswer = (DateTime<Utc>, Option<String>);
 
 impl std::fmt::Debug for SendingPauses {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -187,9 +200,17 @@ impl std::fmt::Debug for SendingPauses {
 }
 
 impl SendingPauses {
-    /// Pauses announced by the mail service, plus the shared pauses of `list`.
-    pub fn with_shared(list: Arc<dyn TenantPauseList>) -> Self {
-        Self { local: Mutex::default(), shared: Some(list) }
+    /// How long a worker keeps the shared list's answer for a tenant by default: a pause or a
+    /// resume takes effect within a second, at one query per tenant and second.
+    pub const SHARED_ANSWER_KEPT_FOR: Duration = Duration::from_secs(1);
+
+    /// Pauses announced by the mail service, plus the shared pauses of `list`, each tenant's
+    /// answer kept for `answer_kept_for` (zero: asked for every event).
+    pub fn with_shared(list: Arc<dyn TenantPauseList>, answer_kept_for: Duration) -> Self {
+        Self {
+            local: Mutex::default(),
+            shared: Some(SharedPauses { list, answer_kept_for, answers: Mutex::default() }),
+        }
     }
 
     fn pause(&self, scope: Option<TenantId>, until: DateTime<Utc>) {
@@ -205,6 +226,29 @@ impl SendingPauses {
             .filter(|until| **until > now)
             .max()
             .copied()
+    }
+
+    /// Why the shared list pauses this tenant, if it does.
+    async fn shared_reason(
+        &self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(shared) = &self.shared else { return Ok(None) };
+        {
+            let answers = shared.answers.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((asked_at, reason)) = answers.get(tenant) {
+                // A clock that went back makes the age negative: ask again.
+                let age = (now - *asked_at).to_std();
+                if age.is_ok_and(|age| age < shared.answer_kept_for) {
+                    return Ok(reason.clone());
+                }
+            }
+        }
+        let reason = shared.list.pause_reason(tenant).await?;
+        let mut answers = shared.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        answers.insert(tenant.clone(), (now, reason.clone()));
+        Ok(reason)
     }
 }
 
@@ -266,19 +310,18 @@ impl EventHandler {
             });
         }
 
-        if let Some(shared) = &self.pauses.shared {
-            // Paused by the reputation guard: wait without claiming, like above.
-            let reason = shared
-                .pause_reason(&key.tenant)
-                .await
-                .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
-            if let Some(reason) = reason {
-                return Err(RetryLater {
-                    delivery_id: Some(delivery_id),
-                    reason: format!("sending is paused for this tenant: {reason}"),
-                    retry_after: Some(self.policy.pause_for),
-                });
-            }
+        // Paused by the reputation guard: wait without claiming, like above.
+        let shared_pause = self
+            .pauses
+            .shared_reason(&key.tenant, self.clock.now())
+            .await
+            .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+        if let Some(reason) = shared_pause {
+            return Err(RetryLater {
+                delivery_id: Some(delivery_id),
+                reason: format!("sending is paused for this tenant: {reason}"),
+                retry_after: Some(self.policy.pause_for),
+            });
         }
 
         // 3. Claim the key.
@@ -355,19 +398,19 @@ impl EventHandler {
                 .record("provider_message_id", sent.provider_message_id.as_str());
         }
 
-        // 7. Record what came of it.
+        // 7. Record what came of it: the attempt's result, with the outcome when it decides one.
         match sent {
             Ok(sent) => {
                 let id = sent.provider_message_id;
-                self.record_after_send(key, attempt, AttemptResult::Accepted, &id).await?;
-                let outcome = Outcome::Sent { provider_message_id: id };
-                self.decide_after_send(key, outcome, &email.subject).await
+                let end = AttemptEnd { attempt, result: AttemptResult::Accepted, detail: &id };
+                let outcome = Outcome::Sent { provider_message_id: id.clone() };
+                self.decide_after_send(key, end, outcome, &email.subject).await
             }
             Err(error @ SendError::Ambiguous { .. }) if !self.policy.resend_unknown => {
                 let detail = error.to_string();
-                self.record_after_send(key, attempt, AttemptResult::Unknown, &detail).await?;
+                let end = AttemptEnd { attempt, result: AttemptResult::Unknown, detail: &detail };
                 let reason = format!("{detail}; not resent automatically (resend_unknown = false)");
-                self.decide_after_send(key, Outcome::Failed { reason }, &email.subject).await
+                self.decide_after_send(key, end, Outcome::Failed { reason }, &email.subject).await
             }
             Err(error) if error.is_transient() || matches!(error, SendError::Ambiguous { .. }) => {
                 let result = if error.is_transient() {
@@ -376,13 +419,14 @@ impl EventHandler {
                     AttemptResult::Unknown
                 };
                 let detail = error.to_string();
-                self.record_after_send(key, attempt, result, &detail).await?;
                 if attempt >= self.policy.max_attempts {
+                    let end = AttemptEnd { attempt, result, detail: &detail };
                     let reason = format!("gave up after {attempt} attempts; last: {detail}");
                     return self
-                        .decide_after_send(key, Outcome::Failed { reason }, &email.subject)
+                        .decide_after_send(key, end, Outcome::Failed { reason }, &email.subject)
                         .await;
                 }
+                self.record_after_send(key, attempt, result, &detail).await?;
                 let retry_after = match error {
                     SendError::Throttled { retry_after, .. } => retry_after,
                     SendError::Paused { scope, .. } => {
@@ -399,10 +443,10 @@ impl EventHandler {
             }
             Err(error) => {
                 let detail = error.to_string();
-                self.record_after_send(key, attempt, AttemptResult::PermanentError, &detail)
-                    .await?;
-                self.decide_after_send(key, Outcome::Failed { reason: detail }, &email.subject)
-                    .await
+                let end =
+                    AttemptEnd { attempt, result: AttemptResult::PermanentError, detail: &detail };
+                let outcome = Outcome::Failed { reason: detail.clone() };
+                self.decide_after_send(key, end, outcome, &email.subject).await
             }
         }
     }
@@ -560,18 +604,25 @@ impl EventHandler {
         Ok(self.decided(delivery_id, outcome, recorded))
     }
 
-    /// Like `decide`, but the email may have gone out: the outcome is worth waiting for the
-    /// store, since giving up here turns a known result into an unknown one.
+    /// Like `decide`, but the email may have gone out: the attempt's result and the outcome
+    /// are recorded together, and are worth waiting for the store, since giving up here turns
+    /// a known result into an unknown one.
     async fn decide_after_send(
         &self,
         key: &IdempotencyKey,
+        end: AttemptEnd<'_>,
         outcome: Outcome,
         subject: &Subject,
     ) -> Result<Handled, RetryLater> {
         let delivery_id = key.delivery_id();
         let mut waits = self.policy.record_retry_backoff.iter();
         loop {
-            match self.store.record_outcome(key, &outcome, Some(subject), self.clock.now()).await {
+            let now = self.clock.now();
+            match self
+                .store
+                .record_attempt_finished_and_outcome(key, end, &outcome, Some(subject), now)
+                .await
+            {
                 Ok(recorded) => return Ok(self.decided(delivery_id, outcome, recorded)),
                 Err(error) => match waits.next() {
                     Some(wait) => {
@@ -584,8 +635,8 @@ impl EventHandler {
         }
     }
 
-    /// Records how a send attempt ended, waiting out a short store outage for the same reason
-    /// as `decide_after_send`.
+    /// Records how a send attempt ended when it decides nothing yet (a transient error), waiting
+    /// out a short store outage for the same reason as `decide_after_send`.
     async fn record_after_send(
         &self,
         key: &IdempotencyKey,

@@ -569,8 +569,10 @@ impl tayori_app::ports::TenantPauseList for PausedTenant {
 #[test]
 fn a_tenant_paused_by_the_reputation_guard_waits_without_claiming_or_sending() {
     let mut w = world();
-    w.handler.pauses =
-        tayori_app::handle_event::SendingPauses::with_shared(Arc::new(PausedTenant("acme-invest")));
+    w.handler.pauses = tayori_app::handle_event::SendingPauses::with_shared(
+        Arc::new(PausedTenant("acme-invest")),
+        Duration::ZERO,
+    );
     let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
     assert!(retry.reason.contains("reputation guard"), "{retry:?}");
     assert_eq!(retry.retry_after, Some(DeliveryPolicy::default().pause_for));
@@ -584,4 +586,64 @@ fn a_tenant_paused_by_the_reputation_guard_waits_without_claiming_or_sending() {
     let handled = block_on(w.handler.handle(&message(&bank))).unwrap();
     assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
     assert_eq!(block_on(w.store.deliveries(&query)).unwrap().deliveries.len(), 1);
+}
+
+/// A shared pause list an operator changes, counting how often it is asked.
+#[derive(Default)]
+struct SwitchablePauses {
+    paused: std::sync::Mutex<bool>,
+    asked: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl tayori_app::ports::TenantPauseList for SwitchablePauses {
+    async fn pause_reason(
+        &self,
+        _tenant: &tayori_domain::TenantId,
+    ) -> Result<Option<String>, tayori_app::ports::StoreError> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((*self.paused.lock().unwrap()).then(|| "reputation guard".to_owned()))
+    }
+}
+
+#[test]
+fn the_shared_pause_list_is_asked_once_per_tenant_and_second_and_a_change_shows_after_that() {
+    let mut w = world();
+    let list = Arc::new(SwitchablePauses::default());
+    w.handler.pauses =
+        tayori_app::handle_event::SendingPauses::with_shared(list.clone(), Duration::from_secs(1));
+    let asked = || list.asked.load(std::sync::atomic::Ordering::Relaxed);
+    let event = |id: &str| {
+        let mut event = example_event();
+        event["id"] = json!(id);
+        message(&event)
+    };
+
+    assert!(block_on(w.handler.handle(&event("a"))).is_ok());
+    assert!(block_on(w.handler.handle(&event("b"))).is_ok());
+    assert_eq!(asked(), 1, "the second event used the first answer");
+
+    // The guard pauses the tenant: within the second the old answer stands...
+    *list.paused.lock().unwrap() = true;
+    w.clock.advance(Duration::from_millis(500));
+    assert!(block_on(w.handler.handle(&event("c"))).is_ok());
+    assert_eq!(asked(), 1);
+    // ...after it, the pause holds the next event back, without a claim.
+    w.clock.advance(Duration::from_millis(600));
+    let retry = block_on(w.handler.handle(&event("d"))).unwrap_err();
+    assert!(retry.reason.contains("reputation guard"), "{retry:?}");
+    assert_eq!(asked(), 2);
+    assert_eq!(w.sender.calls(), 3);
+
+    // Another tenant has its own answer.
+    let mut bank = example_event();
+    bank["tenant"] = json!("acme-bank");
+    assert!(block_on(w.handler.handle(&message(&bank))).is_err(), "this list pauses every tenant");
+    assert_eq!(asked(), 3);
+
+    // A resume shows within a second too.
+    *list.paused.lock().unwrap() = false;
+    w.clock.advance(Duration::from_millis(1_100));
+    assert!(block_on(w.handler.handle(&event("d"))).is_ok());
+    assert_eq!(w.sender.calls(), 4);
 }

@@ -9,9 +9,10 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tayori_app::ports::{
-    AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryPage, DeliveryQuery, DeliveryRecord,
-    DeliveryStore, EmailSender, RecordOutcome, RenderError, RenderedEmail, SendError, SentEmail,
-    StoreError, TemplateRenderer, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
+    AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryPage, DeliveryQuery,
+    DeliveryRecord, DeliveryStore, EmailSender, RecordOutcome, RenderError, RenderedEmail,
+    SendError, SentEmail, StoreError, TemplateRenderer, TenantProfile, UnkeyedRejection,
+    UnkeyedRejectionRecord,
 };
 use tayori_domain::{
     DeliveryId, Event, EventType, IdempotencyKey, Outcome, OutgoingEmail, Subject, TenantId,
@@ -32,17 +33,19 @@ pub enum Step {
     AttemptStarted,
     /// `EmailSender::send`: MIME, rate limiter, the SDK call.
     Send,
-    /// `DeliveryStore::record_attempt_finished`.
+    /// `DeliveryStore::record_attempt_finished` (after a transient error).
     AttemptFinished,
-    /// `DeliveryStore::record_outcome`.
+    /// `DeliveryStore::record_outcome` (an outcome without a send).
     Outcome,
+    /// `DeliveryStore::record_attempt_finished_and_outcome` (after a send that decides).
+    AttemptFinishedAndOutcome,
     /// Any other store call (release, duplicates).
     OtherStore,
 }
 
 impl Step {
     /// Every step, in the order the use case takes them.
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 9] = [
         Step::Claim,
         Step::Attempts,
         Step::Render,
@@ -50,6 +53,7 @@ impl Step {
         Step::Send,
         Step::AttemptFinished,
         Step::Outcome,
+        Step::AttemptFinishedAndOutcome,
         Step::OtherStore,
     ];
 
@@ -63,6 +67,7 @@ impl Step {
             Step::Send => "send (SES sender)",
             Step::AttemptFinished => "record_attempt_finished",
             Step::Outcome => "record_outcome",
+            Step::AttemptFinishedAndOutcome => "record_attempt_finished_and_outcome",
             Step::OtherStore => "other store calls",
         }
     }
@@ -166,6 +171,21 @@ impl DeliveryStore for TimedStore {
         let outcome = self.inner.record_attempt_finished(key, attempt, result, detail, at).await;
         self.timings.note(key_tag(key), Step::AttemptFinished, start);
         outcome
+    }
+
+    async fn record_attempt_finished_and_outcome(
+        &self,
+        key: &IdempotencyKey,
+        end: AttemptEnd<'_>,
+        outcome: &Outcome,
+        subject: Option<&Subject>,
+        at: DateTime<Utc>,
+    ) -> Result<RecordOutcome, StoreError> {
+        let start = Instant::now();
+        let result =
+            self.inner.record_attempt_finished_and_outcome(key, end, outcome, subject, at).await;
+        self.timings.note(key_tag(key), Step::AttemptFinishedAndOutcome, start);
+        result
     }
 
     async fn record_unkeyed_rejection(

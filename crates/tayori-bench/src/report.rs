@@ -89,7 +89,7 @@ pub fn bare(run: &BareRun, repeat: usize) {
 
 /// Prints the store-only phase.
 pub fn store_only(run: &StoreOnlyRun) {
-    println!("\n== The store alone: claim → attempt started → attempt finished → outcome");
+    println!("\n== The store alone: claim → attempt started → attempt finished and outcome");
     println!(
         "{} events in {:.2} s = {:.0} events/s ({:.0} store calls/s; {} at once)",
         run.events,
@@ -143,10 +143,8 @@ pub fn breakdown(run: &WorkerRun) {
         "record_attempt_started",
         "send: call → SES got it",
         "send: SES got it → answer",
-        "send → attempt row",
-        "record_attempt_finished",
-        "attempt row → outcome",
-        "record_outcome",
+        "send → result and outcome",
+        "record_attempt_finished_and_outcome",
         "outcome → deleted",
     ];
     let mut segments: Vec<Segment> =
@@ -156,28 +154,18 @@ pub fn breakdown(run: &WorkerRun) {
         let Some(spans) = timings.get(&trace.delivery) else { continue };
         let first =
             |step: Step| spans.iter().find(|(s, _, _)| *s == step).map(|(_, a, b)| (*a, *b));
-        let (
-            Some(claim),
-            Some(render),
-            Some(started),
-            Some(send),
-            Some(finished),
-            Some(outcome),
-            Some(ses),
-        ) = (
+        let (Some(claim), Some(render), Some(started), Some(send), Some(outcome), Some(ses)) = (
             first(Step::Claim),
             first(Step::Render),
             first(Step::AttemptStarted),
             first(Step::Send),
-            first(Step::AttemptFinished),
-            first(Step::Outcome),
+            first(Step::AttemptFinishedAndOutcome),
             trace.ses_at,
-        )
-        else {
+        ) else {
             continue;
         };
         complete += 1;
-        let points: [(Instant, Instant); 13] = [
+        let points: [(Instant, Instant); 11] = [
             (trace.first_received, claim.0),
             claim,
             (claim.1, render.0),
@@ -186,9 +174,7 @@ pub fn breakdown(run: &WorkerRun) {
             started,
             (send.0, ses),
             (ses, send.1),
-            (send.1, finished.0),
-            finished,
-            (finished.1, outcome.0),
+            (send.1, outcome.0),
             outcome,
             (outcome.1, trace.deleted_at),
         ];
@@ -219,13 +205,13 @@ pub fn breakdown(run: &WorkerRun) {
         .filter(|(name, _)| {
             matches!(
                 *name,
-                "claim" | "record_attempt_started" | "record_attempt_finished" | "record_outcome"
+                "claim" | "record_attempt_started" | "record_attempt_finished_and_outcome"
             )
         })
         .map(|(_, s)| s.mean)
         .sum();
     println!(
-        "  the four store calls: {} of {} ({:.0}%); mean events in flight by Little's law: {:.0}",
+        "  the three store calls: {} of {} ({:.0}%); mean events in flight by Little's law: {:.0}",
         ms(store),
         ms(total),
         store.as_secs_f64() / total.as_secs_f64().max(1e-12) * 100.0,

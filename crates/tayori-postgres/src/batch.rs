@@ -27,7 +27,7 @@ use tayori_domain::DeliveryStatus;
 use uuid::Uuid;
 
 use crate::writes::{
-    KeyColumns, WriteAnswer, WriteRequest, count, key_columns, lease_end, lost_claim,
+    KeyColumns, OutcomeWrite, WriteAnswer, WriteRequest, count, key_columns, lease_end, lost_claim,
     outcome_not_recorded, to_i32,
 };
 
@@ -116,18 +116,9 @@ impl Plan {
                         Entry::Occupied(_) => plan.started_also.push(i),
                     }
                 }
-                WriteRequest::AttemptFinished { key, attempt, .. } => {
-                    if let Some(earlier) = finished.insert((key_columns(key), *attempt), i) {
-                        plan.finished_also.push(earlier);
-                    }
-                }
-                WriteRequest::Outcome { key, .. } => match outcomes.entry(key_columns(key)) {
-                    Entry::Vacant(slot) => {
-                        slot.insert(i);
-                        plan.outcomes.push(i);
-                    }
-                    Entry::Occupied(first) => plan.later_outcomes.push((i, *first.get())),
-                },
+                WriteRequest::AttemptFinished(_)
+                | WriteRequest::Outcome(_)
+                | WriteRequest::AttemptFinishedAndOutcome(..) => {}
                 WriteRequest::Duplicate { key, at } => match duplicates.entry(key_columns(key)) {
                     Entry::Vacant(slot) => {
                         slot.insert(plan.duplicates.len());
@@ -140,6 +131,22 @@ impl Plan {
                         entry.3.push(i);
                     }
                 },
+            }
+            // A write of both takes part in both statements; the outcome's runs later and
+            // gives its answer.
+            if let Some(end) = request.attempt_finished()
+                && let Some(earlier) = finished.insert((key_columns(&end.key), end.attempt), i)
+            {
+                plan.finished_also.push(earlier);
+            }
+            if let Some(write) = request.outcome() {
+                match outcomes.entry(key_columns(&write.key)) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(i);
+                        plan.outcomes.push(i);
+                    }
+                    Entry::Occupied(first) => plan.later_outcomes.push((i, *first.get())),
+                }
             }
         }
         plan.finished = finished.into_values().collect();
@@ -408,13 +415,13 @@ async fn attempts_finished(
 ) -> Result<(), sqlx::Error> {
     let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for &i in indexes {
-        if let WriteRequest::AttemptFinished { key, attempt, result, detail, at } = &requests[i] {
-            columns.0.push(key.tenant.to_string());
-            columns.1.push(key.delivery_id().as_uuid());
-            columns.2.push(to_i32(*attempt));
-            columns.3.push(*at);
-            columns.4.push(result.as_str().to_owned());
-            columns.5.push(detail.clone());
+        if let Some(end) = requests[i].attempt_finished() {
+            columns.0.push(end.key.tenant.to_string());
+            columns.1.push(end.key.delivery_id().as_uuid());
+            columns.2.push(to_i32(end.attempt));
+            columns.3.push(end.at);
+            columns.4.push(end.result.as_str().to_owned());
+            columns.5.push(end.detail.clone());
         }
     }
     sqlx::query(
@@ -448,13 +455,13 @@ async fn outcomes(
     let mut keys = Vec::new();
     let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for &i in indexes {
-        if let WriteRequest::Outcome { key, outcome, subject, at } = &requests[i] {
-            keys.push(key_columns(key));
-            columns.0.push(outcome.status().as_str().to_owned());
-            columns.1.push(outcome.reason().map(str::to_owned));
-            columns.2.push(outcome.provider_message_id().map(str::to_owned));
-            columns.3.push(subject.as_ref().map(|s| s.as_str().to_owned()));
-            columns.4.push(*at);
+        if let Some(write) = requests[i].outcome() {
+            keys.push(key_columns(&write.key));
+            columns.0.push(write.outcome.status().as_str().to_owned());
+            columns.1.push(write.outcome.reason().map(str::to_owned));
+            columns.2.push(write.outcome.provider_message_id().map(str::to_owned));
+            columns.3.push(write.subject.as_ref().map(|s| s.as_str().to_owned()));
+            columns.4.push(write.at);
         }
     }
     let (tenants, sources, ids) = split_keys(&keys);
@@ -498,7 +505,7 @@ async fn outcomes(
     let unchanged_keys: Vec<KeyColumns> = unchanged.iter().map(|(_, key)| key.clone()).collect();
     let current = current_rows(conn, &unchanged_keys).await?;
     for (i, key) in unchanged {
-        let WriteRequest::Outcome { key: idempotency_key, .. } = &requests[i] else {
+        let Some(OutcomeWrite { key: idempotency_key, .. }) = requests[i].outcome() else {
             continue;
         };
         let status = current.get(&key).map(|(status, _)| status.as_str());
@@ -536,11 +543,8 @@ async fn duplicates(
 }
 
 fn outcome_status(request: &WriteRequest) -> DeliveryStatus {
-    match request {
-        WriteRequest::Outcome { outcome, .. } => outcome.status(),
-        // Only outcomes are passed here.
-        _ => DeliveryStatus::Processing,
-    }
+    // Only outcomes are passed here.
+    request.outcome().map_or(DeliveryStatus::Processing, |write| write.outcome.status())
 }
 
 /// The same error again, for a second caller (`StoreError` is not `Clone`).
@@ -564,6 +568,7 @@ mod tests {
 
     use super::*;
     use crate::PostgresStore;
+    use crate::writes::AttemptFinishedWrite;
 
     fn at(seconds: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).single().unwrap()
@@ -592,8 +597,32 @@ mod tests {
         })
     }
 
+    fn outcome_write(id: &str, outcome: Outcome, at: DateTime<Utc>) -> OutcomeWrite {
+        OutcomeWrite { key: key(id), outcome, subject: None, at }
+    }
+
     fn outcome(id: &str, outcome: Outcome, at: DateTime<Utc>) -> WriteRequest {
-        WriteRequest::Outcome { key: key(id), outcome, subject: None, at }
+        WriteRequest::Outcome(outcome_write(id, outcome, at))
+    }
+
+    fn finished_write(
+        id: &str,
+        attempt: u32,
+        result: AttemptResult,
+        detail: &str,
+        at: DateTime<Utc>,
+    ) -> AttemptFinishedWrite {
+        AttemptFinishedWrite { key: key(id), attempt, result, detail: detail.into(), at }
+    }
+
+    fn finished(
+        id: &str,
+        attempt: u32,
+        result: AttemptResult,
+        detail: &str,
+        at: DateTime<Utc>,
+    ) -> WriteRequest {
+        WriteRequest::AttemptFinished(finished_write(id, attempt, result, detail, at))
     }
 
     fn sent(id: &str) -> Outcome {
@@ -647,13 +676,13 @@ mod tests {
             &[
                 WriteRequest::AttemptStarted { key: key("k"), attempt: 2, at: at(61) },
                 WriteRequest::AttemptStarted { key: key("k"), attempt: 2, at: at(62) },
-                WriteRequest::AttemptFinished {
-                    key: key("other"),
-                    attempt: 1,
-                    result: AttemptResult::Accepted,
-                    detail: "no such attempt: changes nothing".into(),
-                    at: at(61),
-                },
+                finished(
+                    "other",
+                    1,
+                    AttemptResult::Accepted,
+                    "no such attempt: changes nothing",
+                    at(61),
+                ),
                 outcome("k", sent("ses-1"), at(63)),
                 outcome("k", Outcome::Failed { reason: "late".into() }, at(64)),
                 outcome("never-claimed", sent("ses-2"), at(63)),
@@ -682,20 +711,8 @@ mod tests {
         let answers = batch(
             &pool,
             &[
-                WriteRequest::AttemptFinished {
-                    key: key("k"),
-                    attempt: 2,
-                    result: AttemptResult::Unknown,
-                    detail: "first".into(),
-                    at: at(70),
-                },
-                WriteRequest::AttemptFinished {
-                    key: key("k"),
-                    attempt: 2,
-                    result: AttemptResult::Accepted,
-                    detail: "ses-1".into(),
-                    at: at(71),
-                },
+                finished("k", 2, AttemptResult::Unknown, "first", at(70)),
+                finished("k", 2, AttemptResult::Accepted, "ses-1", at(71)),
                 WriteRequest::Duplicate { key: key("k"), at: at(80) },
                 WriteRequest::Duplicate { key: key("k"), at: at(81) },
                 WriteRequest::Duplicate { key: key("other"), at: at(82) },
@@ -716,6 +733,62 @@ mod tests {
         assert_eq!(record.updated_at, at(81));
         let other = store.delivery(key("other").delivery_id(), None).await.unwrap().unwrap();
         assert_eq!(other.duplicate_count, 1);
+    }
+
+    /// A send's result and its outcome written as one: both statements see it, the answer is
+    /// the outcome's, and a second outcome for the key in the same batch finds it decided.
+    #[tokio::test]
+    async fn a_result_with_its_outcome_lands_both_and_answers_as_the_outcome() {
+        let pool = pool().await;
+        let store = PostgresStore::from_pool(pool.clone());
+        let both = |id: &str, result, detail: &str, decided: Outcome, seconds| {
+            WriteRequest::AttemptFinishedAndOutcome(
+                finished_write(id, 1, result, detail, at(seconds)),
+                outcome_write(id, decided, at(seconds)),
+            )
+        };
+        batch(&pool, &[claim("a", "w1", at(0)), claim("b", "w1", at(0))]).await;
+        batch(
+            &pool,
+            &[
+                WriteRequest::AttemptStarted { key: key("a"), attempt: 1, at: at(1) },
+                WriteRequest::AttemptStarted { key: key("b"), attempt: 1, at: at(1) },
+            ],
+        )
+        .await;
+        let refused = Outcome::Failed { reason: "554 refused".into() };
+        let answers = batch(
+            &pool,
+            &[
+                both("a", AttemptResult::Accepted, "ses-a", sent("ses-a"), 2),
+                both("b", AttemptResult::PermanentError, "554 refused", refused, 3),
+                outcome("a", Outcome::Failed { reason: "late".into() }, at(4)),
+                both("never-claimed", AttemptResult::Accepted, "x", sent("x"), 5),
+            ],
+        )
+        .await;
+        let recorded = Ok(WriteAnswer::Outcome(RecordOutcome::Recorded));
+        assert_eq!(answers[0], recorded);
+        assert_eq!(answers[1], recorded);
+        assert_eq!(
+            answers[2],
+            Ok(WriteAnswer::Outcome(RecordOutcome::AlreadyDecided {
+                status: DeliveryStatus::Sent
+            }))
+        );
+        assert!(answers[3].as_ref().unwrap_err().contains("needs a claim first"), "{answers:?}");
+        for (id, status, result, detail) in [
+            ("a", DeliveryStatus::Sent, AttemptResult::Accepted, "ses-a"),
+            ("b", DeliveryStatus::Failed, AttemptResult::PermanentError, "554 refused"),
+        ] {
+            let record = store.delivery(key(id).delivery_id(), None).await.unwrap().unwrap();
+            assert_eq!(record.status, status, "{id}");
+            let attempts = store.attempts(&key(id).tenant, key(id).delivery_id()).await.unwrap();
+            assert_eq!(attempts[0].result, Some(result), "{id}");
+            assert_eq!(attempts[0].detail.as_deref(), Some(detail), "{id}");
+        }
+        let record = store.delivery(key("a").delivery_id(), None).await.unwrap().unwrap();
+        assert_eq!(record.provider_message_id.as_deref(), Some("ses-a"));
     }
 
     /// A write the database refuses fails the whole transaction: nothing of the batch is

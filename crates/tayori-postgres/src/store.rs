@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 use tayori_app::ports::{
-    AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage, DeliveryQuery,
-    DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
+    AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage,
+    DeliveryQuery, DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
     UnkeyedRejectionRecord,
 };
 use tayori_domain::{DeliveryId, DeliveryStatus, IdempotencyKey, Outcome, Subject, TenantId};
@@ -14,7 +14,9 @@ use tayori_domain::{DeliveryId, DeliveryStatus, IdempotencyKey, Outcome, Subject
 use crate::PostgresConfig;
 use crate::errors::store_error;
 use crate::group_commit::{GroupCommit, WriteBatchStats};
-use crate::writes::{WriteAnswer, WriteRequest, count, parse_status};
+use crate::writes::{
+    AttemptFinishedWrite, OutcomeWrite, WriteAnswer, WriteRequest, count, parse_status,
+};
 
 /// The delivery store on a PostgreSQL pool. Clones share the pool and the group committer.
 #[derive(Debug, Clone)]
@@ -153,12 +155,7 @@ impl DeliveryStore for PostgresStore {
         subject: Option<&Subject>,
         at: DateTime<Utc>,
     ) -> Result<RecordOutcome, StoreError> {
-        let request = WriteRequest::Outcome {
-            key: key.clone(),
-            outcome: outcome.clone(),
-            subject: subject.cloned(),
-            at,
-        };
+        let request = WriteRequest::Outcome(outcome_write(key, outcome, subject, at));
         match self.writes.submit(request).await? {
             WriteAnswer::Outcome(recorded) => Ok(recorded),
             other => Err(wrong_answer("record_outcome", &other)),
@@ -190,14 +187,27 @@ impl DeliveryStore for PostgresStore {
         detail: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let request = WriteRequest::AttemptFinished {
-            key: key.clone(),
-            attempt,
-            result,
-            detail: detail.to_owned(),
-            at,
-        };
-        self.submit_done(request).await
+        let end = AttemptEnd { attempt, result, detail };
+        self.submit_done(WriteRequest::AttemptFinished(attempt_finished_write(key, end, at))).await
+    }
+
+    async fn record_attempt_finished_and_outcome(
+        &self,
+        key: &IdempotencyKey,
+        end: AttemptEnd<'_>,
+        outcome: &Outcome,
+        subject: Option<&Subject>,
+        at: DateTime<Utc>,
+    ) -> Result<RecordOutcome, StoreError> {
+        // One write, so one wait for a group commit instead of two (and one transaction).
+        let request = WriteRequest::AttemptFinishedAndOutcome(
+            attempt_finished_write(key, end, at),
+            outcome_write(key, outcome, subject, at),
+        );
+        match self.writes.submit(request).await? {
+            WriteAnswer::Outcome(recorded) => Ok(recorded),
+            other => Err(wrong_answer("record_attempt_finished_and_outcome", &other)),
+        }
     }
 
     async fn record_unkeyed_rejection(
@@ -332,4 +342,27 @@ impl DeliveryStore for PostgresStore {
             })
             .collect()
     }
+}
+
+fn attempt_finished_write(
+    key: &IdempotencyKey,
+    end: AttemptEnd<'_>,
+    at: DateTime<Utc>,
+) -> AttemptFinishedWrite {
+    AttemptFinishedWrite {
+        key: key.clone(),
+        attempt: end.attempt,
+        result: end.result,
+        detail: end.detail.to_owned(),
+        at,
+    }
+}
+
+fn outcome_write(
+    key: &IdempotencyKey,
+    outcome: &Outcome,
+    subject: Option<&Subject>,
+    at: DateTime<Utc>,
+) -> OutcomeWrite {
+    OutcomeWrite { key: key.clone(), outcome: outcome.clone(), subject: subject.cloned(), at }
 }

@@ -5,7 +5,7 @@
 //! batch that failed and is replayed write by write so that each caller gets its own answer).
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tayori_app::ports::{AttemptResult, Claim, ClaimRequest, RecordOutcome, StoreError};
 use tayori_domain::{DeliveryStatus, IdempotencyKey, Outcome, Subject};
 
@@ -20,23 +20,53 @@ pub(crate) enum WriteRequest {
         attempt: u32,
         at: DateTime<Utc>,
     },
-    AttemptFinished {
-        key: IdempotencyKey,
-        attempt: u32,
-        result: AttemptResult,
-        detail: String,
-        at: DateTime<Utc>,
-    },
-    Outcome {
-        key: IdempotencyKey,
-        outcome: Outcome,
-        subject: Option<Subject>,
-        at: DateTime<Utc>,
-    },
+    AttemptFinished(AttemptFinishedWrite),
+    Outcome(OutcomeWrite),
+    /// Both, in one transaction; answered like the outcome.
+    AttemptFinishedAndOutcome(AttemptFinishedWrite, OutcomeWrite),
     Duplicate {
         key: IdempotencyKey,
         at: DateTime<Utc>,
     },
+}
+
+/// How a send attempt ended.
+#[derive(Debug, Clone)]
+pub(crate) struct AttemptFinishedWrite {
+    pub(crate) key: IdempotencyKey,
+    pub(crate) attempt: u32,
+    pub(crate) result: AttemptResult,
+    pub(crate) detail: String,
+    pub(crate) at: DateTime<Utc>,
+}
+
+/// A delivery's outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct OutcomeWrite {
+    pub(crate) key: IdempotencyKey,
+    pub(crate) outcome: Outcome,
+    pub(crate) subject: Option<Subject>,
+    pub(crate) at: DateTime<Utc>,
+}
+
+impl WriteRequest {
+    /// The attempt result this write records, if any.
+    pub(crate) fn attempt_finished(&self) -> Option<&AttemptFinishedWrite> {
+        match self {
+            WriteRequest::AttemptFinished(finished)
+            | WriteRequest::AttemptFinishedAndOutcome(finished, _) => Some(finished),
+            _ => None,
+        }
+    }
+
+    /// The outcome this write records, if any.
+    pub(crate) fn outcome(&self) -> Option<&OutcomeWrite> {
+        match self {
+            WriteRequest::Outcome(outcome)
+            | WriteRequest::AttemptFinishedAndOutcome(_, outcome) => Some(outcome),
+            _ => None,
+        }
+    }
 }
 
 /// The answer to one write, once it is committed.
@@ -107,15 +137,20 @@ pub(crate) async fn execute_one(
         WriteRequest::AttemptStarted { key, attempt, at } => {
             attempt_started(pool, key, *attempt, *at).await.map(|()| WriteAnswer::Done)
         }
-        WriteRequest::AttemptFinished { key, attempt, result, detail, at } => {
-            attempt_finished(pool, key, *attempt, *result, detail, *at)
-                .await
-                .map(|()| WriteAnswer::Done)
+        WriteRequest::AttemptFinished(finished) => {
+            let mut conn = pool.acquire().await.map_err(store_error)?;
+            attempt_finished(&mut conn, finished).await.map(|()| WriteAnswer::Done)
         }
-        WriteRequest::Outcome { key, outcome, subject, at } => {
-            record_outcome(pool, key, outcome, subject.as_ref(), *at)
-                .await
-                .map(WriteAnswer::Outcome)
+        WriteRequest::Outcome(outcome) => {
+            let mut conn = pool.acquire().await.map_err(store_error)?;
+            record_outcome(&mut conn, outcome).await.map(WriteAnswer::Outcome)
+        }
+        WriteRequest::AttemptFinishedAndOutcome(finished, outcome) => {
+            let mut tx = pool.begin().await.map_err(store_error)?;
+            attempt_finished(&mut tx, finished).await?;
+            let recorded = record_outcome(&mut tx, outcome).await?;
+            tx.commit().await.map_err(store_error)?;
+            Ok(WriteAnswer::Outcome(recorded))
         }
         WriteRequest::Duplicate { key, at } => {
             duplicate(pool, key, *at).await.map(|()| WriteAnswer::Done)
@@ -179,12 +214,10 @@ async fn claim(pool: &PgPool, request: &ClaimRequest) -> Result<Claim, StoreErro
 }
 
 async fn record_outcome(
-    pool: &PgPool,
-    key: &IdempotencyKey,
-    outcome: &Outcome,
-    subject: Option<&Subject>,
-    at: DateTime<Utc>,
+    conn: &mut PgConnection,
+    write: &OutcomeWrite,
 ) -> Result<RecordOutcome, StoreError> {
+    let OutcomeWrite { key, outcome, subject, at } = write;
     let updated = sqlx::query(
         "update deliveries \
          set status = $4, reason = $5, provider_message_id = $6, \
@@ -198,9 +231,9 @@ async fn record_outcome(
     .bind(outcome.status().as_str())
     .bind(outcome.reason().map(str::to_owned))
     .bind(outcome.provider_message_id().map(str::to_owned))
-    .bind(subject.map(|s| s.as_str().to_owned()))
-    .bind(at)
-    .execute(pool)
+    .bind(subject.as_ref().map(|s| s.as_str().to_owned()))
+    .bind(*at)
+    .execute(&mut *conn)
     .await
     .map_err(store_error)?;
     if updated.rows_affected() == 1 {
@@ -212,7 +245,7 @@ async fn record_outcome(
     .bind(key.tenant.to_string())
     .bind(key.source.to_string())
     .bind(key.id.to_string())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(store_error)?;
     outcome_not_recorded(key, current.as_deref())
@@ -259,24 +292,21 @@ async fn attempt_started(
 }
 
 async fn attempt_finished(
-    pool: &PgPool,
-    key: &IdempotencyKey,
-    attempt: u32,
-    result: AttemptResult,
-    detail: &str,
-    at: DateTime<Utc>,
+    conn: &mut PgConnection,
+    write: &AttemptFinishedWrite,
 ) -> Result<(), StoreError> {
+    let AttemptFinishedWrite { key, attempt, result, detail, at } = write;
     sqlx::query(
         "update delivery_attempts set finished_at = $4, result = $5, detail = $6 \
          where tenant_id = $1 and delivery_id = $2 and attempt = $3",
     )
     .bind(key.tenant.to_string())
     .bind(key.delivery_id().as_uuid())
-    .bind(to_i32(attempt))
-    .bind(at)
+    .bind(to_i32(*attempt))
+    .bind(*at)
     .bind(result.as_str())
-    .bind(detail.to_owned())
-    .execute(pool)
+    .bind(detail.clone())
+    .execute(&mut *conn)
     .await
     .map_err(store_error)?;
     Ok(())

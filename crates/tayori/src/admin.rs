@@ -260,9 +260,11 @@ pub async fn start(
         },
         worker_id: format!("admin-{}", std::process::id()),
         // Resends wait out the reputation guard's pause like the worker's sends.
-        pauses: tayori_app::handle_event::SendingPauses::with_shared(Arc::new(
-            tayori_postgres::PostgresFeedbackStore::new(store.pool().clone()),
-        )),
+        pauses: tayori_app::handle_event::SendingPauses::with_shared(
+            Arc::new(tayori_postgres::PostgresFeedbackStore::new(store.pool().clone())),
+            // An operator's resend right after a resume should not wait for a cached pause.
+            std::time::Duration::ZERO,
+        ),
     });
     let service = Arc::new(AdminService {
         deliveries: Arc::new(store.clone()),

@@ -115,7 +115,10 @@ pub async fn start_with_aws(
         worker_id: worker_id.clone(),
         // With PostgreSQL, the reputation guard's pauses are shared by every worker.
         pauses: match &feedback_store {
-            Some(store) => SendingPauses::with_shared(Arc::new(store.clone())),
+            Some(store) => SendingPauses::with_shared(
+                Arc::new(store.clone()),
+                SendingPauses::SHARED_ANSWER_KEPT_FOR,
+            ),
             None => SendingPauses::default(),
         },
     });

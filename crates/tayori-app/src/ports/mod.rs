@@ -30,8 +30,8 @@ pub use previews::{
 pub use queue::{EventQueue, QueueError};
 pub use sender::{EmailSender, PauseScope, SendError, SentEmail};
 pub use store::{
-    AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage, DeliveryQuery,
-    DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
+    AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage,
+    DeliveryQuery, DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
     UnkeyedRejectionRecord,
 };
 pub use suppression::{NoSuppressions, Suppression, SuppressionError, SuppressionList};

@@ -97,6 +97,17 @@ impl AttemptResult {
     }
 }
 
+/// How a send attempt ended, as the use case reports it to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptEnd<'a> {
+    /// The claim number the attempt belongs to.
+    pub attempt: u32,
+    /// What it came to.
+    pub result: AttemptResult,
+    /// The sender's message id or error.
+    pub detail: &'a str,
+}
+
 /// One send attempt as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
@@ -290,6 +301,25 @@ pub trait DeliveryStore: Send + Sync {
         detail: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Records how a send attempt ended together with the outcome it decides (`sent` after an
+    /// accepted send, `failed` after a refusal or an unknown result), under the rules of
+    /// [`record_attempt_finished`](Self::record_attempt_finished) and
+    /// [`record_outcome`](Self::record_outcome). A store that can make the two one write
+    /// (PostgreSQL: one transaction) should: the event path then waits for one commit instead
+    /// of two, and no crash falls between the result and the outcome. The default makes the two
+    /// calls in turn.
+    async fn record_attempt_finished_and_outcome(
+        &self,
+        key: &IdempotencyKey,
+        end: AttemptEnd<'_>,
+        outcome: &Outcome,
+        subject: Option<&Subject>,
+        at: DateTime<Utc>,
+    ) -> Result<RecordOutcome, StoreError> {
+        self.record_attempt_finished(key, end.attempt, end.result, end.detail, at).await?;
+        self.record_outcome(key, outcome, subject, at).await
+    }
 
     /// Keeps a body that yielded no key. The same body (by SHA-256) MUST be stored once, its
     /// arrivals counted.

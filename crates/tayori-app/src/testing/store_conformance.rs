@@ -15,7 +15,7 @@ use tayori_domain::{
 };
 
 use crate::ports::{
-    AttemptResult, Claim, ClaimRequest, DeliveryQuery, DeliveryStore, RecordOutcome,
+    AttemptEnd, AttemptResult, Claim, ClaimRequest, DeliveryQuery, DeliveryStore, RecordOutcome,
     UnkeyedRejection,
 };
 
@@ -54,6 +54,7 @@ macro_rules! store_conformance_tests {
             outcomes_survive_a_reconnect,
             duplicates_are_counted,
             attempts_are_recorded_in_order,
+            a_send_result_and_its_outcome_are_recorded_together,
             unkeyed_rejections_are_kept_once_and_counted,
             same_event_id_in_two_tenants_is_two_deliveries,
             every_outcome_round_trips,
@@ -306,6 +307,54 @@ pub async fn attempts_are_recorded_in_order(h: &dyn StoreUnderTest) {
 
     let other = TenantId::parse("acme-bank").expect("tenant");
     assert!(store.attempts(&other, k.delivery_id()).await.expect("attempts").is_empty());
+}
+
+/// The call after a send that decides the delivery records the attempt's result and the
+/// outcome; when another worker decided first, it records the result but not the outcome.
+pub async fn a_send_result_and_its_outcome_are_recorded_together(h: &dyn StoreUnderTest) {
+    let store = h.store();
+    let k = key("send-result");
+    // w1's lease (60 s) runs out during its send and w2 takes the key over.
+    claim(&*store, &claim_at(&k, "w1", at(0))).await;
+    store.record_attempt_started(&k, 1, at(1)).await.expect("start 1");
+    assert_eq!(claim(&*store, &claim_at(&k, "w2", at(61))).await, Claim::Claimed { attempt: 2 });
+    store.record_attempt_started(&k, 2, at(62)).await.expect("start 2");
+
+    let subject = Subject::parse("入金のお知らせ").expect("subject");
+    let end = AttemptEnd { attempt: 2, result: AttemptResult::Accepted, detail: "ses-2" };
+    let recorded = store
+        .record_attempt_finished_and_outcome(&k, end, &sent("ses-2"), Some(&subject), at(63))
+        .await
+        .expect("record");
+    assert_eq!(recorded, RecordOutcome::Recorded);
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.status, DeliveryStatus::Sent);
+    assert_eq!(record.provider_message_id.as_deref(), Some("ses-2"));
+    assert_eq!(record.subject.as_deref(), Some("入金のお知らせ"));
+    assert_eq!(record.decided_at, Some(at(63)));
+    assert_eq!(record.lease_expires_at, None);
+
+    // w1 answers late: its attempt's result is kept, its outcome is refused.
+    let late = AttemptEnd { attempt: 1, result: AttemptResult::PermanentError, detail: "554" };
+    let failed = Outcome::Failed { reason: "554".into() };
+    assert_eq!(
+        store
+            .record_attempt_finished_and_outcome(&k, late, &failed, None, at(64))
+            .await
+            .expect("record"),
+        RecordOutcome::AlreadyDecided { status: DeliveryStatus::Sent }
+    );
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!((record.status, record.decided_at), (DeliveryStatus::Sent, Some(at(63))));
+    let attempts = store.attempts(&k.tenant, k.delivery_id()).await.expect("attempts");
+    let results: Vec<_> = attempts.iter().map(|a| (a.attempt, a.result, a.finished_at)).collect();
+    assert_eq!(
+        results,
+        vec![
+            (1, Some(AttemptResult::PermanentError), Some(at(64))),
+            (2, Some(AttemptResult::Accepted), Some(at(63))),
+        ]
+    );
 }
 
 /// A body without a key is kept once per distinct body, with its reason, and counted.
