@@ -45,6 +45,10 @@ use tayori_templates::TemplateSet;
 use crate::database::BenchDatabase;
 use crate::runs::{ConsumerSettings, Load, Setup};
 
+/// The allocator `tayori` uses (`crates/tayori/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Benchmarks tayori's worker path (SQS → use case → PostgreSQL + SES) against an in-process
 /// SQS/SES stand-in and a real PostgreSQL. See `docs/benchmarks.md`.
 #[derive(Debug, Parser)]

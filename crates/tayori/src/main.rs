@@ -9,6 +9,12 @@ use tayori::config::WorkerConfig;
 use tayori::{dev, telemetry, worker};
 use tayori_postgres::{PostgresConfig, PostgresStore};
 
+/// mimalloc rather than glibc's malloc: allocation was about a fifth of the worker's CPU, and
+/// mimalloc cut the worker's CPU per event by about a fifth for about 20 MiB more resident
+/// memory (`docs/benchmarks.md`, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
