@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tayori_app::admin::StatsWindow;
-use tayori_app::ports::{AuditQuery, DeliveryCursor, DeliverySearch, PreviewRequest};
+use tayori_app::ports::{
+    AuditQuery, DeliveryCursor, DeliverySearch, PreviewRequest, UnmatchedFeedbackCursor,
+};
 use tayori_domain::{DeliveryId, DeliveryStatus, EmailAddress, EventType, Locale, TenantId};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -22,7 +24,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::views::{
     ActionView, AuditView, CountView, DeliveryDetailView, DeliveryList, DeliverySummary,
     PausedView, RejectedEvents, ReputationRow, ReputationView, ResumeView, StatsView,
-    SuppressionView, UnkeyedView,
+    SuppressionView, UnkeyedView, UnmatchedFeedbackList, UnmatchedFeedbackView,
 };
 
 #[derive(OpenApi)]
@@ -61,6 +63,7 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(rejected_events))
         .routes(routes!(replay_many))
         .routes(routes!(replay_unkeyed))
+        .routes(routes!(unmatched_feedback))
         .routes(routes!(list_suppressions, add_suppression))
         .routes(routes!(remove_suppression))
         .routes(routes!(templates))
@@ -384,6 +387,57 @@ async fn replay_unkeyed(
 ) -> Result<(StatusCode, Json<ActionView>), ApiError> {
     let done = state.service.replay_unkeyed(&who, &sha256, &body.reason).await?;
     Ok((StatusCode::CREATED, Json(ActionView::from(&done))))
+}
+
+// ---- feedback that matched no delivery ----
+
+/// `?after=&limit=`
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UnmatchedFeedbackParams {
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// SES feedback that matched no delivery (`unmatched`) or could not be read (`invalid`), kept
+/// rather than dropped; newest first. It names no tenant: tokens scoped to tenants get an empty
+/// list.
+#[utoipa::path(get, path = "/api/v1/feedback/unmatched", tag = "feedback",
+    params(UnmatchedFeedbackParams),
+    responses((status = 200, body = UnmatchedFeedbackList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+async fn unmatched_feedback(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Query(params): Query<UnmatchedFeedbackParams>,
+) -> Result<Json<UnmatchedFeedbackList>, ApiError> {
+    let after = params.after.as_deref().map(decode_feedback_cursor).transpose()?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("limit: 1 to 500"));
+    }
+    let page = state.service.unmatched_feedback(&who, after.as_ref(), limit).await?;
+    Ok(Json(UnmatchedFeedbackList {
+        feedback: page.feedback.iter().map(UnmatchedFeedbackView::from).collect(),
+        next: page.next.as_ref().map(encode_feedback_cursor),
+    }))
+}
+
+fn encode_feedback_cursor(cursor: &UnmatchedFeedbackCursor) -> String {
+    format!("{}_{}", cursor.received_at.timestamp_micros(), cursor.feedback_id)
+}
+
+fn decode_feedback_cursor(raw: &str) -> Result<UnmatchedFeedbackCursor, ApiError> {
+    let bad = || ApiError::bad_request("after: not a cursor from a previous page");
+    let (micros, feedback_id) = raw.split_once('_').ok_or_else(bad)?;
+    let received_at =
+        DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    if feedback_id.is_empty() {
+        return Err(bad());
+    }
+    Ok(UnmatchedFeedbackCursor { received_at, feedback_id: feedback_id.to_owned() })
 }
 
 // ---- suppressions ----

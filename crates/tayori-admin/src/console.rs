@@ -30,6 +30,7 @@ use crate::auth::{NoSession, SESSION_COOKIE, Session};
 use crate::error::ApiError;
 use crate::views::{
     ActionView, CountView, DeliveryDetailView, DeliverySummary, SuppressionView, UnkeyedView,
+    UnmatchedFeedbackView,
 };
 
 /// Scripts only from our own origin (the one file below), no plugins, no framing of the console;
@@ -421,15 +422,18 @@ async fn rejected(
             let detail = state.service.delivery(who, record.delivery_id).await?;
             deliveries.push(DeliveryDetailView::from(&detail));
         }
-        let unkeyed = if tenant.is_none() {
-            state.service.unkeyed_rejections(who, 50).await?
+        // Neither names a tenant: shown with the unfiltered list only.
+        let (unkeyed, unmatched) = if tenant.is_none() {
+            let unmatched = state.service.unmatched_feedback(who, None, 50).await?;
+            (state.service.unkeyed_rejections(who, 50).await?, unmatched.feedback)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Ok::<_, ApiError>(json!({
             "deliveries": deliveries,
             "next": page.next.as_ref().map(encode_cursor),
             "unkeyed": unkeyed.iter().map(UnkeyedView::from).collect::<Vec<_>>(),
+            "unmatched": unmatched.iter().map(UnmatchedFeedbackView::from).collect::<Vec<_>>(),
         }))
     }
     .await;

@@ -4,7 +4,7 @@ use serde::Serialize;
 use tayori_app::admin::{ActionResult, DeliveryDetail, FeedbackEntry, ShownSuppression};
 use tayori_app::ports::{
     AttemptRecord, AuditRecord, DeliveryLink, DeliveryRecord, OutcomeCount, TokenRecord,
-    UnkeyedRejectionRecord,
+    UnkeyedRejectionRecord, UnmatchedFeedbackRecord,
 };
 use utoipa::ToSchema;
 
@@ -465,4 +465,43 @@ impl From<&TokenRecord> for TokenView {
             last_used_at: t.last_used_at.map(|x| x.to_rfc3339()),
         }
     }
+}
+
+/// SES feedback kept without a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnmatchedFeedbackView {
+    /// Its identity (`sns:<MessageId>`, `eventbridge:<id>`, `sha256:<hex>`).
+    pub feedback_id: String,
+    /// `unmatched` (no delivery has its SES message id or tags) or `invalid` (unreadable).
+    pub result: String,
+    /// The SES event kind, when it was read (`bounce`, `complaint`, ...).
+    pub kind: Option<String>,
+    /// The SES message id, when it was read.
+    pub ses_message_id: Option<String>,
+    /// Why it is kept.
+    pub reason: Option<String>,
+    /// When tayori received it (RFC 3339).
+    pub received_at: String,
+}
+
+impl From<&UnmatchedFeedbackRecord> for UnmatchedFeedbackView {
+    fn from(r: &UnmatchedFeedbackRecord) -> Self {
+        Self {
+            feedback_id: r.feedback_id.clone(),
+            result: r.result.clone(),
+            kind: r.kind.clone(),
+            ses_message_id: r.ses_message_id.clone(),
+            reason: r.reason.clone(),
+            received_at: r.received_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A page of SES feedback kept without a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnmatchedFeedbackList {
+    /// Newest first.
+    pub feedback: Vec<UnmatchedFeedbackView>,
+    /// Pass as `after` for the next page; absent on the last one.
+    pub next: Option<String>,
 }

@@ -563,3 +563,79 @@ async fn detail_shows_what_ses_said_in_order_with_recipients_masked_by_role() {
     assert_eq!(view["feedback_status"], serde_json::Value::Null);
     assert_eq!(view["feedback"], json!([]));
 }
+
+#[tokio::test]
+async fn feedback_that_matched_no_delivery_is_listed_newest_first_a_page_at_a_time() {
+    use tayori_app::ports::{FeedbackPolicy, FeedbackRecord, FeedbackStore};
+    let h = harness().await;
+    for n in 1..=3 {
+        common::record_unmatched_feedback(&h, &format!("ses-unknown-{n}")).await;
+    }
+    // A body that is not SES feedback at all: kept as invalid.
+    let body = b"{\"Type\": \"Notification\", \"Message\": \"not json\"}";
+    let invalid = tayori_domain::parse_feedback(body).unwrap_err();
+    let feedback = tayori_postgres::PostgresFeedbackStore::new(h.store.pool().clone());
+    feedback
+        .record_feedback(
+            FeedbackRecord::Invalid { invalid: &invalid, body },
+            &FeedbackPolicy::default(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    // Matched feedback is not listed.
+    let id = h.publish(&invest_deposit("kept-1", "taro@example.com")).await;
+    let tags = json!({ "tayori-tenant": ["acme-invest"], "tayori-delivery-id": [id.to_string()] });
+    let delivered = json!({
+        "eventType": "Delivery",
+        "mail": { "tags": tags },
+        "delivery": { "timestamp": "2026-11-28T09:00:02Z", "recipients": ["taro@example.com"] },
+    });
+    let event = tayori_domain::parse_feedback(delivered.to_string().as_bytes()).unwrap();
+    feedback
+        .record_feedback(
+            FeedbackRecord::Event(&event),
+            &FeedbackPolicy::default(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (status, first) =
+        h.call("GET", "/api/v1/feedback/unmatched?limit=3", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let rows = first["feedback"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{first}");
+    assert_eq!(rows[0]["result"], "invalid", "the newest first: {first}");
+    assert!(!rows[0]["reason"].as_str().unwrap().is_empty(), "kept with its reason: {first}");
+    assert_eq!(rows[1]["result"], "unmatched");
+    assert_eq!(rows[1]["kind"], "bounce");
+    assert_eq!(rows[1]["ses_message_id"], "ses-unknown-3");
+    let next = first["next"].as_str().expect("a second page");
+    let (status, second) = h
+        .call(
+            "GET",
+            &format!("/api/v1/feedback/unmatched?limit=3&after={next}"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let rows = second["feedback"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{second}");
+    assert_eq!(rows[0]["ses_message_id"], "ses-unknown-1");
+    assert!(second["next"].is_null(), "{second}");
+
+    // No tenant is named, so a token scoped to tenants sees none of it.
+    let (scoped, _) = h.token(Role::Admin, &["acme-invest"]).await;
+    let (status, none) = h.call("GET", "/api/v1/feedback/unmatched", Some(&scoped), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(none["feedback"], json!([]), "{none}");
+
+    for bad in ["after=yesterday", "after=123_", "limit=0", "limit=501"] {
+        let (status, body) =
+            h.call("GET", &format!("/api/v1/feedback/unmatched?{bad}"), Some(&viewer), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}

@@ -48,6 +48,8 @@ async fn every_route_role_and_tenant_scope() {
         .unwrap();
     let unkeyed =
         h.service.admin.unkeyed_rejections(None, 10).await.unwrap()[0].body_sha256.clone();
+    // SES feedback for an email tayori has no delivery of: kept as unmatched, with no tenant.
+    common::record_unmatched_feedback(&h, "matrix-unmatched").await;
 
     let reason = json!({ "reason": "matrix" });
     let routes = vec![
@@ -99,6 +101,13 @@ async fn every_route_role_and_tenant_scope() {
             uri: format!("/api/v1/rejected-events/unkeyed/{unkeyed}/replay"),
             body: Some(reason.clone()),
             kind: Kind::Act,
+        },
+        Route {
+            method: "GET",
+            template: "/api/v1/feedback/unmatched",
+            uri: "/api/v1/feedback/unmatched".into(),
+            body: None,
+            kind: Kind::Read,
         },
         Route {
             method: "GET",
@@ -247,6 +256,15 @@ async fn every_route_role_and_tenant_scope() {
             let in_scope = tenants.is_empty() || tenants.contains(&"acme-invest");
             // The unkeyed rejection has no tenant: only tokens of every tenant see it.
             let in_scope = in_scope && (!route.template.contains("unkeyed") || tenants.is_empty());
+            // Unmatched feedback has no tenant either: scoped tokens get an empty list.
+            let unmatched = route.template == "/api/v1/feedback/unmatched";
+            if unmatched {
+                assert_eq!(status, StatusCode::OK, "{label}: {body}");
+                let seen = body["feedback"].as_array().unwrap().len();
+                assert_eq!(seen > 0, tenants.is_empty(), "{label} saw {seen} rows: {body}");
+                checked += 1;
+                continue;
+            }
             let expected = match route.kind {
                 Kind::Open => StatusCode::OK,
                 Kind::Tokens if *role == Role::Admin && tenants.is_empty() => StatusCode::OK,

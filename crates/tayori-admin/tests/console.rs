@@ -247,3 +247,19 @@ async fn hostile_input_in_search_fields_and_event_variables_is_inert() {
         .await;
     assert!(none.as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_rejected_page_lists_feedback_that_matched_no_delivery_to_tokens_of_every_tenant() {
+    let h = harness().await;
+    common::record_unmatched_feedback(&h, "ses-nobody-knows").await;
+    let (all, _) = h.token(Role::Viewer, &[]).await;
+    let (status, _, page) = h.page("GET", "/console/rejected", Some(&all), None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("SES feedback that matched no delivery"), "{page}");
+    assert!(page.contains("<code>ses-nobody-knows</code>"), "{page}");
+    // It names no tenant: a scoped token does not see it.
+    let (scoped, _) = h.token(Role::Admin, &["acme-invest"]).await;
+    let (status, _, page) = h.page("GET", "/console/rejected", Some(&scoped), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("ses-nobody-knows"), "{page}");
+}

@@ -34,6 +34,7 @@ use crate::ports::{
     DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, LinkKind, OutcomeCount, Preview,
     PreviewCatalog, PreviewError, PreviewRequest, Role, StoreError, SuppressionEntry,
     SuppressionQuery, TemplatePreviews, TenantScope, TokenRecord, UnkeyedRejectionRecord,
+    UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
 };
 
 /// The token id recorded for actions taken on the command line.
@@ -174,6 +175,15 @@ pub struct ShownSuppression {
     pub created_by: String,
     /// When.
     pub created_at: DateTime<Utc>,
+}
+
+/// A page of SES feedback kept without a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmatchedFeedbackPage {
+    /// Newest first.
+    pub feedback: Vec<UnmatchedFeedbackRecord>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<UnmatchedFeedbackCursor>,
 }
 
 pub use crate::ports::{DeliveryFeedback, FeedbackEntry, ReputationThresholds, TenantReputation};
@@ -462,6 +472,29 @@ impl AdminService {
     ) -> Result<Vec<UnkeyedRejectionRecord>, AdminError> {
         let tenants = who.scope.filter();
         Ok(self.admin.unkeyed_rejections(tenants.as_deref(), limit).await?)
+    }
+
+    /// SES feedback kept without a delivery, newest first, a page of `limit` (1 to 500). It
+    /// names no tenant, so only tokens of every tenant see it; others get an empty page.
+    pub async fn unmatched_feedback(
+        &self,
+        who: &Principal,
+        after: Option<&UnmatchedFeedbackCursor>,
+        limit: u32,
+    ) -> Result<UnmatchedFeedbackPage, AdminError> {
+        if who.scope != TenantScope::All {
+            return Ok(UnmatchedFeedbackPage { feedback: Vec::new(), next: None });
+        }
+        let limit = limit.clamp(1, 500);
+        // One row more than the page tells whether there is a next one.
+        let mut feedback = self.admin.unmatched_feedback(after, limit + 1).await?;
+        let more = feedback.len() > limit as usize;
+        feedback.truncate(limit as usize);
+        let next = more.then(|| feedback.last()).flatten().map(|last| UnmatchedFeedbackCursor {
+            received_at: last.received_at,
+            feedback_id: last.feedback_id.clone(),
+        });
+        Ok(UnmatchedFeedbackPage { feedback, next })
     }
 
     /// Feeds an unkeyed rejection's body through the handler again, as received.

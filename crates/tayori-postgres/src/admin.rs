@@ -10,7 +10,7 @@ use tayori_app::ports::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryCursor, DeliveryFeedback,
     DeliveryLink, DeliveryPage, DeliveryRecord, DeliverySearch, LinkKind, OutcomeCount,
     ReputationCount, Role, StoreError, SuppressionEntry, SuppressionQuery, TenantScope,
-    TokenRecord, UnkeyedRejectionRecord,
+    TokenRecord, UnkeyedRejectionRecord, UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
 };
 use tayori_domain::{DeliveryId, EmailAddress, TenantId};
 use uuid::Uuid;
@@ -555,6 +555,39 @@ impl AdminStore for PostgresAdminStore {
             .await
             .map_err(store_error)?;
         rows.iter().map(unkeyed_record).collect()
+    }
+
+    async fn unmatched_feedback(
+        &self,
+        after: Option<&UnmatchedFeedbackCursor>,
+        limit: u32,
+    ) -> Result<Vec<UnmatchedFeedbackRecord>, StoreError> {
+        // The partial index feedback_events_kept (received_at desc where result <> 'matched')
+        // serves the order and the cursor.
+        let rows = sqlx::query(
+            "select feedback_id, result, kind, ses_message_id, reason, received_at \
+             from feedback_events where result <> 'matched' \
+                 and ($1::timestamptz is null or (received_at, feedback_id) < ($1, $2)) \
+             order by received_at desc, feedback_id desc limit $3",
+        )
+        .bind(after.map(|c| c.received_at))
+        .bind(after.map(|c| c.feedback_id.clone()))
+        .bind(i64::from(limit.clamp(1, 501)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(UnmatchedFeedbackRecord {
+                    feedback_id: row.try_get("feedback_id").map_err(store_error)?,
+                    result: row.try_get("result").map_err(store_error)?,
+                    kind: row.try_get("kind").map_err(store_error)?,
+                    ses_message_id: row.try_get("ses_message_id").map_err(store_error)?,
+                    reason: row.try_get("reason").map_err(store_error)?,
+                    received_at: row.try_get("received_at").map_err(store_error)?,
+                })
+            })
+            .collect()
     }
 
     async fn unkeyed_rejection(

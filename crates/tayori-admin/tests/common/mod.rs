@@ -264,3 +264,25 @@ pub fn invest_withdrawal(id: &str, email: &str) -> Value {
         "data": data,
     })
 }
+
+/// Records SES feedback about an email tayori has no delivery of (a bounce for SES message id
+/// `ses_message_id`, no tayori tags): kept as unmatched.
+pub async fn record_unmatched_feedback(h: &Harness, ses_message_id: &str) {
+    use tayori_app::ports::{FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore};
+    let bounce = serde_json::json!({
+        "eventType": "Bounce",
+        "mail": { "messageId": ses_message_id, "destination": ["someone@example.com"] },
+        "bounce": {
+            "bounceType": "Permanent", "bounceSubType": "General",
+            "timestamp": "2026-11-28T09:05:00Z",
+            "bouncedRecipients": [{ "emailAddress": "someone@example.com" }],
+        },
+    });
+    let event = tayori_domain::parse_feedback(bounce.to_string().as_bytes()).unwrap();
+    let feedback = tayori_postgres::PostgresFeedbackStore::new(h.store.pool().clone());
+    let recorded = feedback
+        .record_feedback(FeedbackRecord::Event(&event), &FeedbackPolicy::default(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(recorded, FeedbackRecorded::Unmatched);
+}

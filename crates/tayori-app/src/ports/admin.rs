@@ -95,6 +95,33 @@ impl TenantScope {
     }
 }
 
+/// SES feedback kept without a delivery: it matched none (`unmatched`), or could not be read
+/// (`invalid`). It names no tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmatchedFeedbackRecord {
+    /// The feedback identity (`sns:<MessageId>`, `eventbridge:<id>`, `sha256:<hex>`).
+    pub feedback_id: String,
+    /// `unmatched` or `invalid`.
+    pub result: String,
+    /// The SES event kind, when it was read.
+    pub kind: Option<String>,
+    /// The SES message id, when it was read.
+    pub ses_message_id: Option<String>,
+    /// Why it is kept.
+    pub reason: Option<String>,
+    /// When tayori received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// Where a page of unmatched feedback ended: the next page starts after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmatchedFeedbackCursor {
+    /// The last row's arrival.
+    pub received_at: DateTime<Utc>,
+    /// The last row's identity.
+    pub feedback_id: String,
+}
+
 /// A token as stored (never the token itself: only its SHA-256).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
@@ -416,6 +443,13 @@ pub trait AdminStore: Send + Sync {
         tenants: Option<&[TenantId]>,
         limit: u32,
     ) -> Result<Vec<UnkeyedRejectionRecord>, StoreError>;
+
+    /// SES feedback kept without a delivery, newest first, starting after `after`.
+    async fn unmatched_feedback(
+        &self,
+        after: Option<&UnmatchedFeedbackCursor>,
+        limit: u32,
+    ) -> Result<Vec<UnmatchedFeedbackRecord>, StoreError>;
 
     /// One unkeyed rejection by the SHA-256 of its body.
     async fn unkeyed_rejection(

@@ -16,7 +16,8 @@ mod unsubscribe;
 pub use admin::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryFeedback, DeliveryLink,
     DeliverySearch, FeedbackEntry, LinkKind, OutcomeCount, ReputationCount, Role, SuppressionEntry,
-    SuppressionQuery, TenantScope, TokenRecord, UnknownRole,
+    SuppressionQuery, TenantScope, TokenRecord, UnknownRole, UnmatchedFeedbackCursor,
+    UnmatchedFeedbackRecord,
 };
 pub use clock::Clock;
 pub use feedback::{
