@@ -10,8 +10,9 @@ use tayori::{dev, telemetry, worker};
 use tayori_postgres::{PostgresConfig, PostgresStore};
 
 /// mimalloc rather than glibc's malloc: allocation was about a fifth of the worker's CPU, and
-/// mimalloc cut the worker's CPU per event by about a fifth for about 20 MiB more resident
-/// memory (`docs/benchmarks.md`, "Allocator").
+/// mimalloc cut the worker's CPU per event by about a fifth. With its arenas committed on demand
+/// (`MIMALLOC_ARENA_EAGER_COMMIT=0`, set by the container image) it holds no more resident
+/// memory than glibc did (`docs/benchmarks.md`, "Allocator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
