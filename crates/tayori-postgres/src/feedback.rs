@@ -34,21 +34,6 @@ pub struct PostgresFeedbackStore {
 /// One entry of a delivery's feedback timeline, as read (the admin port's type).
 pub use tayori_app::ports::FeedbackEntry as TimelineEntry;
 
-/// A feedback message kept without a delivery: it matched none, or could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeptFeedback {
-    /// The feedback identity.
-    pub feedback_id: String,
-    /// `unmatched` or `invalid`.
-    pub result: String,
-    /// The event kind, when it was read.
-    pub kind: Option<String>,
-    /// The SES message id, when it was read.
-    pub ses_message_id: Option<String>,
-    /// Why it is kept.
-    pub reason: Option<String>,
-}
-
 impl PostgresFeedbackStore {
     /// Wraps a pool; the schema must be migrated.
     pub fn new(pool: PgPool) -> Self {
@@ -100,29 +85,6 @@ impl PostgresFeedbackStore {
         .await
         .map_err(store_error)?;
         Ok(status.flatten().as_deref().and_then(FeedbackStatus::parse))
-    }
-
-    /// Feedback kept without a delivery (unmatched, invalid), newest first.
-    pub async fn kept_feedback(&self, limit: i64) -> Result<Vec<KeptFeedback>, StoreError> {
-        let rows = sqlx::query(
-            "select feedback_id, result, kind, ses_message_id, reason from feedback_events \
-             where result <> 'matched' order by received_at desc, feedback_id limit $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(KeptFeedback {
-                    feedback_id: row.try_get("feedback_id").map_err(store_error)?,
-                    result: row.try_get("result").map_err(store_error)?,
-                    kind: row.try_get("kind").map_err(store_error)?,
-                    ses_message_id: row.try_get("ses_message_id").map_err(store_error)?,
-                    reason: row.try_get("reason").map_err(store_error)?,
-                })
-            })
-            .collect()
     }
 }
 

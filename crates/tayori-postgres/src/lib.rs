@@ -23,7 +23,7 @@ mod writes;
 
 pub use admin::PostgresAdminStore;
 pub use config::PostgresConfig;
-pub use feedback::{FEEDBACK_ACTOR, KeptFeedback, PostgresFeedbackStore, TimelineEntry};
+pub use feedback::{FEEDBACK_ACTOR, PostgresFeedbackStore, TimelineEntry};
 pub use group_commit::WriteBatchStats;
 pub use store::PostgresStore;
 pub use suppressions::PostgresSuppressions;

@@ -13,10 +13,10 @@ use tayori::config::{
     WorkerConfig,
 };
 use tayori::worker::start_with_aws;
-use tayori_app::ports::{DeliveryQuery, DeliveryRecord, DeliveryStore};
+use tayori_app::ports::{AdminStore, DeliveryQuery, DeliveryRecord, DeliveryStore};
 use tayori_domain::{DeliveryStatus, FeedbackStatus};
 use tayori_outbox::OutboxConfig;
-use tayori_postgres::{PostgresConfig, PostgresFeedbackStore, PostgresStore};
+use tayori_postgres::{PostgresAdminStore, PostgresConfig, PostgresFeedbackStore, PostgresStore};
 use tayori_ses::SesConfig;
 use tayori_sqs::ConsumerConfig;
 
@@ -186,12 +186,14 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
 
     let pool = PostgresStore::connect(&PostgresConfig::new(&database.url)).await.unwrap();
     let feedback_store = PostgresFeedbackStore::new(pool.pool().clone());
+    // What operators see of feedback kept without a delivery (`GET /api/v1/feedback/unmatched`).
+    let admin = PostgresAdminStore::new(pool.pool().clone());
     let status = async |d: &DeliveryRecord| {
         feedback_store.feedback_status(&d.tenant, d.delivery_id).await.unwrap()
     };
     until("the feedback queue to be drained and recorded", async || {
         queue_length(&sqs, &feedback).await == "0+0"
-            && feedback_store.kept_feedback(10).await.unwrap().len() == 2
+            && admin.unmatched_feedback(None, 10).await.unwrap().len() == 2
             && status(c).await == Some(FeedbackStatus::Complained)
     })
     .await;
@@ -207,7 +209,7 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
     assert_eq!(timeline.len(), 1);
     assert_eq!(timeline[0].detail.as_deref(), Some("Permanent/General"));
     assert_eq!(timeline[0].recipients, [b.recipient.clone().unwrap()]);
-    let kept = feedback_store.kept_feedback(10).await.unwrap();
+    let kept = admin.unmatched_feedback(None, 10).await.unwrap();
     let results: Vec<_> = kept.iter().map(|k| k.result.as_str()).collect();
     assert!(results.contains(&"unmatched") && results.contains(&"invalid"), "{kept:?}");
     let unmatched = kept.iter().find(|k| k.result == "unmatched").unwrap();
