@@ -3,7 +3,7 @@
 //! Each worker task handles one event top-down and awaits each store call in turn; with a
 //! hundred events in flight that is a few hundred small writes a second per core, each its own
 //! statement and commit, and PostgreSQL's per-statement and per-commit work was the worker's
-//! bottleneck (`docs/benchmarks.md`). Here every write goes into a queue instead; a few writer
+//! bottleneck (`docs/benchmarks.md`). Here every write goes into a queue instead (`coalesce.rs`); a few writer
 //! tasks (`PostgresConfig::write_batches_in_flight`) each take everything queued (up to
 //! `max_writes_per_batch`), execute it as one transaction of set-based statements
 //! (`batch.rs`), commit once, and then answer each caller. There is no timer: a write that
@@ -20,14 +20,13 @@
 //! the error, as each would from its own statement.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use sqlx::PgPool;
 use tayori_app::ports::StoreError;
-use tokio::sync::{Mutex, mpsc, oneshot};
 use tracing::warn;
 
 use crate::batch::{BatchError, copy_error, execute_batch};
+use crate::coalesce::{Coalesce, Coalescer};
 use crate::errors::store_error;
 use crate::writes::{WriteAnswer, WriteRequest, execute_one};
 
@@ -42,137 +41,75 @@ pub struct WriteBatchStats {
     pub replayed: u64,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    batches: AtomicU64,
-    writes: AtomicU64,
-    replayed: AtomicU64,
-}
-
-struct Write {
-    request: WriteRequest,
-    reply: oneshot::Sender<Result<WriteAnswer, StoreError>>,
-}
-
-/// The queue and its writers. The writers start with the first write (inside the caller's
-/// runtime) and stop when the last clone of the store is dropped.
+/// The queue and its writers (`coalesce.rs`). The writers start with the first write (inside
+/// the caller's runtime) and stop when the last clone of the store is dropped.
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
-    pool: PgPool,
-    queue: OnceLock<mpsc::UnboundedSender<Write>>,
-    writers: usize,
-    max_writes_per_batch: usize,
-    counters: Arc<Counters>,
-}
-
-impl std::fmt::Debug for Write {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.request.fmt(f)
-    }
+    writes: Coalescer<Writes>,
 }
 
 impl GroupCommit {
     pub(crate) fn new(pool: PgPool, writers: usize, max_writes_per_batch: usize) -> Self {
-        Self {
-            pool,
-            queue: OnceLock::new(),
-            writers: writers.max(1),
-            max_writes_per_batch: max_writes_per_batch.max(1),
-            counters: Arc::default(),
-        }
+        let writes = Writes { pool, replayed: AtomicU64::new(0) };
+        Self { writes: Coalescer::new(writes, writers, max_writes_per_batch) }
     }
 
     /// Queues a write and waits until it is committed (or failed).
     pub(crate) async fn submit(&self, request: WriteRequest) -> Result<WriteAnswer, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let queue = self.queue.get_or_init(|| self.start_writers());
-        if let Err(mpsc::error::SendError(write)) = queue.send(Write { request, reply }) {
-            // The writers are gone (the runtime they were started on has shut down): write
-            // directly rather than fail.
-            return execute_one(&self.pool, &write.request).await;
-        }
-        answer.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable("the store's writer stopped before answering".into()))
-        })
+        self.writes.submit(request).await
     }
 
     pub(crate) fn stats(&self) -> WriteBatchStats {
+        let counters = self.writes.counters();
         WriteBatchStats {
-            batches: self.counters.batches.load(Ordering::Relaxed),
-            writes: self.counters.writes.load(Ordering::Relaxed),
-            replayed: self.counters.replayed.load(Ordering::Relaxed),
+            batches: counters.batches.load(Ordering::Relaxed),
+            writes: counters.items.load(Ordering::Relaxed),
+            replayed: self.writes.handler().replayed.load(Ordering::Relaxed),
         }
-    }
-
-    fn start_writers(&self) -> mpsc::UnboundedSender<Write> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..self.writers {
-            tokio::spawn(writer(
-                self.pool.clone(),
-                receiver.clone(),
-                self.max_writes_per_batch,
-                self.counters.clone(),
-            ));
-        }
-        sender
     }
 }
 
-/// Takes whatever is queued (waiting for at least one write), executes it, answers, repeats.
-/// Only one writer at a time waits on the queue, so the others' batches are not split.
-async fn writer(
+/// How writes are executed: alone as their own statement, together as one transaction.
+#[derive(Debug)]
+struct Writes {
     pool: PgPool,
-    queue: Arc<Mutex<mpsc::UnboundedReceiver<Write>>>,
-    max_writes_per_batch: usize,
-    counters: Arc<Counters>,
-) {
-    let mut batch = Vec::with_capacity(max_writes_per_batch);
-    loop {
-        let received = queue.lock().await.recv_many(&mut batch, max_writes_per_batch).await;
-        if received == 0 {
-            return; // every sender is gone: the store was dropped
-        }
-        counters.batches.fetch_add(1, Ordering::Relaxed);
-        counters.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        flush(&pool, std::mem::take(&mut batch), &counters).await;
-    }
+    replayed: AtomicU64,
 }
 
-async fn flush(pool: &PgPool, mut batch: Vec<Write>, counters: &Counters) {
-    if batch.len() == 1 {
-        if let Some(write) = batch.pop() {
-            let answer = execute_one(pool, &write.request).await;
-            // A caller that stopped waiting does not need its answer.
-            let _ = write.reply.send(answer);
-        }
-        return;
+impl Coalesce for Writes {
+    type Request = WriteRequest;
+    type Answer = Result<WriteAnswer, StoreError>;
+
+    async fn one(&self, request: &WriteRequest) -> Self::Answer {
+        execute_one(&self.pool, request).await
     }
-    let (requests, replies): (Vec<WriteRequest>, Vec<_>) =
-        batch.into_iter().map(|write| (write.request, write.reply)).unzip();
-    let answers = match execute_batch(pool, &requests).await {
-        Ok(answers) => answers,
-        Err(BatchError::NotApplied(error)) => {
-            counters.replayed.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                error = %error,
-                writes = requests.len(),
-                "a batch of store writes failed before its commit; replaying them one by one"
-            );
-            // In arrival order, one after another, as the batch would have applied them.
-            let mut answers = Vec::with_capacity(requests.len());
-            for request in &requests {
-                answers.push(execute_one(pool, request).await);
+
+    async fn many(&self, requests: &[WriteRequest]) -> Vec<Self::Answer> {
+        match execute_batch(&self.pool, requests).await {
+            Ok(answers) => answers,
+            Err(BatchError::NotApplied(error)) => {
+                self.replayed.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    error = %error,
+                    writes = requests.len(),
+                    "a batch of store writes failed before its commit; replaying them one by one"
+                );
+                // In arrival order, one after another, as the batch would have applied them.
+                let mut answers = Vec::with_capacity(requests.len());
+                for request in requests {
+                    answers.push(execute_one(&self.pool, request).await);
+                }
+                answers
             }
-            answers
+            Err(BatchError::Unknown(error)) => {
+                let error = store_error(error);
+                requests.iter().map(|_| Err(copy_error(&error))).collect()
+            }
         }
-        Err(BatchError::Unknown(error)) => {
-            let error = store_error(error);
-            requests.iter().map(|_| Err(copy_error(&error))).collect()
-        }
-    };
-    for (reply, answer) in replies.into_iter().zip(answers) {
-        let _ = reply.send(answer);
+    }
+
+    fn stopped(&self) -> Self::Answer {
+        Err(StoreError::Unavailable("the store's writer stopped before answering".into()))
     }
 }
 
@@ -218,23 +155,17 @@ mod tests {
             WriteRequest::AttemptStarted { key: key("unclaimed"), attempt: 1, at: now },
             WriteRequest::Duplicate { key: key("good"), at: now },
         ];
-        let mut batch = Vec::new();
-        let mut answers = Vec::new();
-        for request in requests {
-            let (reply, answer) = oneshot::channel();
-            batch.push(Write { request, reply });
-            answers.push(answer);
-        }
-        let counters = Counters::default();
-        flush(&pool, batch, &counters).await;
+        let writes = Writes { pool: pool.clone(), replayed: AtomicU64::new(0) };
+        let answers = writes.many(&requests).await;
 
-        let mut answers = futures::future::join_all(answers).await.into_iter();
-        let claimed = answers.next().unwrap().unwrap().expect("the good claim is committed");
+        assert_eq!(answers.len(), 3);
+        let mut answers = answers.into_iter();
+        let claimed = answers.next().unwrap().expect("the good claim is committed");
         assert_eq!(claimed, WriteAnswer::Claim(Claim::Claimed { attempt: 1 }));
-        let refused = answers.next().unwrap().unwrap().expect_err("the bad write fails");
+        let refused = answers.next().unwrap().expect_err("the bad write fails");
         assert!(refused.to_string().contains("foreign key"), "{refused}");
-        assert_eq!(answers.next().unwrap().unwrap().unwrap(), WriteAnswer::Done);
-        assert_eq!(counters.replayed.load(Ordering::Relaxed), 1);
+        assert_eq!(answers.next().unwrap().unwrap(), WriteAnswer::Done);
+        assert_eq!(writes.replayed.load(Ordering::Relaxed), 1);
         let duplicates: i32 =
             sqlx::query_scalar("select duplicate_count from deliveries where event_id = 'good'")
                 .fetch_one(&pool)

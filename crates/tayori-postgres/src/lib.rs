@@ -11,6 +11,7 @@
 
 mod admin;
 mod batch;
+mod coalesce;
 mod config;
 mod errors;
 mod feedback;

@@ -1,12 +1,13 @@
 //! The suppression list on PostgreSQL: the tenant's entries that the worker checks before
 //! rendering (operators add them through the admin API; the SES feedback loop adds its own).
 //!
-//! The worker checks once per event. Like the store's writes (`group_commit.rs`), concurrent
-//! checks are answered together: two reader tasks each take every check queued and answer them
-//! with one statement (one round trip, one plan, however many addresses), so that the check
-//! costs a fraction of a query per event under load and one query at light load.
+//! The worker checks once per event. Like the store's writes (`group_commit.rs`; both run on
+//! `coalesce.rs`), concurrent checks are answered together: two reader tasks each take every
+//! check queued and answer them with one statement (one round trip, one plan, however many
+//! addresses), so that the check costs a fraction of a query per event under load and one query
+//! at light load.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,16 +19,16 @@ use tayori_app::ports::{
     UnsubscribeStore,
 };
 use tayori_domain::{EmailAddress, TenantId, UnsubscribeClaim};
-use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::admin::insert_audit;
+use crate::coalesce::{Coalesce, Coalescer};
 use crate::errors::store_error;
 
 /// The tenants' suppression lists in the `suppressions` table.
 #[derive(Debug, Clone)]
 pub struct PostgresSuppressions {
     pool: PgPool,
-    checks: Arc<CheckBatcher>,
+    checks: Arc<Coalescer<Checks>>,
 }
 
 /// The statement one check runs; the batched form below must give the same answers.
@@ -50,75 +51,36 @@ const MAX_CHECKS_PER_QUERY: usize = 256;
 /// Reader tasks: one statement runs while the next batch gathers.
 const READERS: usize = 2;
 
+/// One check: the tenant, the address, the message class.
 struct Check {
     tenant: String,
     address: String,
     class: &'static str,
-    reply: oneshot::Sender<Result<Option<String>, String>>,
 }
 
+/// How checks are answered: alone with [`CHECK_ONE`], together with [`CHECK_MANY`].
 #[derive(Debug)]
-struct CheckBatcher {
+struct Checks {
     pool: PgPool,
-    queue: OnceLock<mpsc::UnboundedSender<Check>>,
 }
 
-impl CheckBatcher {
-    async fn check(
-        &self,
-        tenant: &str,
-        address: &str,
-        class: &'static str,
-    ) -> Result<Option<String>, String> {
-        let (reply, answer) = oneshot::channel();
-        let check = Check { tenant: tenant.to_owned(), address: address.to_owned(), class, reply };
-        let queue = self.queue.get_or_init(|| self.start_readers());
-        if let Err(mpsc::error::SendError(check)) = queue.send(check) {
-            // The readers are gone (their runtime shut down): ask directly.
-            return check_one(&self.pool, &check).await;
-        }
-        answer
-            .await
-            .unwrap_or_else(|_| Err("the suppression reader stopped before answering".into()))
+impl Coalesce for Checks {
+    type Request = Check;
+    type Answer = Result<Option<String>, String>;
+
+    async fn one(&self, check: &Check) -> Self::Answer {
+        check_one(&self.pool, check).await
     }
 
-    fn start_readers(&self) -> mpsc::UnboundedSender<Check> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..READERS {
-            tokio::spawn(reader(self.pool.clone(), receiver.clone()));
+    async fn many(&self, checks: &[Check]) -> Vec<Self::Answer> {
+        match check_many(&self.pool, checks).await {
+            Ok(reasons) => reasons.into_iter().map(Ok).collect(),
+            Err(error) => checks.iter().map(|_| Err(error.clone())).collect(),
         }
-        sender
     }
-}
 
-/// Takes whatever checks are queued (waiting for one), answers them, repeats; stops when the
-/// last clone of the list is dropped.
-async fn reader(pool: PgPool, queue: Arc<Mutex<mpsc::UnboundedReceiver<Check>>>) {
-    let mut batch = Vec::with_capacity(MAX_CHECKS_PER_QUERY);
-    loop {
-        if queue.lock().await.recv_many(&mut batch, MAX_CHECKS_PER_QUERY).await == 0 {
-            return;
-        }
-        if batch.len() == 1 {
-            if let Some(check) = batch.pop() {
-                let answer = check_one(&pool, &check).await;
-                let _ = check.reply.send(answer);
-            }
-            continue;
-        }
-        match check_many(&pool, &batch).await {
-            Ok(reasons) => {
-                for (check, reason) in batch.drain(..).zip(reasons) {
-                    let _ = check.reply.send(Ok(reason));
-                }
-            }
-            Err(error) => {
-                for check in batch.drain(..) {
-                    let _ = check.reply.send(Err(error.clone()));
-                }
-            }
-        }
+    fn stopped(&self) -> Self::Answer {
+        Err("the suppression reader stopped before answering".into())
     }
 }
 
@@ -156,8 +118,8 @@ async fn check_many(pool: &PgPool, checks: &[Check]) -> Result<Vec<Option<String
 impl PostgresSuppressions {
     /// Wraps a pool; the schema must be migrated.
     pub fn new(pool: PgPool) -> Self {
-        let checks = Arc::new(CheckBatcher { pool: pool.clone(), queue: OnceLock::new() });
-        Self { pool, checks }
+        let checks = Coalescer::new(Checks { pool: pool.clone() }, READERS, MAX_CHECKS_PER_QUERY);
+        Self { pool, checks: Arc::new(checks) }
     }
 }
 
@@ -171,11 +133,12 @@ impl SuppressionList for PostgresSuppressions {
     ) -> Result<Option<Suppression>, SuppressionError> {
         // Without regard to case (see the migration). An entry without a class applies to every
         // class and wins over one limited to this class (its reason is the stronger one).
-        let reason = self
-            .checks
-            .check(tenant.as_str(), address.as_str(), class.as_str())
-            .await
-            .map_err(SuppressionError::Unavailable)?;
+        let check = Check {
+            tenant: tenant.as_str().to_owned(),
+            address: address.as_str().to_owned(),
+            class: class.as_str(),
+        };
+        let reason = self.checks.submit(check).await.map_err(SuppressionError::Unavailable)?;
         Ok(reason.map(|reason| Suppression { reason }))
     }
 }
@@ -279,8 +242,7 @@ mod tests {
     }
 
     fn check(tenant: &str, address: &str, class: &'static str) -> Check {
-        let (reply, _) = oneshot::channel();
-        Check { tenant: tenant.into(), address: address.into(), class, reply }
+        Check { tenant: tenant.into(), address: address.into(), class }
     }
 
     /// The batched statement answers every check as the single one does, in order.
