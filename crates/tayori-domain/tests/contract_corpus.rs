@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use jsonschema::Validator;
@@ -25,7 +25,7 @@ use tayori_domain::{MAX_EVENT_BYTES, decode_message_body};
 const DOCUMENTED_MAX_BODY_BYTES: usize = 1_048_576;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    manifest_dir().join("../..")
 }
 
 fn schema_json() -> Value {
@@ -378,4 +378,11 @@ proptest! {
     ) {
         agree(schema_validator(), &body)?;
     }
+}
+
+/// This package's directory, read when the test runs (cargo sets it): a test binary reused
+/// from a build in another checkout must still read this checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
 }

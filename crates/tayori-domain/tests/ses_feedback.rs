@@ -2,16 +2,12 @@
 //! documents for event publishing, raw, SNS-wrapped and EventBridge-wrapped.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use std::path::PathBuf;
-
 use tayori_domain::{
     BounceType, DeliveryId, FeedbackEnvelope, FeedbackKind, FeedbackStatus, parse_feedback,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/ses-events")
-        .join(format!("{name}.json"));
+    let path = manifest_dir().join("../../tests/fixtures/ses-events").join(format!("{name}.json"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -146,4 +142,11 @@ fn malformed_events_are_invalid_with_a_reason_never_a_panic() {
     for end in 0..body.len() {
         let _ = parse_feedback(&body[..end]);
     }
+}
+
+/// This package's directory, read when the test runs (cargo sets it): a test binary reused
+/// from a build in another checkout must still read this checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
 }

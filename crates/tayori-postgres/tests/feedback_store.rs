@@ -20,9 +20,7 @@ use tayori_postgres::{
 };
 
 fn fixture(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/ses-events")
-        .join(format!("{name}.json"));
+    let path = manifest_dir().join("../../tests/fixtures/ses-events").join(format!("{name}.json"));
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -380,4 +378,11 @@ async fn the_reputation_guard_pauses_once_and_an_operator_resume_holds_for_a_win
         FeedbackRecorded::Matched { paused: true, .. }
     ));
     assert_eq!(audit("tenant.pause").await, 2);
+}
+
+/// This package's directory, read when the test runs (cargo sets it): a test binary reused
+/// from a build in another checkout must still read this checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
 }

@@ -3,14 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tayori_app::ports::{MessageClass, PreviewError, PreviewRequest, TemplatePreviews};
 use tayori_domain::{EventType, Locale, TenantId};
 use tayori_templates::TemplateSet;
 
 fn shipped() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates")
+    manifest_dir().join("../../templates")
 }
 
 fn request(tenant: &str, event_type: &str, sample: &str, locale: Option<&str>) -> PreviewRequest {
@@ -103,4 +103,11 @@ fn unknown_names_are_not_found() {
     ] {
         assert!(matches!(set.preview(&request), Err(PreviewError::NotFound { .. })), "{request:?}");
     }
+}
+
+/// This package's directory, read when the test runs (cargo sets it): a test binary reused
+/// from a build in another checkout must still read this checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
 }

@@ -30,7 +30,7 @@ const CONTRACT_EXAMPLE: &str = r#"{
 }"#;
 
 fn shipped() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates")
+    manifest_dir().join("../../templates")
 }
 
 fn example() -> Value {
@@ -693,4 +693,11 @@ fn the_message_class_comes_from_event_toml_and_defaults_to_transactional() {
     assert_eq!(class("report.monthly_ready"), MessageClass::Subscription);
     assert_eq!(class("account.deposit_completed"), MessageClass::Transactional);
     assert_eq!(class("no.such_event"), MessageClass::Transactional);
+}
+
+/// This package's directory, read when the test runs (cargo sets it): a test binary reused
+/// from a build in another checkout must still read this checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
 }

@@ -81,7 +81,7 @@ pub struct Harness {
 }
 
 pub fn repo_templates() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../templates")
+    manifest_dir().join("../../templates")
 }
 
 pub async fn harness() -> Harness {
@@ -285,4 +285,11 @@ pub async fn record_unmatched_feedback(h: &Harness, ses_message_id: &str) {
         .await
         .unwrap();
     assert_eq!(recorded, FeedbackRecorded::Unmatched);
+}
+
+/// This package's directory, read when the test runs (cargo sets it): a test binary reused
+/// from a build in another checkout must still read this checkout's files.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
 }

@@ -4,14 +4,14 @@
 // Each test file is its own crate and uses only some of these.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
 /// The repository's root (templates, fixtures, docs).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    manifest_dir().join("../..")
 }
 
 /// The contract's example event (`tests/fixtures/events/valid/deposit-completed-ja.json`).
@@ -81,4 +81,11 @@ pub async fn ses_messages_containing(needle: &str) -> Vec<(String, String)> {
 /// [`ses_messages_containing`], the raw messages only.
 pub async fn ses_raw_messages_containing(needle: &str) -> Vec<String> {
     ses_messages_containing(needle).await.into_iter().map(|(_, raw)| raw).collect()
+}
+
+/// This package's directory, read when the test runs (cargo sets it): a test binary reused
+/// from a build in another checkout must still read this checkout's files.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
 }
