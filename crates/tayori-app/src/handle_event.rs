@@ -1,7 +1,8 @@
 //! The path of one event, from a queue message to a decided delivery.
 //!
-//! Read [`EventHandler::handle`] top-down: decode, resolve the tenant, claim the key, check
-//! suppression, render, send, record. Every way out of it either records exactly one outcome
+//! Read [`EventHandler::handle`] top-down: decode, resolve the tenant, check suppression and
+//! render (before the claim, so that the claim can start the send attempt in the same write),
+//! claim the key, send, record. Every way out of it either records exactly one outcome
 //! for the event (then the driving adapter deletes the message) or returns [`RetryLater`] having
 //! changed nothing that would stop a later delivery of the same message from succeeding.
 //! `docs/idempotency.md` walks through what happens at each crash point.
@@ -324,67 +325,41 @@ impl EventHandler {
             });
         }
 
-        // 3. Claim the key.
+        // 3. Prepare, before claiming: the email ready to send, or the outcome that decides
+        //    the event without a send. Doing this first lets the claim and the send attempt's
+        //    row be one write; a duplicate costs a wasted suppression check and render.
+        let prepared = match &tenant {
+            Some(tenant) => self.prepare(event, tenant).await?,
+            None => {
+                let reason = format!("unknown tenant {:?}: not configured", key.tenant.as_str());
+                Prepared::Decide(Outcome::Rejected { reason })
+            }
+        };
+
+        // 4. Claim the key. An email to send starts its first attempt with the claim.
         let request = self.claim_request(event, message.receive_count);
-        let attempt = match self.claim(&request).await? {
+        let purpose = match prepared {
+            Prepared::Send(_) => ClaimPurpose::Send,
+            Prepared::Decide(_) => ClaimPurpose::Decide,
+        };
+        let attempt = match self.claim(&request, purpose).await? {
             Claimed::Won { attempt } => attempt,
             Claimed::Lost(handled) => return Ok(handled),
-        };
-        let Some(tenant) = tenant else {
-            let reason = format!("unknown tenant {:?}: not configured", key.tenant.as_str());
-            return self.decide(key, Outcome::Rejected { reason }, None).await;
         };
         if let Some(outcome) = self.outcome_of_earlier_attempts(key, attempt).await? {
             return self.decide(key, outcome, None).await;
         }
-
-        // 4. Suppression, for the class of mail the event type sends (an unsubscribe stops
-        //    subscription mail only; a bounce or a complaint stops everything).
-        let class = self.renderer.message_class(&key.tenant, &event.event_type);
-        match self.suppressions.check(&key.tenant, &event.recipient.email, class).await {
-            Ok(None) => {}
-            Ok(Some(suppression)) => {
-                let reason = format!("{} (checked for {class} mail)", suppression.reason);
-                let outcome = Outcome::Suppressed { reason };
-                return self.decide(key, outcome, None).await;
-            }
-            Err(error) => return Err(self.release(key, error.to_string(), None).await),
-        }
-
-        // 5. Render. A template error on this data is permanent: the event is rejected.
-        //    Subscription mail gets its one-click unsubscribe link as `unsubscribe_url` (it
-        //    replaces one the event may carry) and in `List-Unsubscribe`.
-        let unsubscribe_url = match (&self.policy.unsubscribe, class) {
-            (Some(links), MessageClass::Subscription) => Some(links.url(
-                &key.tenant,
-                &event.recipient.email,
-                &event.event_type,
-                self.clock.now(),
-            )),
-            _ => None,
+        let email = match prepared {
+            Prepared::Send(email) => email,
+            Prepared::Decide(outcome) => return self.decide(key, outcome, None).await,
         };
-        let with_link = unsubscribe_url.as_ref().map(|url| {
-            let mut event = event.clone();
-            event.variables.insert("unsubscribe_url".into(), url.clone().into());
-            event
-        });
-        let to_render = with_link.as_ref().unwrap_or(event);
-        let rendered = match tracing::info_span!("render")
-            .in_scope(|| self.renderer.render(&tenant, to_render))
+
+        // 5. Send, with the attempt recorded before (with the first claim, or here after a
+        //    takeover or a retry) and after.
+        if attempt > 1
+            && let Err(error) =
+                self.store.record_attempt_started(key, attempt, self.clock.now()).await
         {
-            Ok(rendered) => rendered,
-            Err(error) => {
-                let outcome = Outcome::Rejected { reason: error.to_string() };
-                return self.decide(key, outcome, None).await;
-            }
-        };
-        let mut email =
-            outgoing_email(&tenant, event, rendered.subject, rendered.html, rendered.text);
-        email.list_unsubscribe = unsubscribe_url;
-
-        // 6. Send, with the attempt recorded before and after.
-        let started = self.clock.now();
-        if let Err(error) = self.store.record_attempt_started(key, attempt, started).await {
             return Err(self.release(key, error.to_string(), None).await);
         }
         debug!(recipient = %email.to.address.masked(), attempt, "sending");
@@ -398,7 +373,7 @@ impl EventHandler {
                 .record("provider_message_id", sent.provider_message_id.as_str());
         }
 
-        // 7. Record what came of it: the attempt's result, with the outcome when it decides one.
+        // 6. Record what came of it: the attempt's result, with the outcome when it decides one.
         match sent {
             Ok(sent) => {
                 let id = sent.provider_message_id;
@@ -451,6 +426,60 @@ impl EventHandler {
         }
     }
 
+    /// Step 3: what the event comes to before any claim. Suppression is checked for the class
+    /// of mail the event type sends (an unsubscribe stops subscription mail only; a bounce or a
+    /// complaint stops everything), then the email is rendered; a template error on this data is
+    /// permanent, so the event is rejected. Subscription mail gets its one-click unsubscribe
+    /// link as `unsubscribe_url` (it replaces one the event may carry) and in
+    /// `List-Unsubscribe`. Nothing is claimed yet, so a failing check leaves nothing to undo.
+    async fn prepare(&self, event: &Event, tenant: &TenantProfile) -> Result<Prepared, RetryLater> {
+        let key = &event.key;
+        let class = self.renderer.message_class(&key.tenant, &event.event_type);
+        match self.suppressions.check(&key.tenant, &event.recipient.email, class).await {
+            Ok(None) => {}
+            Ok(Some(suppression)) => {
+                let reason = format!("{} (checked for {class} mail)", suppression.reason);
+                return Ok(Prepared::Decide(Outcome::Suppressed { reason }));
+            }
+            Err(error) => {
+                info!(reason = %error, "transient failure; the message will be retried");
+                return Err(RetryLater {
+                    delivery_id: Some(key.delivery_id()),
+                    reason: error.to_string(),
+                    retry_after: None,
+                });
+            }
+        }
+
+        let unsubscribe_url = match (&self.policy.unsubscribe, class) {
+            (Some(links), MessageClass::Subscription) => Some(links.url(
+                &key.tenant,
+                &event.recipient.email,
+                &event.event_type,
+                self.clock.now(),
+            )),
+            _ => None,
+        };
+        let with_link = unsubscribe_url.as_ref().map(|url| {
+            let mut event = event.clone();
+            event.variables.insert("unsubscribe_url".into(), url.clone().into());
+            event
+        });
+        let to_render = with_link.as_ref().unwrap_or(event);
+        let rendered = match tracing::info_span!("render")
+            .in_scope(|| self.renderer.render(tenant, to_render))
+        {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                return Ok(Prepared::Decide(Outcome::Rejected { reason: error.to_string() }));
+            }
+        };
+        let mut email =
+            outgoing_email(tenant, event, rendered.subject, rendered.html, rendered.text);
+        email.list_unsubscribe = unsubscribe_url;
+        Ok(Prepared::Send(Box::new(email)))
+    }
+
     /// Records a body that does not meet the contract: against its key when it has one (so
     /// redeliveries are counted as duplicates), else as an unkeyed rejection.
     async fn reject_undecodable(
@@ -479,7 +508,7 @@ impl EventHandler {
             raw_body: Some(raw_body),
             ..self.bare_claim_request(&key, message.receive_count)
         };
-        match self.claim(&request).await? {
+        match self.claim(&request, ClaimPurpose::Decide).await? {
             Claimed::Won { .. } => {
                 self.decide(&key, Outcome::Rejected { reason: error.reason }, None).await
             }
@@ -487,13 +516,17 @@ impl EventHandler {
         }
     }
 
-    async fn claim(&self, request: &ClaimRequest) -> Result<Claimed, RetryLater> {
+    async fn claim(
+        &self,
+        request: &ClaimRequest,
+        purpose: ClaimPurpose,
+    ) -> Result<Claimed, RetryLater> {
         let delivery_id = request.key.delivery_id();
-        let claim = self
-            .store
-            .claim(request)
-            .await
-            .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+        let claim = match purpose {
+            ClaimPurpose::Send => self.store.claim_and_start_attempt(request).await,
+            ClaimPurpose::Decide => self.store.claim(request).await,
+        }
+        .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
         match claim {
             Claim::Claimed { attempt } => Ok(Claimed::Won { attempt }),
             Claim::AlreadyDecided { status } => {
@@ -723,6 +756,22 @@ impl EventHandler {
 enum Claimed {
     Won { attempt: u32 },
     Lost(Handled),
+}
+
+/// What an event comes to before its key is claimed.
+enum Prepared {
+    /// The email, ready to send (boxed: it is large next to an outcome).
+    Send(Box<OutgoingEmail>),
+    /// The outcome that decides the event without a send.
+    Decide(Outcome),
+}
+
+/// Why a key is claimed: to send (the first claim also starts send attempt 1, in the same
+/// write) or to record an outcome without sending.
+#[derive(Clone, Copy)]
+enum ClaimPurpose {
+    Send,
+    Decide,
 }
 
 fn retry_later(

@@ -1,10 +1,11 @@
 //! tayori's use cases and the ports they need.
 //!
-//! It owns the path of one event — decode, resolve the tenant, claim the idempotency key, check
-//! suppression, render, send, record the outcome — in [`handle_event`], the recording of SES feedback in [`handle_feedback`], and the traits that the
-//! adapters implement ([`ports`]). It depends only on the domain; it must not name a concrete
-//! technology: no async runtime, database driver, AWS SDK, HTTP framework or template engine
-//! (a check in `scripts/test` enforces that). In-memory fakes of every port and the store
+//! It owns the path of one event — decode, resolve the tenant, check suppression, render, claim
+//! the idempotency key, send, record the outcome — in [`handle_event`], the recording of SES
+//! feedback in [`handle_feedback`], and the traits that the adapters implement ([`ports`]). It
+//! depends only on the domain; it must not name a concrete technology: no async runtime,
+//! database driver, AWS SDK, HTTP framework or template engine (a check in `scripts/test`
+//! enforces that). In-memory fakes of every port and the store
 //! conformance suite live behind the `testing` feature.
 
 pub mod accept_event;

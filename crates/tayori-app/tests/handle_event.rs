@@ -219,6 +219,9 @@ fn a_suppression_list_outage_is_retried_not_decided() {
     w.suppressions.set_unavailable(true);
     let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
     assert!(retry.reason.contains("unavailable"));
+    // The check comes before the claim: nothing was claimed, so there is no lease to wait for.
+    let id = retry.delivery_id.unwrap();
+    assert!(block_on(w.store.delivery(id, None)).unwrap().is_none());
     w.suppressions.set_unavailable(false);
     let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
     assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
@@ -399,10 +402,31 @@ fn a_store_outage_before_the_send_is_retried_without_sending() {
 }
 
 #[test]
+fn a_store_outage_between_the_claim_and_the_attempt_row_gives_the_lease_back() {
+    let w = world();
+    // The claim succeeds; the attempt row that must precede the send fails.
+    w.store.fail_calls_after(1, 1);
+    let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert!(retry.reason.contains("unavailable"), "{}", retry.reason);
+    assert_eq!(w.sender.calls(), 0, "nothing is sent without its attempt row");
+
+    // The redelivery claims at once (no lease to wait out), finds no earlier attempt and sends.
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { delivery_id, outcome: Outcome::Sent { .. } } = handled else {
+        panic!("{handled:?}")
+    };
+    assert_eq!(w.sender.calls(), 1);
+    let record = block_on(w.store.delivery(delivery_id, None)).unwrap().unwrap();
+    let attempts = block_on(w.store.attempts(&record.tenant, delivery_id)).unwrap();
+    let numbers: Vec<_> = attempts.iter().map(|a| (a.attempt, a.result)).collect();
+    assert_eq!(numbers, [(2, Some(AttemptResult::Accepted))]);
+}
+
+#[test]
 fn a_short_store_outage_after_the_send_is_waited_out_so_the_send_is_recorded() {
     let w = world();
     let before = tayori_app::ports::Clock::now(&*w.clock);
-    // claim and record_attempt_started succeed; the next three calls (recording the result)
+    // The claim and its attempt row succeed; the next three calls (recording the result)
     // fail, which the policy's four waits absorb.
     w.store.fail_calls_after(2, 3);
     let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();

@@ -23,13 +23,15 @@ use crate::events::delivery_tag;
 /// A step of the use case, as seen through its ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Step {
-    /// `DeliveryStore::claim`.
+    /// `DeliveryStore::claim` (an outcome without a send).
     Claim,
+    /// `DeliveryStore::claim_and_start_attempt` (an email ready to send).
+    ClaimToSend,
     /// `DeliveryStore::attempts` (only after a takeover).
     Attempts,
     /// `TemplateRenderer::render`.
     Render,
-    /// `DeliveryStore::record_attempt_started`.
+    /// `DeliveryStore::record_attempt_started` (only after a takeover or a retry).
     AttemptStarted,
     /// `EmailSender::send`: MIME, rate limiter, the SDK call.
     Send,
@@ -45,10 +47,11 @@ pub enum Step {
 
 impl Step {
     /// Every step, in the order the use case takes them.
-    pub const ALL: [Step; 9] = [
-        Step::Claim,
-        Step::Attempts,
+    pub const ALL: [Step; 10] = [
         Step::Render,
+        Step::Claim,
+        Step::ClaimToSend,
+        Step::Attempts,
         Step::AttemptStarted,
         Step::Send,
         Step::AttemptFinished,
@@ -61,6 +64,7 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::Claim => "claim",
+            Step::ClaimToSend => "claim_and_start_attempt",
             Step::Attempts => "attempts (takeover)",
             Step::Render => "render",
             Step::AttemptStarted => "record_attempt_started",
@@ -113,6 +117,13 @@ impl DeliveryStore for TimedStore {
         let start = Instant::now();
         let result = self.inner.claim(request).await;
         self.timings.note(key_tag(&request.key), Step::Claim, start);
+        result
+    }
+
+    async fn claim_and_start_attempt(&self, request: &ClaimRequest) -> Result<Claim, StoreError> {
+        let start = Instant::now();
+        let result = self.inner.claim_and_start_attempt(request).await;
+        self.timings.note(key_tag(&request.key), Step::ClaimToSend, start);
         result
     }
 

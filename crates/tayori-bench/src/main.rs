@@ -117,7 +117,7 @@ enum Run {
     Latency,
     /// The worker path with every port call timed: where the time goes.
     Breakdown,
-    /// The store's three calls per event alone: PostgreSQL's ceiling.
+    /// The store's two calls per event alone: PostgreSQL's ceiling.
     Store,
 }
 

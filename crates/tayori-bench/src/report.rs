@@ -89,13 +89,13 @@ pub fn bare(run: &BareRun, repeat: usize) {
 
 /// Prints the store-only phase.
 pub fn store_only(run: &StoreOnlyRun) {
-    println!("\n== The store alone: claim → attempt started → attempt finished and outcome");
+    println!("\n== The store alone: claim with attempt started → attempt finished and outcome");
     println!(
         "{} events in {:.2} s = {:.0} events/s ({:.0} store calls/s; {} at once)",
         run.events,
         run.elapsed.as_secs_f64(),
         run.rate(),
-        run.rate() * 4.0,
+        run.rate() * run.steps.len() as f64,
         run.concurrency
     );
     for (name, summary) in &run.steps {
@@ -135,12 +135,11 @@ pub fn breakdown(run: &WorkerRun) {
     }
 
     let names = [
-        "received → claim called",
-        "claim",
-        "claim → render",
+        "received → render",
         "render",
-        "render → attempt row",
-        "record_attempt_started",
+        "render → claim called",
+        "claim_and_start_attempt",
+        "claim → send called",
         "send: call → SES got it",
         "send: SES got it → answer",
         "send → result and outcome",
@@ -154,10 +153,9 @@ pub fn breakdown(run: &WorkerRun) {
         let Some(spans) = timings.get(&trace.delivery) else { continue };
         let first =
             |step: Step| spans.iter().find(|(s, _, _)| *s == step).map(|(_, a, b)| (*a, *b));
-        let (Some(claim), Some(render), Some(started), Some(send), Some(outcome), Some(ses)) = (
-            first(Step::Claim),
+        let (Some(claim), Some(render), Some(send), Some(outcome), Some(ses)) = (
+            first(Step::ClaimToSend),
             first(Step::Render),
-            first(Step::AttemptStarted),
             first(Step::Send),
             first(Step::AttemptFinishedAndOutcome),
             trace.ses_at,
@@ -165,13 +163,12 @@ pub fn breakdown(run: &WorkerRun) {
             continue;
         };
         complete += 1;
-        let points: [(Instant, Instant); 11] = [
-            (trace.first_received, claim.0),
-            claim,
-            (claim.1, render.0),
+        let points: [(Instant, Instant); 10] = [
+            (trace.first_received, render.0),
             render,
-            (render.1, started.0),
-            started,
+            (render.1, claim.0),
+            claim,
+            (claim.1, send.0),
             (send.0, ses),
             (ses, send.1),
             (send.1, outcome.0),
@@ -203,15 +200,12 @@ pub fn breakdown(run: &WorkerRun) {
     let store: Duration = summaries
         .iter()
         .filter(|(name, _)| {
-            matches!(
-                *name,
-                "claim" | "record_attempt_started" | "record_attempt_finished_and_outcome"
-            )
+            matches!(*name, "claim_and_start_attempt" | "record_attempt_finished_and_outcome")
         })
         .map(|(_, s)| s.mean)
         .sum();
     println!(
-        "  the three store calls: {} of {} ({:.0}%); mean events in flight by Little's law: {:.0}",
+        "  the two store calls: {} of {} ({:.0}%); mean events in flight by Little's law: {:.0}",
         ms(store),
         ms(total),
         store.as_secs_f64() / total.as_secs_f64().max(1e-12) * 100.0,

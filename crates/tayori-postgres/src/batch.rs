@@ -99,7 +99,7 @@ impl Plan {
         let mut duplicates: HashMap<KeyColumns, usize> = HashMap::new();
         for (i, request) in requests.iter().enumerate() {
             match request {
-                WriteRequest::Claim(claim) => {
+                WriteRequest::Claim(claim) | WriteRequest::ClaimToSend(claim) => {
                     let round = claim_round_of.entry(key_columns(&claim.key)).or_insert(0);
                     if plan.claim_rounds.len() <= *round {
                         plan.claim_rounds.push(Vec::new());
@@ -164,8 +164,30 @@ async fn run(
     for round in &plan.claim_rounds {
         claims(conn, round, requests, answers).await?;
     }
-    if !plan.started.is_empty() {
-        attempts_started(conn, &plan.started, requests).await?;
+    // First claims to send start attempt 1 (at the claim's time), in the statement that inserts
+    // the other attempt starts. A start of the same (key, attempt) can only come later than the
+    // claim, so the claim's row is the first one and the start changes nothing.
+    let mut starts: Vec<AttemptStart> = Vec::new();
+    for &i in plan.claim_rounds.iter().flatten() {
+        let first =
+            matches!(answers[i], Some(Ok(WriteAnswer::Claim(Claim::Claimed { attempt: 1 }))));
+        if let Some((claim, true)) = requests[i].claim()
+            && first
+        {
+            starts.push((key_columns(&claim.key), claim.key.delivery_id().as_uuid(), 1, claim.now));
+        }
+    }
+    for &i in &plan.started {
+        if let WriteRequest::AttemptStarted { key, attempt, at } = &requests[i] {
+            let columns = key_columns(key);
+            let attempt = to_i32(*attempt);
+            if !starts.iter().any(|(k, _, a, _)| *a == attempt && *k == columns) {
+                starts.push((columns, key.delivery_id().as_uuid(), attempt, *at));
+            }
+        }
+    }
+    if !starts.is_empty() {
+        attempts_started(conn, starts).await?;
         for &i in plan.started.iter().chain(&plan.started_also) {
             answers[i] = Some(Ok(WriteAnswer::Done));
         }
@@ -212,13 +234,8 @@ async fn claims(
     requests: &[WriteRequest],
     answers: &mut Answers,
 ) -> Result<(), sqlx::Error> {
-    let claims: Vec<(usize, &ClaimRequest)> = round
-        .iter()
-        .filter_map(|&i| match &requests[i] {
-            WriteRequest::Claim(claim) => Some((i, claim)),
-            _ => None,
-        })
-        .collect();
+    let claims: Vec<(usize, &ClaimRequest)> =
+        round.iter().filter_map(|&i| requests[i].claim().map(|(claim, _)| (i, claim))).collect();
     let mut columns = ClaimColumns::default();
     for (_, claim) in &claims {
         columns.push(claim);
@@ -374,20 +391,20 @@ impl ClaimColumns {
     }
 }
 
+/// A send attempt to insert: its delivery's key and id, its number, when it started.
+type AttemptStart = (KeyColumns, Uuid, i32, DateTime<Utc>);
+
 async fn attempts_started(
     conn: &mut PgConnection,
-    indexes: &[usize],
-    requests: &[WriteRequest],
+    starts: Vec<AttemptStart>,
 ) -> Result<(), sqlx::Error> {
     let (mut tenants, mut delivery_ids, mut attempts, mut started) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for &i in indexes {
-        if let WriteRequest::AttemptStarted { key, attempt, at } = &requests[i] {
-            tenants.push(key.tenant.to_string());
-            delivery_ids.push(key.delivery_id().as_uuid());
-            attempts.push(to_i32(*attempt));
-            started.push(*at);
-        }
+    for ((tenant, _, _), delivery_id, attempt, at) in starts {
+        tenants.push(tenant);
+        delivery_ids.push(delivery_id);
+        attempts.push(attempt);
+        started.push(at);
     }
     // A retried call after a lost answer finds its own row: keep the first start time.
     sqlx::query(
@@ -568,7 +585,7 @@ mod tests {
 
     use super::*;
     use crate::PostgresStore;
-    use crate::writes::AttemptFinishedWrite;
+    use crate::writes::{AttemptFinishedWrite, execute_one};
 
     fn at(seconds: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).single().unwrap()
@@ -733,6 +750,53 @@ mod tests {
         assert_eq!(record.updated_at, at(81));
         let other = store.delivery(key("other").delivery_id(), None).await.unwrap().unwrap();
         assert_eq!(other.duplicate_count, 1);
+    }
+
+    /// Claims to send in one batch: each first claim gets its attempt 1 (at its own time); a
+    /// lost claim, a takeover and a plain claim get none. The same writes one at a time
+    /// (`execute_one`, a batch of one) give the same answers and rows.
+    #[tokio::test]
+    async fn claims_to_send_start_attempt_one_for_first_claims_only() {
+        let to_send = |request: WriteRequest| match request {
+            WriteRequest::Claim(claim) => WriteRequest::ClaimToSend(claim),
+            other => other,
+        };
+        let requests = [
+            to_send(claim("a", "w1", at(1))),
+            to_send(claim("a", "w2", at(2))),  // in flight
+            to_send(claim("a", "w3", at(61))), // taken over: no attempt 2
+            to_send(claim("b", "w1", at(3))),
+            claim("c", "w1", at(4)), // a plain claim
+            WriteRequest::AttemptStarted { key: key("b"), attempt: 1, at: at(9) },
+        ];
+        let expected = vec![
+            claimed(1),
+            Ok(WriteAnswer::Claim(Claim::InFlight { lease_expires_at: at(61) })),
+            claimed(2),
+            claimed(1),
+            claimed(1),
+            Ok(WriteAnswer::Done),
+        ];
+        for batched in [true, false] {
+            let pool = pool().await;
+            let store = PostgresStore::from_pool(pool.clone());
+            let answers = if batched {
+                batch(&pool, &requests).await
+            } else {
+                let mut answers = Vec::new();
+                for request in &requests {
+                    answers.push(execute_one(&pool, request).await.map_err(|e| e.to_string()));
+                }
+                answers
+            };
+            assert_eq!(answers, expected, "batched: {batched}");
+            for (id, starts) in [("a", vec![(1, at(1))]), ("b", vec![(1, at(3))]), ("c", vec![])] {
+                let attempts =
+                    store.attempts(&key(id).tenant, key(id).delivery_id()).await.unwrap();
+                let found: Vec<_> = attempts.iter().map(|a| (a.attempt, a.started_at)).collect();
+                assert_eq!(found, starts, "{id}, batched: {batched}");
+            }
+        }
     }
 
     /// A send's result and its outcome written as one: both statements see it, the answer is

@@ -132,6 +132,13 @@ impl DeliveryStore for PostgresStore {
         }
     }
 
+    async fn claim_and_start_attempt(&self, request: &ClaimRequest) -> Result<Claim, StoreError> {
+        match self.writes.submit(WriteRequest::ClaimToSend(request.clone())).await? {
+            WriteAnswer::Claim(claim) => Ok(claim),
+            other => Err(wrong_answer("claim_and_start_attempt", &other)),
+        }
+    }
+
     async fn release(&self, key: &IdempotencyKey, at: DateTime<Utc>) -> Result<(), StoreError> {
         // Rare (after transient failures): its own statement, outside the batches.
         sqlx::query(

@@ -15,6 +15,9 @@ use crate::errors::store_error;
 #[derive(Debug, Clone)]
 pub(crate) enum WriteRequest {
     Claim(ClaimRequest),
+    /// A claim that, when it is the key's first, also starts send attempt 1 at the claim's
+    /// `now`, in the same transaction; answered like a claim.
+    ClaimToSend(ClaimRequest),
     AttemptStarted {
         key: IdempotencyKey,
         attempt: u32,
@@ -50,6 +53,15 @@ pub(crate) struct OutcomeWrite {
 }
 
 impl WriteRequest {
+    /// The claim this write makes, if any, and whether it starts the first attempt.
+    pub(crate) fn claim(&self) -> Option<(&ClaimRequest, bool)> {
+        match self {
+            WriteRequest::Claim(request) => Some((request, false)),
+            WriteRequest::ClaimToSend(request) => Some((request, true)),
+            _ => None,
+        }
+    }
+
     /// The attempt result this write records, if any.
     pub(crate) fn attempt_finished(&self) -> Option<&AttemptFinishedWrite> {
         match self {
@@ -133,7 +145,10 @@ pub(crate) async fn execute_one(
     request: &WriteRequest,
 ) -> Result<WriteAnswer, StoreError> {
     match request {
-        WriteRequest::Claim(request) => claim(pool, request).await.map(WriteAnswer::Claim),
+        WriteRequest::Claim(request) => claim(pool, request, false).await.map(WriteAnswer::Claim),
+        WriteRequest::ClaimToSend(request) => {
+            claim(pool, request, true).await.map(WriteAnswer::Claim)
+        }
         WriteRequest::AttemptStarted { key, attempt, at } => {
             attempt_started(pool, key, *attempt, *at).await.map(|()| WriteAnswer::Done)
         }
@@ -159,26 +174,39 @@ pub(crate) async fn execute_one(
 }
 
 /// The claim statement: see [`crate::batch`] for the batched form, which must stay equivalent.
-async fn claim(pool: &PgPool, request: &ClaimRequest) -> Result<Claim, StoreError> {
+/// With `start_attempt`, a first claim (a new row, `claim_count` 1) also inserts send attempt 1,
+/// in the same statement.
+async fn claim(
+    pool: &PgPool,
+    request: &ClaimRequest,
+    start_attempt: bool,
+) -> Result<Claim, StoreError> {
     let key = &request.key;
     // One statement decides: a new key is inserted; a processing key whose lease has passed
     // is taken over; anything else is left alone and returns no row. Concurrent claims of
-    // one key serialise on the row, so exactly one of them gets a row back.
+    // one key serialise on the row, so exactly one of them gets a row back. The attempt's
+    // foreign key is checked at the end of the statement, when the delivery row exists.
     let claimed: Option<i32> = sqlx::query_scalar(
-        "insert into deliveries (tenant_id, source, event_id, delivery_id, event_type, \
-             recipient, status, claim_count, lease_owner, lease_expires_at, event_json, \
-             raw_body, raw_body_size, created_at, updated_at, receive_count) \
-         values ($1, $2, $3, $4, $5, $6, 'processing', 1, $7, $8, $9, $10, $11, $12, $12, \
-             $13) \
-         on conflict (tenant_id, source, event_id) do update \
-             set claim_count = deliveries.claim_count + 1, \
-                 lease_owner = excluded.lease_owner, \
-                 lease_expires_at = excluded.lease_expires_at, \
-                 updated_at = excluded.updated_at, \
-                 receive_count = excluded.receive_count \
-             where deliveries.status = 'processing' \
-               and deliveries.lease_expires_at <= excluded.updated_at \
-         returning claim_count",
+        "with claimed as ( \
+             insert into deliveries (tenant_id, source, event_id, delivery_id, event_type, \
+                 recipient, status, claim_count, lease_owner, lease_expires_at, event_json, \
+                 raw_body, raw_body_size, created_at, updated_at, receive_count) \
+             values ($1, $2, $3, $4, $5, $6, 'processing', 1, $7, $8, $9, $10, $11, $12, $12, \
+                 $13) \
+             on conflict (tenant_id, source, event_id) do update \
+                 set claim_count = deliveries.claim_count + 1, \
+                     lease_owner = excluded.lease_owner, \
+                     lease_expires_at = excluded.lease_expires_at, \
+                     updated_at = excluded.updated_at, \
+                     receive_count = excluded.receive_count \
+                 where deliveries.status = 'processing' \
+                   and deliveries.lease_expires_at <= excluded.updated_at \
+             returning claim_count), \
+         started as ( \
+             insert into delivery_attempts (tenant_id, delivery_id, attempt, started_at) \
+             select $1, $4, 1, $12 from claimed where $14 and claim_count = 1 \
+             on conflict do nothing) \
+         select claim_count from claimed",
     )
     .bind(key.tenant.to_string())
     .bind(key.source.to_string())
@@ -193,6 +221,7 @@ async fn claim(pool: &PgPool, request: &ClaimRequest) -> Result<Claim, StoreErro
     .bind(request.raw_body.as_ref().map(|r| i32::try_from(r.original_len).unwrap_or(i32::MAX)))
     .bind(request.now)
     .bind(to_i32(request.receive_count))
+    .bind(start_attempt)
     .fetch_optional(pool)
     .await
     .map_err(store_error)?;

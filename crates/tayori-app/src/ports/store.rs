@@ -262,6 +262,30 @@ pub trait DeliveryStore: Send + Sync {
     /// Among concurrent claims of one key, from any number of processes, exactly one MUST win.
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim, StoreError>;
 
+    /// Claims a key like [`claim`](Self::claim) for an email that is ready to send, and when
+    /// the claim is the key's first (`Claimed { attempt: 1 }`) records send attempt 1 as started
+    /// at `request.now`, as [`record_attempt_started`](Self::record_attempt_started) would. A
+    /// later claim (a takeover, a retry after a release) starts no attempt: its caller must
+    /// first look at the earlier attempts, then start its own.
+    ///
+    /// A store that can make the claim and the attempt row one write (PostgreSQL: one
+    /// statement, or one transaction in a batch) should: the event path then waits for two
+    /// commits instead of three. Either way, when it returns `Claimed { attempt: 1 }` the
+    /// attempt row MUST be durable. The default makes the two calls in turn, and gives the
+    /// lease back if the second fails.
+    async fn claim_and_start_attempt(&self, request: &ClaimRequest) -> Result<Claim, StoreError> {
+        let claim = self.claim(request).await?;
+        if claim == (Claim::Claimed { attempt: 1 }) {
+            let key = &request.key;
+            if let Err(error) = self.record_attempt_started(key, 1, request.now).await {
+                // So that a redelivery can claim (attempt 2) at once, not after the lease.
+                let _ = self.release(key, request.now).await;
+                return Err(error);
+            }
+        }
+        Ok(claim)
+    }
+
     /// Ends the lease early (after a transient error) so a redelivery can claim at once. It
     /// MUST leave a decided delivery alone.
     async fn release(&self, key: &IdempotencyKey, at: DateTime<Utc>) -> Result<(), StoreError>;

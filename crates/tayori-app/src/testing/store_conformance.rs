@@ -49,6 +49,8 @@ macro_rules! store_conformance_tests {
             unexpired_lease_cannot_be_taken_over,
             expired_lease_can_be_taken_over,
             released_lease_can_be_claimed_at_once,
+            a_claim_to_send_starts_the_first_attempt_only,
+            sixteen_concurrent_claims_to_send_start_one_attempt,
             decided_key_never_reopens,
             decided_outcome_is_never_overwritten,
             outcomes_survive_a_reconnect,
@@ -210,6 +212,61 @@ pub async fn released_lease_can_be_claimed_at_once(h: &dyn StoreUnderTest) {
     claim(&*store, &claim_at(&k, "w1", at(0))).await;
     store.release(&k, at(5)).await.expect("release");
     assert_eq!(claim(&*store, &claim_at(&k, "w2", at(5))).await, Claim::Claimed { attempt: 2 });
+}
+
+/// A claim to send starts attempt 1 with the first claim of a key, and nothing with any other
+/// answer: not while the lease runs, not on a takeover (whose caller looks at the earlier
+/// attempts first), not on a decided key.
+pub async fn a_claim_to_send_starts_the_first_attempt_only(h: &dyn StoreUnderTest) {
+    let store = h.store();
+    let k = key("to-send");
+    let attempts = || store.attempts(&k.tenant, k.delivery_id());
+    let first = store.claim_and_start_attempt(&claim_at(&k, "w1", at(3))).await.expect("claim");
+    assert_eq!(first, Claim::Claimed { attempt: 1 });
+    let started = attempts().await.expect("attempts");
+    assert_eq!(started.len(), 1);
+    assert_eq!((started[0].attempt, started[0].started_at), (1, at(3)));
+    assert_eq!((started[0].finished_at, started[0].result), (None, None));
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!((record.status, record.claim_count), (DeliveryStatus::Processing, 1));
+
+    let leased = store.claim_and_start_attempt(&claim_at(&k, "w2", at(10))).await;
+    assert_eq!(leased.expect("claim"), Claim::InFlight { lease_expires_at: at(63) });
+    let takeover = store.claim_and_start_attempt(&claim_at(&k, "w2", at(63))).await;
+    assert_eq!(takeover.expect("claim"), Claim::Claimed { attempt: 2 });
+    assert_eq!(attempts().await.expect("attempts").len(), 1, "a takeover starts no attempt");
+
+    store.record_outcome(&k, &sent("ses-1"), None, at(64)).await.expect("record");
+    let decided = store.claim_and_start_attempt(&claim_at(&k, "w3", at(200))).await;
+    assert_eq!(decided.expect("claim"), Claim::AlreadyDecided { status: DeliveryStatus::Sent });
+    assert_eq!(attempts().await.expect("attempts").len(), 1);
+
+    // A plain claim starts nothing, first or not.
+    let other = key("to-decide");
+    assert_eq!(claim(&*store, &claim_at(&other, "w1", at(0))).await, Claim::Claimed { attempt: 1 });
+    assert!(store.attempts(&other.tenant, other.delivery_id()).await.expect("read").is_empty());
+}
+
+/// Sixteen workers claim one key to send at the same moment: one wins, and one attempt starts.
+pub async fn sixteen_concurrent_claims_to_send_start_one_attempt(h: &dyn StoreUnderTest) {
+    let store = h.store();
+    let k = key("contended-send");
+    let requests: Vec<ClaimRequest> =
+        (0..16).map(|i| claim_at(&k, &format!("worker-{i}"), at(0))).collect();
+    let results =
+        futures::future::join_all(requests.iter().map(|r| store.claim_and_start_attempt(r))).await;
+    let mut winners = 0;
+    for result in results {
+        match result.expect("every claim gets an answer") {
+            Claim::Claimed { attempt: 1 } => winners += 1,
+            Claim::InFlight { lease_expires_at } => assert_eq!(lease_expires_at, at(60)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1, "exactly one of 16 concurrent claims wins");
+    let attempts = store.attempts(&k.tenant, k.delivery_id()).await.expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].attempt, 1);
 }
 
 /// A decided key stays decided: later claims, even long after, get `AlreadyDecided`, and a
@@ -508,14 +565,33 @@ pub async fn concurrent_writes_of_every_kind_get_their_own_answers(h: &dyn Store
 
     let fresh_requests: Vec<ClaimRequest> =
         fresh.iter().map(|k| claim_at(k, "w2", at(2))).collect();
+    let to_send: Vec<IdempotencyKey> = (0..4).map(|i| key(&format!("mixed-to-send-{i}"))).collect();
+    let to_send_requests: Vec<ClaimRequest> =
+        to_send.iter().map(|k| claim_at(k, "w2", at(2))).collect();
     let decided_again = claim_at(&decided, "w2", at(2));
     let leased_again = claim_at(&leased, "w2", at(2));
     let late = Outcome::Failed { reason: "late".into() };
     let first = sent("ses-1");
-    let (fresh_claims, decided_claim, leased_claim, recorded, refused, started, dup_1, dup_2) = futures::join!(
-        futures::future::join_all(fresh_requests.iter().map(|r| store.claim(r))),
-        store.claim(&decided_again),
-        store.claim(&leased_again),
+    let (
+        (fresh_claims, send_claims),
+        (decided_claim, leased_claim, leased_send_claim),
+        recorded,
+        refused,
+        started,
+        dup_1,
+        dup_2,
+    ) = futures::join!(
+        futures::future::join(
+            futures::future::join_all(fresh_requests.iter().map(|r| store.claim(r))),
+            futures::future::join_all(
+                to_send_requests.iter().map(|r| store.claim_and_start_attempt(r))
+            ),
+        ),
+        futures::future::join3(
+            store.claim(&decided_again),
+            store.claim(&leased_again),
+            store.claim_and_start_attempt(&leased_again),
+        ),
         store.record_outcome(&deciding, &first, None, at(2)),
         store.record_outcome(&decided, &late, None, at(2)),
         store.record_attempt_started(&sending, 1, at(2)),
@@ -530,6 +606,10 @@ pub async fn concurrent_writes_of_every_kind_get_their_own_answers(h: &dyn Store
         Claim::AlreadyDecided { status: DeliveryStatus::Sent }
     );
     assert_eq!(leased_claim.expect("claim"), Claim::InFlight { lease_expires_at: at(60) });
+    assert_eq!(leased_send_claim.expect("claim"), Claim::InFlight { lease_expires_at: at(60) });
+    for result in send_claims {
+        assert_eq!(result.expect("claim to send"), Claim::Claimed { attempt: 1 });
+    }
     assert_eq!(recorded.expect("record"), RecordOutcome::Recorded);
     assert_eq!(
         refused.expect("record"),
@@ -550,5 +630,13 @@ pub async fn concurrent_writes_of_every_kind_get_their_own_answers(h: &dyn Store
     for k in &fresh {
         let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
         assert_eq!((record.status, record.claim_count), (DeliveryStatus::Processing, 1));
+        assert!(store.attempts(&k.tenant, k.delivery_id()).await.expect("attempts").is_empty());
     }
+    for k in &to_send {
+        let attempts = store.attempts(&k.tenant, k.delivery_id()).await.expect("attempts");
+        let started: Vec<_> = attempts.iter().map(|a| (a.attempt, a.started_at)).collect();
+        assert_eq!(started, [(1, at(2))], "{k}");
+    }
+    let attempts = store.attempts(&leased.tenant, leased.delivery_id()).await.expect("attempts");
+    assert!(attempts.is_empty(), "a lost claim to send starts nothing");
 }
