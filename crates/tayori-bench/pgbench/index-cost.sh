@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# What the indexes on `deliveries` cost the event path's writes: two-waits.sql under pgbench on
+# a throwaway cluster (scripts/lib/postgres.sh), with every index of the migrations, without
+# `deliveries_delivery_id`, and without the four indexes that serve only cross-tenant or
+# event-type searches of operators. Each run: a fresh database, migrated, 3 s of warm-up,
+# ANALYZE, 20 s measured. Prints transactions/s (ten events each) and WAL bytes per event.
+# Run from anywhere: crates/tayori-bench/pgbench/index-cost.sh [rounds]   (about 75 s a round)
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+ROUNDS="${1:-3}"
+# shellcheck source=../../../scripts/lib/postgres.sh
+. scripts/lib/postgres.sh
+trap stop_pg EXIT
+pg_start >/dev/null
+PSQL=("$PG_BIN/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres)
+PGBENCH=("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -M prepared -c 16 -j 2)
+SCRIPT=crates/tayori-bench/pgbench/two-waits.sql
+
+drops() {
+  case "$1" in
+    all) ;;
+    no-delivery-id) echo "drop index deliveries_delivery_id;" ;;
+    no-global-four)
+      echo "drop index deliveries_delivery_id; drop index deliveries_created;" \
+        "drop index deliveries_recipient_created; drop index deliveries_tenant_type_created;" ;;
+  esac
+}
+
+scalar() { "${PSQL[@]}" -d idx -At -c "$1"; }
+
+for round in $(seq "$ROUNDS"); do
+  for variant in all no-delivery-id no-global-four; do
+    "${PSQL[@]}" -d postgres -c "drop database if exists idx" -c "create database idx" 2>/dev/null
+    for migration in migrations/postgres/*.sql; do "${PSQL[@]}" -d idx -f "$migration"; done
+    sql=$(drops "$variant")
+    if [ -n "$sql" ]; then "${PSQL[@]}" -d idx -c "$sql"; fi
+    "${PGBENCH[@]}" -T 3 -f "$SCRIPT" idx >/dev/null 2>&1
+    "${PSQL[@]}" -d idx -c "analyze"
+    indexes=$(scalar "select count(*) from pg_indexes where tablename = 'deliveries'")
+    wal_from=$(scalar "select pg_current_wal_lsn()")
+    rows_from=$(scalar "select count(*) from deliveries")
+    tps=$("${PGBENCH[@]}" -T 20 -f "$SCRIPT" idx 2>&1 | awk '/^tps/ {printf "%.0f", $3}')
+    wal=$(scalar "select pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_from')")
+    rows=$(($(scalar "select count(*) from deliveries") - rows_from))
+    echo "round $round, $variant ($indexes indexes on deliveries):" \
+      "$tps transactions/s = $((tps * 10)) events/s, WAL $((${wal%.*} / rows)) bytes per event"
+  done
+done
