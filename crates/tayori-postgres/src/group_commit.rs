@@ -3,21 +3,21 @@
 //! Each worker task handles one event top-down and awaits each store call in turn; with a
 //! hundred events in flight that is a few hundred small writes a second per core, each its own
 //! statement and commit, and PostgreSQL's per-statement and per-commit work was the worker's
-//! bottleneck (`docs/benchmarks.md`). Here every write goes into a queue instead (`coalesce.rs`); a few writer
-//! tasks (`PostgresConfig::write_batches_in_flight`) each take everything queued (up to
-//! `max_writes_per_batch`), execute it as one transaction of set-based statements
-//! (`batch.rs`), commit once, and then answer each caller. There is no timer: a write that
-//! arrives while a writer is free goes at once (alone, as its own statement); writes that
-//! arrive while the writers are busy wait for the next free one, so batches grow with the load
-//! and the latency stays one transaction or two.
+//! bottleneck (`docs/benchmarks.md`). Here every write goes into a queue instead
+//! (`coalesce.rs`); a few writer tasks (`PostgresConfig::write_batches_in_flight`) each take
+//! everything queued (up to `max_writes_per_batch`), execute it as one transaction of set-based
+//! statements (`batch.rs`), commit once, and then answer each caller. There is no timer: a
+//! write that arrives while a writer is free goes at once (alone, as its own statement); writes
+//! that arrive while the writers are busy wait for the next free one, so batches grow with the
+//! load and the latency stays one transaction or two.
 //!
 //! What callers can rely on is unchanged: a call returns only after its write is committed (so
 //! the attempt row is durable before the send, as `docs/idempotency.md` requires), and it gets
 //! the answer its own statement would have given. If a batch fails before its commit (a bad
 //! row, a deadlock with another worker's batch), nothing of it happened, and its writes are
-//! replayed one by one, in arrival order, so that only the bad write's caller sees an error. If the connection
-//! fails during the commit, whether the batch happened is unknown, and every caller in it gets
-//! the error, as each would from its own statement.
+//! replayed one by one, in arrival order, so that only the bad write's caller sees an error. If
+//! the connection fails during the commit, whether the batch happened is unknown, and every
+//! caller in it gets the error, as each would from its own statement.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
