@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # What the indexes on `deliveries` cost the event path's writes: two-waits.sql under pgbench on
-# a throwaway cluster (scripts/lib/postgres.sh), with every index of the migrations, without
-# `deliveries_delivery_id`, and without the four indexes that serve only cross-tenant or
+# a throwaway cluster (scripts/lib/postgres.sh), with every index of the migrations, with the
+# single status index of before 0006 (`processing` included) instead of the two partial ones,
+# without `deliveries_delivery_id`, and without the four indexes that serve only cross-tenant or
 # event-type searches of operators. Each run: a fresh database, migrated, 3 s of warm-up,
 # ANALYZE, 20 s measured. Prints transactions/s (ten events each) and WAL bytes per event.
-# Run from anywhere: crates/tayori-bench/pgbench/index-cost.sh [rounds]   (about 75 s a round)
+# Run from anywhere: crates/tayori-bench/pgbench/index-cost.sh [rounds]   (about 100 s a round)
+# VARIANTS="all status-before-0006" picks some of the variants; CLIENTS (default 16) sets
+# pgbench's concurrent clients (a worker's group commit has at most 2 write batches in flight).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 ROUNDS="${1:-3}"
@@ -13,12 +16,16 @@ ROUNDS="${1:-3}"
 trap stop_pg EXIT
 pg_start >/dev/null
 PSQL=("$PG_BIN/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres)
-PGBENCH=("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -M prepared -c 16 -j 2)
+PGBENCH=("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -M prepared -c "${CLIENTS:-16}" -j 2)
 SCRIPT=crates/tayori-bench/pgbench/two-waits.sql
 
 drops() {
   case "$1" in
     all) ;;
+    status-before-0006)
+      echo "drop index deliveries_tenant_decided_created; drop index deliveries_processing;" \
+        "create index deliveries_tenant_status_created" \
+        "on deliveries (tenant_id, status, created_at desc, delivery_id desc);" ;;
     no-delivery-id) echo "drop index deliveries_delivery_id;" ;;
     no-global-four)
       echo "drop index deliveries_delivery_id; drop index deliveries_created;" \
@@ -29,7 +36,7 @@ drops() {
 scalar() { "${PSQL[@]}" -d idx -At -c "$1"; }
 
 for round in $(seq "$ROUNDS"); do
-  for variant in all no-delivery-id no-global-four; do
+  for variant in ${VARIANTS:-all status-before-0006 no-delivery-id no-global-four}; do
     "${PSQL[@]}" -d postgres -c "drop database if exists idx" -c "create database idx" 2>/dev/null
     for migration in migrations/postgres/*.sql; do "${PSQL[@]}" -d idx -f "$migration"; done
     sql=$(drops "$variant")

@@ -29,5 +29,14 @@ pub use group_commit::WriteBatchStats;
 pub use store::PostgresStore;
 pub use suppressions::PostgresSuppressions;
 
-/// The migrations, embedded in the binary; applied by `tayori migrate`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+/// The migrations, embedded in the binary; applied by `tayori migrate` (and at the start of the
+/// worker and the admin server). Migrations applied by a newer version and unknown to this one
+/// are ignored rather than refused: a rollback to the previous version must start against the
+/// schema the new version left (docs/operations.md, "Deploy a new version"), which is why no
+/// migration may break the version before it.
+pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| {
+        let mut migrator = sqlx::migrate!("../../migrations/postgres");
+        migrator.set_ignore_missing(true);
+        migrator
+    });
