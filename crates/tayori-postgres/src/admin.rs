@@ -62,7 +62,7 @@ fn count(value: i32) -> u32 {
 
 /// The search's statement after `head` (the select list, or `explain ...` in tests), with the
 /// filters that are set, newest first, at most `limit` rows.
-fn search_query<'a>(head: &str, search: &'a DeliverySearch, limit: u32) -> QueryBuilder<Postgres> {
+fn search_query(head: &str, search: &DeliverySearch, limit: u32) -> QueryBuilder<Postgres> {
     let mut sql: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("{head} from deliveries where true"));
     match search.tenants.as_deref() {
