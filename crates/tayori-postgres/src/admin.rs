@@ -16,6 +16,7 @@ use tayori_domain::{DeliveryId, EmailAddress, TenantId};
 use uuid::Uuid;
 
 use crate::errors::store_error;
+use crate::listing::{push_older_than, push_status};
 
 /// The admin store on a PostgreSQL pool (the same database as the delivery store).
 #[derive(Debug, Clone)]
@@ -77,11 +78,7 @@ fn search_query(head: &str, search: &DeliverySearch, limit: u32) -> QueryBuilder
         None => {}
     }
     if let Some(status) = search.status {
-        // A literal, not a parameter: the status indexes are partial (decided statuses in
-        // one, `processing` in the other), and PostgreSQL uses a partial index only when it
-        // can prove the predicate, which a generic plan's parameter does not let it. The
-        // value is one of the domain's fixed status names, never the caller's text.
-        sql.push(format_args!(" and status = '{}'", status.as_str()));
+        push_status(&mut sql, status);
     }
     if let Some(event_type) = &search.event_type {
         sql.push(" and event_type = ").push_bind(event_type.to_string());
@@ -96,13 +93,7 @@ fn search_query(head: &str, search: &DeliverySearch, limit: u32) -> QueryBuilder
         sql.push(" and created_at < ").push_bind(until);
     }
     if let Some(after) = &search.after {
-        // Keyset pagination: rows strictly older than the last one shown, so a deep page
-        // costs what the first one does.
-        sql.push(" and (created_at, delivery_id) < (")
-            .push_bind(after.created_at)
-            .push(", ")
-            .push_bind(after.delivery_id.as_uuid())
-            .push(")");
+        push_older_than(&mut sql, after);
     }
     sql.push(" order by created_at desc, delivery_id desc limit ").push_bind(i64::from(limit));
     sql

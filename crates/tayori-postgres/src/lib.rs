@@ -16,6 +16,7 @@ mod config;
 mod errors;
 mod feedback;
 mod group_commit;
+mod listing;
 mod store;
 mod suppressions;
 #[cfg(feature = "testing")]

@@ -14,6 +14,7 @@ use tayori_domain::{DeliveryId, DeliveryStatus, IdempotencyKey, Outcome, Subject
 use crate::PostgresConfig;
 use crate::errors::store_error;
 use crate::group_commit::{GroupCommit, WriteBatchStats};
+use crate::listing::{push_older_than, push_status};
 use crate::writes::{
     AttemptFinishedWrite, OutcomeWrite, WriteAnswer, WriteRequest, count, parse_status,
 };
@@ -298,15 +299,10 @@ impl DeliveryStore for PostgresStore {
                 .push(")");
         }
         if let Some(status) = query.status {
-            sql.push(" and status = ").push_bind(status.as_str());
+            push_status(&mut sql, status);
         }
         if let Some(after) = &query.after {
-            // Keyset pagination: rows strictly older than the last one shown.
-            sql.push(" and (created_at, delivery_id) < (")
-                .push_bind(after.created_at)
-                .push(", ")
-                .push_bind(after.delivery_id.as_uuid())
-                .push(")");
+            push_older_than(&mut sql, after);
         }
         sql.push(" order by created_at desc, delivery_id desc limit ").push_bind(i64::from(limit));
         let rows = sql.build().fetch_all(&self.pool).await.map_err(store_error)?;
