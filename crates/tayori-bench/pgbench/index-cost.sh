@@ -2,8 +2,9 @@
 # What the indexes on `deliveries` cost the event path's writes: two-waits.sql under pgbench on
 # a throwaway cluster (scripts/lib/postgres.sh), with every index of the migrations, with the
 # single status index of before 0006 (`processing` included) instead of the two partial ones,
-# without `deliveries_delivery_id`, and without the four indexes that serve only cross-tenant or
-# event-type searches of operators. Each run: a fresh database, migrated, 3 s of warm-up,
+# with the delivery id indexes of before 0009 (`unique (tenant_id, delivery_id)` for the foreign
+# keys and `deliveries_delivery_id` for lookups, instead of one `unique (delivery_id)`), and
+# without the three indexes that serve only cross-tenant or event-type searches of operators. Each run: a fresh database, migrated, 3 s of warm-up,
 # ANALYZE, 20 s measured. Prints transactions/s (ten events each) and WAL bytes per event.
 # Run from anywhere: crates/tayori-bench/pgbench/index-cost.sh [rounds]   (about 100 s a round)
 # VARIANTS="all status-before-0006" picks some of the variants; CLIENTS (default 16) sets
@@ -26,17 +27,26 @@ drops() {
       echo "drop index deliveries_tenant_decided_created; drop index deliveries_processing;" \
         "create index deliveries_tenant_status_created" \
         "on deliveries (tenant_id, status, created_at desc, delivery_id desc);" ;;
-    no-delivery-id) echo "drop index deliveries_delivery_id;" ;;
-    no-global-four)
-      echo "drop index deliveries_delivery_id; drop index deliveries_created;" \
-        "drop index deliveries_recipient_created; drop index deliveries_tenant_type_created;" ;;
+    delivery-id-before-0009)
+      echo "alter table delivery_attempts drop constraint delivery_attempts_delivery_id_fkey;" \
+        "alter table delivery_feedback drop constraint delivery_feedback_delivery_id_fkey;" \
+        "alter table deliveries drop constraint deliveries_delivery_id_key;" \
+        "alter table deliveries add unique (tenant_id, delivery_id);" \
+        "alter table delivery_attempts add foreign key (tenant_id, delivery_id)" \
+        "references deliveries (tenant_id, delivery_id);" \
+        "alter table delivery_feedback add foreign key (tenant_id, delivery_id)" \
+        "references deliveries (tenant_id, delivery_id);" \
+        "create index deliveries_delivery_id on deliveries (delivery_id);" ;;
+    no-global-three)
+      echo "drop index deliveries_created; drop index deliveries_recipient_created;" \
+        "drop index deliveries_tenant_type_created;" ;;
   esac
 }
 
 scalar() { "${PSQL[@]}" -d idx -At -c "$1"; }
 
 for round in $(seq "$ROUNDS"); do
-  for variant in ${VARIANTS:-all status-before-0006 no-delivery-id no-global-four}; do
+  for variant in ${VARIANTS:-all status-before-0006 delivery-id-before-0009 no-global-three}; do
     "${PSQL[@]}" -d postgres -c "drop database if exists idx" -c "create database idx" 2>/dev/null
     for migration in migrations/postgres/*.sql; do "${PSQL[@]}" -d idx -f "$migration"; done
     sql=$(drops "$variant")

@@ -1,0 +1,14 @@
+-- no-transaction
+-- Delivery ids are unique across tenants by construction (a v5 UUID of tenant, source and event
+-- id), so one unique index on `delivery_id` can serve both the foreign keys of the attempts and
+-- the feedback (0010) and the lookups by delivery id, instead of `unique (tenant_id, delivery_id)`
+-- and `deliveries_delivery_id` side by side: one index fewer for every claim and outcome to write.
+--
+-- It also keeps the foreign-key checks on the right index. PostgreSQL checks each new attempt
+-- row with a query it plans once per connection; planned on a table without statistics (a new
+-- database, until autovacuum first analyzes it), `tenant_id = $1 and delivery_id = $2` picked an
+-- index that leads with the tenant and scanned the tenant's whole range in it for every attempt:
+-- the store slowed by a third over the first 200,000 events (docs/benchmarks.md, "Foreign keys
+-- on delivery_id"). `delivery_id = $1` has one index that leads with it, whatever the statistics.
+-- `concurrently` so that a large table keeps taking writes while it is built.
+create unique index concurrently if not exists deliveries_delivery_id_key on deliveries (delivery_id);
