@@ -5,7 +5,8 @@
 # with the delivery id indexes of before 0009 (`unique (tenant_id, delivery_id)` for the foreign
 # keys and `deliveries_delivery_id` for lookups, instead of one `unique (delivery_id)`), and
 # without the three indexes that serve only cross-tenant or event-type searches of operators.
-# Each run: a fresh database, migrated, 3 s of warm-up, ANALYZE, 20 s measured. Prints transactions/s (ten events each) and WAL bytes per event.
+# Each run: a fresh database, migrated, 3 s of warm-up, ANALYZE, 20 s measured. Prints
+# transactions/s (ten events each) and WAL bytes per event.
 # Run from anywhere: crates/tayori-bench/pgbench/index-cost.sh [rounds]   (about 100 s a round)
 # VARIANTS="all status-before-0006" picks some of the variants; CLIENTS (default 16) sets
 # pgbench's concurrent clients (a worker's group commit has at most 2 write batches in flight).

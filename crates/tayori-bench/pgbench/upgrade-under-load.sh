@@ -21,17 +21,27 @@ SECONDS_OF_LOAD="${4:-30}"
 trap stop_pg EXIT
 pg_start >/dev/null
 PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d up)
-PGBENCH=("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -f crates/tayori-bench/pgbench/two-waits.sql)
+PGBENCH=("$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n
+  -f crates/tayori-bench/pgbench/two-waits.sql)
 "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c "create database up"
 
 apply() {
   # sqlx runs a migration in one transaction unless its first line says otherwise.
-  if head -n 1 "$1" | grep -q '^-- no-transaction'; then "${PSQL[@]}" -f "$1"; else "${PSQL[@]}" -1 -f "$1"; fi
+  if head -n 1 "$1" | grep -q '^-- no-transaction'; then
+    "${PSQL[@]}" -f "$1"
+  else
+    "${PSQL[@]}" -1 -f "$1"
+  fi
 }
 
 before=() after=()
 for migration in migrations/postgres/*.sql; do
-  if [[ "$(basename "$migration")" < "$FROM~" ]]; then before+=("$migration"); else after+=("$migration"); fi
+  # "0008_x.sql" < "0008~" (the tilde sorts after every character of a file name).
+  if [[ "$(basename "$migration")" < "$FROM~" ]]; then
+    before+=("$migration")
+  else
+    after+=("$migration")
+  fi
 done
 [ "${#after[@]}" -gt 0 ] || { echo "no migration after $FROM" >&2; exit 1; }
 for migration in "${before[@]}"; do apply "$migration"; done
@@ -41,7 +51,8 @@ count=$("${PSQL[@]}" -At -c "select count(*) from deliveries")
 echo "up to $FROM applied, $count deliveries; load: $CLIENTS clients," \
   "${RATE:-unlimited} transactions/s (10 events each), $SECONDS_OF_LOAD s"
 
-"${PGBENCH[@]}" -c "$CLIENTS" -j 2 -T "$SECONDS_OF_LOAD" ${RATE:+-R "$RATE"} up >"$PG_DIR/pgbench.out" 2>&1 &
+"${PGBENCH[@]}" -c "$CLIENTS" -j 2 -T "$SECONDS_OF_LOAD" ${RATE:+-R "$RATE"} up \
+  >"$PG_DIR/pgbench.out" 2>&1 &
 load=$!
 sleep 3
 for migration in "${after[@]}"; do
