@@ -159,18 +159,32 @@ fn address(mailbox: &Mailbox) -> Address<'_> {
 
 /// Text in MIME's canonical form (RFC 2046 section 4.1.1): every line break CRLF. Templates
 /// write LF; when mail-builder picks base64 for a body, the line breaks inside the encoded text
-/// would otherwise stay bare LF.
+/// would otherwise stay bare LF. A bare CR or a bare LF becomes CRLF; a CRLF stays. One pass,
+/// jumping from break to break: it runs on both bodies of every email.
 fn crlf_lines(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let canonical = bytes.iter().enumerate().all(|(at, byte)| match byte {
-        b'\r' => bytes.get(at + 1) == Some(&b'\n'),
-        b'\n' => at > 0 && bytes.get(at - 1) == Some(&b'\r'),
-        _ => true,
-    });
-    if canonical {
-        Cow::Borrowed(text)
-    } else {
-        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n"))
+    let mut canonical: Option<String> = None;
+    let mut copied_up_to = 0;
+    let mut at = 0;
+    while let Some(found) = memchr::memchr2(b'\r', b'\n', &bytes[at..]) {
+        let found = at + found;
+        if bytes[found] == b'\r' && bytes.get(found + 1) == Some(&b'\n') {
+            at = found + 2;
+            continue;
+        }
+        let out =
+            canonical.get_or_insert_with(|| String::with_capacity(text.len() + text.len() / 8));
+        out.push_str(&text[copied_up_to..found]);
+        out.push_str("\r\n");
+        copied_up_to = found + 1;
+        at = found + 1;
+    }
+    match canonical {
+        None => Cow::Borrowed(text),
+        Some(mut out) => {
+            out.push_str(&text[copied_up_to..]);
+            Cow::Owned(out)
+        }
     }
 }
 
@@ -203,6 +217,29 @@ mod tests {
         assert!(matches!(crlf_lines("no breaks"), Cow::Borrowed(_)));
         assert_eq!(crlf_lines("a\nb\r\nc\rd\n"), "a\r\nb\r\nc\r\nd\r\n");
         assert_eq!(crlf_lines("\n\n"), "\r\n\r\n");
+        assert_eq!(crlf_lines("\r\r\n\n\r"), "\r\n\r\n\r\n\r\n");
+        assert_eq!(crlf_lines("日本\n語"), "日本\r\n語");
+    }
+
+    /// The one-pass version against the three replacements it took over from, on every
+    /// string of up to six characters from an alphabet of CR, LF, `a` and `語`.
+    #[test]
+    fn body_line_breaks_as_the_three_replacements_gave_them() {
+        let alphabet = ["\r", "\n", "a", "語"];
+        let mut longest = vec![String::new()];
+        let mut texts = longest.clone();
+        for _ in 0..6 {
+            longest = longest
+                .iter()
+                .flat_map(|text| alphabet.iter().map(move |piece| format!("{text}{piece}")))
+                .collect();
+            texts.extend(longest.iter().cloned());
+        }
+        for text in &texts {
+            let expected = text.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n");
+            assert_eq!(crlf_lines(text), expected, "{text:?}");
+        }
+        assert_eq!(texts.len(), (0..=6).map(|n| 4_usize.pow(n)).sum::<usize>());
     }
 
     #[test]
