@@ -71,13 +71,13 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     max_in_flight: usize,
     /// The store's connection pool (`store.max_connections`).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = tayori_postgres::DEFAULT_MAX_CONNECTIONS)]
     pool: u32,
-    /// The store's group commit: write batches at once (`write_batches_in_flight`).
-    #[arg(long, default_value_t = PostgresConfig::new("").write_batches_in_flight)]
+    /// The store's group commit: write batches at once (`store.write_batches_in_flight`).
+    #[arg(long, default_value_t = tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT)]
     write_batches: usize,
-    /// The store's group commit: writes per batch at most (`max_writes_per_batch`).
-    #[arg(long, default_value_t = PostgresConfig::new("").max_writes_per_batch)]
+    /// The store's group commit: writes per batch at most (`store.max_writes_per_batch`).
+    #[arg(long, default_value_t = tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH)]
     max_batch: usize,
     /// How many times the limit run repeats (it is short, so one run is noisy); the summary
     /// uses the median and the best.

@@ -37,19 +37,28 @@ impl PostgresConfig {
     }
 }
 
+/// The default of [`PostgresConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+/// The default of [`PostgresConfig::write_batches_in_flight`]. Two: one batch commits (waits
+/// for its WAL flush) while the next gathers and executes. One makes the biggest batches but
+/// serialises every write behind one connection; more make smaller batches that cost
+/// PostgreSQL more CPU per write (`docs/benchmarks.md`).
+pub const DEFAULT_WRITE_BATCHES_IN_FLIGHT: usize = 2;
+
+/// The default of [`PostgresConfig::max_writes_per_batch`].
+pub const DEFAULT_MAX_WRITES_PER_BATCH: usize = 256;
+
 fn default_max_connections() -> u32 {
-    16
+    DEFAULT_MAX_CONNECTIONS
 }
 
-/// Two: one batch commits (waits for its WAL flush) while the next gathers and executes. One
-/// makes the biggest batches but serialises every write behind one connection; more make
-/// smaller batches that cost PostgreSQL more CPU per write (`docs/benchmarks.md`).
 fn default_write_batches_in_flight() -> usize {
-    2
+    DEFAULT_WRITE_BATCHES_IN_FLIGHT
 }
 
 fn default_max_writes_per_batch() -> usize {
-    256
+    DEFAULT_MAX_WRITES_PER_BATCH
 }
 
 fn default_acquire_timeout() -> Duration {

@@ -24,7 +24,10 @@ pub mod testing;
 mod writes;
 
 pub use admin::PostgresAdminStore;
-pub use config::PostgresConfig;
+pub use config::{
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_WRITES_PER_BATCH, DEFAULT_WRITE_BATCHES_IN_FLIGHT,
+    PostgresConfig,
+};
 pub use feedback::{FEEDBACK_ACTOR, PostgresFeedbackStore, TimelineEntry};
 pub use group_commit::WriteBatchStats;
 pub use store::PostgresStore;

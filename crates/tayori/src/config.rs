@@ -219,6 +219,12 @@ pub enum StoreConfig {
         /// Pool size.
         #[serde(default = "default_pool")]
         max_connections: u32,
+        /// Group commit: write batches (transactions) at once, each on a connection of the pool.
+        #[serde(default = "default_write_batches_in_flight")]
+        write_batches_in_flight: usize,
+        /// Group commit: at most this many writes in one batch.
+        #[serde(default = "default_max_writes_per_batch")]
+        max_writes_per_batch: usize,
     },
     /// One SQLite file: for a single worker on one machine.
     Sqlite {
@@ -228,16 +234,61 @@ pub enum StoreConfig {
 }
 
 fn default_pool() -> u32 {
-    16
+    tayori_postgres::DEFAULT_MAX_CONNECTIONS
 }
 
+fn default_write_batches_in_flight() -> usize {
+    tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT
+}
+
+fn default_max_writes_per_batch() -> usize {
+    tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH
+}
+
+/// The most writes one batch may carry: a batch's rows are held in memory and sent as arrays,
+/// and a claim carries the event (up to 1 MiB of body).
+const MAX_WRITES_PER_BATCH_LIMIT: usize = 4096;
+
 impl StoreConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let StoreConfig::Postgres {
+            max_connections,
+            write_batches_in_flight,
+            max_writes_per_batch,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        anyhow::ensure!(*max_connections >= 1, "store.max_connections must be at least 1");
+        // Each batch holds a connection of the pool while it runs; the reads of the event path
+        // (suppressions, pauses) need the others.
+        anyhow::ensure!(
+            (1..=*max_connections as usize).contains(write_batches_in_flight),
+            "store.write_batches_in_flight ({write_batches_in_flight}) must be at least 1 and at \
+             most store.max_connections ({max_connections})"
+        );
+        anyhow::ensure!(
+            (1..=MAX_WRITES_PER_BATCH_LIMIT).contains(max_writes_per_batch),
+            "store.max_writes_per_batch ({max_writes_per_batch}) must be between 1 and \
+             {MAX_WRITES_PER_BATCH_LIMIT}"
+        );
+        Ok(())
+    }
+
     /// The PostgreSQL settings, when that is the store.
     pub fn postgres(&self) -> Option<PostgresConfig> {
         match self {
-            StoreConfig::Postgres { url, max_connections } => {
+            StoreConfig::Postgres {
+                url,
+                max_connections,
+                write_batches_in_flight,
+                max_writes_per_batch,
+            } => {
                 let mut config = PostgresConfig::new(url);
                 config.max_connections = *max_connections;
+                config.write_batches_in_flight = *write_batches_in_flight;
+                config.max_writes_per_batch = *max_writes_per_batch;
                 Some(config)
             }
             StoreConfig::Sqlite { .. } => None,
@@ -352,6 +403,7 @@ impl WorkerConfig {
 
     /// Cross-field checks, each naming its setting.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.store.validate().context("invalid configuration")?;
         self.queue.validate().context("invalid configuration")?;
         let lease = self.delivery.lease_seconds;
         anyhow::ensure!(
@@ -475,6 +527,39 @@ mod tests {
         [queue]
         url = "https://sqs.example/q"
     "#;
+
+    #[test]
+    fn the_group_commit_settings_reach_the_store_and_are_checked() {
+        let store = |extra: &str| {
+            write(&format!(
+                "[store]\nkind = \"postgres\"\nurl = \"postgres://tayori@db/tayori\"\n{extra}\n\
+                 [queue]\nurl = \"https://sqs.example/q\"\n\
+                 [sender]\nkind = \"outbox\"\ndir = \"/tmp/outbox\"\n"
+            ))
+        };
+        let defaults = WorkerConfig::load(Some(store("").path())).expect("valid");
+        let postgres = defaults.store.postgres().expect("postgres");
+        assert_eq!(
+            (postgres.write_batches_in_flight, postgres.max_writes_per_batch),
+            (tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT, 256)
+        );
+
+        let set = store("write_batches_in_flight = 1\nmax_writes_per_batch = 64");
+        let postgres = WorkerConfig::load(Some(set.path())).expect("valid").store.postgres();
+        let postgres = postgres.expect("postgres");
+        assert_eq!((postgres.write_batches_in_flight, postgres.max_writes_per_batch), (1, 64));
+
+        for (extra, setting) in [
+            ("write_batches_in_flight = 0", "store.write_batches_in_flight (0)"),
+            ("max_connections = 4\nwrite_batches_in_flight = 5", "store.max_connections (4)"),
+            ("max_writes_per_batch = 0", "store.max_writes_per_batch (0)"),
+            ("max_writes_per_batch = 5000", "store.max_writes_per_batch (5000)"),
+            ("max_connections = 0", "store.max_connections must be at least 1"),
+        ] {
+            let error = format!("{:#}", WorkerConfig::load(Some(store(extra).path())).unwrap_err());
+            assert!(error.contains(setting), "{extra}: {error}");
+        }
+    }
 
     #[test]
     fn the_ses_sender_reads_its_settings_and_names_a_bad_one() {

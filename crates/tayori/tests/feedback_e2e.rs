@@ -141,7 +141,12 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
     let database = tayori_postgres::testing::fresh_database().await;
     let outbox = tempfile::tempdir().unwrap();
     let config = WorkerConfig {
-        store: StoreConfig::Postgres { url: database.url.clone(), max_connections: 8 },
+        store: StoreConfig::Postgres {
+            url: database.url.clone(),
+            max_connections: 8,
+            write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
+            max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
+        },
         queue: ConsumerConfig {
             queue_url: events.clone(),
             wait_time_seconds: 1,
@@ -313,7 +318,12 @@ async fn subscription_mail_carries_one_click_unsubscribe_and_transactional_mail_
     let database = tayori_postgres::testing::fresh_database().await;
     let key = "k".repeat(32);
     let config = WorkerConfig {
-        store: StoreConfig::Postgres { url: database.url.clone(), max_connections: 8 },
+        store: StoreConfig::Postgres {
+            url: database.url.clone(),
+            max_connections: 8,
+            write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
+            max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
+        },
         queue: ConsumerConfig {
             queue_url: events.clone(),
             wait_time_seconds: 1,

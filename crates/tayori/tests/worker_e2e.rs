@@ -57,7 +57,12 @@ async fn the_worker_sends_each_event_once_and_records_every_outcome() {
     let database = tayori_postgres::testing::fresh_database().await;
     let outbox = tempfile::tempdir().unwrap();
     let config = WorkerConfig {
-        store: StoreConfig::Postgres { url: database.url, max_connections: 8 },
+        store: StoreConfig::Postgres {
+            url: database.url,
+            max_connections: 8,
+            write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
+            max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
+        },
         queue: ConsumerConfig {
             queue_url: queue.clone(),
             wait_time_seconds: 1,
@@ -199,7 +204,12 @@ async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_loop
 
     let database = tayori_postgres::testing::fresh_database().await;
     let config = WorkerConfig {
-        store: StoreConfig::Postgres { url: database.url, max_connections: 8 },
+        store: StoreConfig::Postgres {
+            url: database.url,
+            max_connections: 8,
+            write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
+            max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
+        },
         queue: ConsumerConfig {
             queue_url: queue.clone(),
             wait_time_seconds: 1,
