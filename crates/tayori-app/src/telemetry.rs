@@ -74,6 +74,12 @@ pub const RATE_LIMITER_WAIT: &str = "tayori_rate_limiter_wait_seconds";
 pub const FEEDBACK: &str = "tayori_feedback_total";
 /// Always 1; the version is a label.
 pub const BUILD_INFO: &str = "tayori_build_info";
+/// Transactions of the PostgreSQL store's group commit.
+pub const STORE_WRITE_BATCHES: &str = "tayori_store_write_batches_total";
+/// Writes those transactions carried.
+pub const STORE_WRITES: &str = "tayori_store_writes_total";
+/// Group-commit transactions that failed before their commit and were replayed write by write.
+pub const STORE_WRITE_BATCHES_REPLAYED: &str = "tayori_store_write_batches_replayed_total";
 
 /// Every metric tayori exports, in the order of `docs/metrics.md`.
 pub const METRICS: &[MetricInfo] = &[
@@ -156,6 +162,24 @@ pub const METRICS: &[MetricInfo] = &[
         help: "SES feedback messages by event kind and result: matched, unmatched, duplicate, invalid, retry.",
     },
     MetricInfo {
+        name: STORE_WRITE_BATCHES,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Write transactions of the PostgreSQL store's group commit (a lone write is one too).",
+    },
+    MetricInfo {
+        name: STORE_WRITES,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Writes (claims, attempts, outcomes, duplicates) in those transactions.",
+    },
+    MetricInfo {
+        name: STORE_WRITE_BATCHES_REPLAYED,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Group-commit transactions that failed before their commit and were replayed write by write.",
+    },
+    MetricInfo {
         name: BUILD_INFO,
         kind: MetricKind::Gauge,
         labels: &["version"],
@@ -197,6 +221,9 @@ pub fn describe(version: &'static str, tenants: &[TenantId]) {
     gauge!(IN_FLIGHT).set(0.0);
     counter!(TEMPLATE_RELOADS, "result" => "ok").absolute(0);
     counter!(TEMPLATE_RELOADS, "result" => "error").absolute(0);
+    counter!(STORE_WRITE_BATCHES).absolute(0);
+    counter!(STORE_WRITES).absolute(0);
+    counter!(STORE_WRITE_BATCHES_REPLAYED).absolute(0);
     // The feedback series alerts watch (bounces and complaints recorded, or matching nothing).
     for kind in ["bounce", "complaint"] {
         for result in ["matched", "unmatched"] {
@@ -322,6 +349,17 @@ pub fn rate_limiter_waited(tenant: &TenantId, waited: Duration) {
         counter!(RATE_LIMITER_WAITS, "tenant" => tenant.clone()).increment(1);
     }
     histogram!(RATE_LIMITER_WAIT, "tenant" => tenant).record(waited);
+}
+
+/// The PostgreSQL store committed (or tried to commit) one transaction of `writes` writes.
+pub fn store_write_batch(writes: usize) {
+    counter!(STORE_WRITE_BATCHES).increment(1);
+    counter!(STORE_WRITES).increment(writes as u64);
+}
+
+/// A group-commit transaction failed before its commit; its writes are replayed one by one.
+pub fn store_write_batch_replayed() {
+    counter!(STORE_WRITE_BATCHES_REPLAYED).increment(1);
 }
 
 /// What came of one SES feedback message (`None`: the store failed, it will come back).

@@ -81,14 +81,17 @@ impl Coalesce for Writes {
     type Answer = Result<WriteAnswer, StoreError>;
 
     async fn one(&self, request: &WriteRequest) -> Self::Answer {
+        tayori_app::telemetry::store_write_batch(1);
         execute_one(&self.pool, request).await
     }
 
     async fn many(&self, requests: &[WriteRequest]) -> Vec<Self::Answer> {
+        tayori_app::telemetry::store_write_batch(requests.len());
         match execute_batch(&self.pool, requests).await {
             Ok(answers) => answers,
             Err(BatchError::NotApplied(error)) => {
                 self.replayed.fetch_add(1, Ordering::Relaxed);
+                tayori_app::telemetry::store_write_batch_replayed();
                 warn!(
                     error = %error,
                     writes = requests.len(),

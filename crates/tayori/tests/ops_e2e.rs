@@ -308,6 +308,11 @@ listen = "127.0.0.1:{port}"
     assert_eq!(value("tayori_receive_to_send_seconds_count{tenant=\"acme-invest\"}"), 4.0);
     assert_eq!(value("tayori_rate_limiter_wait_seconds_count{tenant=\"acme-invest\"}"), 4.0);
     assert_eq!(value("tayori_events_in_flight"), 0.0);
+    // Each sent event wrote its claim with its attempt, then its result with its outcome.
+    let (batches, writes) =
+        (value("tayori_store_write_batches_total"), value("tayori_store_writes_total"));
+    assert!(batches >= 1.0 && writes >= 8.0 && writes >= batches, "{batches} / {writes}");
+    assert_eq!(value("tayori_store_write_batches_replayed_total"), 0.0);
     let lag = format!("tayori_queue_lag_seconds{{queue=\"ops-e2e-{run}\"}}");
     assert!(value(&lag) >= 0.0);
     assert!(!metrics.contains("acme-nobody"), "an unconfigured tenant is not a label value");
