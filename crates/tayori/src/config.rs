@@ -261,8 +261,8 @@ impl StoreConfig {
             return Ok(());
         };
         anyhow::ensure!(*max_connections >= 1, "store.max_connections must be at least 1");
-        // Each batch holds a connection of the pool while it runs; the reads of the event path
-        // (suppressions, pauses) need the others.
+        // Each batch holds a connection of the pool while it runs, so there cannot be more
+        // batches than connections (and the event path's reads want some left over).
         anyhow::ensure!(
             (1..=*max_connections as usize).contains(write_batches_in_flight),
             "store.write_batches_in_flight ({write_batches_in_flight}) must be at least 1 and at \
