@@ -541,7 +541,10 @@ mod tests {
         let postgres = defaults.store.postgres().expect("postgres");
         assert_eq!(
             (postgres.write_batches_in_flight, postgres.max_writes_per_batch),
-            (tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT, 256)
+            (
+                tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
+                tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH
+            )
         );
 
         let set = store("write_batches_in_flight = 1\nmax_writes_per_batch = 64");
