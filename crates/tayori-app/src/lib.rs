@@ -2,7 +2,8 @@
 //!
 //! It owns the path of one event — decode, resolve the tenant, check suppression, render, claim
 //! the idempotency key, send, record the outcome — in [`handle_event`], the recording of SES
-//! feedback in [`handle_feedback`], and the traits that the adapters implement ([`ports`]). It
+//! feedback in [`handle_feedback`], the deletion of records past their retention in [`prune`], and
+//! the traits that the adapters implement ([`ports`]). It
 //! depends only on the domain; it must not name a concrete technology: no async runtime,
 //! database driver, AWS SDK, HTTP framework or template engine (a check in `scripts/test`
 //! enforces that). In-memory fakes of every port and the store
@@ -14,6 +15,7 @@ pub mod handle_event;
 pub mod handle_feedback;
 pub mod inbound;
 pub mod ports;
+pub mod prune;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

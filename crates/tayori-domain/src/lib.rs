@@ -14,6 +14,7 @@ mod ids;
 mod locale;
 mod outcome;
 mod raw;
+mod retention;
 mod unsubscribe;
 
 pub use address::{DisplayName, EmailAddress, InvalidAddress, InvalidDisplayName, Mailbox};
@@ -30,6 +31,7 @@ pub use ids::{
 pub use locale::{InvalidLocale, Locale};
 pub use outcome::{DeliveryStatus, Outcome, UnknownStatus};
 pub use raw::{MAX_KEPT_RAW_BYTES, RawBody};
+pub use retention::{InvalidRetention, RetentionDays};
 pub use unsubscribe::{
     InvalidUnsubscribeToken, UnsubscribeClaim, UnsubscribeKey, WeakUnsubscribeKey,
 };

@@ -412,7 +412,7 @@ async fn attempts_started(
          select tenant_id, delivery_id, attempt, started_at \
          from unnest($1::text[], $2::uuid[], $3::int4[], $4::timestamptz[]) \
              as a(tenant_id, delivery_id, attempt, started_at) \
-         order by tenant_id, delivery_id, attempt \
+         order by delivery_id, attempt \
          on conflict do nothing",
     )
     .persistent(false)

@@ -1,8 +1,10 @@
 //! tayori's delivery store on PostgreSQL: the production store.
 //!
 //! It owns the SQL that claims idempotency keys with leases, records attempts and outcomes, and
-//! lists deliveries; SES feedback (timeline, feedback status, automatic suppressions); the admin store (tokens, audit log, suppressions, links, searches) and the
-//! suppression list; and the embedded migrations in `migrations/postgres/` ([`MIGRATOR`]). The
+//! lists deliveries; SES feedback (timeline, feedback status, automatic suppressions); the admin
+//! store (tokens, audit log, suppressions, links, searches) and the suppression list; the deletion
+//! of records past their retention (`tayori prune`); and the embedded migrations in
+//! `migrations/postgres/` ([`MIGRATOR`]). The
 //! event path's writes are group-committed: concurrent calls share one transaction and one
 //! commit, and each call still returns only once its own write is durable (`group_commit.rs`). It
 //! implements [`tayori_app::ports::DeliveryStore`] and passes the same conformance suite as the
@@ -17,6 +19,7 @@ mod errors;
 mod feedback;
 mod group_commit;
 mod listing;
+mod retention;
 mod store;
 mod suppressions;
 #[cfg(feature = "testing")]
@@ -30,6 +33,7 @@ pub use config::{
 };
 pub use feedback::{FEEDBACK_ACTOR, PostgresFeedbackStore, TimelineEntry};
 pub use group_commit::WriteBatchStats;
+pub use retention::PostgresRetention;
 pub use store::PostgresStore;
 pub use suppressions::PostgresSuppressions;
 

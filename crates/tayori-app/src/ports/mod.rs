@@ -6,6 +6,7 @@ mod clock;
 mod feedback;
 mod previews;
 mod queue;
+mod retention;
 mod sender;
 mod store;
 mod suppression;
@@ -29,6 +30,7 @@ pub use previews::{
     TemplatePreviews, TemplatesVersion,
 };
 pub use queue::{EventQueue, QueueError};
+pub use retention::{PrunableCounts, RetentionStore};
 pub use sender::{EmailSender, PauseScope, SendError, SentEmail};
 pub use store::{
     AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage,

@@ -1,0 +1,208 @@
+//! Deleting delivery records past their retention (`tayori prune`): decided deliveries with
+//! everything that belongs to them, then feedback that matched nothing, then unkeyed rejections,
+//! each oldest first, in batches small enough that the workers writing beside it never wait long.
+//!
+//! What stays: deliveries still `processing` (an operator must decide them), suppressions, tenant
+//! pauses, admin tokens and the audit log, which have their own lives.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tayori_domain::RetentionDays;
+use tracing::warn;
+
+use crate::ports::{Clock, PrunableCounts, RetentionStore, StoreError};
+
+/// What to prune.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneRequest {
+    /// Records younger than this are kept.
+    pub keep: RetentionDays,
+    /// Records deleted per transaction.
+    pub batch_size: NonZeroU32,
+    /// Count what would go, delete nothing.
+    pub dry_run: bool,
+}
+
+/// The kinds of records pruned, in the order they are pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrunedKind {
+    /// Decided deliveries, with their attempts, feedback timeline and links.
+    Deliveries,
+    /// Feedback messages that matched no delivery or could not be read.
+    UnmatchedFeedback,
+    /// Bodies that had no idempotency key.
+    UnkeyedRejections,
+}
+
+impl PrunedKind {
+    /// How an operator reads it in a progress line.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Deliveries => "deliveries",
+            Self::UnmatchedFeedback => "unmatched feedback messages",
+            Self::UnkeyedRejections => "unkeyed rejections",
+        }
+    }
+}
+
+/// Where a run stands, after each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneProgress {
+    /// What the batch deleted.
+    pub kind: PrunedKind,
+    /// Deleted of this kind so far in this run.
+    pub deleted: u64,
+    /// Counted of this kind at the start (records that age past the cutoff during the run are
+    /// not counted; rows a worker holds are skipped).
+    pub expected: u64,
+}
+
+/// How many records of each kind a run deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrunedCounts {
+    /// Deliveries (their attempts, timelines and links went with them).
+    pub deliveries: u64,
+    /// Feedback messages that matched nothing.
+    pub unmatched_feedback: u64,
+    /// Unkeyed rejections.
+    pub unkeyed_rejections: u64,
+}
+
+impl PrunedCounts {
+    fn add(&mut self, kind: PrunedKind, deleted: u64) -> u64 {
+        let total = match kind {
+            PrunedKind::Deliveries => &mut self.deliveries,
+            PrunedKind::UnmatchedFeedback => &mut self.unmatched_feedback,
+            PrunedKind::UnkeyedRejections => &mut self.unkeyed_rejections,
+        };
+        *total += deleted;
+        *total
+    }
+}
+
+/// What a run found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Records created (or last seen, received) before this instant were past the retention.
+    pub cutoff: DateTime<Utc>,
+    /// What was past it when the run started.
+    pub found: PrunableCounts,
+    /// What the run deleted (nothing on a dry run).
+    pub deleted: PrunedCounts,
+    /// The run was asked to stop before it was done; running it again goes on where it stopped.
+    pub stopped_early: bool,
+}
+
+/// A run ended on a store failure that outlasted the retries. What was deleted before stays
+/// deleted, and a new run goes on from there.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "pruning stopped after deleting {} deliveries, {} unmatched feedback messages and {} unkeyed \
+     rejections: {source}",
+    deleted.deliveries, deleted.unmatched_feedback, deleted.unkeyed_rejections
+)]
+pub struct PruneError {
+    /// Deleted before the failure.
+    pub deleted: PrunedCounts,
+    /// The failure.
+    #[source]
+    pub source: StoreError,
+}
+
+/// Deletes what is past the retention. See the module's documentation.
+pub struct PruneRecords {
+    store: Arc<dyn RetentionStore>,
+    clock: Arc<dyn Clock>,
+    retry_waits: Vec<Duration>,
+}
+
+impl PruneRecords {
+    /// A pruner that waits out a store outage of up to about a minute per batch.
+    pub fn new(store: Arc<dyn RetentionStore>, clock: Arc<dyn Clock>) -> Self {
+        let retry_waits = [1, 2, 5, 10, 15, 30].map(Duration::from_secs).to_vec();
+        Self { store, clock, retry_waits }
+    }
+
+    /// Counts what is past the retention, then (unless a dry run) deletes it batch by batch,
+    /// calling `progress` after each batch and `should_stop` before each one.
+    pub async fn run(
+        &self,
+        request: PruneRequest,
+        progress: &mut (dyn FnMut(PruneProgress) + Send),
+        should_stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<PruneReport, PruneError> {
+        let cutoff = request.keep.cutoff(self.clock.now());
+        let mut deleted = PrunedCounts::default();
+        let found = self
+            .with_retries(|| self.store.count_prunable(cutoff))
+            .await
+            .map_err(|source| PruneError { deleted, source })?;
+        let mut report = PruneReport { cutoff, found, deleted, stopped_early: false };
+        if request.dry_run {
+            return Ok(report);
+        }
+        let limit = request.batch_size.get();
+        let kinds = [
+            (PrunedKind::Deliveries, found.deliveries),
+            (PrunedKind::UnmatchedFeedback, found.unmatched_feedback),
+            (PrunedKind::UnkeyedRejections, found.unkeyed_rejections),
+        ];
+        for (kind, expected) in kinds {
+            loop {
+                if should_stop() {
+                    report.deleted = deleted;
+                    report.stopped_early = true;
+                    return Ok(report);
+                }
+                let batch = self
+                    .with_retries(|| async move {
+                        match kind {
+                            PrunedKind::Deliveries => {
+                                self.store.prune_deliveries(cutoff, limit).await
+                            }
+                            PrunedKind::UnmatchedFeedback => {
+                                self.store.prune_unmatched_feedback(cutoff, limit).await
+                            }
+                            PrunedKind::UnkeyedRejections => {
+                                self.store.prune_unkeyed_rejections(cutoff, limit).await
+                            }
+                        }
+                    })
+                    .await
+                    .map_err(|source| PruneError { deleted, source })?;
+                let so_far = deleted.add(kind, batch);
+                progress(PruneProgress { kind, deleted: so_far, expected });
+                // A short batch means nothing older is left but rows other transactions held.
+                if batch < u64::from(limit) {
+                    break;
+                }
+            }
+        }
+        report.deleted = deleted;
+        Ok(report)
+    }
+
+    async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut waits = self.retry_waits.iter();
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(error @ StoreError::Unavailable(_)) => match waits.next() {
+                    Some(wait) => {
+                        warn!(error = %error, retry_in = ?wait, "pruning paused: the store is unavailable");
+                        self.clock.sleep(*wait).await;
+                    }
+                    None => return Err(error),
+                },
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
