@@ -38,7 +38,21 @@ def main(rendered_path, config_path):
         check(name in deployments, f"Deployment {name} is missing")
     check("tayori-migrate" in by_kind.get("Job", {}), "Job tayori-migrate is missing")
 
+    check("tayori-prune" in by_kind.get("CronJob", {}), "CronJob tayori-prune is missing")
+    for name, cron in by_kind.get("CronJob", {}).items():
+        args = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0].get("args", [])
+        if args[:1] == ["prune"]:
+            keep = args[args.index("--keep-days") + 1] if "--keep-days" in args else None
+            # 4 days on the events queue, 14 in the DLQ (Terraform's defaults), one redrive, and
+            # margin: a shorter retention can forget a key a redriven copy still carries.
+            check(keep is not None and keep.isdigit() and int(keep) >= 35,
+                  f"CronJob {name}: --keep-days must be at least 35, got {keep!r}")
+            check(cron["spec"].get("concurrencyPolicy") == "Forbid",
+                  f"CronJob {name}: concurrencyPolicy must be Forbid (two prunes only contend)")
+
     workloads = list(deployments.values()) + list(by_kind.get("Job", {}).values())
+    workloads += [cron["spec"]["jobTemplate"] | {"kind": "CronJob", "metadata": cron["metadata"]}
+                  for cron in by_kind.get("CronJob", {}).values()]
     for workload in workloads:
         what = f"{workload['kind']} {workload['metadata']['name']}"
         pod = workload["spec"]["template"]["spec"]

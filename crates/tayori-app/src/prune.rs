@@ -1,9 +1,10 @@
-//! Deleting delivery records past their retention (`tayori prune`): decided deliveries with
-//! everything that belongs to them, then feedback that matched nothing, then unkeyed rejections,
-//! each oldest first, in batches small enough that the workers writing beside it never wait long.
+//! Deleting delivery records past their retention (`tayori prune`): deliveries with everything
+//! that belongs to them, then feedback that matched nothing, then unkeyed rejections, each oldest
+//! first, in batches small enough that the workers writing beside it never wait long.
 //!
-//! What stays: deliveries still `processing` (an operator must decide them), suppressions, tenant
-//! pauses, admin tokens and the audit log, which have their own lives.
+//! What stays: deliveries a worker has held since the cutoff (a late copy of their event is being
+//! handled), suppressions, tenant pauses, admin tokens and the audit log, which have their own
+//! lives.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub struct PruneRequest {
 /// The kinds of records pruned, in the order they are pruned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrunedKind {
-    /// Decided deliveries, with their attempts, feedback timeline and links.
+    /// Deliveries, with their attempts, feedback timeline and links.
     Deliveries,
     /// Feedback messages that matched no delivery or could not be read.
     UnmatchedFeedback,

@@ -16,7 +16,7 @@ use tayori_app::prune::{PruneProgress, PruneRecords, PruneRequest, PrunedCounts,
 use tayori_app::testing::ManualClock;
 use tayori_domain::RetentionDays;
 
-/// Records as (time, still processing); feedback and rejections as times.
+/// Deliveries as (created, held by a worker since the cutoff); feedback and rejections as times.
 #[derive(Default)]
 struct FakeRetention {
     deliveries: Mutex<Vec<(DateTime<Utc>, bool)>>,
@@ -52,8 +52,8 @@ impl RetentionStore for FakeRetention {
     async fn count_prunable(&self, cutoff: DateTime<Utc>) -> Result<PrunableCounts, StoreError> {
         self.next_failure()?;
         let deliveries = self.deliveries.lock().unwrap();
-        let old = |processing: bool| {
-            deliveries.iter().filter(|(at, p)| *at < cutoff && *p == processing).count() as u64
+        let old = |held: bool| {
+            deliveries.iter().filter(|(at, h)| *at < cutoff && *h == held).count() as u64
         };
         let before = |rows: &Mutex<Vec<DateTime<Utc>>>| {
             rows.lock().unwrap().iter().filter(|at| **at < cutoff).count() as u64
@@ -69,8 +69,8 @@ impl RetentionStore for FakeRetention {
     async fn prune_deliveries(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
         self.next_failure()?;
         let mut taken = 0;
-        self.deliveries.lock().unwrap().retain(|(at, processing)| {
-            let goes = *at < cutoff && !processing && taken < limit;
+        self.deliveries.lock().unwrap().retain(|(at, held)| {
+            let goes = *at < cutoff && !held && taken < limit;
             taken += u32::from(goes);
             !goes
         });
@@ -102,7 +102,7 @@ struct World {
     pruner: PruneRecords,
 }
 
-/// 7 decided deliveries and 2 stuck in `processing` 100 days old, 3 decided ones 10 days old;
+/// 7 deliveries 100 days old that no worker holds and 2 a worker holds, 3 deliveries 10 days old;
 /// 3 unmatched feedback messages and 1 unkeyed rejection 100 days old, one of each 10 days old.
 fn world() -> World {
     let clock = Arc::new(ManualClock::new());
@@ -184,8 +184,8 @@ fn deletes_what_is_past_the_retention_in_batches_and_keeps_the_rest() {
         "a full batch is followed by another; a short one ends the kind"
     );
     let kept = w.store.deliveries.lock().unwrap().clone();
-    assert_eq!(kept.iter().filter(|(_, processing)| *processing).count(), 2, "stuck ones stay");
-    assert_eq!(kept.len(), 5, "the 2 stuck and the 3 young");
+    assert_eq!(kept.iter().filter(|(_, held)| *held).count(), 2, "held ones stay");
+    assert_eq!(kept.len(), 5, "the 2 held and the 3 young");
     assert_eq!(w.store.unmatched_feedback.lock().unwrap().len(), 1);
     assert_eq!(w.store.unkeyed_rejections.lock().unwrap().len(), 1);
 }

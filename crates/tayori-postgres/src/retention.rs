@@ -37,9 +37,11 @@ impl RetentionStore for PostgresRetention {
         let row = sqlx::query(
             "select \
                 (select count(*) from deliveries \
-                  where created_at < $1 and status <> 'processing') as deliveries, \
+                  where created_at < $1 \
+                    and (status <> 'processing' or lease_expires_at < $1)) as deliveries, \
                 (select count(*) from deliveries \
-                  where created_at < $1 and status = 'processing') as processing, \
+                  where created_at < $1 \
+                    and status = 'processing' and lease_expires_at >= $1) as processing, \
                 (select count(*) from unkeyed_rejections where last_seen_at < $1) as unkeyed, \
                 (select count(*) from feedback_events \
                   where received_at < $1 and result <> 'matched') as unmatched",
@@ -66,12 +68,14 @@ impl RetentionStore for PostgresRetention {
         // or not at all. The foreign
         // keys are checked at the statement's end, when the rows that point at each delivery are
         // gone too; the checks find those rows through the indexes on `delivery_id` (0013, 0015)
-        // and `feedback_id` (0016). `skip locked` leaves alone a delivery a worker is claiming
-        // again (a redelivery of an old event); a later run takes it.
+        // and `feedback_id` (0016). A delivery still `processing` goes only when its last lease
+        // ended before the cutoff: no worker has seen its event since. `skip locked` leaves alone
+        // a delivery a worker is claiming again (a late copy of an old event).
         let deleted: i64 = sqlx::query_scalar(
             "with doomed as ( \
                  select tenant_id, delivery_id from deliveries \
-                 where created_at < $1 and status <> 'processing' \
+                 where created_at < $1 \
+                   and (status <> 'processing' or lease_expires_at < $1) \
                  order by created_at, delivery_id \
                  limit $2 \
                  for update skip locked), \

@@ -1,7 +1,8 @@
 //! `tayori prune`'s store on a fresh PostgreSQL database, through the prune use case: a delivery
-//! past the retention goes with its attempts, feedback timeline, matched feedback and links;
-//! deliveries still `processing`, young ones and rows a worker holds stay; the foreign-key checks
-//! of the deletes walk indexes, not whole tables.
+//! past the retention goes with its attempts, feedback timeline, matched feedback and links, and
+//! so does one left `processing` by a crash long ago; one a worker took over since the cutoff,
+//! young ones and rows a worker has locked stay; the foreign-key checks of the deletes walk
+//! indexes, not whole tables.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::num::NonZeroU32;
@@ -139,8 +140,13 @@ async fn prune_deletes_old_decided_deliveries_with_what_belongs_to_them_and_keep
     for n in 0..5 {
         old_sent.push(sent(&store, &format!("old-{n}"), old + TimeDelta::minutes(n)).await);
     }
-    let stuck = key("old-stuck");
-    store.claim(&claim_request(&stuck, old)).await.unwrap();
+    // Left `processing` by a crash 100 days ago, its message long gone.
+    store.claim_and_start_attempt(&claim_request(&key("old-stuck"), old)).await.unwrap();
+    // Also claimed 100 days ago, but a late copy of its event is being handled now (a takeover).
+    let taken_over = key("old-taken-over");
+    store.claim_and_start_attempt(&claim_request(&taken_over, old)).await.unwrap();
+    let takeover = store.claim(&claim_request(&taken_over, now)).await.unwrap();
+    assert_eq!(takeover, Claim::Claimed { attempt: 2 });
     let young_sent = [sent(&store, "young-0", young).await, sent(&store, "young-1", young).await];
 
     // Feedback: matched to an old and to a young delivery, matched to nothing (old and young),
@@ -183,14 +189,14 @@ async fn prune_deletes_old_decided_deliveries_with_what_belongs_to_them_and_keep
         dry_run: true,
     };
     let expected_found = PrunableCounts {
-        deliveries: 5,
+        deliveries: 6,
         processing_kept: 1,
         unkeyed_rejections: 1,
         unmatched_feedback: 2,
     };
     let dry = pruner.run(request, &mut |_| {}, &|| false).await.unwrap();
     assert_eq!(dry.found, expected_found);
-    assert_eq!(rows(&pool, "deliveries").await, 8, "a dry run deletes nothing");
+    assert_eq!(rows(&pool, "deliveries").await, 9, "a dry run deletes nothing");
 
     let mut batches = 0;
     let report = pruner
@@ -200,18 +206,22 @@ async fn prune_deletes_old_decided_deliveries_with_what_belongs_to_them_and_keep
     assert_eq!(report.found, expected_found);
     assert_eq!(
         report.deleted,
-        PrunedCounts { deliveries: 5, unmatched_feedback: 2, unkeyed_rejections: 1 }
+        PrunedCounts { deliveries: 6, unmatched_feedback: 2, unkeyed_rejections: 1 }
     );
-    assert_eq!(batches, 3 + 2 + 1, "batches of 2: 2, 2, 1 deliveries; 2, 0 feedback; 1 rejection");
+    assert_eq!(
+        batches,
+        4 + 2 + 1,
+        "batches of 2: 2, 2, 2, 0 deliveries; 2, 0 feedback; 1 rejection"
+    );
 
-    // What stays: the stuck delivery and the young ones, with theirs.
+    // What stays: the delivery taken over and the young ones, with theirs.
     let remaining: Vec<String> =
         sqlx::query_scalar("select event_id from deliveries order by event_id")
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(remaining, ["old-stuck", "young-0", "young-1"]);
-    assert_eq!(rows(&pool, "delivery_attempts").await, 2, "the young deliveries' attempts");
+    assert_eq!(remaining, ["old-taken-over", "young-0", "young-1"]);
+    assert_eq!(rows(&pool, "delivery_attempts").await, 3, "the young ones' and the taken over's");
     assert_eq!(rows(&pool, "delivery_feedback").await, 1, "young-0's timeline");
     let events: Vec<String> =
         sqlx::query_scalar("select coalesce(ses_message_id, '') from feedback_events order by 1")

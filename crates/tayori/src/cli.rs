@@ -30,6 +30,14 @@ pub enum Command {
     Dev(DevArgs),
     /// Apply the database migrations that are not applied yet (PostgreSQL), then exit.
     Migrate(MigrateArgs),
+    /// Delete delivery records past their retention (PostgreSQL), oldest first, in batches.
+    ///
+    /// Deletes the deliveries created more than --keep-days ago, with their attempts, SES
+    /// feedback and links, and the unmatched feedback and unkeyed rejections as old. Keeps
+    /// suppressions, tenant pauses, tokens and the audit log. Safe beside running workers; on
+    /// SIGTERM or Ctrl-C it stops after the current batch, and the next run goes on from there.
+    /// See docs/operations.md, "Data retention".
+    Prune(crate::prune_cmd::PruneArgs),
     /// Consume product events from SQS and send them (the production path).
     ///
     /// Reads the configuration file, then TAYORI_* environment overrides (TAYORI_QUEUE__URL sets

@@ -13,6 +13,7 @@ pub mod config;
 pub mod dev;
 pub mod http_health;
 pub mod metrics;
+pub mod prune_cmd;
 pub mod signals;
 pub mod telemetry;
 pub mod templates_cmd;

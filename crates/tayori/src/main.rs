@@ -47,6 +47,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Prune(args) => tayori::prune_cmd::run(args).await,
         Command::Worker(args) => {
             let config = WorkerConfig::load(args.config.as_deref())?;
             let report = worker::start(config).await?.run_until_signal().await?;

@@ -5,6 +5,8 @@
 
 use std::process::Command;
 
+use clap::Parser;
+
 mod support;
 
 use support::repo_root;
@@ -51,4 +53,30 @@ fn the_kubernetes_configuration_loads_with_the_deployments_environment() {
     assert!(stdout.contains("tayori-prod-events"), "queue.url from the environment: {stdout}");
     assert!(stdout.contains("tayori-worker-5d8f7-abcde"), "worker_id: {stdout}");
     assert!(!stdout.contains("pod-secret-7f3a"), "the database password is redacted: {stdout}");
+}
+
+/// The prune CronJob's arguments, as the binary parses them: a flag renamed in the code, or a
+/// retention the binary refuses, fails here rather than in a nightly Job nobody watches.
+#[test]
+fn the_prune_cronjobs_arguments_parse() {
+    let cronjob =
+        std::fs::read_to_string(repo_root().join("deploy/kubernetes/base/prune-cronjob.yaml"))
+            .unwrap();
+    let args_line = cronjob
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("args: "))
+        .expect("the CronJob's container has args");
+    let args: Vec<String> =
+        serde_json::from_str(args_line).expect("args are a flow sequence of strings");
+    assert_eq!(args[0], "prune");
+    let parsed = tayori::cli::Cli::try_parse_from(
+        ["tayori".to_owned()]
+            .into_iter()
+            .chain(args)
+            .chain(["--database-url".to_owned(), "postgres://db.internal/tayori".to_owned()]),
+    );
+    match parsed {
+        Ok(cli) => assert!(matches!(cli.command, tayori::cli::Command::Prune(_))),
+        Err(error) => panic!("the CronJob's args do not parse: {error}"),
+    }
 }

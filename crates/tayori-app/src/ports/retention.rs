@@ -6,11 +6,13 @@ use super::StoreError;
 /// What is past the retention at a cutoff, counted before anything is deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PrunableCounts {
-    /// Decided deliveries created before the cutoff: these go, with their attempts, feedback
-    /// timeline and links.
+    /// Deliveries created before the cutoff that no worker has held since: these go, with their
+    /// attempts, feedback timeline and links. Most are decided; the others were left in
+    /// `processing` by a crash after their message was gone, and no copy of their event came
+    /// back for the whole retention period.
     pub deliveries: u64,
-    /// Deliveries created before the cutoff and still `processing` (stuck after a crash): kept,
-    /// because an operator must decide them first.
+    /// Deliveries created before the cutoff and `processing` under a lease taken since the
+    /// cutoff: a worker is at a late copy of their event. Kept.
     pub processing_kept: u64,
     /// Bodies without an idempotency key last seen before the cutoff.
     pub unkeyed_rejections: u64,
@@ -24,14 +26,15 @@ pub struct PrunableCounts {
 /// many it deleted; 0 means nothing is left before the cutoff. A call MUST leave nothing half
 /// deleted: a delivery goes together with its attempts, its feedback timeline (and the feedback
 /// messages matched to it) and the links that name it as the new delivery, or not at all. It MUST
-/// NOT delete deliveries still `processing`, nor anything another transaction has locked (a
-/// worker claiming a redelivered event): those are left for the next run.
+/// NOT delete a delivery `processing` under a lease taken after the cutoff, nor anything another
+/// transaction has locked (a worker claiming a redelivered event): those are left for later runs.
 #[async_trait]
 pub trait RetentionStore: Send + Sync {
     /// Counts what [`RetentionStore::prune_deliveries`] and the others would delete.
     async fn count_prunable(&self, cutoff: DateTime<Utc>) -> Result<PrunableCounts, StoreError>;
 
-    /// Deletes up to `limit` decided deliveries created before `cutoff`, with what belongs to them.
+    /// Deletes up to `limit` deliveries created before `cutoff` (decided, or `processing` under a
+    /// lease that ended before `cutoff`), with what belongs to them.
     async fn prune_deliveries(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 
     /// Deletes up to `limit` unkeyed rejections last seen before `cutoff`.
