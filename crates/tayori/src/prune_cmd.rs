@@ -91,7 +91,7 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
 }
 
 fn progress_line(p: PruneProgress, elapsed: Duration) -> String {
-    let percent = if p.expected == 0 { 100 } else { (p.deleted * 100 / p.expected).min(100) };
+    let percent = (p.deleted * 100).checked_div(p.expected).map_or(100, |percent| percent.min(100));
     let per_second = p.deleted as f64 / elapsed.as_secs_f64().max(0.001);
     format!(
         "{}: {} of {} deleted ({percent} %), {per_second:.0}/s",

@@ -103,7 +103,7 @@ async fn sigterm_stops_a_long_prune_after_its_current_batch_and_the_next_run_fin
     .await
     .unwrap();
 
-    let mut prune = Command::new(env!("CARGO_BIN_EXE_tayori"))
+    let prune = Command::new(env!("CARGO_BIN_EXE_tayori"))
         .args(["prune", "--keep-days", "90", "--batch-size", "1", "--database-url", &url])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
