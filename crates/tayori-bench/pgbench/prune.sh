@@ -6,6 +6,8 @@
 # default 1000) deletes the old half. Prints the time, deliveries per second, the WAL written,
 # and the tables' sizes before and after.
 # Run from anywhere: crates/tayori-bench/pgbench/prune.sh   (about 2 min for 1,000,000)
+# WITHOUT_PRUNE_INDEXES=1 measures the schema of before migrations 0013-0016 (use a small
+# DELIVERIES: every delete then reads the whole attempts and feedback tables).
 # TAYORI_BIN picks the binary (default: the debug build, built if needed; the job is the
 # database's work, not the binary's).
 set -euo pipefail
@@ -26,6 +28,13 @@ scalar() { "${PSQL[@]}" -d prune -At -c "$1"; }
 "${PSQL[@]}" -d postgres -c "create database prune"
 URL="${PG_URL%/*}/prune"
 "$TAYORI_BIN" migrate --database-url "$URL" >/dev/null
+if [ -n "${WITHOUT_PRUNE_INDEXES:-}" ]; then
+  # The schema of before 0013-0016: the deletes' foreign-key checks find no index to walk.
+  echo "without the indexes of 0013-0016"
+  "${PSQL[@]}" -d prune -c "alter table delivery_attempts drop constraint delivery_attempts_pkey,
+      add primary key (tenant_id, delivery_id, attempt);
+    drop index delivery_feedback_delivery_id; drop index delivery_feedback_feedback_id;"
+fi
 
 echo "seeding $DELIVERIES deliveries ..."
 "${PSQL[@]}" -d prune <<SQL

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use tayori_app::prune::{PruneProgress, PruneRecords, PruneReport, PruneRequest};
+use tayori_app::prune::{PruneProgress, PruneRecords, PruneReport, PruneRequest, PrunedKind};
 use tayori_domain::RetentionDays;
 use tayori_postgres::{PostgresConfig, PostgresRetention, PostgresStore};
 
@@ -70,13 +70,31 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
             stop.store(true, Ordering::Relaxed);
         }
     });
-    let started = Instant::now();
-    let mut last_line = started;
+    // One line per kind when it is done, and one every few seconds before that; the rate is the
+    // kind's own since its first batch.
+    let mut current: Option<(PrunedKind, Instant)> = None;
+    let mut last_batch_end = Instant::now();
+    let mut last_line = last_batch_end;
+    let mut printed_done = false;
     let mut progress = |p: PruneProgress| {
+        let kind_started = match current {
+            Some((kind, started)) if kind == p.kind => started,
+            // The kind's first batch began when the one before it ended.
+            _ => {
+                current = Some((p.kind, last_batch_end));
+                printed_done = false;
+                last_batch_end
+            }
+        };
+        last_batch_end = Instant::now();
         let done = p.deleted >= p.expected;
+        if p.expected == 0 && p.deleted == 0 || done && printed_done {
+            return;
+        }
         if done || last_line.elapsed() >= PROGRESS_EVERY {
             last_line = Instant::now();
-            eprintln!("{}", progress_line(p, started.elapsed()));
+            printed_done = done;
+            eprintln!("{}", progress_line(p, kind_started.elapsed()));
         }
     };
     let result = pruner.run(request, &mut progress, &|| stop.load(Ordering::Relaxed)).await;
