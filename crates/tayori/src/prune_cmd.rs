@@ -71,7 +71,7 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
         }
     });
     // One line per kind when it is done, and one every few seconds before that; the rate is the
-    // kind's own since its first batch.
+    // kind's own, from the end of the kind before it.
     let mut current: Option<(PrunedKind, Instant)> = None;
     let mut last_batch_end = Instant::now();
     let mut last_line = last_batch_end;
