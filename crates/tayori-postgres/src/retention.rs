@@ -25,10 +25,6 @@ fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-fn limit(value: u32) -> i64 {
-    i64::from(value)
-}
-
 #[async_trait]
 impl RetentionStore for PostgresRetention {
     async fn count_prunable(&self, cutoff: DateTime<Utc>) -> Result<PrunableCounts, StoreError> {
@@ -58,15 +54,10 @@ impl RetentionStore for PostgresRetention {
         })
     }
 
-    async fn prune_deliveries(
-        &self,
-        cutoff: DateTime<Utc>,
-        limit_: u32,
-    ) -> Result<u64, StoreError> {
+    async fn prune_deliveries(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
         // One statement, so one transaction: the attempts, the feedback timeline, the feedback
         // messages matched to it (each matches one delivery) and the links go with their delivery
-        // or not at all. The foreign
-        // keys are checked at the statement's end, when the rows that point at each delivery are
+        // or not at all. The foreign keys are checked at the statement's end, when the rows that point at each delivery are
         // gone too; the checks find those rows through the indexes on `delivery_id` (0013, 0015)
         // and `feedback_id` (0016). A delivery still `processing` goes only when its last lease
         // ended before the cutoff: no worker has seen its event since. `skip locked` leaves alone
@@ -99,7 +90,7 @@ impl RetentionStore for PostgresRetention {
              select count(*) from gone",
         )
         .bind(cutoff)
-        .bind(limit(limit_))
+        .bind(i64::from(limit))
         .fetch_one(&self.pool)
         .await
         .map_err(store_error)?;
@@ -109,39 +100,51 @@ impl RetentionStore for PostgresRetention {
     async fn prune_unkeyed_rejections(
         &self,
         cutoff: DateTime<Utc>,
-        limit_: u32,
+        limit: u32,
     ) -> Result<u64, StoreError> {
-        let deleted = sqlx::query(
+        self.delete_oldest(
             "delete from unkeyed_rejections where body_sha256 in ( \
                  select body_sha256 from unkeyed_rejections where last_seen_at < $1 \
                  order by last_seen_at limit $2 for update skip locked)",
+            cutoff,
+            limit,
         )
-        .bind(cutoff)
-        .bind(limit(limit_))
-        .execute(&self.pool)
         .await
-        .map_err(store_error)?;
-        Ok(deleted.rows_affected())
     }
 
     async fn prune_unmatched_feedback(
         &self,
         cutoff: DateTime<Utc>,
-        limit_: u32,
+        limit: u32,
     ) -> Result<u64, StoreError> {
         // Matched messages go with their delivery (above); these matched none, so nothing points
         // at them.
-        let deleted = sqlx::query(
+        self.delete_oldest(
             "delete from feedback_events where feedback_id in ( \
                  select feedback_id from feedback_events \
                  where received_at < $1 and result <> 'matched' \
                  order by received_at limit $2 for update skip locked)",
+            cutoff,
+            limit,
         )
-        .bind(cutoff)
-        .bind(limit(limit_))
-        .execute(&self.pool)
         .await
-        .map_err(store_error)?;
+    }
+}
+
+impl PostgresRetention {
+    /// Runs a delete of at most `$2` rows older than `$1`; returns how many it deleted.
+    async fn delete_oldest(
+        &self,
+        statement: &'static str,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(statement)
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
         Ok(deleted.rows_affected())
     }
 }

@@ -1,9 +1,16 @@
-//! A fresh database per test on the throwaway cluster that `scripts/test` starts.
+//! A fresh database per test on the throwaway cluster that `scripts/test` starts, and a sent
+//! delivery recorded the way a worker records it.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::Executor;
 use sqlx::postgres::PgPoolOptions;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tayori_app::ports::{AttemptEnd, AttemptResult, Claim, ClaimRequest, DeliveryStore};
+use tayori_domain::{EmailAddress, EventId, EventSource, IdempotencyKey, Outcome, TenantId};
 
 use crate::{PostgresConfig, PostgresStore};
 
@@ -41,4 +48,36 @@ pub async fn fresh_database() -> PostgresConfig {
     store.migrate().await.expect("migrations apply to an empty database");
     store.close().await;
     config
+}
+
+/// Records a delivery of acme-invest's event `id` (source core-banking) sent at `at`, the way a
+/// worker records it: the claim with its first attempt, then the attempt's result (accepted, SES
+/// message id `ses-<id>`) with the outcome `sent`. Panics if the key was claimed before.
+pub async fn record_sent(store: &PostgresStore, id: &str, at: DateTime<Utc>) -> IdempotencyKey {
+    let key = IdempotencyKey::new(
+        TenantId::parse("acme-invest").expect("a valid tenant"),
+        EventSource::parse("core-banking").expect("a valid source"),
+        EventId::parse(id).expect("a valid event id"),
+    );
+    let request = ClaimRequest {
+        key: key.clone(),
+        event_type: None,
+        recipient: EmailAddress::parse("taro@example.com").ok(),
+        event_json: Some(r#"{"specversion":"1.0"}"#.into()),
+        raw_body: None,
+        owner: "test".into(),
+        receive_count: 1,
+        lease: Duration::from_secs(60),
+        now: at,
+    };
+    let claim = store.claim_and_start_attempt(&request).await.expect("the claim is recorded");
+    assert_eq!(claim, Claim::Claimed { attempt: 1 }, "{id} is a new key");
+    let message_id = format!("ses-{id}");
+    let end = AttemptEnd { attempt: 1, result: AttemptResult::Accepted, detail: &message_id };
+    let outcome = Outcome::Sent { provider_message_id: message_id.clone() };
+    store
+        .record_attempt_finished_and_outcome(&key, end, &outcome, None, at)
+        .await
+        .expect("the outcome is recorded");
+    key
 }

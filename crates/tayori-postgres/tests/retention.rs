@@ -13,16 +13,16 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tayori_app::ports::{
-    AttemptEnd, AttemptResult, Claim, ClaimRequest, Clock, DeliveryStore, FeedbackPolicy,
-    FeedbackRecord, FeedbackRecorded, FeedbackStore, PrunableCounts, RetentionStore,
-    UnkeyedRejection,
+    Claim, ClaimRequest, Clock, DeliveryStore, FeedbackPolicy, FeedbackRecord, FeedbackRecorded,
+    FeedbackStore, PrunableCounts, RetentionStore, UnkeyedRejection,
 };
 use tayori_app::prune::{PruneRecords, PruneRequest, PrunedCounts};
 use tayori_app::testing::ManualClock;
 use tayori_domain::{
-    DeliveryStatus, EmailAddress, EventId, EventSource, IdempotencyKey, Outcome, RawBody,
-    RetentionDays, TenantId, parse_feedback,
+    DeliveryStatus, EmailAddress, EventId, EventSource, IdempotencyKey, RawBody, RetentionDays,
+    TenantId, parse_feedback,
 };
+use tayori_postgres::testing::record_sent as sent;
 use tayori_postgres::{PostgresFeedbackStore, PostgresRetention, PostgresStore};
 
 fn key(id: &str) -> IdempotencyKey {
@@ -45,21 +45,6 @@ fn claim_request(key: &IdempotencyKey, at: DateTime<Utc>) -> ClaimRequest {
         lease: Duration::from_secs(60),
         now: at,
     }
-}
-
-/// A delivery sent at `at` the way a worker records it: claim with its attempt, then the
-/// attempt's result with the outcome. Its SES message id is `ses-<id>`.
-async fn sent(store: &PostgresStore, id: &str, at: DateTime<Utc>) -> IdempotencyKey {
-    let key = key(id);
-    assert_eq!(
-        store.claim_and_start_attempt(&claim_request(&key, at)).await.unwrap(),
-        Claim::Claimed { attempt: 1 }
-    );
-    let message_id = format!("ses-{id}");
-    let end = AttemptEnd { attempt: 1, result: AttemptResult::Accepted, detail: &message_id };
-    let outcome = Outcome::Sent { provider_message_id: message_id.clone() };
-    store.record_attempt_finished_and_outcome(&key, end, &outcome, None, at).await.unwrap();
-    key
 }
 
 /// SES's Delivery notification for `key`'s email (tags and message id), or for an email tayori

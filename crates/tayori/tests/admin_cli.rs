@@ -2,7 +2,6 @@
 //! a real port: a created token works over HTTP, a revoked one stops at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use tayori::config::{DeliveryConfig, SenderConfig, StoreConfig, TemplatesConfig, WorkerConfig};
@@ -10,16 +9,7 @@ use tayori_sqs::ConsumerConfig;
 
 mod support;
 
-use support::repo_root;
-
-fn tayori(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tayori")).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::{repo_root, tayori};
 
 #[tokio::test]
 async fn tokens_made_on_the_command_line_open_the_api_until_revoked() {

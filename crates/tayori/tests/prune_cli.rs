@@ -8,42 +8,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use sqlx::PgPool;
-use tayori_app::ports::{AttemptEnd, AttemptResult, ClaimRequest, DeliveryStore};
-use tayori_domain::{EmailAddress, EventId, EventSource, IdempotencyKey, Outcome, TenantId};
 use tayori_postgres::PostgresStore;
 
-fn tayori(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tayori")).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod support;
+
+use support::tayori;
 
 /// A delivery sent `days_ago`, recorded as a worker records it.
 async fn sent(store: &PostgresStore, id: &str, days_ago: i64) {
-    let at = Utc::now() - TimeDelta::days(days_ago);
-    let key = IdempotencyKey::new(
-        TenantId::parse("acme-invest").unwrap(),
-        EventSource::parse("core-banking").unwrap(),
-        EventId::parse(id).unwrap(),
-    );
-    let request = ClaimRequest {
-        key: key.clone(),
-        event_type: None,
-        recipient: Some(EmailAddress::parse("taro@example.com").unwrap()),
-        event_json: None,
-        raw_body: None,
-        owner: "test".into(),
-        receive_count: 1,
-        lease: Duration::from_secs(60),
-        now: at,
-    };
-    store.claim_and_start_attempt(&request).await.unwrap();
-    let end = AttemptEnd { attempt: 1, result: AttemptResult::Accepted, detail: "ses-1" };
-    let outcome = Outcome::Sent { provider_message_id: format!("ses-{id}") };
-    store.record_attempt_finished_and_outcome(&key, end, &outcome, None, at).await.unwrap();
+    tayori_postgres::testing::record_sent(store, id, Utc::now() - TimeDelta::days(days_ago)).await;
 }
 
 async fn deliveries(pool: &PgPool) -> i64 {

@@ -5,9 +5,20 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
+
+/// Runs the `tayori` binary: whether it succeeded, its standard output, its standard error.
+pub fn tayori(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tayori")).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 /// The repository's root (templates, fixtures, docs).
 pub fn repo_root() -> PathBuf {
