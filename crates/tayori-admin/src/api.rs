@@ -22,7 +22,7 @@ use crate::AdminState;
 use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::{
-    ActionView, AuditView, CountView, DeliveryDetailView, DeliveryList, DeliverySummary,
+    ActionView, AuditView, CountView, DeliveryDetailView, DeliveryList, DeliverySummary, PauseView,
     PausedView, RejectedEvents, ReputationRow, ReputationView, ResumeView, StatsView,
     SuppressionView, UnkeyedView, UnmatchedFeedbackList, UnmatchedFeedbackView,
 };
@@ -70,6 +70,7 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(preview_sample, preview_variables))
         .routes(routes!(stats))
         .routes(routes!(reputation))
+        .routes(routes!(pause_tenant))
         .routes(routes!(resume_tenant))
         .routes(routes!(audit_log))
         .routes(routes!(tokens))
@@ -754,7 +755,7 @@ async fn stats(
 }
 
 /// Bounce and complaint rates per tenant over the last hour, day or week, against the
-/// thresholds (4 % bounces, 0.08 % complaints, from 200 sent). Read-only: no automatic pause yet.
+/// thresholds (4 % bounces, 0.08 % complaints, from 200 sent), and the tenants paused now.
 #[utoipa::path(get, path = "/api/v1/reputation", tag = "stats", params(StatsParams),
     responses((status = 200, body = ReputationView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -776,14 +777,33 @@ async fn reputation(
         complaint_rate_threshold: thresholds.complaint_rate,
         min_sent: thresholds.min_sent,
         tenants: rows.iter().map(ReputationRow::from).collect(),
-        paused: paused
-            .into_iter()
-            .map(|(tenant, reason)| PausedView { tenant: tenant.to_string(), reason })
-            .collect(),
+        paused: paused.iter().map(PausedView::from).collect(),
     }))
 }
 
-/// Lift the reputation guard's pause of a tenant (operator, admin; audited with the reason).
+/// Pause a tenant's sending for every worker until it is resumed (operator, admin; audited
+/// with the reason): its events wait on the queue, nothing is claimed or sent, other tenants go
+/// on. `{"paused": false}` when it was paused already.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/pause", tag = "stats",
+    request_body = ReasonBody,
+    params(("tenant" = String, Path, description = "The tenant")),
+    responses((status = 200, body = PauseView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn pause_tenant(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path(tenant): Path<String>,
+    Json(body): Json<ReasonBody>,
+) -> Result<Json<PauseView>, ApiError> {
+    let tenant =
+        tenant_param(Some(&tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+    let paused = state.service.pause_tenant(&who, &tenant, &body.reason).await?;
+    Ok(Json(PauseView { paused }))
+}
+
+/// Lift a tenant's pause, an operator's or the reputation guard's (operator, admin; audited
+/// with the reason). `{"resumed": false}` when it was not paused.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/resume", tag = "stats",
     request_body = ReasonBody,
     params(("tenant" = String, Path, description = "The tenant")),

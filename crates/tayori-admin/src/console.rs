@@ -29,8 +29,8 @@ use crate::api::{
 use crate::auth::{NoSession, SESSION_COOKIE, Session};
 use crate::error::ApiError;
 use crate::views::{
-    ActionView, CountView, DeliveryDetailView, DeliverySummary, SuppressionView, UnkeyedView,
-    UnmatchedFeedbackView,
+    ActionView, CountView, DeliveryDetailView, DeliverySummary, PausedView, SuppressionView,
+    UnkeyedView, UnmatchedFeedbackView,
 };
 
 /// Scripts only from our own origin (the one file below), no plugins, no framing of the console;
@@ -57,6 +57,9 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/console/suppressions/remove", post(remove_suppression))
         .route("/console/templates", get(templates))
         .route("/console/templates/{tenant}/{event_type}", get(template_preview))
+        .route("/console/tenants", get(tenants))
+        .route("/console/tenants/{tenant}/pause", post(pause_tenant))
+        .route("/console/tenants/{tenant}/resume", post(resume_tenant))
         .route("/console/audit", get(audit))
 }
 
@@ -77,6 +80,7 @@ fn tera() -> &'static tera::Tera {
             ("suppressions.html", include_str!("../templates/suppressions.html")),
             ("templates.html", include_str!("../templates/templates.html")),
             ("preview.html", include_str!("../templates/preview.html")),
+            ("tenants.html", include_str!("../templates/tenants.html")),
             ("audit.html", include_str!("../templates/audit.html")),
             ("error.html", include_str!("../templates/error.html")),
         ];
@@ -269,9 +273,16 @@ async fn dashboard(State(state): State<AdminState>, session: Session) -> Respons
         Ok(page) => page.deliveries.iter().map(DeliverySummary::from).collect::<Vec<_>>(),
         Err(error) => return error_page(Some(&session), ApiError(error)),
     };
+    let paused = match state.service.paused_tenants(who, None).await {
+        Ok(paused) => paused.iter().map(PausedView::from).collect::<Vec<_>>(),
+        Err(error) => return error_page(Some(&session), ApiError(error)),
+    };
     page(
         "dashboard.html",
-        with(base(&session, "dashboard"), json!({ "windows": windows, "failures": failures })),
+        with(
+            base(&session, "dashboard"),
+            json!({ "windows": windows, "failures": failures, "paused": paused }),
+        ),
     )
 }
 
@@ -594,6 +605,119 @@ async fn template_preview(
         ),
         Err(error) => error_page(Some(&session), error),
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TenantsParams {
+    window: Option<String>,
+    message: Option<String>,
+}
+
+/// Every tenant of the principal: paused or sending (and who paused it, why, since when), its
+/// bounce and complaint rates over the window, and the pause and resume forms.
+async fn tenants(
+    State(state): State<AdminState>,
+    session: Session,
+    Query(params): Query<TenantsParams>,
+) -> Response {
+    let who = &session.principal;
+    let name = params.window.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "day".into());
+    let result = async {
+        let window = StatsWindow::parse(&name)
+            .ok_or_else(|| ApiError::bad_request("window: hour, day or week"))?;
+        let reputation = state.service.reputation(who, None, window).await?;
+        let paused = state.service.paused_tenants(who, None).await?;
+        let thresholds = state.service.reputation_thresholds;
+        // A no-break space: "4.00 %" never wraps between the number and its sign.
+        let percent = |rate: f64| format!("{:.2}\u{a0}%", rate * 100.0);
+        let row = |tenant: &tayori_domain::TenantId, event_types: Option<usize>| {
+            let rates = reputation.iter().find(|r| &r.counts.tenant == tenant).map(|r| {
+                json!({
+                    "sent": r.counts.sent, "bounced": r.counts.bounced,
+                    "complained": r.counts.complained, "bounce_rate": percent(r.bounce_rate),
+                    "complaint_rate": percent(r.complaint_rate),
+                    "over_threshold": r.over_threshold,
+                })
+            });
+            let pause = paused.iter().find(|p| &p.tenant == tenant).map(PausedView::from);
+            json!({
+                "tenant": tenant.to_string(), "event_types": event_types,
+                "rates": rates, "pause": pause,
+            })
+        };
+        let catalog = state.service.templates(who);
+        let mut rows: Vec<_> = catalog
+            .tenants
+            .iter()
+            .map(|t| row(&t.id, Some(t.events.iter().filter(|e| e.accepted).count())))
+            .collect();
+        // A pause outlives its tenant's templates: show it so that it can be resumed.
+        for pause in paused.iter().filter(|p| !catalog.tenants.iter().any(|t| t.id == p.tenant)) {
+            rows.push(row(&pause.tenant, None));
+        }
+        Ok::<_, ApiError>(json!({
+            "tenants": rows,
+            "window": name,
+            "bounce_threshold": percent(thresholds.bounce_rate),
+            "complaint_threshold": percent(thresholds.complaint_rate),
+            "min_sent": thresholds.min_sent,
+            "message": params.message,
+        }))
+    }
+    .await;
+    match result {
+        Ok(context) => page("tenants.html", with(base(&session, "tenants"), context)),
+        Err(error) => error_page(Some(&session), error),
+    }
+}
+
+async fn pause_tenant(
+    State(state): State<AdminState>,
+    session: Session,
+    Path(tenant): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Response {
+    pause_or_resume(&state, &session, &tenant, &form, true).await
+}
+
+async fn resume_tenant(
+    State(state): State<AdminState>,
+    session: Session,
+    Path(tenant): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Response {
+    pause_or_resume(&state, &session, &tenant, &form, false).await
+}
+
+async fn pause_or_resume(
+    state: &AdminState,
+    session: &Session,
+    tenant: &str,
+    form: &ReasonForm,
+    pause: bool,
+) -> Response {
+    let result = async {
+        check_csrf(session, &form.csrf)?;
+        let tenant =
+            tenant_param(Some(tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+        let who = &session.principal;
+        let message = match pause {
+            true if state.service.pause_tenant(who, &tenant, &form.reason).await? => {
+                format!("{tenant} is paused: its events wait on the queue until it is resumed.")
+            }
+            true => format!("{tenant} was paused already."),
+            false if state.service.resume_tenant(who, &tenant, &form.reason).await? => {
+                format!("{tenant} is sending again.")
+            }
+            false => format!("{tenant} was not paused."),
+        };
+        Ok::<_, ApiError>(
+            Redirect::to(&format!("/console/tenants?message={}", percent_encode(&message)))
+                .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|error| error_page(Some(session), error))
 }
 
 async fn audit(

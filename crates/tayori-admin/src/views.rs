@@ -366,18 +366,40 @@ pub struct ReputationView {
     pub min_sent: u64,
     /// One row per tenant with sent deliveries in the window.
     pub tenants: Vec<ReputationRow>,
-    /// Tenants paused by the reputation guard now (resume with
+    /// Tenants paused now, by an operator or the reputation guard (resume with
     /// `POST /api/v1/tenants/{tenant}/resume`).
     pub paused: Vec<PausedView>,
 }
 
-/// A tenant the reputation guard paused.
+/// A tenant whose sending is paused for every worker.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PausedView {
     /// The tenant.
     pub tenant: String,
-    /// Why: its rates and the thresholds when it was paused.
+    /// Why: the operator's reason, or the reputation guard's rates and thresholds.
     pub reason: String,
+    /// Since when (RFC 3339).
+    pub paused_at: String,
+    /// The token id of the operator who paused it; null when the reputation guard did.
+    pub paused_by: Option<String>,
+}
+
+impl From<&tayori_app::ports::TenantPause> for PausedView {
+    fn from(p: &tayori_app::ports::TenantPause) -> Self {
+        Self {
+            tenant: p.tenant.to_string(),
+            reason: p.reason.clone(),
+            paused_at: p.paused_at.to_rfc3339(),
+            paused_by: p.paused_by.clone(),
+        }
+    }
+}
+
+/// What a pause did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PauseView {
+    /// False when the tenant was paused already (nothing changed, nothing audited).
+    pub paused: bool,
 }
 
 /// What a resume did.

@@ -1,9 +1,10 @@
 // Keyboard shortcuts for the console: "/" focuses the search field; "g" then a letter goes to a
-// page (d dashboard, l deliveries, r rejected, s suppressions, t templates, a audit); "?" shows
-// the list.
+// page (d dashboard, l deliveries, r rejected, s suppressions, t templates, n tenants, a audit);
+// "?" shows the list.
 (function () {
   var pages = { d: "/console", l: "/console/deliveries", r: "/console/rejected",
-    s: "/console/suppressions", t: "/console/templates", a: "/console/audit" };
+    s: "/console/suppressions", t: "/console/templates", n: "/console/tenants",
+    a: "/console/audit" };
   var pending = false;
   document.addEventListener("keydown", function (e) {
     var t = e.target;

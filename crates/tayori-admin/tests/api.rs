@@ -1,7 +1,7 @@
 //! What operators do through the API, against real PostgreSQL and the repository's templates:
 //! search and page through deliveries, read one (masked by role), resend it, replay a rejected
-//! event after its template is added, suppress an address (and see the worker honour it), count,
-//! and read the audit log.
+//! event after its template is added, suppress an address (and see the worker honour it), pause
+//! and resume a tenant (and see the event path wait), count, and read the audit log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -508,6 +508,98 @@ async fn reputation_shows_bounce_and_complaint_rates_per_tenant() {
         h.call("GET", "/api/v1/reputation?window=year", Some(&viewer), None).await.0,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn an_operator_pause_holds_the_tenants_events_until_it_is_resumed() {
+    use tayori_app::InboundMessage;
+    let h = harness().await;
+    let earlier = h.publish(&invest_deposit("pause-0", "taro@example.com")).await;
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (operator, operator_id) = h.token(Role::Operator, &["acme-invest"]).await;
+    let (bank_operator, _) = h.token(Role::Operator, &["acme-bank"]).await;
+    let (admin, _) = h.token(Role::Admin, &[]).await;
+    let why = json!({ "reason": "wrong amounts in the deposit template" });
+    let uri = "/api/v1/tenants/acme-invest/pause";
+
+    // Who may: a viewer may not; another tenant's operator sees no such tenant; a reason is
+    // required; a misspelt tenant is not "paused".
+    assert_eq!(h.call("POST", uri, Some(&viewer), Some(&why)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        h.call("POST", uri, Some(&bank_operator), Some(&why)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let blank = json!({ "reason": "  " });
+    assert_eq!(h.call("POST", uri, Some(&operator), Some(&blank)).await.0, StatusCode::BAD_REQUEST);
+    let (status, body) =
+        h.call("POST", "/api/v1/tenants/acme-invset/pause", Some(&admin), Some(&why)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("acme-invset"), "{body}");
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
+    assert_eq!(view["paused"], json!([]), "nothing paused by the refused calls");
+
+    // The pause: once, listed with who and why.
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&why)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "paused": true })));
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&why)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "paused": false })));
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
+    let paused = &view["paused"];
+    assert_eq!(paused.as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(paused[0]["tenant"], "acme-invest");
+    assert_eq!(paused[0]["reason"], "wrong amounts in the deposit template");
+    assert_eq!(paused[0]["paused_by"], json!(operator_id));
+    assert!(
+        paused[0]["paused_at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().is_ok()
+    );
+
+    // The event path: the tenant's event waits unclaimed, nothing is sent; another tenant's
+    // event goes out; a resend waits too.
+    let sent_before = h.sender.sent().len();
+    let message = InboundMessage::first(
+        invest_deposit("pause-1", "hanako@example.com").to_string().into_bytes(),
+    );
+    let wait = h.handler.handle(&message).await.expect_err("the paused tenant's event waits");
+    assert!(wait.reason.contains("wrong amounts in the deposit template"), "{}", wait.reason);
+    assert!(wait.retry_after.is_some());
+    let (_, page) =
+        h.call("GET", "/api/v1/deliveries?tenant=acme-invest", Some(&viewer), None).await;
+    assert_eq!(page["deliveries"].as_array().unwrap().len(), 1, "nothing claimed: {page}");
+    h.publish(&bank_deposit("pause-2", "jiro@example.com")).await;
+    assert_eq!(h.sender.sent().len(), sent_before + 1, "acme-bank still sends");
+    let resend = json!({ "reason": "customer asked" });
+    let (status, result) = h
+        .call(
+            "POST",
+            &format!("/api/v1/deliveries/{earlier}/resend"),
+            Some(&operator),
+            Some(&resend),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{result}");
+    assert_eq!(result["status"], "processing", "{result}");
+    assert_eq!(h.sender.sent().len(), sent_before + 1, "the resend was not sent");
+
+    // Resumed: the same message goes out.
+    let resume = json!({ "reason": "template fixed" });
+    let (status, body) =
+        h.call("POST", "/api/v1/tenants/acme-invest/resume", Some(&operator), Some(&resume)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "resumed": true })));
+    let handled = h.handler.handle(&message).await.expect("decided");
+    assert!(matches!(handled, tayori_app::Handled::Decided { .. }), "{handled:?}");
+    assert_eq!(h.sender.sent().len(), sent_before + 2);
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
+    assert_eq!(view["paused"], json!([]));
+
+    // Audited once each, with the operator and the reason.
+    let (_, audit) = h.call("GET", "/api/v1/audit?action=tenant.pause", Some(&viewer), None).await;
+    let audit = audit.as_array().unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["token_id"], json!(operator_id));
+    assert_eq!(audit[0]["tenant"], "acme-invest");
+    assert_eq!(audit[0]["reason"], "wrong amounts in the deposit template");
+    let (_, audit) = h.call("GET", "/api/v1/audit?action=tenant.resume", Some(&viewer), None).await;
+    assert_eq!(audit.as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -171,6 +171,13 @@ async fn every_route_role_and_tenant_scope() {
         },
         Route {
             method: "POST",
+            template: "/api/v1/tenants/{tenant}/pause",
+            uri: "/api/v1/tenants/acme-invest/pause".into(),
+            body: Some(json!({ "reason": "matrix" })),
+            kind: Kind::Act,
+        },
+        Route {
+            method: "POST",
             template: "/api/v1/tenants/{tenant}/resume",
             uri: "/api/v1/tenants/acme-invest/resume".into(),
             body: Some(json!({ "reason": "matrix" })),

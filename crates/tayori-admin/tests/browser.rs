@@ -1,7 +1,7 @@
 //! The console in headless Chromium (Debian's `chromium` and `chromium-driver`, which
 //! `scripts/test` installs when missing), driven over WebDriver: sign in, find a delivery by its
-//! recipient, open it, resend it with a reason, and see the audit entry. Screenshots of each step
-//! go to `<target>/tmp/console-screenshots/`.
+//! recipient, open it, resend it with a reason, see the audit entry, and pause a tenant.
+//! Screenshots of each step go to `<target>/tmp/console-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -163,6 +163,24 @@ async fn an_operator_finds_a_delivery_resends_it_and_sees_the_audit_entry() {
         c.goto(&format!("{base}/console/rejected")).await?;
         c.wait().for_element(Locator::Css("h1")).await?;
         shot(&c, "7-rejected").await;
+
+        // "g n" goes to the tenants; pausing one takes a reason and says what it did.
+        c.find(Locator::Css("body")).await?.send_keys("gn").await?;
+        c.wait().for_element(Locator::Css("tr[data-tenant=\"acme-invest\"] form")).await?;
+        assert!(c.current_url().await?.path().ends_with("/console/tenants"));
+        let row = "tr[data-tenant=\"acme-invest\"]";
+        c.find(Locator::Css(&format!("{row} input[name=reason]")))
+            .await?
+            .send_keys("wrong amounts in the template")
+            .await?;
+        c.find(Locator::Css(&format!("{row} button"))).await?.click().await?;
+        c.wait().for_element(Locator::Css("p.notice")).await?;
+        let notice = c.find(Locator::Css("p.notice")).await?.text().await?;
+        assert!(notice.contains("acme-invest is paused"), "{notice}");
+        let row_text = c.find(Locator::Css(row)).await?.text().await?;
+        assert!(row_text.contains("wrong amounts in the template"), "{row_text}");
+        assert!(row_text.contains("Resume"), "{row_text}");
+        shot(&c, "8-tenant-paused").await;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;

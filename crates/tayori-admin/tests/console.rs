@@ -83,6 +83,8 @@ async fn every_page_renders_for_each_role() {
             "/console/suppressions".to_owned(),
             "/console/templates".to_owned(),
             "/console/templates/acme-invest/account.deposit_completed".to_owned(),
+            "/console/tenants".to_owned(),
+            "/console/tenants?window=week".to_owned(),
             "/console/audit".to_owned(),
         ] {
             let (status, _, page) = h.page("GET", &uri, Some(&secret), None).await;
@@ -262,4 +264,60 @@ async fn the_rejected_page_lists_feedback_that_matched_no_delivery_to_tokens_of_
     let (status, _, page) = h.page("GET", "/console/rejected", Some(&scoped), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!page.contains("ses-nobody-knows"), "{page}");
+}
+
+#[tokio::test]
+async fn the_tenants_page_pauses_and_resumes_a_tenant_with_a_reason_and_the_csrf_token() {
+    let h = harness().await;
+    h.publish(&invest_deposit("tenants-1", "taro@example.com")).await;
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (operator, operator_id) = h.token(Role::Operator, &["acme-invest"]).await;
+
+    // Every tenant of the token, sending, with its rates; forms only for a role that acts.
+    let (status, _, page) = h.page("GET", "/console/tenants", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    for tenant in ["acme-invest", "acme-bank"] {
+        assert!(page.contains(&format!("data-tenant=\"{tenant}\"")), "{tenant}: {page}");
+    }
+    assert!(!page.contains("/pause\""), "a viewer gets no form: {page}");
+    let (_, _, page) = h.page("GET", "/console/tenants", Some(&operator), None).await;
+    assert!(!page.contains("data-tenant=\"acme-bank\""), "only the token's tenants");
+    assert!(page.contains("action=\"/console/tenants/acme-invest/pause\""), "{page}");
+    assert_eq!(
+        h.page("GET", "/console/tenants?window=year", Some(&operator), None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Without the CSRF token nothing is paused; with it, paused and shown, on the dashboard too.
+    let uri = "/console/tenants/acme-invest/pause";
+    let form = format!("reason={}", encode("bad <template>"));
+    assert_eq!(h.page("POST", uri, Some(&operator), Some(&form)).await.0, StatusCode::FORBIDDEN);
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
+    assert_eq!(view["paused"], json!([]));
+    let csrf = tayori_admin::csrf_token(&operator);
+    let (status, headers, _) =
+        h.page("POST", uri, Some(&operator), Some(&format!("csrf={csrf}&{form}"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers[header::LOCATION].to_str().unwrap().to_owned();
+    let (_, _, page) = h.page("GET", &location, Some(&operator), None).await;
+    assert!(page.contains("acme-invest is paused"), "{page}");
+    assert!(page.contains("bad &lt;template&gt;"), "the reason, escaped: {page}");
+    assert!(page.contains(&operator_id[..8]), "who paused it");
+    assert!(page.contains("action=\"/console/tenants/acme-invest/resume\""), "{page}");
+    let (_, _, dashboard) = h.page("GET", "/console", Some(&viewer), None).await;
+    assert!(dashboard.contains("Paused now"), "{dashboard}");
+
+    // An empty reason is refused; a reason resumes it.
+    let resume = "/console/tenants/acme-invest/resume";
+    let (status, _, _) =
+        h.page("POST", resume, Some(&operator), Some(&format!("csrf={csrf}&reason="))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, headers, _) =
+        h.page("POST", resume, Some(&operator), Some(&format!("csrf={csrf}&reason=fixed"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers[header::LOCATION].to_str().unwrap().to_owned();
+    let (_, _, page) = h.page("GET", &location, Some(&operator), None).await;
+    assert!(page.contains("acme-invest is sending again"), "{page}");
+    let (_, _, dashboard) = h.page("GET", "/console", Some(&viewer), None).await;
+    assert!(!dashboard.contains("Paused now"));
 }

@@ -33,8 +33,8 @@ use crate::ports::{
     AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock, DeliveryLink,
     DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, LinkKind, OutcomeCount, Preview,
     PreviewCatalog, PreviewError, PreviewRequest, Role, StoreError, SuppressionEntry,
-    SuppressionQuery, TemplatePreviews, TenantScope, TokenRecord, UnkeyedRejectionRecord,
-    UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
+    SuppressionQuery, TemplatePreviews, TenantPause, TenantScope, TokenRecord,
+    UnkeyedRejectionRecord, UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
 };
 
 /// The token id recorded for actions taken on the command line.
@@ -621,8 +621,32 @@ impl AdminService {
         }
     }
 
-    /// Lifts the reputation guard's pause of the tenant (audited with the reason); returns false
-    /// when it was not paused.
+    /// Pauses the tenant's sending for every worker until an operator resumes it (audited with
+    /// the reason): its events wait on the queue, nothing is claimed or sent, other tenants go
+    /// on. Returns false when it was paused already; `NotFound` for a tenant that has no
+    /// templates here, so that a misspelt name does not look paused.
+    pub async fn pause_tenant(
+        &self,
+        who: &Principal,
+        tenant: &TenantId,
+        reason: &str,
+    ) -> Result<bool, AdminError> {
+        self.require_tenant(who, tenant)?;
+        who.require_act()?;
+        let reason = required_reason(reason)?;
+        if !self.previews.catalog().tenants.iter().any(|t| &t.id == tenant) {
+            return Err(AdminError::NotFound(format!("no tenant {tenant} is configured")));
+        }
+        let mut audit = who.audit(self.clock.now(), "tenant.pause");
+        audit.tenant = Some(tenant.clone());
+        audit.object_kind = Some("tenant".into());
+        audit.object_id = Some(tenant.to_string());
+        audit.reason = Some(reason.to_owned());
+        Ok(self.admin.pause_tenant(tenant, &audit).await?)
+    }
+
+    /// Lifts the tenant's pause, an operator's or the reputation guard's (audited with the
+    /// reason); returns false when it was not paused.
     pub async fn resume_tenant(
         &self,
         who: &Principal,
@@ -640,12 +664,12 @@ impl AdminService {
         Ok(self.admin.resume_tenant(tenant, &audit).await?)
     }
 
-    /// The principal's tenants paused by the reputation guard, with why.
+    /// The principal's tenants paused now, by an operator or the reputation guard.
     pub async fn paused_tenants(
         &self,
         who: &Principal,
         tenant: Option<&TenantId>,
-    ) -> Result<Vec<(TenantId, String)>, AdminError> {
+    ) -> Result<Vec<TenantPause>, AdminError> {
         let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
         Ok(self.admin.paused_tenants(tenants.as_deref()).await?)
     }

@@ -173,7 +173,7 @@ pub struct EventHandler {
 
 /// Tenants (and the account) whose sending is paused. Pauses the mail service announces are
 /// kept in memory per worker, until when: each worker learns of one from its own first refused
-/// send. Pauses of the reputation guard are shared by every worker through a
+/// send. Pauses set by an operator or the reputation guard are shared by every worker through a
 /// [`TenantPauseList`] (PostgreSQL), when one is given, and last until an operator resumes; each
 /// tenant's answer is kept for a short while, so that the list is asked about once a second
 /// per tenant rather than once per event.
@@ -311,7 +311,7 @@ impl EventHandler {
             });
         }
 
-        // Paused by the reputation guard: wait without claiming, like above.
+        // Paused by an operator or the reputation guard: wait without claiming, like above.
         let shared_pause = self
             .pauses
             .shared_reason(&key.tenant, self.clock.now())

@@ -9,8 +9,9 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use tayori_app::ports::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryCursor, DeliveryFeedback,
     DeliveryLink, DeliveryPage, DeliveryRecord, DeliverySearch, LinkKind, OutcomeCount,
-    ReputationCount, Role, StoreError, SuppressionEntry, SuppressionQuery, TenantScope,
-    TokenRecord, UnkeyedRejectionRecord, UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
+    ReputationCount, Role, StoreError, SuppressionEntry, SuppressionQuery, TenantPause,
+    TenantScope, TokenRecord, UnkeyedRejectionRecord, UnmatchedFeedbackCursor,
+    UnmatchedFeedbackRecord,
 };
 use tayori_domain::{DeliveryId, EmailAddress, TenantId};
 use uuid::Uuid;
@@ -398,6 +399,38 @@ impl AdminStore for PostgresAdminStore {
             .collect()
     }
 
+    async fn pause_tenant(
+        &self,
+        tenant: &TenantId,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // A new pause, or the tenant's last one reopened once it was resumed; never a second
+        // pause over a running one (its reason and author stay).
+        let paused = sqlx::query(
+            "insert into tenant_pauses (tenant_id, reason, paused_at, paused_by) \
+             values ($1, $2, $3, $4) \
+             on conflict (tenant_id) do update \
+                 set reason = excluded.reason, paused_at = excluded.paused_at, \
+                     paused_by = excluded.paused_by, resumed_at = null, resumed_by = null \
+                 where tenant_pauses.resumed_at is not null",
+        )
+        .bind(tenant.as_str())
+        .bind(audit.reason.as_deref().unwrap_or_default())
+        .bind(audit.at)
+        .bind(&audit.token_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected()
+            == 1;
+        if paused {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(paused)
+    }
+
     async fn resume_tenant(
         &self,
         tenant: &TenantId,
@@ -426,10 +459,11 @@ impl AdminStore for PostgresAdminStore {
     async fn paused_tenants(
         &self,
         tenants: Option<&[TenantId]>,
-    ) -> Result<Vec<(TenantId, String)>, StoreError> {
+    ) -> Result<Vec<TenantPause>, StoreError> {
         let rows = sqlx::query(
-            "select tenant_id, reason from tenant_pauses where resumed_at is null \
-                 and ($1::text[] is null or tenant_id = any($1)) order by tenant_id",
+            "select tenant_id, reason, paused_at, paused_by from tenant_pauses \
+             where resumed_at is null and ($1::text[] is null or tenant_id = any($1)) \
+             order by tenant_id",
         )
         .bind(tenants.map(tenant_names))
         .fetch_all(&self.pool)
@@ -438,10 +472,12 @@ impl AdminStore for PostgresAdminStore {
         rows.iter()
             .map(|row| {
                 let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
-                Ok((
-                    TenantId::parse(&tenant).map_err(unexpected)?,
-                    row.try_get("reason").map_err(store_error)?,
-                ))
+                Ok(TenantPause {
+                    tenant: TenantId::parse(&tenant).map_err(unexpected)?,
+                    reason: row.try_get("reason").map_err(store_error)?,
+                    paused_at: row.try_get("paused_at").map_err(store_error)?,
+                    paused_by: row.try_get("paused_by").map_err(store_error)?,
+                })
             })
             .collect()
     }

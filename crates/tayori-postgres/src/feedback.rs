@@ -475,13 +475,16 @@ async fn guard_reputation(
         guard.thresholds.bounce_rate * 100.0,
         guard.thresholds.complaint_rate * 100.0,
     );
-    // A new pause, or a renewed one once the last resume is a window old; never twice at once.
+    // A new pause, or a renewed one once the last resume of a guard's pause is a window old (the
+    // bounces that caused it must not pause it again at once; an operator's pause, resumed, holds
+    // nothing back); never over a running pause.
     let paused = sqlx::query(
         "insert into tenant_pauses (tenant_id, reason, paused_at) values ($1, $2, $3) \
          on conflict (tenant_id) do update \
-             set reason = excluded.reason, paused_at = excluded.paused_at, \
+             set reason = excluded.reason, paused_at = excluded.paused_at, paused_by = null, \
                  resumed_at = null, resumed_by = null \
-             where tenant_pauses.resumed_at is not null and tenant_pauses.resumed_at <= $4",
+             where tenant_pauses.resumed_at is not null \
+                 and (tenant_pauses.resumed_at <= $4 or tenant_pauses.paused_by is not null)",
     )
     .bind(tenant)
     .bind(&reason)

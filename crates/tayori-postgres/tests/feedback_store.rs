@@ -380,6 +380,83 @@ async fn the_reputation_guard_pauses_once_and_an_operator_resume_holds_for_a_win
     assert_eq!(audit("tenant.pause").await, 2);
 }
 
+#[tokio::test]
+async fn an_operator_pause_holds_until_resumed_and_does_not_hold_the_guard_back_after() {
+    use tayori_app::ports::{AuditEntry, ReputationGuard, ReputationThresholds, TenantPauseList};
+    let config = tayori_postgres::testing::fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let feedback = PostgresFeedbackStore::new(store.pool().clone());
+    let admin = PostgresAdminStore::new(store.pool().clone());
+    let tenant = TenantId::parse("acme-invest").unwrap();
+    let guard = ReputationGuard {
+        thresholds: ReputationThresholds { min_sent: 4, ..ReputationThresholds::default() },
+        window: Duration::from_secs(3_600),
+    };
+    let policy = FeedbackPolicy { reputation: Some(guard), ..policy() };
+    let mut keys = Vec::new();
+    for i in 0..4 {
+        keys.push(sent(&store, &format!("o-{i}"), &format!("ses-o{i}")).await);
+    }
+    let bounce = |i: usize| {
+        let mut event = about("bounce-transient", &keys[i], &format!("ses-o{i}"), true);
+        event["bounce"]["feedbackId"] = json!(format!("fb-o{i}"));
+        parse_feedback(event.to_string().as_bytes()).unwrap()
+    };
+    let now = Utc::now();
+    let operator = "6f1e2c0a-8d4b-4e57-9a31-54c91f0b7d22";
+    let entry = |action: &str, reason: &str| AuditEntry {
+        at: now,
+        token_id: operator.into(),
+        role: "operator".into(),
+        action: action.into(),
+        tenant: Some(tenant.clone()),
+        object_kind: Some("tenant".into()),
+        object_id: Some(tenant.to_string()),
+        reason: Some(reason.into()),
+        detail: json!({}),
+    };
+    let audited = async |action: &str| {
+        let query = AuditQuery { action: Some(action.into()), limit: 10, ..Default::default() };
+        admin.audit(&query).await.unwrap().len()
+    };
+
+    // Paused by an operator: the workers' list says why, the admin list says who; once only.
+    assert!(admin.pause_tenant(&tenant, &entry("tenant.pause", "bad template")).await.unwrap());
+    assert!(!admin.pause_tenant(&tenant, &entry("tenant.pause", "again")).await.unwrap());
+    assert_eq!(feedback.pause_reason(&tenant).await.unwrap().as_deref(), Some("bad template"));
+    let paused = admin.paused_tenants(None).await.unwrap();
+    assert_eq!(paused.len(), 1);
+    assert_eq!(paused[0].paused_by.as_deref(), Some(operator));
+    let other = TenantId::parse("acme-bank").unwrap();
+    assert!(
+        admin.paused_tenants(Some(std::slice::from_ref(&other))).await.unwrap().is_empty(),
+        "scoped"
+    );
+    assert_eq!(feedback.pause_reason(&other).await.unwrap(), None, "only that tenant");
+    assert_eq!(audited("tenant.pause").await, 1);
+
+    // The guard finds it paused and leaves the operator's pause as it is.
+    let event = bounce(0);
+    let recorded = feedback.record_feedback(FeedbackRecord::Event(&event), &policy, now).await;
+    assert!(matches!(recorded.unwrap(), FeedbackRecorded::Matched { paused: false, .. }));
+    assert_eq!(admin.paused_tenants(None).await.unwrap()[0].paused_by.as_deref(), Some(operator));
+
+    // Resumed: an operator's pause held nothing back, so the guard pauses on the next bounce
+    // (unlike after resuming one of its own pauses, see the test above); an operator pause over
+    // the guard's changes nothing.
+    assert!(admin.resume_tenant(&tenant, &entry("tenant.resume", "fixed")).await.unwrap());
+    assert_eq!(feedback.pause_reason(&tenant).await.unwrap(), None);
+    let event = bounce(1);
+    let recorded = feedback.record_feedback(FeedbackRecord::Event(&event), &policy, now).await;
+    assert!(matches!(recorded.unwrap(), FeedbackRecorded::Matched { paused: true, .. }));
+    let paused = admin.paused_tenants(None).await.unwrap();
+    assert_eq!(paused[0].paused_by, None, "the guard's pause: {paused:?}");
+    assert!(paused[0].reason.contains("bounces"), "{paused:?}");
+    assert!(!admin.pause_tenant(&tenant, &entry("tenant.pause", "me too")).await.unwrap());
+    assert!(feedback.pause_reason(&tenant).await.unwrap().unwrap().contains("bounces"));
+    assert_eq!(audited("tenant.pause").await, 2, "the operator's and the guard's");
+}
+
 /// This package's directory, read when the test runs (cargo sets it): a test binary reused
 /// from a build in another checkout must still read this checkout's files.
 fn manifest_dir() -> std::path::PathBuf {

@@ -113,7 +113,8 @@ pub async fn start_with_aws(
             ..config.delivery.policy()
         },
         worker_id: worker_id.clone(),
-        // With PostgreSQL, the reputation guard's pauses are shared by every worker.
+        // With PostgreSQL, pauses set by operators and the reputation guard are shared by every
+        // worker.
         pauses: match &feedback_store {
             Some(store) => SendingPauses::with_shared(
                 Arc::new(store.clone()),

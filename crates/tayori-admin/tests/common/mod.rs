@@ -1,5 +1,5 @@
 //! The admin router on real parts: a fresh PostgreSQL database, the repository's templates, the
-//! real handle-event use case with the PostgreSQL suppression list. Only the mail service is a
+//! real handle-event use case with the PostgreSQL suppression list and pause list. Only the mail service is a
 //! recording fake, and the renderer can be told to refuse one event type (to play "the template
 //! is missing" and "the template was added").
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
@@ -103,7 +103,11 @@ pub async fn harness() -> Harness {
         clock: Arc::new(SystemClock),
         policy: DeliveryPolicy::default(),
         worker_id: "admin-test".into(),
-        pauses: Default::default(),
+        // As `tayori admin serve` wires it: the shared pauses, never cached.
+        pauses: tayori_app::handle_event::SendingPauses::with_shared(
+            Arc::new(tayori_postgres::PostgresFeedbackStore::new(store.pool().clone())),
+            Duration::ZERO,
+        ),
     });
     let service = Arc::new(AdminService {
         deliveries: Arc::new(store.clone()),

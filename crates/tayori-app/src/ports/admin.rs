@@ -333,6 +333,19 @@ pub struct ReputationCount {
     pub complained: u64,
 }
 
+/// A tenant whose sending is paused for every worker until an operator resumes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantPause {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Why: the operator's reason, or the reputation guard's rates and thresholds.
+    pub reason: String,
+    /// Since when.
+    pub paused_at: DateTime<Utc>,
+    /// The operator's token id; `None` when the reputation guard paused it.
+    pub paused_by: Option<String>,
+}
+
 /// Storage for the admin use cases: tokens, the audit log, suppressions, delivery links, and
 /// searches over deliveries. Every read that takes tenants MUST return nothing of another
 /// tenant; times come from the caller.
@@ -383,20 +396,27 @@ pub trait AdminStore: Send + Sync {
         since: DateTime<Utc>,
     ) -> Result<Vec<ReputationCount>, StoreError>;
 
-    /// Lifts the reputation guard's pause of the tenant: MUST set its resume time and write the
-    /// audit entry in one transaction and return true; when the tenant is not paused it MUST
-    /// change nothing, audit nothing, and return false.
+    /// Pauses the tenant's sending for every worker, as the audit entry's token with its reason
+    /// and time: MUST record the pause and write the audit entry in one transaction and return
+    /// true; when the tenant is paused already (by anyone) it MUST change nothing, audit
+    /// nothing, and return false.
+    async fn pause_tenant(&self, tenant: &TenantId, audit: &AuditEntry)
+    -> Result<bool, StoreError>;
+
+    /// Lifts the tenant's pause (an operator's or the reputation guard's): MUST set its resume
+    /// time and write the audit entry in one transaction and return true; when the tenant is not
+    /// paused it MUST change nothing, audit nothing, and return false.
     async fn resume_tenant(
         &self,
         tenant: &TenantId,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError>;
 
-    /// The tenants paused now by the reputation guard (only `tenants`, when given), with why.
+    /// The tenants paused now (only `tenants`, when given), by tenant.
     async fn paused_tenants(
         &self,
         tenants: Option<&[TenantId]>,
-    ) -> Result<Vec<(TenantId, String)>, StoreError>;
+    ) -> Result<Vec<TenantPause>, StoreError>;
 
     /// Counts of deliveries created at or after `since`, per tenant and status.
     async fn outcome_counts(

@@ -163,7 +163,8 @@ pub trait FeedbackStore: Send + Sync {
     ) -> Result<FeedbackRecorded, StoreError>;
 }
 
-/// Tenants paused by the reputation guard, as the worker checks them before each event.
+/// Tenants paused by an operator or the reputation guard, as the worker checks them before each
+/// event.
 #[async_trait]
 pub trait TenantPauseList: Send + Sync {
     /// MUST return why the tenant is paused, or `None` when it is not (never paused, or resumed).

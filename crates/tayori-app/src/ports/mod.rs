@@ -17,7 +17,7 @@ mod unsubscribe;
 pub use admin::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryFeedback, DeliveryLink,
     DeliverySearch, FeedbackEntry, LinkKind, OutcomeCount, ReputationCount, Role, SuppressionEntry,
-    SuppressionQuery, TenantScope, TokenRecord, UnknownRole, UnmatchedFeedbackCursor,
+    SuppressionQuery, TenantPause, TenantScope, TokenRecord, UnknownRole, UnmatchedFeedbackCursor,
     UnmatchedFeedbackRecord,
 };
 pub use clock::Clock;
