@@ -304,6 +304,7 @@ impl EventHandler {
         let tenant = self.tenants.tenant(&key.tenant);
         if let Some(until) = self.pauses.until(&key.tenant, self.clock.now()) {
             // Paused by the mail service: wait without claiming, so no attempt is used up.
+            telemetry::event_waits_for_pause(&telemetry::tenant_label(&*self.tenants, &key.tenant));
             return Err(RetryLater {
                 delivery_id: Some(delivery_id),
                 reason: format!("sending is paused for this tenant until {until}"),
@@ -318,6 +319,7 @@ impl EventHandler {
             .await
             .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
         if let Some(reason) = shared_pause {
+            telemetry::event_waits_for_pause(&telemetry::tenant_label(&*self.tenants, &key.tenant));
             return Err(RetryLater {
                 delivery_id: Some(delivery_id),
                 reason: format!("sending is paused for this tenant: {reason}"),

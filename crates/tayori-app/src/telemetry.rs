@@ -54,6 +54,9 @@ pub const OUTCOMES: &str = "tayori_outcomes_total";
 pub const DUPLICATES: &str = "tayori_duplicates_total";
 /// Events left for a later delivery.
 pub const RETRIES: &str = "tayori_retries_total";
+/// Events left on the queue because their tenant's sending is paused (also counted in
+/// [`RETRIES`]).
+pub const PAUSED_WAITS: &str = "tayori_paused_waits_total";
 /// Send errors by kind.
 pub const SEND_ERRORS: &str = "tayori_send_errors_total";
 /// Duration of one send call.
@@ -106,6 +109,12 @@ pub const METRICS: &[MetricInfo] = &[
         kind: MetricKind::Counter,
         labels: &["tenant"],
         help: "Events left on the queue for a later try (store down, lease held, throttled, paused).",
+    },
+    MetricInfo {
+        name: PAUSED_WAITS,
+        kind: MetricKind::Counter,
+        labels: &["tenant"],
+        help: "Of the retries, events left on the queue because their tenant's sending is paused (by an operator, the reputation guard or SES).",
     },
     MetricInfo {
         name: SEND_ERRORS,
@@ -242,6 +251,7 @@ pub fn describe(version: &'static str, tenants: &[TenantId]) {
         }
         counter!(DUPLICATES, "tenant" => tenant.clone()).absolute(0);
         counter!(RETRIES, "tenant" => tenant.clone()).absolute(0);
+        counter!(PAUSED_WAITS, "tenant" => tenant.clone()).absolute(0);
         for kind in SEND_ERROR_KINDS {
             counter!(SEND_ERRORS, "tenant" => tenant.clone(), "kind" => kind).absolute(0);
         }
@@ -277,6 +287,12 @@ pub fn event_handled(tenant: &str, result: &Result<Handled, RetryLater>) {
         }
         Err(_) => counter!(RETRIES, "tenant" => tenant).increment(1),
     }
+}
+
+/// An event waits on the queue because its tenant's sending is paused (its retry is counted by
+/// [`event_handled`] too).
+pub fn event_waits_for_pause(tenant: &str) {
+    counter!(PAUSED_WAITS, "tenant" => tenant.to_owned()).increment(1);
 }
 
 /// One send call ended after `elapsed`.

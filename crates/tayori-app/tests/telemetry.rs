@@ -1,6 +1,6 @@
 //! What the handle-event use case reports through `tayori_app::telemetry`, read back from a
-//! recording metrics recorder: received, outcomes by tenant, duplicates, retries, send errors by
-//! kind, the send and receive-to-send latencies, and the in-flight gauge back at zero.
+//! recording metrics recorder: received, outcomes by tenant, duplicates, retries (and those held
+//! back by a pause), send errors by kind, the send and receive-to-send latencies, and the in-flight gauge back at zero.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use std::collections::HashMap;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures::executor::block_on;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::json;
+use tayori_app::handle_event::SendingPauses;
 use tayori_app::ports::SendError;
 use tayori_app::telemetry::{self, MetricKind};
 use tayori_app::testing::{
@@ -75,6 +76,8 @@ fn the_use_case_reports_each_message_once_with_bounded_tenant_labels() {
     let at = |name: &str| got.get(name).copied().unwrap_or_else(|| panic!("{name}: {got:#?}"));
     assert_eq!(at("tayori_events_received_total{tenant=acme-invest}"), 3.0);
     assert_eq!(at("tayori_retries_total{tenant=acme-invest}"), 1.0);
+    let paused_waits = got.get("tayori_paused_waits_total{tenant=acme-invest}").copied();
+    assert_eq!(paused_waits.unwrap_or(0.0), 0.0, "throttled, not paused");
     assert_eq!(at("tayori_outcomes_total{outcome=sent,tenant=acme-invest}"), 1.0);
     assert_eq!(at("tayori_duplicates_total{tenant=acme-invest}"), 1.0);
     assert_eq!(at("tayori_send_errors_total{kind=throttled,tenant=acme-invest}"), 1.0);
@@ -88,6 +91,58 @@ fn the_use_case_reports_each_message_once_with_bounded_tenant_labels() {
     assert!(got.keys().all(|k| !k.contains("someone-we-do-not-serve")), "{got:#?}");
     assert_eq!(at("tayori_events_in_flight{}"), 0.0, "every message left the gauge");
     assert_eq!(at("tayori_build_info{version=test}"), 1.0);
+}
+
+/// A shared pause list that pauses acme-bank.
+struct BankPaused;
+
+#[async_trait::async_trait]
+impl tayori_app::ports::TenantPauseList for BankPaused {
+    async fn pause_reason(
+        &self,
+        tenant: &tayori_domain::TenantId,
+    ) -> Result<Option<String>, tayori_app::ports::StoreError> {
+        Ok((tenant.as_str() == "acme-bank").then(|| "an operator: bad template".to_owned()))
+    }
+}
+
+#[test]
+fn events_held_back_by_a_pause_are_counted_apart_from_other_retries() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let paused = SendError::Paused {
+        reason: "sending paused for this configuration set".into(),
+        scope: tayori_app::ports::PauseScope::Tenant,
+    };
+    let mut handler = handler(RecordingSender::failing_with(vec![paused]));
+    handler.pauses =
+        SendingPauses::with_shared(Arc::new(BankPaused), std::time::Duration::from_secs(1));
+    let event = |tenant: &str, id: &str| {
+        let mut event = example_event();
+        event["tenant"] = json!(tenant);
+        event["id"] = json!(id);
+        InboundMessage::first(event.to_string().into_bytes())
+    };
+
+    metrics::with_local_recorder(&recorder, || {
+        telemetry::describe("test", &[]);
+        // acme-bank: paused by an operator (the shared list), twice.
+        for id in ["b-1", "b-2"] {
+            assert!(block_on(handler.handle(&event("acme-bank", id))).is_err());
+        }
+        // acme-invest: SES says its sending is paused (a retry, not yet a wait), then the next
+        // event waits for that pause without a send.
+        assert!(block_on(handler.handle(&event("acme-invest", "i-1"))).is_err());
+        assert!(block_on(handler.handle(&event("acme-invest", "i-2"))).is_err());
+    });
+
+    let got = series(&snapshotter);
+    let at = |name: &str| got.get(name).copied().unwrap_or_else(|| panic!("{name}: {got:#?}"));
+    assert_eq!(at("tayori_paused_waits_total{tenant=acme-bank}"), 2.0);
+    assert_eq!(at("tayori_retries_total{tenant=acme-bank}"), 2.0);
+    assert_eq!(at("tayori_paused_waits_total{tenant=acme-invest}"), 1.0);
+    assert_eq!(at("tayori_retries_total{tenant=acme-invest}"), 2.0);
+    assert_eq!(at("tayori_send_errors_total{kind=paused,tenant=acme-invest}"), 1.0);
 }
 
 #[test]
