@@ -288,10 +288,16 @@ async fn the_tenants_page_pauses_and_resumes_a_tenant_with_a_reason_and_the_csrf
         StatusCode::BAD_REQUEST
     );
 
-    // Without the CSRF token nothing is paused; with it, paused and shown, on the dashboard too.
+    // Without the CSRF token nothing is paused, nor by a viewer with it; with it, an operator
+    // pauses, and the page and the dashboard show it.
     let uri = "/console/tenants/acme-invest/pause";
     let form = format!("reason={}", encode("bad <template>"));
     assert_eq!(h.page("POST", uri, Some(&operator), Some(&form)).await.0, StatusCode::FORBIDDEN);
+    let viewer_form = format!("csrf={}&{form}", tayori_admin::csrf_token(&viewer));
+    assert_eq!(
+        h.page("POST", uri, Some(&viewer), Some(&viewer_form)).await.0,
+        StatusCode::FORBIDDEN
+    );
     let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
     assert_eq!(view["paused"], json!([]));
     let csrf = tayori_admin::csrf_token(&operator);
