@@ -637,11 +637,7 @@ impl AdminService {
         if !self.previews.catalog().tenants.iter().any(|t| &t.id == tenant) {
             return Err(AdminError::NotFound(format!("no tenant {tenant} is configured")));
         }
-        let mut audit = who.audit(self.clock.now(), "tenant.pause");
-        audit.tenant = Some(tenant.clone());
-        audit.object_kind = Some("tenant".into());
-        audit.object_id = Some(tenant.to_string());
-        audit.reason = Some(reason.to_owned());
+        let audit = self.tenant_audit(who, "tenant.pause", tenant, reason);
         Ok(self.admin.pause_tenant(tenant, &audit).await?)
     }
 
@@ -656,12 +652,24 @@ impl AdminService {
         self.require_tenant(who, tenant)?;
         who.require_act()?;
         let reason = required_reason(reason)?;
-        let mut audit = who.audit(self.clock.now(), "tenant.resume");
+        let audit = self.tenant_audit(who, "tenant.resume", tenant, reason);
+        Ok(self.admin.resume_tenant(tenant, &audit).await?)
+    }
+
+    /// The audit entry of an action on the tenant itself, with its reason.
+    fn tenant_audit(
+        &self,
+        who: &Principal,
+        action: &str,
+        tenant: &TenantId,
+        reason: &str,
+    ) -> AuditEntry {
+        let mut audit = who.audit(self.clock.now(), action);
         audit.tenant = Some(tenant.clone());
         audit.object_kind = Some("tenant".into());
         audit.object_id = Some(tenant.to_string());
         audit.reason = Some(reason.to_owned());
-        Ok(self.admin.resume_tenant(tenant, &audit).await?)
+        audit
     }
 
     /// The principal's tenants paused now, by an operator or the reputation guard.

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::{PgArguments, PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use tayori_app::ports::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryCursor, DeliveryFeedback,
@@ -212,6 +212,22 @@ pub(crate) async fn insert_audit(
     Ok(())
 }
 
+/// Runs `change` and, when it changed a row, writes the audit entry in the same transaction: an
+/// action is audited once, and only when it did something. Returns whether it did.
+async fn audited_change(
+    pool: &PgPool,
+    change: sqlx::query::Query<'_, Postgres, PgArguments>,
+    audit: &AuditEntry,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await.map_err(store_error)?;
+    let changed = change.execute(&mut *tx).await.map_err(store_error)?.rows_affected() > 0;
+    if changed {
+        insert_audit(&mut tx, audit).await?;
+    }
+    tx.commit().await.map_err(store_error)?;
+    Ok(changed)
+}
+
 #[async_trait]
 impl AdminStore for PostgresAdminStore {
     async fn create_token(
@@ -277,22 +293,12 @@ impl AdminStore for PostgresAdminStore {
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let Ok(id) = Uuid::try_parse(token_id) else { return Ok(false) };
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let revoked = sqlx::query(
+        let change = sqlx::query(
             "update admin_tokens set revoked_at = $2 where token_id = $1 and revoked_at is null",
         )
         .bind(id)
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected()
-            == 1;
-        if revoked {
-            insert_audit(&mut tx, audit).await?;
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(revoked)
+        .bind(at);
+        audited_change(&self.pool, change, audit).await
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
@@ -404,10 +410,9 @@ impl AdminStore for PostgresAdminStore {
         tenant: &TenantId,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
         // A new pause, or the tenant's last one reopened once it was resumed; never a second
         // pause over a running one (its reason and author stay).
-        let paused = sqlx::query(
+        let change = sqlx::query(
             "insert into tenant_pauses (tenant_id, reason, paused_at, paused_by) \
              values ($1, $2, $3, $4) \
              on conflict (tenant_id) do update \
@@ -418,17 +423,8 @@ impl AdminStore for PostgresAdminStore {
         .bind(tenant.as_str())
         .bind(audit.reason.as_deref().unwrap_or_default())
         .bind(audit.at)
-        .bind(&audit.token_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected()
-            == 1;
-        if paused {
-            insert_audit(&mut tx, audit).await?;
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(paused)
+        .bind(&audit.token_id);
+        audited_change(&self.pool, change, audit).await
     }
 
     async fn resume_tenant(
@@ -436,24 +432,14 @@ impl AdminStore for PostgresAdminStore {
         tenant: &TenantId,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let resumed = sqlx::query(
+        let change = sqlx::query(
             "update tenant_pauses set resumed_at = $2, resumed_by = $3 \
              where tenant_id = $1 and resumed_at is null",
         )
         .bind(tenant.as_str())
         .bind(audit.at)
-        .bind(&audit.token_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected()
-            == 1;
-        if resumed {
-            insert_audit(&mut tx, audit).await?;
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(resumed)
+        .bind(&audit.token_id);
+        audited_change(&self.pool, change, audit).await
     }
 
     async fn paused_tenants(
@@ -535,8 +521,7 @@ impl AdminStore for PostgresAdminStore {
         link: &DeliveryLink,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let inserted = sqlx::query(
+        let change = sqlx::query(
             "insert into delivery_links (tenant_id, delivery_id, origin_delivery_id, kind, n, \
                  reason, created_by, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
              on conflict do nothing",
@@ -548,17 +533,8 @@ impl AdminStore for PostgresAdminStore {
         .bind(i32::try_from(link.n).map_err(unexpected)?)
         .bind(&link.reason)
         .bind(parse_uuid(&link.created_by)?)
-        .bind(link.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected()
-            == 1;
-        if inserted {
-            insert_audit(&mut tx, audit).await?;
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(inserted)
+        .bind(link.created_at);
+        audited_change(&self.pool, change, audit).await
     }
 
     async fn links(
@@ -715,8 +691,7 @@ impl AdminStore for PostgresAdminStore {
         entry: &SuppressionEntry,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let added = sqlx::query(
+        let change = sqlx::query(
             "insert into suppressions (tenant_id, address, message_class, reason, cause, \
                  created_by, created_at) values ($1, $2, null, $3, $4, $5, $6) \
              on conflict do nothing",
@@ -726,17 +701,8 @@ impl AdminStore for PostgresAdminStore {
         .bind(&entry.reason)
         .bind(&entry.cause)
         .bind(&entry.created_by)
-        .bind(entry.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected()
-            == 1;
-        if added {
-            insert_audit(&mut tx, audit).await?;
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(added)
+        .bind(entry.created_at);
+        audited_change(&self.pool, change, audit).await
     }
 
     async fn remove_suppression(
@@ -745,23 +711,13 @@ impl AdminStore for PostgresAdminStore {
         address: &EmailAddress,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let removed = sqlx::query(
+        let change = sqlx::query(
             "delete from suppressions \
              where tenant_id = $1 and lower(address) = lower($2) and message_class is null",
         )
         .bind(tenant.to_string())
-        .bind(address.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected()
-            > 0;
-        if removed {
-            insert_audit(&mut tx, audit).await?;
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(removed)
+        .bind(address.as_str());
+        audited_change(&self.pool, change, audit).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -270,24 +270,44 @@ async fn transient_bounces_suppress_at_the_limit_and_unsubscribes_only_subscript
     assert_eq!(causes, ["unsubscribe", "transient-bounces"], "newest first");
 }
 
-#[tokio::test]
-async fn the_reputation_guard_pauses_once_and_an_operator_resume_holds_for_a_window() {
-    use tayori_app::ports::{AuditEntry, ReputationGuard, ReputationThresholds, TenantPauseList};
+/// A fresh database with acme-invest's four sent deliveries (event ids `{prefix}-0` to `-3`,
+/// SES message ids `ses-{prefix}0` to `3`) and a reputation guard that judges from 4 sent over an
+/// hour: one bounce is 25 %, over 4 %.
+struct Guarded {
+    store: PostgresStore,
+    feedback: PostgresFeedbackStore,
+    admin: PostgresAdminStore,
+    tenant: TenantId,
+    policy: FeedbackPolicy,
+    keys: Vec<IdempotencyKey>,
+}
+
+async fn guarded(prefix: &str) -> Guarded {
+    use tayori_app::ports::{ReputationGuard, ReputationThresholds};
     let config = tayori_postgres::testing::fresh_database().await;
     let store = PostgresStore::connect(&config).await.unwrap();
-    let feedback = PostgresFeedbackStore::new(store.pool().clone());
-    let admin = PostgresAdminStore::new(store.pool().clone());
-    let tenant = TenantId::parse("acme-invest").unwrap();
-    // Judged from 4 sent: one bounce is 25 %, over 4 %.
     let guard = ReputationGuard {
         thresholds: ReputationThresholds { min_sent: 4, ..ReputationThresholds::default() },
         window: Duration::from_secs(3_600),
     };
-    let policy = FeedbackPolicy { reputation: Some(guard), ..policy() };
     let mut keys = Vec::new();
     for i in 0..4 {
-        keys.push(sent(&store, &format!("r-{i}"), &format!("ses-r{i}")).await);
+        keys.push(sent(&store, &format!("{prefix}-{i}"), &format!("ses-{prefix}{i}")).await);
     }
+    Guarded {
+        feedback: PostgresFeedbackStore::new(store.pool().clone()),
+        admin: PostgresAdminStore::new(store.pool().clone()),
+        tenant: TenantId::parse("acme-invest").unwrap(),
+        policy: FeedbackPolicy { reputation: Some(guard), ..policy() },
+        keys,
+        store,
+    }
+}
+
+#[tokio::test]
+async fn the_reputation_guard_pauses_once_and_an_operator_resume_holds_for_a_window() {
+    use tayori_app::ports::{AuditEntry, TenantPauseList};
+    let Guarded { store, feedback, admin, tenant, policy, mut keys } = guarded("r").await;
     let bounce = |key: &IdempotencyKey, i: usize| {
         let mut event = about("bounce-transient", key, &format!("ses-r{i}"), true);
         event["bounce"]["feedbackId"] = json!(format!("fb-{i}"));
@@ -382,21 +402,8 @@ async fn the_reputation_guard_pauses_once_and_an_operator_resume_holds_for_a_win
 
 #[tokio::test]
 async fn an_operator_pause_holds_until_resumed_and_does_not_hold_the_guard_back_after() {
-    use tayori_app::ports::{AuditEntry, ReputationGuard, ReputationThresholds, TenantPauseList};
-    let config = tayori_postgres::testing::fresh_database().await;
-    let store = PostgresStore::connect(&config).await.unwrap();
-    let feedback = PostgresFeedbackStore::new(store.pool().clone());
-    let admin = PostgresAdminStore::new(store.pool().clone());
-    let tenant = TenantId::parse("acme-invest").unwrap();
-    let guard = ReputationGuard {
-        thresholds: ReputationThresholds { min_sent: 4, ..ReputationThresholds::default() },
-        window: Duration::from_secs(3_600),
-    };
-    let policy = FeedbackPolicy { reputation: Some(guard), ..policy() };
-    let mut keys = Vec::new();
-    for i in 0..4 {
-        keys.push(sent(&store, &format!("o-{i}"), &format!("ses-o{i}")).await);
-    }
+    use tayori_app::ports::{AuditEntry, TenantPauseList};
+    let Guarded { feedback, admin, tenant, policy, keys, .. } = guarded("o").await;
     let bounce = |i: usize| {
         let mut event = about("bounce-transient", &keys[i], &format!("ses-o{i}"), true);
         event["bounce"]["feedbackId"] = json!(format!("fb-o{i}"));
