@@ -25,6 +25,9 @@ pub struct PruneRequest {
     pub batch_size: NonZeroU32,
     /// Count what would go, delete nothing.
     pub dry_run: bool,
+    /// Records deleted per second at most, every kind together; `None`: as fast as the store
+    /// goes. Pacing leaves the database's CPU and disk to the workers beside it.
+    pub max_rate: Option<NonZeroU32>,
 }
 
 /// The kinds of records pruned, in the order they are pruned.
@@ -81,6 +84,11 @@ impl PrunedCounts {
         };
         *total += deleted;
         *total
+    }
+
+    /// Every kind together.
+    pub fn total(&self) -> u64 {
+        self.deliveries + self.unmatched_feedback + self.unkeyed_rejections
     }
 }
 
@@ -146,6 +154,7 @@ impl PruneRecords {
             return Ok(report);
         }
         let limit = request.batch_size.get();
+        let paced_from = self.clock.now();
         let kinds = [
             (PrunedKind::Deliveries, found.deliveries),
             (PrunedKind::UnmatchedFeedback, found.unmatched_feedback),
@@ -153,7 +162,11 @@ impl PruneRecords {
         ];
         for (kind, expected) in kinds {
             loop {
-                if should_stop() {
+                let stop = match request.max_rate {
+                    Some(rate) => !self.pace(paced_from, deleted.total(), rate, should_stop).await,
+                    None => should_stop(),
+                };
+                if stop {
                     report.deleted = deleted;
                     report.stopped_early = true;
                     return Ok(report);
@@ -184,6 +197,31 @@ impl PruneRecords {
         }
         report.deleted = deleted;
         Ok(report)
+    }
+
+    /// Waits until the `deleted` records so far took at least `deleted / rate` seconds since
+    /// `from`, in steps of at most a second so that a stop is seen; false when asked to stop.
+    async fn pace(
+        &self,
+        from: DateTime<Utc>,
+        deleted: u64,
+        rate: NonZeroU32,
+        should_stop: &(dyn Fn() -> bool + Sync),
+    ) -> bool {
+        // The time the deletes so far may take at the least, to the millisecond.
+        let due = Duration::from_millis(deleted.saturating_mul(1_000) / u64::from(rate.get()));
+        loop {
+            if should_stop() {
+                return false;
+            }
+            let spent = (self.clock.now() - from).to_std().unwrap_or_default();
+            match due.checked_sub(spent) {
+                Some(wait) if !wait.is_zero() => {
+                    self.clock.sleep(wait.min(Duration::from_secs(1))).await;
+                }
+                _ => return true,
+            }
+        }
     }
 
     async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, StoreError>

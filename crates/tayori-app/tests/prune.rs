@@ -127,6 +127,7 @@ fn request(days: u32, batch: u32) -> PruneRequest {
         keep: RetentionDays::new(days).unwrap(),
         batch_size: NonZeroU32::new(batch).unwrap(),
         dry_run: false,
+        max_rate: None,
     }
 }
 
@@ -274,4 +275,54 @@ fn a_stop_between_batches_ends_the_run_with_what_was_deleted() {
     let again = block_on(w.pruner.run(request(90, 2), &mut |_| {}, &never)).unwrap();
     assert_eq!(again.found.deliveries, 3);
     assert_eq!(again.deleted.deliveries, 3);
+}
+
+#[test]
+fn a_max_rate_paces_the_batches_and_a_stop_ends_the_wait() {
+    // Without a rate: no waiting at all.
+    let w = world();
+    let start = w.clock.now();
+    block_on(w.pruner.run(request(90, 2), &mut |_| {}, &never)).unwrap();
+    assert_eq!(w.clock.now(), start);
+
+    // 4 a second, batches of 2: each batch starts once the records before it took their
+    // share. Of the 11 records (7 deliveries, 3 feedback messages, 1 rejection), the last
+    // batch (the rejection) is due at 10 / 4 = 2.5 s.
+    let w = world();
+    let start = w.clock.now();
+    let paced = PruneRequest { max_rate: NonZeroU32::new(4), ..request(90, 2) };
+    let mut batches_at = Vec::new();
+    let report = block_on(w.pruner.run(
+        paced,
+        &mut |p| batches_at.push((p.kind, p.deleted, (w.clock.now() - start).num_milliseconds())),
+        &never,
+    ))
+    .unwrap();
+    assert_eq!(report.deleted.total(), 11);
+    assert_eq!(
+        batches_at[..4],
+        [
+            (PrunedKind::Deliveries, 2, 0),
+            (PrunedKind::Deliveries, 4, 500),
+            (PrunedKind::Deliveries, 6, 1_000),
+            (PrunedKind::Deliveries, 7, 1_500),
+        ],
+        "{batches_at:?}"
+    );
+    assert_eq!((w.clock.now() - start).num_milliseconds(), 2_500, "{batches_at:?}");
+
+    // A stop while waiting ends the run within a second (the waits are a second at most): the
+    // first batch of 4 at 1 a second makes the next one due at 4 s; the stop at 1.5 s ends it
+    // at 2 s.
+    let w = world();
+    let start = w.clock.now();
+    let slow = PruneRequest { max_rate: NonZeroU32::new(1), ..request(90, 4) };
+    let report = block_on(
+        w.pruner
+            .run(slow, &mut |_| {}, &|| w.clock.now() - start >= TimeDelta::milliseconds(1_500)),
+    )
+    .unwrap();
+    assert!(report.stopped_early);
+    assert_eq!(report.deleted.deliveries, 4, "the first batch, then the wait was cut short");
+    assert_eq!((w.clock.now() - start).num_milliseconds(), 2_000);
 }

@@ -25,6 +25,7 @@ mod cpu;
 mod database;
 mod events;
 mod instrument;
+mod prune_beside;
 mod report;
 mod runs;
 mod standin;
@@ -97,6 +98,12 @@ struct Args {
         default_value = "throughput,limit,latency,breakdown,store"
     )]
     runs: Vec<Run>,
+    /// Old deliveries seeded for the latency-prune run (not a default run).
+    #[arg(long, default_value_t = 1_000_000)]
+    prune_seed: usize,
+    /// The latency-prune run's `tayori prune --max-rate` (records per second); none by default.
+    #[arg(long)]
+    prune_max_rate: Option<std::num::NonZeroU32>,
     /// Keep the bench's database afterwards (its name is printed).
     #[arg(long)]
     keep_database: bool,
@@ -119,6 +126,8 @@ enum Run {
     Breakdown,
     /// The store's two calls per event alone: PostgreSQL's ceiling.
     Store,
+    /// The latency run again while `tayori prune` deletes `--prune-seed` old deliveries.
+    LatencyPrune,
 }
 
 /// `tayori worker`'s default log filter (`crates/tayori/src/telemetry.rs`).
@@ -300,6 +309,36 @@ async fn bench(
                         .await?;
                 report::worker("Breakdown: the worker path with every port call timed", &result);
                 report::breakdown(&result);
+            }
+            Run::LatencyPrune => {
+                let seeding = prune_beside::seed(&setup.db, args.prune_seed).await?;
+                println!(
+                    "  seeded {} deliveries 400 days old in {:.1} s",
+                    args.prune_seed,
+                    seeding.as_secs_f64()
+                );
+                let pruning = prune_beside::start(&setup.db, args.prune_max_rate);
+                let load = Load::Fed { rate: args.latency_rate, seconds: args.latency_seconds };
+                let result = runs::worker(&setup, "latency-prune", load, false, false).await;
+                let pruned = pruning.stop().await?;
+                let result = result?;
+                report::worker(
+                    &format!(
+                        "Latency beside a prune: the worker path at {} events/s offered while \
+                         `tayori prune --keep-days 90{}` deletes old deliveries",
+                        args.latency_rate,
+                        args.prune_max_rate.map(|r| format!(" --max-rate {r}")).unwrap_or_default()
+                    ),
+                    &result,
+                );
+                println!(
+                    "  prune beside it: {} of {} deliveries deleted in {:.1} s ({:.0}/s){}",
+                    pruned.deleted,
+                    pruned.found,
+                    pruned.elapsed.as_secs_f64(),
+                    pruned.deleted as f64 / pruned.elapsed.as_secs_f64().max(1e-9),
+                    if pruned.finished { ", finished before the run ended" } else { "" }
+                );
             }
             Run::Store => {
                 let result = runs::store_only(&setup, args.events, args.max_in_flight).await?;

@@ -172,6 +172,7 @@ async fn prune_deletes_old_decided_deliveries_with_what_belongs_to_them_and_keep
         keep: RetentionDays::new(90).unwrap(),
         batch_size: NonZeroU32::new(2).unwrap(),
         dry_run: true,
+        max_rate: None,
     };
     let expected_found = PrunableCounts {
         deliveries: 6,

@@ -28,6 +28,11 @@ pub struct PruneArgs {
     /// bursts beside the workers.
     #[arg(long, default_value = "1000", value_parser = parse_batch_size)]
     pub batch_size: NonZeroU32,
+    /// Records deleted per second at most (every kind together), to leave the database's CPU
+    /// and disk to the workers when pruning beside daytime traffic. By default as fast as the
+    /// database goes (about 20,000 deliveries a second on 2 cores, docs/benchmarks.md).
+    #[arg(long, env = "TAYORI_PRUNE_MAX_RATE", value_parser = parse_max_rate)]
+    pub max_rate: Option<NonZeroU32>,
     /// Count what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -45,6 +50,13 @@ fn parse_batch_size(raw: &str) -> Result<NonZeroU32, String> {
     }
 }
 
+fn parse_max_rate(raw: &str) -> Result<NonZeroU32, String> {
+    match raw.parse::<u32>() {
+        Ok(rate) => NonZeroU32::new(rate).ok_or_else(|| "must be at least 1 a second".into()),
+        _ => Err(format!("expected records per second (a whole number), got {raw:?}")),
+    }
+}
+
 /// How often a progress line is printed while deleting.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -58,8 +70,12 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
         Arc::new(PostgresRetention::new(store.pool().clone())),
         Arc::new(SystemClock),
     );
-    let request =
-        PruneRequest { keep: args.keep_days, batch_size: args.batch_size, dry_run: args.dry_run };
+    let request = PruneRequest {
+        keep: args.keep_days,
+        batch_size: args.batch_size,
+        dry_run: args.dry_run,
+        max_rate: args.max_rate,
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let signals = tokio::spawn({

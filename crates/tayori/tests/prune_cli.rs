@@ -24,7 +24,7 @@ async fn deliveries(pool: &PgPool) -> i64 {
 }
 
 #[tokio::test]
-async fn prune_refuses_a_short_retention_counts_on_a_dry_run_and_deletes_in_batches() {
+async fn prune_refuses_a_short_retention_counts_on_a_dry_run_and_deletes_in_paced_batches() {
     let database = tayori_postgres::testing::fresh_database().await;
     let url = database.url.clone();
     let store = PostgresStore::connect(&database).await.unwrap();
@@ -43,9 +43,25 @@ async fn prune_refuses_a_short_retention_counts_on_a_dry_run_and_deletes_in_batc
     assert!(out.contains("(kept 365 days)") && out.contains("would delete 3 deliveries"), "{out}");
     assert_eq!(deliveries(store.pool()).await, 4);
 
-    let (ok, out, err) =
-        tayori(&["prune", "--keep-days", "365", "--batch-size", "2", "--database-url", &url]);
+    let (ok, _, err) =
+        tayori(&["prune", "--keep-days", "365", "--max-rate", "0", "--database-url", &url]);
+    assert!(!ok && err.contains("--max-rate") && err.contains("at least 1 a second"), "{err}");
+
+    // Paced at 4 a second in batches of 2: the second batch waits half a second.
+    let started = std::time::Instant::now();
+    let (ok, out, err) = tayori(&[
+        "prune",
+        "--keep-days",
+        "365",
+        "--batch-size",
+        "2",
+        "--max-rate",
+        "4",
+        "--database-url",
+        &url,
+    ]);
     assert!(ok, "{err}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500), "{:?}", started.elapsed());
     assert!(
         out.contains("deleted 3 deliveries (with their attempts, feedback and links)"),
         "{out}"
