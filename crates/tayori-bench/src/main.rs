@@ -101,6 +101,9 @@ struct Args {
     /// Old deliveries seeded for the latency-prune run (not a default run).
     #[arg(long, default_value_t = 1_000_000)]
     prune_seed: usize,
+    /// The latency-prune run's `tayori prune --batch-size`.
+    #[arg(long, default_value = "1000")]
+    prune_batch_size: std::num::NonZeroU32,
     /// The latency-prune run's `tayori prune --max-rate` (records per second); none by default.
     #[arg(long)]
     prune_max_rate: Option<std::num::NonZeroU32>,
@@ -317,7 +320,8 @@ async fn bench(
                     args.prune_seed,
                     seeding.as_secs_f64()
                 );
-                let pruning = prune_beside::start(&setup.db, args.prune_max_rate);
+                let pruning =
+                    prune_beside::start(&setup.db, args.prune_batch_size, args.prune_max_rate);
                 let load = Load::Fed { rate: args.latency_rate, seconds: args.latency_seconds };
                 let result = runs::worker(&setup, "latency-prune", load, false, false).await;
                 let pruned = pruning.stop().await?;
@@ -325,8 +329,9 @@ async fn bench(
                 report::worker(
                     &format!(
                         "Latency beside a prune: the worker path at {} events/s offered while \
-                         `tayori prune --keep-days 90{}` deletes old deliveries",
+                         `tayori prune --keep-days 90 --batch-size {}{}` deletes old deliveries",
                         args.latency_rate,
+                        args.prune_batch_size,
                         args.prune_max_rate.map(|r| format!(" --max-rate {r}")).unwrap_or_default()
                     ),
                     &result,
