@@ -577,24 +577,14 @@ mod intake {
     }
 }
 
-/// A shared pause list that pauses one tenant.
-struct PausedTenant(&'static str);
-
-#[async_trait::async_trait]
-impl tayori_app::ports::TenantPauseList for PausedTenant {
-    async fn pause_reason(
-        &self,
-        tenant: &tayori_domain::TenantId,
-    ) -> Result<Option<String>, tayori_app::ports::StoreError> {
-        Ok((tenant.as_str() == self.0).then(|| "reputation guard: 9 % bounces".to_owned()))
-    }
-}
-
 #[test]
 fn a_tenant_paused_by_the_reputation_guard_waits_without_claiming_or_sending() {
     let mut w = world();
     w.handler.pauses = tayori_app::handle_event::SendingPauses::with_shared(
-        Arc::new(PausedTenant("acme-invest")),
+        Arc::new(tayori_app::testing::FakePauseList::pausing(
+            "acme-invest",
+            "reputation guard: 9 % bounces",
+        )),
         Duration::ZERO,
     );
     let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();

@@ -13,8 +13,8 @@ use tayori_app::handle_event::SendingPauses;
 use tayori_app::ports::SendError;
 use tayori_app::telemetry::{self, MetricKind};
 use tayori_app::testing::{
-    FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore, ManualClock, RecordingSender,
-    example_event,
+    FakePauseList, FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore, ManualClock,
+    RecordingSender, example_event,
 };
 use tayori_app::{DeliveryPolicy, EventHandler, InboundMessage};
 
@@ -93,19 +93,6 @@ fn the_use_case_reports_each_message_once_with_bounded_tenant_labels() {
     assert_eq!(at("tayori_build_info{version=test}"), 1.0);
 }
 
-/// A shared pause list that pauses acme-bank.
-struct BankPaused;
-
-#[async_trait::async_trait]
-impl tayori_app::ports::TenantPauseList for BankPaused {
-    async fn pause_reason(
-        &self,
-        tenant: &tayori_domain::TenantId,
-    ) -> Result<Option<String>, tayori_app::ports::StoreError> {
-        Ok((tenant.as_str() == "acme-bank").then(|| "an operator: bad template".to_owned()))
-    }
-}
-
 #[test]
 fn events_held_back_by_a_pause_are_counted_apart_from_other_retries() {
     let recorder = DebuggingRecorder::new();
@@ -115,8 +102,10 @@ fn events_held_back_by_a_pause_are_counted_apart_from_other_retries() {
         scope: tayori_app::ports::PauseScope::Tenant,
     };
     let mut handler = handler(RecordingSender::failing_with(vec![paused]));
-    handler.pauses =
-        SendingPauses::with_shared(Arc::new(BankPaused), std::time::Duration::from_secs(1));
+    handler.pauses = SendingPauses::with_shared(
+        Arc::new(FakePauseList::pausing("acme-bank", "an operator: bad template")),
+        std::time::Duration::from_secs(1),
+    );
     let event = |tenant: &str, id: &str| {
         let mut event = example_event();
         event["tenant"] = json!(tenant);

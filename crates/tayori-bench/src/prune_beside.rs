@@ -9,14 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tayori_app::ports::Clock;
 use tayori_app::prune::{PruneRecords, PruneReport, PruneRequest};
 use tayori_domain::RetentionDays;
 use tayori_postgres::PostgresRetention;
 use tokio::task::JoinHandle;
+
+use crate::runs::BenchClock;
 
 /// Inserts `n` sent deliveries created 400 days ago (event ids `old-…`, which no run's check
 /// counts), each with one send attempt, analyzes the tables and checkpoints.
@@ -74,7 +73,7 @@ pub struct Pruned {
 /// Starts `tayori prune --keep-days 90 --batch-size B [--max-rate N]` on the bench's database.
 pub fn start(db: &PgPool, batch_size: NonZeroU32, max_rate: Option<NonZeroU32>) -> Pruning {
     let pruner =
-        PruneRecords::new(Arc::new(PostgresRetention::new(db.clone())), Arc::new(WallClock));
+        PruneRecords::new(Arc::new(PostgresRetention::new(db.clone())), Arc::new(BenchClock));
     let stop = Arc::new(AtomicBool::new(false));
     let task = tokio::spawn({
         let stop = stop.clone();
@@ -107,18 +106,5 @@ impl Pruning {
             elapsed,
             finished: !report.stopped_early,
         })
-    }
-}
-
-struct WallClock;
-
-#[async_trait]
-impl Clock for WallClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-
-    async fn sleep(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
     }
 }

@@ -102,7 +102,7 @@ impl Load {
 }
 
 /// The wall clock and tokio's timers.
-struct BenchClock;
+pub(crate) struct BenchClock;
 
 #[async_trait]
 impl Clock for BenchClock {

@@ -52,14 +52,18 @@ pub async fn fresh_database() -> PostgresConfig {
 
 /// Records a delivery of acme-invest's event `id` (source core-banking) sent at `at`, the way a
 /// worker records it: the claim with its first attempt, then the attempt's result (accepted, SES
-/// message id `ses-<id>`) with the outcome `sent`. Panics if the key was claimed before.
-pub async fn record_sent(store: &PostgresStore, id: &str, at: DateTime<Utc>) -> IdempotencyKey {
-    let key = IdempotencyKey::new(
+/// The key of acme-invest's event `id` from the source core-banking.
+pub fn acme_key(id: &str) -> IdempotencyKey {
+    IdempotencyKey::new(
         TenantId::parse("acme-invest").expect("a valid tenant"),
         EventSource::parse("core-banking").expect("a valid source"),
         EventId::parse(id).expect("a valid event id"),
-    );
-    let request = ClaimRequest {
+    )
+}
+
+/// A worker's claim of `key` at `at` (recipient taro@example.com, a one-minute lease).
+pub fn claim_request(key: &IdempotencyKey, at: DateTime<Utc>) -> ClaimRequest {
+    ClaimRequest {
         key: key.clone(),
         event_type: None,
         recipient: EmailAddress::parse("taro@example.com").ok(),
@@ -69,8 +73,16 @@ pub async fn record_sent(store: &PostgresStore, id: &str, at: DateTime<Utc>) -> 
         receive_count: 1,
         lease: Duration::from_secs(60),
         now: at,
-    };
-    let claim = store.claim_and_start_attempt(&request).await.expect("the claim is recorded");
+    }
+}
+
+/// message id `ses-<id>`) with the outcome `sent`. Panics if the key was claimed before.
+pub async fn record_sent(store: &PostgresStore, id: &str, at: DateTime<Utc>) -> IdempotencyKey {
+    let key = acme_key(id);
+    let claim = store
+        .claim_and_start_attempt(&claim_request(&key, at))
+        .await
+        .expect("the claim is recorded");
     assert_eq!(claim, Claim::Claimed { attempt: 1 }, "{id} is a new key");
     let message_id = format!("ses-{id}");
     let end = AttemptEnd { attempt: 1, result: AttemptResult::Accepted, detail: &message_id };

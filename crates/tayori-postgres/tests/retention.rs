@@ -13,39 +13,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tayori_app::ports::{
-    Claim, ClaimRequest, Clock, DeliveryStore, FeedbackPolicy, FeedbackRecord, FeedbackRecorded,
-    FeedbackStore, PrunableCounts, RetentionStore, UnkeyedRejection,
+    Claim, Clock, DeliveryStore, FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore,
+    PrunableCounts, RetentionStore, UnkeyedRejection,
 };
 use tayori_app::prune::{PruneRecords, PruneRequest, PrunedCounts};
 use tayori_app::testing::ManualClock;
-use tayori_domain::{
-    DeliveryStatus, EmailAddress, EventId, EventSource, IdempotencyKey, RawBody, RetentionDays,
-    TenantId, parse_feedback,
-};
-use tayori_postgres::testing::record_sent as sent;
+use tayori_domain::{DeliveryStatus, IdempotencyKey, RawBody, RetentionDays, parse_feedback};
+use tayori_postgres::testing::{acme_key as key, claim_request, record_sent as sent};
 use tayori_postgres::{PostgresFeedbackStore, PostgresRetention, PostgresStore};
-
-fn key(id: &str) -> IdempotencyKey {
-    IdempotencyKey::new(
-        TenantId::parse("acme-invest").unwrap(),
-        EventSource::parse("core-banking").unwrap(),
-        EventId::parse(id).unwrap(),
-    )
-}
-
-fn claim_request(key: &IdempotencyKey, at: DateTime<Utc>) -> ClaimRequest {
-    ClaimRequest {
-        key: key.clone(),
-        event_type: None,
-        recipient: Some(EmailAddress::parse("taro@example.com").unwrap()),
-        event_json: Some(r#"{"specversion":"1.0"}"#.into()),
-        raw_body: None,
-        owner: "test".into(),
-        receive_count: 1,
-        lease: Duration::from_secs(60),
-        now: at,
-    }
-}
 
 /// SES's Delivery notification for `key`'s email (tags and message id), or for an email tayori
 /// never sent.

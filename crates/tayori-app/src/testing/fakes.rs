@@ -14,8 +14,8 @@ use crate::ports::{
     AttemptRecord, AttemptResult, Claim, ClaimRequest, Clock, DeliveryCursor, DeliveryPage,
     DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, MessageClass, RecordOutcome,
     RenderError, RenderedEmail, SendError, SentEmail, StoreError, Suppression, SuppressionError,
-    SuppressionList, TemplateRenderer, TenantDirectory, TenantProfile, UnkeyedRejection,
-    UnkeyedRejectionRecord,
+    SuppressionList, TemplateRenderer, TenantDirectory, TenantPauseList, TenantProfile,
+    UnkeyedRejection, UnkeyedRejectionRecord,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -504,5 +504,26 @@ impl DeliveryStore for InMemoryStore {
         rows.sort_by_key(|r| std::cmp::Reverse(r.last_seen_at));
         rows.truncate(limit as usize);
         Ok(rows)
+    }
+}
+
+/// A shared pause list that pauses one tenant, with a reason.
+#[derive(Debug, Clone)]
+pub struct FakePauseList {
+    tenant: TenantId,
+    reason: String,
+}
+
+impl FakePauseList {
+    /// Pauses `tenant` (a valid id) for `reason`; every other tenant sends.
+    pub fn pausing(tenant: &str, reason: &str) -> Self {
+        Self { tenant: TenantId::parse(tenant).expect("a valid tenant id"), reason: reason.into() }
+    }
+}
+
+#[async_trait]
+impl TenantPauseList for FakePauseList {
+    async fn pause_reason(&self, tenant: &TenantId) -> Result<Option<String>, StoreError> {
+        Ok((tenant == &self.tenant).then(|| self.reason.clone()))
     }
 }

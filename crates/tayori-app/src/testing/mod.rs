@@ -8,6 +8,6 @@ mod fakes;
 pub mod store_conformance;
 
 pub use fakes::{
-    FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore, ManualClock, RecordingSender,
-    example_event, tenant_profile,
+    FakePauseList, FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore, ManualClock,
+    RecordingSender, example_event, tenant_profile,
 };
