@@ -382,6 +382,11 @@ pub struct PausedView {
     pub paused_at: String,
     /// The token id of the operator who paused it; null when the reputation guard did.
     pub paused_by: Option<String>,
+    /// Its events held until the resume (workers hold a paused tenant's events in the store
+    /// rather than leave them on the queue).
+    pub held_events: u64,
+    /// When the oldest of them was held (RFC 3339); null when none is held.
+    pub oldest_held_at: Option<String>,
 }
 
 impl From<&tayori_app::ports::TenantPause> for PausedView {
@@ -391,6 +396,8 @@ impl From<&tayori_app::ports::TenantPause> for PausedView {
             reason: p.reason.clone(),
             paused_at: p.paused_at.to_rfc3339(),
             paused_by: p.paused_by.clone(),
+            held_events: p.held_events,
+            oldest_held_at: p.oldest_held_at.map(|at| at.to_rfc3339()),
         }
     }
 }

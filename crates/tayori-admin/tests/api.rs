@@ -553,15 +553,15 @@ async fn an_operator_pause_holds_the_tenants_events_until_it_is_resumed() {
         paused[0]["paused_at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().is_ok()
     );
 
-    // The event path: the tenant's event waits unclaimed, nothing is sent; another tenant's
-    // event goes out; a resend waits too.
+    // The event path: the tenant's event is held unclaimed, nothing is sent; another tenant's
+    // event goes out; a resend is held too.
     let sent_before = h.sender.sent().len();
     let message = InboundMessage::first(
         invest_deposit("pause-1", "hanako@example.com").to_string().into_bytes(),
     );
-    let wait = h.handler.handle(&message).await.expect_err("the paused tenant's event waits");
-    assert!(wait.reason.contains("wrong amounts in the deposit template"), "{}", wait.reason);
-    assert!(wait.retry_after.is_some());
+    let held = h.handler.handle(&message).await.expect("held");
+    let tayori_app::Handled::Held { reason, .. } = held else { panic!("{held:?}") };
+    assert_eq!(reason, "wrong amounts in the deposit template");
     let (_, page) =
         h.call("GET", "/api/v1/deliveries?tenant=acme-invest", Some(&viewer), None).await;
     assert_eq!(page["deliveries"].as_array().unwrap().len(), 1, "nothing claimed: {page}");
@@ -578,16 +578,29 @@ async fn an_operator_pause_holds_the_tenants_events_until_it_is_resumed() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{result}");
     assert_eq!(result["status"], "processing", "{result}");
+    assert!(result["reason"].as_str().unwrap().contains("held until it is resumed"), "{result}");
     assert_eq!(h.sender.sent().len(), sent_before + 1, "the resend was not sent");
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
+    assert_eq!(view["paused"][0]["held_events"], 2, "the event and the resend: {view}");
+    assert!(view["paused"][0]["oldest_held_at"].is_string(), "{view}");
 
-    // Resumed: the same message goes out.
+    // Resumed: a release round sends both, once.
     let resume = json!({ "reason": "template fixed" });
     let (status, body) =
         h.call("POST", "/api/v1/tenants/acme-invest/resume", Some(&operator), Some(&resume)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({ "resumed": true })));
+    let release = tayori_app::ReleaseHeldEvents {
+        held: std::sync::Arc::new(tayori_postgres::PostgresHeldEvents::new(h.store.pool().clone())),
+        handler: h.handler.clone(),
+        clock: std::sync::Arc::new(common::SystemClock),
+        settings: tayori_app::ReleaseSettings::default(),
+    };
+    let released = release.release_batch().await.unwrap();
+    assert_eq!(released, tayori_app::Released { decided: 2, held_again: 0, later: 0 });
+    assert_eq!(h.sender.sent().len(), sent_before + 3);
+    assert_eq!(release.release_batch().await.unwrap(), tayori_app::Released::default());
     let handled = h.handler.handle(&message).await.expect("decided");
-    assert!(matches!(handled, tayori_app::Handled::Decided { .. }), "{handled:?}");
-    assert_eq!(h.sender.sent().len(), sent_before + 2);
+    assert!(matches!(handled, tayori_app::Handled::Duplicate { .. }), "{handled:?}");
     let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
     assert_eq!(view["paused"], json!([]));
 

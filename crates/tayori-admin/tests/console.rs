@@ -310,8 +310,16 @@ async fn the_tenants_page_pauses_and_resumes_a_tenant_with_a_reason_and_the_csrf
     assert!(page.contains("bad &lt;template&gt;"), "the reason, escaped: {page}");
     assert!(page.contains(&operator_id[..8]), "who paused it");
     assert!(page.contains("action=\"/console/tenants/acme-invest/resume\""), "{page}");
+    assert!(page.contains("<span data-held>events held: 0</span>"), "{page}");
+    // An event of the paused tenant is held, and counted on both pages.
+    let deposit = invest_deposit("held-1", "hanako@example.com").to_string();
+    let held = h.handler.handle(&tayori_app::InboundMessage::first(deposit.into_bytes())).await;
+    assert!(matches!(held, Ok(tayori_app::Handled::Held { .. })), "{held:?}");
+    let (_, _, page) = h.page("GET", "/console/tenants", Some(&operator), None).await;
+    assert!(page.contains("<span data-held>events held: 1</span>, the oldest since"), "{page}");
     let (_, _, dashboard) = h.page("GET", "/console", Some(&viewer), None).await;
     assert!(dashboard.contains("Paused now"), "{dashboard}");
+    assert!(dashboard.contains("(1 held)"), "{dashboard}");
 
     // An empty reason is refused; a reason resumes it.
     let resume = "/console/tenants/acme-invest/resume";

@@ -58,7 +58,8 @@ impl EventIntake {
                     .map_err(|retry| IntakeError(retry.reason))?;
                 let delivery_id = match handled {
                     Handled::Decided { delivery_id, .. }
-                    | Handled::Duplicate { delivery_id, .. } => Some(delivery_id),
+                    | Handled::Duplicate { delivery_id, .. }
+                    | Handled::Held { delivery_id, .. } => Some(delivery_id),
                     Handled::RejectedWithoutKey { .. } => None,
                 };
                 Ok(Accepted::Rejected { reason: error.reason, delivery_id })

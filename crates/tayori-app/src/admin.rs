@@ -925,6 +925,11 @@ fn action_result(
             status,
             reason: Some("this event was decided before; nothing was sent again".into()),
         }),
+        Ok(Handled::Held { delivery_id, reason }) => Ok(ActionResult {
+            delivery_id: Some(delivery_id),
+            status: DeliveryStatus::Processing,
+            reason: Some(format!("the tenant is paused ({reason}): held until it is resumed")),
+        }),
         Ok(Handled::RejectedWithoutKey { reason }) => Ok(ActionResult {
             delivery_id: None,
             status: DeliveryStatus::Rejected,

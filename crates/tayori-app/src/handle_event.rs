@@ -4,7 +4,9 @@
 //! render (before the claim, so that the claim can start the send attempt in the same write),
 //! claim the key, send, record. Every way out of it either records exactly one outcome
 //! for the event (then the driving adapter deletes the message) or returns [`RetryLater`] having
-//! changed nothing that would stop a later delivery of the same message from succeeding.
+//! changed nothing that would stop a later delivery of the same message from succeeding, or
+//! (for a tenant an operator or the reputation guard paused) holds the message in the store
+//! until the resume, when [`ReleaseHeldEvents`](crate::ReleaseHeldEvents) hands it back here.
 //! `docs/idempotency.md` walks through what happens at each crash point.
 
 use std::collections::HashMap;
@@ -18,12 +20,12 @@ use tayori_domain::{
 };
 use tracing::{Instrument, debug, info, warn};
 
-use crate::ports::TenantPauseList;
 use crate::ports::{
     AttemptEnd, AttemptResult, Claim, ClaimRequest, Clock, DeliveryStore, EmailSender,
     MessageClass, PauseScope, RecordOutcome, SendError, StoreError, SuppressionList,
     TemplateRenderer, TenantDirectory, TenantProfile, UnkeyedRejection,
 };
+use crate::ports::{HeldEvent, HeldEvents, TenantPauseList};
 use crate::telemetry;
 
 /// The first wait before looking again at a key another worker holds.
@@ -122,6 +124,14 @@ pub enum Handled {
         /// What was decided.
         outcome: Outcome,
     },
+    /// The tenant is paused by an operator or the reputation guard: the message is held in the
+    /// store until the tenant is resumed (nothing was claimed).
+    Held {
+        /// The delivery.
+        delivery_id: DeliveryId,
+        /// The pause's reason.
+        reason: String,
+    },
     /// The key was decided before; nothing was sent, the duplicate was counted.
     Duplicate {
         /// The delivery.
@@ -176,7 +186,9 @@ pub struct EventHandler {
 /// send. Pauses set by an operator or the reputation guard are shared by every worker through a
 /// [`TenantPauseList`] (PostgreSQL), when one is given, and last until an operator resumes; each
 /// tenant's answer is kept for a short while, so that the list is asked about once a second
-/// per tenant rather than once per event.
+/// per tenant rather than once per event. With a [`HeldEvents`] store, events of a tenant
+/// paused that way are held there until the resume instead of waiting on the queue, where
+/// every return counts towards the dead-letter queue's `maxReceiveCount`.
 #[derive(Default)]
 pub struct SendingPauses {
     local: Mutex<HashMap<Option<TenantId>, DateTime<Utc>>>,
@@ -189,6 +201,8 @@ struct SharedPauses {
     answer_kept_for: Duration,
     /// Each tenant's last answer.
     answers: Mutex<HashMap<TenantId, PauseAnswer>>,
+    /// Where events of a paused tenant wait; `None`: on the queue.
+    held: Option<Arc<dyn HeldEvents>>,
 }
 
 /// When the shared list was asked about a tenant, and the pause's reason it gave, if any.
@@ -210,8 +224,27 @@ impl SendingPauses {
     pub fn with_shared(list: Arc<dyn TenantPauseList>, answer_kept_for: Duration) -> Self {
         Self {
             local: Mutex::default(),
-            shared: Some(SharedPauses { list, answer_kept_for, answers: Mutex::default() }),
+            shared: Some(SharedPauses {
+                list,
+                answer_kept_for,
+                answers: Mutex::default(),
+                held: None,
+            }),
         }
+    }
+
+    /// The same pauses, with the events of tenants paused in the shared list held in `held`
+    /// until the resume. Without a shared list, nothing is held.
+    #[must_use]
+    pub fn holding_in(mut self, held: Arc<dyn HeldEvents>) -> Self {
+        if let Some(shared) = &mut self.shared {
+            shared.held = Some(held);
+        }
+        self
+    }
+
+    fn held(&self) -> Option<&Arc<dyn HeldEvents>> {
+        self.shared.as_ref().and_then(|shared| shared.held.as_ref())
     }
 
     fn pause(&self, scope: Option<TenantId>, until: DateTime<Utc>) {
@@ -312,14 +345,29 @@ impl EventHandler {
             });
         }
 
-        // Paused by an operator or the reputation guard: wait without claiming, like above.
+        // Paused by an operator or the reputation guard, until a resume that may be hours away:
+        // hold the message in the store (then it is deleted from the queue), or, without a
+        // store for that, wait without claiming, like above.
         let shared_pause = self
             .pauses
             .shared_reason(&key.tenant, self.clock.now())
             .await
             .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
         if let Some(reason) = shared_pause {
-            telemetry::event_waits_for_pause(&telemetry::tenant_label(&*self.tenants, &key.tenant));
+            let tenant_label = telemetry::tenant_label(&*self.tenants, &key.tenant);
+            if let Some(held) = self.pauses.held() {
+                let event = HeldEvent {
+                    key: key.clone(),
+                    body: message.body.clone(),
+                    receive_count: message.receive_count,
+                    reason: reason.clone(),
+                    held_at: self.clock.now(),
+                };
+                held.hold(&event).await.map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+                info!(%reason, "tenant paused: event held until it is resumed");
+                return Ok(Handled::Held { delivery_id, reason });
+            }
+            telemetry::event_waits_for_pause(&tenant_label);
             return Err(RetryLater {
                 delivery_id: Some(delivery_id),
                 reason: format!("sending is paused for this tenant: {reason}"),

@@ -54,9 +54,13 @@ pub const OUTCOMES: &str = "tayori_outcomes_total";
 pub const DUPLICATES: &str = "tayori_duplicates_total";
 /// Events left for a later delivery.
 pub const RETRIES: &str = "tayori_retries_total";
-/// Events left on the queue because their tenant's sending is paused (also counted in
-/// [`RETRIES`]).
+/// Events left on the queue because SES paused their tenant's sending (also counted in
+/// [`RETRIES`]); an operator's pause holds them instead ([`HELD`]).
 pub const PAUSED_WAITS: &str = "tayori_paused_waits_total";
+/// Events of a paused tenant held in the store until the resume.
+pub const HELD: &str = "tayori_events_held_total";
+/// Held events handed back to the worker's path after their tenant's resume.
+pub const HELD_RELEASED: &str = "tayori_held_events_released_total";
 /// Send errors by kind.
 pub const SEND_ERRORS: &str = "tayori_send_errors_total";
 /// Duration of one send call.
@@ -114,7 +118,19 @@ pub const METRICS: &[MetricInfo] = &[
         name: PAUSED_WAITS,
         kind: MetricKind::Counter,
         labels: &["tenant"],
-        help: "Of the retries, events left on the queue because their tenant's sending is paused (by an operator, the reputation guard or SES).",
+        help: "Of the retries, events left on the queue because SES paused their tenant's sending.",
+    },
+    MetricInfo {
+        name: HELD,
+        kind: MetricKind::Counter,
+        labels: &["tenant"],
+        help: "Events of a tenant paused by an operator or the reputation guard, held in the store (and deleted from the queue) until the tenant is resumed.",
+    },
+    MetricInfo {
+        name: HELD_RELEASED,
+        kind: MetricKind::Counter,
+        labels: &["tenant"],
+        help: "Held events handed back to the worker's path after their tenant was resumed.",
     },
     MetricInfo {
         name: SEND_ERRORS,
@@ -281,6 +297,7 @@ pub fn event_handled(tenant: &str, result: &Result<Handled, RetryLater>) {
                 .increment(1);
         }
         Ok(Handled::Duplicate { .. }) => counter!(DUPLICATES, "tenant" => tenant).increment(1),
+        Ok(Handled::Held { .. }) => counter!(HELD, "tenant" => tenant).increment(1),
         Ok(Handled::RejectedWithoutKey { .. }) => {
             let outcome = DeliveryStatus::Rejected.as_str();
             counter!(OUTCOMES, "tenant" => tenant, "outcome" => outcome).increment(1);
@@ -293,6 +310,11 @@ pub fn event_handled(tenant: &str, result: &Result<Handled, RetryLater>) {
 /// [`event_handled`] too).
 pub fn event_waits_for_pause(tenant: &str) {
     counter!(PAUSED_WAITS, "tenant" => tenant.to_owned()).increment(1);
+}
+
+/// A held event was handed back to the worker's path.
+pub fn held_event_released(tenant: &str) {
+    counter!(HELD_RELEASED, "tenant" => tenant.to_owned()).increment(1);
 }
 
 /// One send call ended after `elapsed`.

@@ -661,3 +661,108 @@ fn the_shared_pause_list_is_asked_once_per_tenant_and_second_and_a_change_shows_
     assert!(block_on(w.handler.handle(&event("d"))).is_ok());
     assert_eq!(w.sender.calls(), 4);
 }
+
+#[test]
+fn a_paused_tenants_events_are_held_once_each_and_sent_after_the_resume() {
+    use tayori_app::{ReleaseHeldEvents, ReleaseSettings, Released};
+    let mut w = world();
+    let pauses = Arc::new(tayori_app::testing::FakeHeldEvents::default());
+    w.handler.pauses =
+        tayori_app::handle_event::SendingPauses::with_shared(pauses.clone(), Duration::ZERO)
+            .holding_in(pauses.clone());
+    pauses.pause("acme-invest", "bad template");
+    let event = |id: &str| {
+        let mut event = example_event();
+        event["id"] = json!(id);
+        event
+    };
+
+    // Held, not claimed, not sent; a redelivery of a held event keeps one copy.
+    for id in ["a", "b", "a"] {
+        w.clock.advance(Duration::from_secs(1));
+        let handled = block_on(w.handler.handle(&message(&event(id)))).unwrap();
+        let Handled::Held { reason, .. } = handled else { panic!("{handled:?}") };
+        assert_eq!(reason, "bad template");
+    }
+    let held = pauses.held();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert_eq!(held[0].body, message(&event("a")).body);
+    assert!(w.sender.sent().is_empty());
+    let query = tayori_app::ports::DeliveryQuery { limit: 10, ..Default::default() };
+    assert!(block_on(w.store.deliveries(&query)).unwrap().deliveries.is_empty(), "nothing claimed");
+
+    // Another tenant is not held back.
+    let mut bank = event("c");
+    bank["tenant"] = json!("acme-bank");
+    let handled = block_on(w.handler.handle(&message(&bank))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+
+    // While the pause lasts, a release round hands nothing over.
+    let handler = Arc::new(w.handler);
+    let release = ReleaseHeldEvents {
+        held: pauses.clone(),
+        handler: handler.clone(),
+        clock: w.clock.clone(),
+        settings: ReleaseSettings { batch_size: 1, ..ReleaseSettings::default() },
+    };
+    assert_eq!(block_on(release.release_batch()).unwrap(), Released::default());
+
+    // Resumed: each held event is sent once and forgotten, in batches of one; the run stops
+    // when asked, after a round that found nothing.
+    pauses.resume("acme-invest");
+    let rounds = std::sync::atomic::AtomicU32::new(0);
+    let stop_after_three = || rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 3;
+    let released = block_on(release.run(&stop_after_three));
+    assert_eq!(released, Released { decided: 2, held_again: 0, later: 0 });
+    assert!(pauses.held().is_empty());
+    assert_eq!(w.sender.sent().len(), 3, "a, b and acme-bank's c, once each");
+    let delivered = block_on(w.store.deliveries(&query)).unwrap().deliveries;
+    assert!(delivered.iter().all(|d| d.status == DeliveryStatus::Sent), "{delivered:?}");
+
+    // A copy of a decided event held again is released as a duplicate: nothing sent again.
+    pauses.pause("acme-invest", "again");
+    assert!(matches!(block_on(handler.handle(&message(&event("a")))), Ok(Handled::Held { .. })));
+    pauses.resume("acme-invest");
+    assert_eq!(block_on(release.release_batch()).unwrap().decided, 1);
+    assert_eq!(w.sender.sent().len(), 3);
+    assert!(pauses.held().is_empty());
+}
+
+#[test]
+fn a_held_event_whose_tenant_is_paused_again_mid_round_stays_held() {
+    use tayori_app::ports::HeldEvents;
+    use tayori_app::{ReleaseHeldEvents, ReleaseSettings, Released};
+    let mut w = world();
+    let pauses = Arc::new(tayori_app::testing::FakeHeldEvents::default());
+    w.handler.pauses =
+        tayori_app::handle_event::SendingPauses::with_shared(pauses.clone(), Duration::ZERO)
+            .holding_in(pauses.clone());
+    pauses.pause("acme-invest", "bad template");
+    assert!(matches!(
+        block_on(w.handler.handle(&message(&example_event()))),
+        Ok(Handled::Held { .. })
+    ));
+    // Leased by a round, then paused again before the event is handled: the handling holds it
+    // again, which ends the lease, so that the round does not forget it.
+    pauses.resume("acme-invest");
+    let now = tayori_app::ports::Clock::now(&*w.clock);
+    let leased = block_on(pauses.lease_released(10, now, now + chrono::Duration::minutes(5)));
+    assert_eq!(leased.unwrap().len(), 1);
+    pauses.pause("acme-invest", "paused again");
+    let held = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(held, Handled::Held { .. }));
+    assert_eq!(pauses.held().len(), 1);
+    // A round while it is paused hands it nothing; after the lease would have run out, the
+    // resumed tenant's event goes out once.
+    let release = ReleaseHeldEvents {
+        held: pauses.clone(),
+        handler: Arc::new(w.handler),
+        clock: w.clock.clone(),
+        settings: ReleaseSettings::default(),
+    };
+    assert_eq!(block_on(release.release_batch()).unwrap(), Released::default());
+    pauses.resume("acme-invest");
+    assert_eq!(block_on(release.release_batch()).unwrap().decided, 1);
+    assert_eq!(w.sender.sent().len(), 1);
+    assert!(pauses.held().is_empty());
+}

@@ -127,6 +127,7 @@ async fn handle_one(
         Ok(
             Handled::Decided { .. }
             | Handled::Duplicate { .. }
+            | Handled::Held { .. }
             | Handled::RejectedWithoutKey { .. },
         ) => {}
         Err(retry) => {

@@ -447,9 +447,11 @@ impl AdminStore for PostgresAdminStore {
         tenants: Option<&[TenantId]>,
     ) -> Result<Vec<TenantPause>, StoreError> {
         let rows = sqlx::query(
-            "select tenant_id, reason, paused_at, paused_by from tenant_pauses \
-             where resumed_at is null and ($1::text[] is null or tenant_id = any($1)) \
-             order by tenant_id",
+            "select p.tenant_id, p.reason, p.paused_at, p.paused_by, \
+                    count(h.tenant_id) as held_events, min(h.held_at) as oldest_held_at \
+             from tenant_pauses p left join held_events h on h.tenant_id = p.tenant_id \
+             where p.resumed_at is null and ($1::text[] is null or p.tenant_id = any($1)) \
+             group by p.tenant_id order by p.tenant_id",
         )
         .bind(tenants.map(tenant_names))
         .fetch_all(&self.pool)
@@ -463,6 +465,12 @@ impl AdminStore for PostgresAdminStore {
                     reason: row.try_get("reason").map_err(store_error)?,
                     paused_at: row.try_get("paused_at").map_err(store_error)?,
                     paused_by: row.try_get("paused_by").map_err(store_error)?,
+                    held_events: row
+                        .try_get::<i64, _>("held_events")
+                        .map_err(store_error)?
+                        .try_into()
+                        .unwrap_or(0),
+                    oldest_held_at: row.try_get("oldest_held_at").map_err(store_error)?,
                 })
             })
             .collect()

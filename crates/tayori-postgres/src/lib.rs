@@ -1,7 +1,8 @@
 //! tayori's delivery store on PostgreSQL: the production store.
 //!
 //! It owns the SQL that claims idempotency keys with leases, records attempts and outcomes, and
-//! lists deliveries; SES feedback (timeline, feedback status, automatic suppressions); the admin
+//! lists deliveries; SES feedback (timeline, feedback status, automatic suppressions); the events
+//! held while their tenant is paused; the admin
 //! store (tokens, audit log, suppressions, links, searches) and the suppression list; the deletion
 //! of records past their retention (`tayori prune`); and the embedded migrations in
 //! `migrations/postgres/` ([`MIGRATOR`]). The
@@ -18,6 +19,7 @@ mod config;
 mod errors;
 mod feedback;
 mod group_commit;
+mod held;
 mod listing;
 mod retention;
 mod store;
@@ -33,6 +35,7 @@ pub use config::{
 };
 pub use feedback::{FEEDBACK_ACTOR, PostgresFeedbackStore, TimelineEntry};
 pub use group_commit::WriteBatchStats;
+pub use held::PostgresHeldEvents;
 pub use retention::PostgresRetention;
 pub use store::PostgresStore;
 pub use suppressions::PostgresSuppressions;

@@ -50,8 +50,6 @@ pub async fn fresh_database() -> PostgresConfig {
     config
 }
 
-/// Records a delivery of acme-invest's event `id` (source core-banking) sent at `at`, the way a
-/// worker records it: the claim with its first attempt, then the attempt's result (accepted, SES
 /// The key of acme-invest's event `id` from the source core-banking.
 pub fn acme_key(id: &str) -> IdempotencyKey {
     IdempotencyKey::new(
@@ -76,6 +74,8 @@ pub fn claim_request(key: &IdempotencyKey, at: DateTime<Utc>) -> ClaimRequest {
     }
 }
 
+/// Records a delivery of acme-invest's event `id` (source core-banking) sent at `at`, the way a
+/// worker records it: the claim with its first attempt, then the attempt's result (accepted, SES
 /// message id `ses-<id>`) with the outcome `sent`. Panics if the key was claimed before.
 pub async fn record_sent(store: &PostgresStore, id: &str, at: DateTime<Utc>) -> IdempotencyKey {
     let key = acme_key(id);

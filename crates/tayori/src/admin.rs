@@ -259,12 +259,14 @@ pub async fn start(
             ..config.delivery.policy()
         },
         worker_id: format!("admin-{}", std::process::id()),
-        // Resends wait out the reputation guard's pause like the worker's sends.
+        // Resends of a paused tenant are held like the worker's events.
         pauses: tayori_app::handle_event::SendingPauses::with_shared(
             Arc::new(tayori_postgres::PostgresFeedbackStore::new(store.pool().clone())),
             // An operator's resend right after a resume should not wait for a cached pause.
             std::time::Duration::ZERO,
-        ),
+        )
+        // The workers' release rounds send them after the resume.
+        .holding_in(Arc::new(tayori_postgres::PostgresHeldEvents::new(store.pool().clone()))),
     });
     let service = Arc::new(AdminService {
         deliveries: Arc::new(store.clone()),

@@ -7,9 +7,14 @@ use std::time::Duration;
 use anyhow::Context;
 use tayori_app::handle_event::SendingPauses;
 use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions, SuppressionList};
-use tayori_app::{DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler};
+use tayori_app::{
+    DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler, ReleaseHeldEvents,
+    ReleaseSettings, Released,
+};
 use tayori_outbox::FileOutbox;
-use tayori_postgres::{PostgresFeedbackStore, PostgresStore, PostgresSuppressions};
+use tayori_postgres::{
+    PostgresFeedbackStore, PostgresHeldEvents, PostgresStore, PostgresSuppressions,
+};
 use tayori_ses::{SesSender, tenant_send_rates};
 use tayori_sqlite::SqliteStore;
 use tayori_sqs::{ConsumerReport, SqsConsumer};
@@ -31,6 +36,8 @@ pub struct WorkerApp {
     consumer: JoinHandle<ConsumerReport>,
     /// The SES feedback queue's consumer, when `[feedback] queue_url` is set.
     feedback_consumer: Option<JoinHandle<ConsumerReport>>,
+    /// The release of events held for paused tenants (PostgreSQL only).
+    release_held: Option<JoinHandle<Released>>,
     reload_on_hangup: Option<JoinHandle<()>>,
     /// `/healthz`, `/readyz`, `/metrics`, when `http.listen` is set.
     pub endpoints: Option<crate::http_health::HealthServer>,
@@ -74,6 +81,7 @@ pub async fn start_with_aws(
     let mut suppressions: Arc<dyn SuppressionList> = Arc::new(NoSuppressions);
     // SES feedback is recorded in PostgreSQL only (`validate` refuses it with SQLite).
     let mut feedback_store = None;
+    let mut held_events = None;
     let store: Arc<dyn DeliveryStore> = match &config.store {
         StoreConfig::Postgres { .. } => {
             let postgres = config.store.postgres().context("store")?;
@@ -85,6 +93,7 @@ pub async fn start_with_aws(
             store.migrate().await.context("migrations failed")?;
             suppressions = Arc::new(PostgresSuppressions::new(store.pool().clone()));
             feedback_store = Some(PostgresFeedbackStore::new(store.pool().clone()));
+            held_events = Some(Arc::new(PostgresHeldEvents::new(store.pool().clone())));
             Arc::new(store)
         }
         StoreConfig::Sqlite { path } => {
@@ -114,13 +123,14 @@ pub async fn start_with_aws(
         },
         worker_id: worker_id.clone(),
         // With PostgreSQL, pauses set by operators and the reputation guard are shared by every
-        // worker.
-        pauses: match &feedback_store {
-            Some(store) => SendingPauses::with_shared(
+        // worker, and the paused tenants' events are held there until the resume.
+        pauses: match (&feedback_store, &held_events) {
+            (Some(store), Some(held)) => SendingPauses::with_shared(
                 Arc::new(store.clone()),
                 SendingPauses::SHARED_ANSWER_KEPT_FOR,
-            ),
-            None => SendingPauses::default(),
+            )
+            .holding_in(held.clone()),
+            _ => SendingPauses::default(),
         },
     });
     let (stop, stopped) = watch::channel(false);
@@ -135,7 +145,17 @@ pub async fn start_with_aws(
             report
         })
     };
-    let consumer = spawn_consumer(config.queue.clone(), handler);
+    let consumer = spawn_consumer(config.queue.clone(), handler.clone());
+    let release_held = held_events.map(|held| {
+        let release = ReleaseHeldEvents {
+            held,
+            handler,
+            clock: Arc::new(SystemClock),
+            settings: ReleaseSettings::default(),
+        };
+        let stopped = stopped.clone();
+        tokio::spawn(async move { release.run(&|| *stopped.borrow()).await })
+    });
     let feedback_consumer = match (config.feedback.consumer(&config.queue), feedback_store) {
         (Some(queue), Some(store)) => {
             info!(queue = %queue.queue_url, "consuming SES feedback");
@@ -167,6 +187,7 @@ pub async fn start_with_aws(
         stop,
         consumer,
         feedback_consumer,
+        release_held,
         reload_on_hangup,
         endpoints,
     })
@@ -229,6 +250,14 @@ impl WorkerApp {
             listener.abort();
         }
         let report = self.consumer.await.context("the SQS consumer panicked");
+        // A round in progress finishes its events; ones it leased and did not reach go out after
+        // their lease, from whichever worker runs then.
+        if let Some(release) = self.release_held {
+            match release.await {
+                Ok(released) => info!(?released, "release of held events stopped"),
+                Err(error) => warn!(error = %error, "the release of held events panicked"),
+            }
+        }
         if let Some(feedback) = self.feedback_consumer {
             match feedback.await {
                 Ok(report) => info!(?report, "SES feedback consumer stopped"),

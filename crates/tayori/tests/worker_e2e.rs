@@ -28,6 +28,74 @@ fn eml_count(dir: &Path) -> usize {
     })
 }
 
+/// A worker on PostgreSQL at `url`, consuming `queue` (1 s polls) into the file outbox `dir`.
+fn outbox_worker(url: &str, queue: &str, dir: &Path) -> WorkerConfig {
+    let config = WorkerConfig {
+        store: StoreConfig::Postgres {
+            url: url.to_owned(),
+            max_connections: 8,
+            write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
+            max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
+        },
+        queue: ConsumerConfig {
+            queue_url: queue.to_owned(),
+            wait_time_seconds: 1,
+            heartbeat_interval: Duration::from_secs(5),
+            ..ConsumerConfig::default()
+        },
+        sender: SenderConfig::Outbox(OutboxConfig { dir: dir.to_owned() }),
+        templates: TemplatesConfig { dir: repo_root().join("templates") },
+        delivery: DeliveryConfig::default(),
+        http: Default::default(),
+        worker_id: Some("e2e".into()),
+        feedback: Default::default(),
+        unsubscribe: Default::default(),
+    };
+    config.validate().unwrap();
+    config
+}
+
+/// Creates a queue whose messages move to a dead-letter queue after `max_receives` receives;
+/// returns both URLs.
+async fn queue_with_dlq(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receives: u32,
+) -> (String, String) {
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let queue = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (queue, dlq)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_sends_each_event_once_and_records_every_outcome() {
     let aws = moto().await;
@@ -56,28 +124,7 @@ async fn the_worker_sends_each_event_once_and_records_every_outcome() {
 
     let database = tayori_postgres::testing::fresh_database().await;
     let outbox = tempfile::tempdir().unwrap();
-    let config = WorkerConfig {
-        store: StoreConfig::Postgres {
-            url: database.url,
-            max_connections: 8,
-            write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
-            max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
-        },
-        queue: ConsumerConfig {
-            queue_url: queue.clone(),
-            wait_time_seconds: 1,
-            heartbeat_interval: Duration::from_secs(5),
-            ..ConsumerConfig::default()
-        },
-        sender: SenderConfig::Outbox(OutboxConfig { dir: outbox.path().to_owned() }),
-        templates: TemplatesConfig { dir: repo_root().join("templates") },
-        delivery: DeliveryConfig::default(),
-        http: Default::default(),
-        worker_id: Some("e2e".into()),
-        feedback: Default::default(),
-        unsubscribe: Default::default(),
-    };
-    config.validate().unwrap();
+    let config = outbox_worker(&database.url, &queue, outbox.path());
     let app = start_with_aws(config, aws).await.unwrap();
     let store = app.store.clone();
 
@@ -128,36 +175,7 @@ async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_loop
     let aws = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let run = std::process::id();
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("worker-ses-e2e-dlq-{run}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let queue = sqs
-        .create_queue()
-        .queue_name(format!("worker-ses-e2e-{run}"))
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (queue, dlq) = queue_with_dlq(&sqs, &format!("worker-ses-e2e-{run}"), 3).await;
     // The demo tenant sends from no-reply@acme-invest.example: moto's SES wants it verified.
     // Other tests verify it too; "already exists" is fine.
     let _ = aws_sdk_sesv2::Client::new(&aws)
@@ -300,4 +318,91 @@ async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_loop
         assert_eq!(shown.len(), 1, "{text}");
         assert!(html.contains(shown[0]), "{html}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_tenants_events_are_held_off_the_queue_and_sent_once_after_the_resume() {
+    use tayori_app::ports::{AdminStore, AuditEntry};
+    let aws = moto().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    // Two receives and a message is dead-lettered: waiting on the queue through the pause would
+    // move the paused tenant's events there within seconds.
+    let name = format!("worker-hold-e2e-{}", std::process::id());
+    let (queue, dlq) = queue_with_dlq(&sqs, &name, 2).await;
+    let database = tayori_postgres::testing::fresh_database().await;
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let admin = tayori_postgres::PostgresAdminStore::new(pool.clone());
+    let acme = tayori_domain::TenantId::parse("acme-invest").unwrap();
+    let entry = |action: &str| AuditEntry {
+        at: chrono::Utc::now(),
+        token_id: tayori_app::admin::COMMAND_LINE_TOKEN_ID.into(),
+        role: "operator".into(),
+        action: action.into(),
+        tenant: Some(acme.clone()),
+        object_kind: Some("tenant".into()),
+        object_id: Some(acme.to_string()),
+        reason: Some("wrong amounts in the deposit template".into()),
+        detail: json!({}),
+    };
+    assert!(admin.pause_tenant(&acme, &entry("tenant.pause")).await.unwrap());
+
+    // acme-invest: two events, one of them published twice; acme-bank: one event.
+    let example: Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("tests/fixtures/events/valid/deposit-completed-ja.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut second = example.clone();
+    second["id"] = json!("held-2");
+    let mut bank = example.clone();
+    bank["tenant"] = json!("acme-bank");
+    bank["source"] = json!("acme-bank/core");
+    bank["data"]["variables"] = json!({
+        "amount": 285400, "depositor": "カ）アクメショウジ", "account_last4": "7702",
+        "deposited_at": "2026-11-25T09:00:00+09:00", "balance": 1204733
+    });
+    for body in [&example, &second, &example, &bank] {
+        sqs.send_message().queue_url(&queue).message_body(body.to_string()).send().await.unwrap();
+    }
+    let outbox = tempfile::tempdir().unwrap();
+    let app =
+        start_with_aws(outbox_worker(&database.url, &queue, outbox.path()), aws).await.unwrap();
+
+    // While paused: acme-bank's event is sent; acme-invest's two keys are held, and every
+    // message has left the queue (none dead-lettered).
+    let mut held = 0;
+    for _ in 0..300 {
+        held = admin.paused_tenants(None).await.unwrap()[0].held_events;
+        if held == 2 && eml_count(outbox.path()) == 1 && queue_length(&sqs, &queue).await == "0+0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held, 2, "one held copy per key");
+    assert_eq!(eml_count(outbox.path()), 1, "only acme-bank's event was sent");
+    assert_eq!(queue_length(&sqs, &queue).await, "0+0", "held events are off the queue");
+    assert_eq!(queue_length(&sqs, &dlq).await, "0+0", "nothing dead-lettered");
+
+    // Resumed: a release round (every 5 s) sends each held event once.
+    assert!(admin.resume_tenant(&acme, &entry("tenant.resume")).await.unwrap());
+    let store = app.store.clone();
+    let mut decided = Vec::new();
+    for _ in 0..200 {
+        decided = store
+            .deliveries(&DeliveryQuery { limit: 10, ..Default::default() })
+            .await
+            .unwrap()
+            .deliveries;
+        if decided.len() == 3 && decided.iter().all(|d| d.status == DeliveryStatus::Sent) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await.unwrap();
+    assert_eq!(decided.len(), 3, "{decided:?}");
+    assert!(decided.iter().all(|d| d.status == DeliveryStatus::Sent), "{decided:?}");
+    assert_eq!(eml_count(outbox.path()), 3, "one email per key, the duplicate not sent");
+    let held_left: i64 =
+        sqlx::query_scalar("select count(*) from held_events").fetch_one(&pool).await.unwrap();
+    assert_eq!(held_left, 0, "released events are forgotten");
 }

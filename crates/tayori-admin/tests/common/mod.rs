@@ -103,11 +103,13 @@ pub async fn harness() -> Harness {
         clock: Arc::new(SystemClock),
         policy: DeliveryPolicy::default(),
         worker_id: "admin-test".into(),
-        // As `tayori admin serve` wires it: the shared pauses, never cached.
+        // As `tayori admin serve` wires it: the shared pauses, never cached, holding a paused
+        // tenant's events.
         pauses: tayori_app::handle_event::SendingPauses::with_shared(
             Arc::new(tayori_postgres::PostgresFeedbackStore::new(store.pool().clone())),
             Duration::ZERO,
-        ),
+        )
+        .holding_in(Arc::new(tayori_postgres::PostgresHeldEvents::new(store.pool().clone()))),
     });
     let service = Arc::new(AdminService {
         deliveries: Arc::new(store.clone()),

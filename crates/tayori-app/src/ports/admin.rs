@@ -344,6 +344,10 @@ pub struct TenantPause {
     pub paused_at: DateTime<Utc>,
     /// The operator's token id; `None` when the reputation guard paused it.
     pub paused_by: Option<String>,
+    /// The tenant's events held until the resume.
+    pub held_events: u64,
+    /// When the oldest of them was held.
+    pub oldest_held_at: Option<DateTime<Utc>>,
 }
 
 /// Storage for the admin use cases: tokens, the audit log, suppressions, delivery links, and

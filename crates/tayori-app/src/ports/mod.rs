@@ -4,6 +4,7 @@
 mod admin;
 mod clock;
 mod feedback;
+mod held;
 mod previews;
 mod queue;
 mod retention;
@@ -25,6 +26,7 @@ pub use feedback::{
     FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore, ReputationGuard,
     ReputationThresholds, TenantPauseList, TenantReputation,
 };
+pub use held::{HeldEvent, HeldEvents, LeasedEvent};
 pub use previews::{
     Preview, PreviewCatalog, PreviewError, PreviewEvent, PreviewRequest, PreviewTenant,
     TemplatePreviews, TemplatesVersion,

@@ -12,10 +12,10 @@ use tayori_domain::{
 
 use crate::ports::{
     AttemptRecord, AttemptResult, Claim, ClaimRequest, Clock, DeliveryCursor, DeliveryPage,
-    DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, MessageClass, RecordOutcome,
-    RenderError, RenderedEmail, SendError, SentEmail, StoreError, Suppression, SuppressionError,
-    SuppressionList, TemplateRenderer, TenantDirectory, TenantPauseList, TenantProfile,
-    UnkeyedRejection, UnkeyedRejectionRecord,
+    DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, HeldEvent, HeldEvents, LeasedEvent,
+    MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError, SentEmail, StoreError,
+    Suppression, SuppressionError, SuppressionList, TemplateRenderer, TenantDirectory,
+    TenantPauseList, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -525,5 +525,97 @@ impl FakePauseList {
 impl TenantPauseList for FakePauseList {
     async fn pause_reason(&self, tenant: &TenantId) -> Result<Option<String>, StoreError> {
         Ok((tenant == &self.tenant).then(|| self.reason.clone()))
+    }
+}
+
+/// Operator pauses and the events they hold, in memory, the way the PostgreSQL store keeps both:
+/// held events of a tenant are leased only while it is not paused.
+#[derive(Debug, Default)]
+pub struct FakeHeldEvents {
+    paused: Mutex<HashMap<TenantId, String>>,
+    held: Mutex<HashMap<IdempotencyKey, FakeHold>>,
+}
+
+#[derive(Debug, Clone)]
+struct FakeHold {
+    event: HeldEvent,
+    lease: i64,
+    leased_until: Option<DateTime<Utc>>,
+}
+
+impl FakeHeldEvents {
+    /// Pauses `tenant` (a valid id) for `reason`.
+    pub fn pause(&self, tenant: &str, reason: &str) {
+        let tenant = TenantId::parse(tenant).expect("a valid tenant id");
+        lock(&self.paused).insert(tenant, reason.into());
+    }
+
+    /// Resumes `tenant`.
+    pub fn resume(&self, tenant: &str) {
+        lock(&self.paused).retain(|paused, _| paused.as_str() != tenant);
+    }
+
+    /// The events held now, oldest first.
+    pub fn held(&self) -> Vec<HeldEvent> {
+        let mut held: Vec<_> = lock(&self.held).values().map(|h| h.event.clone()).collect();
+        held.sort_by_key(|event| event.held_at);
+        held
+    }
+}
+
+#[async_trait]
+impl TenantPauseList for FakeHeldEvents {
+    async fn pause_reason(&self, tenant: &TenantId) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.paused).get(tenant).cloned())
+    }
+}
+
+#[async_trait]
+impl HeldEvents for FakeHeldEvents {
+    async fn hold(&self, event: &HeldEvent) -> Result<(), StoreError> {
+        let mut held = lock(&self.held);
+        let entry = held.entry(event.key.clone()).or_insert_with(|| FakeHold {
+            event: event.clone(),
+            lease: 0,
+            leased_until: None,
+        });
+        let held_at = entry.event.held_at;
+        entry.event = HeldEvent { held_at, ..event.clone() };
+        entry.leased_until = None;
+        Ok(())
+    }
+
+    async fn lease_released(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<LeasedEvent>, StoreError> {
+        let paused = lock(&self.paused).clone();
+        let mut held = lock(&self.held);
+        let mut free: Vec<_> = held
+            .values_mut()
+            .filter(|h| !paused.contains_key(&h.event.key.tenant))
+            .filter(|h| h.leased_until.is_none_or(|until| until <= now))
+            .collect();
+        free.sort_by_key(|h| h.event.held_at);
+        Ok(free
+            .into_iter()
+            .take(limit as usize)
+            .map(|h| {
+                h.lease += 1;
+                h.leased_until = Some(lease_until);
+                LeasedEvent { event: h.event.clone(), lease: h.lease }
+            })
+            .collect())
+    }
+
+    async fn forget(&self, key: &IdempotencyKey, lease: i64) -> Result<bool, StoreError> {
+        let mut held = lock(&self.held);
+        let leased = held.get(key).is_some_and(|h| h.lease == lease && h.leased_until.is_some());
+        if leased {
+            held.remove(key);
+        }
+        Ok(leased)
     }
 }

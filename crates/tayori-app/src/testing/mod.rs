@@ -8,6 +8,6 @@ mod fakes;
 pub mod store_conformance;
 
 pub use fakes::{
-    FakePauseList, FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore, ManualClock,
-    RecordingSender, example_event, tenant_profile,
+    FakeHeldEvents, FakePauseList, FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore,
+    ManualClock, RecordingSender, example_event, tenant_profile,
 };

@@ -1,0 +1,55 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tayori_domain::IdempotencyKey;
+
+use super::StoreError;
+
+/// An event of a tenant paused by an operator or the reputation guard, kept out of the queue
+/// until the tenant is resumed: a pause may last longer than the queue would keep handing the
+/// message out before moving it to its dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldEvent {
+    /// The event's key (the store keeps one held copy per key).
+    pub key: IdempotencyKey,
+    /// The message body, as received (an SNS envelope stays one).
+    pub body: Vec<u8>,
+    /// The queue's receive count when it was held; recorded with the delivery once released.
+    pub receive_count: u32,
+    /// The pause's reason.
+    pub reason: String,
+    /// When it was held.
+    pub held_at: DateTime<Utc>,
+}
+
+/// A held event leased to one worker for handling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedEvent {
+    /// The event.
+    pub event: HeldEvent,
+    /// Which lease this is: [`HeldEvents::forget`] takes it back.
+    pub lease: i64,
+}
+
+/// Where events of paused tenants wait for the resume (PostgreSQL, beside the pauses).
+#[async_trait]
+pub trait HeldEvents: Send + Sync {
+    /// Keeps the event until its tenant is no longer paused. Holding a key that is held already
+    /// MUST keep one copy (this one) and end any lease on it, so that a worker that leased it
+    /// and got it held again does not forget it.
+    async fn hold(&self, event: &HeldEvent) -> Result<(), StoreError>;
+
+    /// Leases up to `limit` held events whose tenant is not paused (never paused, or resumed),
+    /// oldest first, until `lease_until`. An event MUST NOT be leased again while its lease
+    /// runs, and MUST be leased again after it ran out without a [`forget`](Self::forget): a
+    /// worker that died while handling it leaves it held, not lost.
+    async fn lease_released(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<LeasedEvent>, StoreError>;
+
+    /// Forgets a leased event once it has been handled. MUST forget nothing when the event was
+    /// held again or leased again since `lease` was given; returns whether it forgot it.
+    async fn forget(&self, key: &IdempotencyKey, lease: i64) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,157 @@
+//! Handing the events held for a paused tenant back to the event path once it is resumed.
+//!
+//! [`EventHandler::handle`] holds the events of a tenant paused by an operator or the reputation
+//! guard in a [`HeldEvents`] store (and the queue then deletes them), so that a pause of hours
+//! does not push them into the dead-letter queue. Every worker runs [`ReleaseHeldEvents::run`]
+//! beside its consumer: it leases a batch of held events of tenants no longer paused, hands each
+//! to the same [`EventHandler::handle`] as a queue message, and forgets the ones it decided. A
+//! worker that dies mid-batch leaves its lease to run out; the next round takes the events
+//! again, and the idempotency key makes a second handling of a decided one a duplicate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tracing::{info, warn};
+
+use crate::handle_event::{EventHandler, Handled, InboundMessage};
+use crate::ports::{Clock, HeldEvents, LeasedEvent, StoreError};
+use crate::telemetry;
+
+/// How the release rounds go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseSettings {
+    /// Held events leased per round.
+    pub batch_size: u32,
+    /// Events of one round handled at once.
+    pub concurrency: usize,
+    /// How long a leased event is left to this worker: a worker that dies mid-round delays its
+    /// events by this much. Above the longest handling of a batch (sends wait for rate-limit
+    /// slots).
+    pub lease_for: Duration,
+    /// The wait between rounds once nothing is left to release (after a resume, the held events
+    /// start going out within this time).
+    pub every: Duration,
+}
+
+impl Default for ReleaseSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            concurrency: 8,
+            lease_for: Duration::from_secs(300),
+            every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What release rounds did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Released {
+    /// Events decided (or found decided before) and forgotten.
+    pub decided: u64,
+    /// Events held again: their tenant was paused again meanwhile.
+    pub held_again: u64,
+    /// Events left to a later round (store unavailable, the key busy elsewhere); their lease
+    /// runs out first.
+    pub later: u64,
+}
+
+impl Released {
+    /// The events leased.
+    pub fn leased(&self) -> u64 {
+        self.decided + self.held_again + self.later
+    }
+
+    fn add(&mut self, other: Released) {
+        self.decided += other.decided;
+        self.held_again += other.held_again;
+        self.later += other.later;
+    }
+}
+
+/// Releases the held events of resumed tenants (see the module's documentation).
+pub struct ReleaseHeldEvents {
+    /// Where the events are held.
+    pub held: Arc<dyn HeldEvents>,
+    /// The event path they go back to.
+    pub handler: Arc<EventHandler>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Batch, concurrency, lease, pace.
+    pub settings: ReleaseSettings,
+}
+
+impl ReleaseHeldEvents {
+    /// One round: leases up to a batch of released events and hands each to the event path.
+    pub async fn release_batch(&self) -> Result<Released, StoreError> {
+        let now = self.clock.now();
+        let lease_until = now + self.settings.lease_for;
+        let leased = self.held.lease_released(self.settings.batch_size, now, lease_until).await?;
+        let mut released = Released::default();
+        let mut rounds = futures::stream::iter(leased)
+            .map(|leased| self.release_one(leased))
+            .buffer_unordered(self.settings.concurrency.max(1));
+        while let Some(one) = rounds.next().await {
+            released.add(one);
+        }
+        Ok(released)
+    }
+
+    async fn release_one(&self, leased: LeasedEvent) -> Released {
+        let LeasedEvent { event, lease } = leased;
+        let message = InboundMessage { body: event.body, receive_count: event.receive_count };
+        let tenant = telemetry::tenant_label(&*self.handler.tenants, &event.key.tenant);
+        match self.handler.handle(&message).await {
+            // The hold ended this lease; the event waits for the next resume.
+            Ok(Handled::Held { .. }) => Released { held_again: 1, ..Released::default() },
+            Ok(_) => {
+                telemetry::held_event_released(&tenant);
+                if let Err(error) = self.held.forget(&event.key, lease).await {
+                    // Decided but still held: the next lease hands it over again, as a duplicate.
+                    warn!(%error, key = %event.key, "a released event could not be forgotten");
+                }
+                Released { decided: 1, ..Released::default() }
+            }
+            Err(retry) => {
+                info!(reason = %retry.reason, key = %event.key, "held event left to a later round");
+                Released { later: 1, ..Released::default() }
+            }
+        }
+    }
+
+    /// Runs rounds until `should_stop` says so (asked between rounds and every second while
+    /// waiting): a batch decided in full is followed by the next at once, anything less by a wait of
+    /// `settings.every`. A store error is logged and waited out. Returns what it did.
+    pub async fn run(&self, should_stop: &(dyn Fn() -> bool + Sync)) -> Released {
+        let mut total = Released::default();
+        while !should_stop() {
+            let full = match self.release_batch().await {
+                Ok(released) => {
+                    if released.leased() > 0 {
+                        info!(?released, "released held events");
+                    }
+                    total.add(released);
+                    released.decided >= u64::from(self.settings.batch_size)
+                }
+                Err(error) => {
+                    warn!(%error, "cannot lease held events; trying again later");
+                    false
+                }
+            };
+            if !full {
+                self.wait(self.settings.every, should_stop).await;
+            }
+        }
+        total
+    }
+
+    async fn wait(&self, duration: Duration, should_stop: &(dyn Fn() -> bool + Sync)) {
+        let mut left = duration;
+        while !left.is_zero() && !should_stop() {
+            let step = left.min(Duration::from_secs(1));
+            self.clock.sleep(step).await;
+            left -= step;
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Events of paused tenants held until the resume, in `held_events` (migration
+//! `0018_held_events.sql`); a tenant counts as paused while its `tenant_pauses` row has no
+//! `resumed_at`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgRow};
+use tayori_app::ports::{HeldEvent, HeldEvents, LeasedEvent, StoreError};
+use tayori_domain::{EventId, EventSource, IdempotencyKey, TenantId};
+
+use crate::errors::store_error;
+
+/// The held events on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PostgresHeldEvents {
+    pool: PgPool,
+}
+
+impl PostgresHeldEvents {
+    /// Wraps a pool; the schema must be migrated.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl HeldEvents for PostgresHeldEvents {
+    async fn hold(&self, event: &HeldEvent) -> Result<(), StoreError> {
+        // A key held again keeps its first `held_at` (its place in the release order) and loses
+        // its lease.
+        sqlx::query(
+            "insert into held_events \
+                 (tenant_id, source, event_id, body, receive_count, reason, held_at) \
+             values ($1, $2, $3, $4, $5, $6, $7) \
+             on conflict (tenant_id, source, event_id) do update set \
+                 body = excluded.body, \
+                 receive_count = greatest(held_events.receive_count, excluded.receive_count), \
+                 reason = excluded.reason, \
+                 leased_until = null",
+        )
+        .bind(event.key.tenant.as_str())
+        .bind(event.key.source.as_str())
+        .bind(event.key.id.as_str())
+        .bind(&event.body)
+        .bind(i32::try_from(event.receive_count).unwrap_or(i32::MAX))
+        .bind(&event.reason)
+        .bind(event.held_at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn lease_released(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<LeasedEvent>, StoreError> {
+        let rows = sqlx::query(
+            "with picked as ( \
+                 select h.tenant_id, h.source, h.event_id from held_events h \
+                 where (h.leased_until is null or h.leased_until <= $2) \
+                   and not exists (select 1 from tenant_pauses p \
+                                   where p.tenant_id = h.tenant_id and p.resumed_at is null) \
+                 order by h.held_at limit $1 \
+                 for update of h skip locked) \
+             update held_events h set lease = h.lease + 1, leased_until = $3 \
+             from picked \
+             where h.tenant_id = picked.tenant_id and h.source = picked.source \
+               and h.event_id = picked.event_id \
+             returning h.tenant_id, h.source, h.event_id, h.body, h.receive_count, h.reason, \
+                       h.held_at, h.lease",
+        )
+        .bind(i64::from(limit))
+        .bind(now)
+        .bind(lease_until)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut leased = rows.iter().map(leased_event).collect::<Result<Vec<_>, _>>()?;
+        leased.sort_by_key(|leased| leased.event.held_at);
+        Ok(leased)
+    }
+
+    async fn forget(&self, key: &IdempotencyKey, lease: i64) -> Result<bool, StoreError> {
+        let deleted = sqlx::query(
+            "delete from held_events \
+             where tenant_id = $1 and source = $2 and event_id = $3 \
+               and lease = $4 and leased_until is not null",
+        )
+        .bind(key.tenant.as_str())
+        .bind(key.source.as_str())
+        .bind(key.id.as_str())
+        .bind(lease)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(deleted.rows_affected() == 1)
+    }
+}
+
+fn leased_event(row: &PgRow) -> Result<LeasedEvent, StoreError> {
+    let text = |column: &str| row.try_get::<String, _>(column).map_err(store_error);
+    let key = IdempotencyKey::new(
+        TenantId::parse(&text("tenant_id")?).map_err(corrupt)?,
+        EventSource::parse(&text("source")?).map_err(corrupt)?,
+        EventId::parse(&text("event_id")?).map_err(corrupt)?,
+    );
+    let receive_count: i32 = row.try_get("receive_count").map_err(store_error)?;
+    Ok(LeasedEvent {
+        event: HeldEvent {
+            key,
+            body: row.try_get("body").map_err(store_error)?,
+            receive_count: u32::try_from(receive_count).unwrap_or(1),
+            reason: text("reason")?,
+            held_at: row.try_get("held_at").map_err(store_error)?,
+        },
+        lease: row.try_get("lease").map_err(store_error)?,
+    })
+}
+
+fn corrupt(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unexpected(anyhow::Error::new(error).context("a held event's key is not valid"))
+}

@@ -1,0 +1,101 @@
+//! The held events of paused tenants on a fresh PostgreSQL database: leased only once the tenant
+//! is resumed, one copy per key, a lease that runs out hands the event over again, and a hold or
+//! a newer lease keeps a worker with an old lease from forgetting it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+use tayori_app::ports::{AdminStore, AuditEntry, HeldEvent, HeldEvents};
+use tayori_domain::{EventId, EventSource, IdempotencyKey, TenantId};
+use tayori_postgres::testing::{acme_key, fresh_database};
+use tayori_postgres::{PostgresAdminStore, PostgresHeldEvents, PostgresStore};
+
+fn held(key: &IdempotencyKey, body: &str, at: chrono::DateTime<Utc>) -> HeldEvent {
+    HeldEvent {
+        key: key.clone(),
+        body: body.as_bytes().to_vec(),
+        receive_count: 2,
+        reason: "bad template".into(),
+        held_at: at,
+    }
+}
+
+fn audit(tenant: &TenantId, action: &str) -> AuditEntry {
+    AuditEntry {
+        at: Utc::now(),
+        token_id: "6f1e2c0a-8d4b-4e57-9a31-54c91f0b7d22".into(),
+        role: "operator".into(),
+        action: action.into(),
+        tenant: Some(tenant.clone()),
+        object_kind: Some("tenant".into()),
+        object_id: Some(tenant.to_string()),
+        reason: Some("test".into()),
+        detail: json!({}),
+    }
+}
+
+#[tokio::test]
+async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease() {
+    let config = fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let held_events = PostgresHeldEvents::new(store.pool().clone());
+    let admin = PostgresAdminStore::new(store.pool().clone());
+    let acme = TenantId::parse("acme-invest").unwrap();
+    let other_key = IdempotencyKey::new(
+        TenantId::parse("acme-bank").unwrap(),
+        EventSource::parse("core-banking").unwrap(),
+        EventId::parse("b-1").unwrap(),
+    );
+    let t0 = Utc::now();
+    assert!(admin.pause_tenant(&acme, &audit(&acme, "tenant.pause")).await.unwrap());
+
+    // Two events of the paused tenant, one held twice (a redelivery): one copy, the later body,
+    // the first place in line. An event of a tenant that is not paused is leased at once.
+    held_events.hold(&held(&acme_key("a-1"), "first", t0)).await.unwrap();
+    held_events.hold(&held(&acme_key("a-2"), "second", t0 + Duration::seconds(1))).await.unwrap();
+    held_events.hold(&held(&acme_key("a-1"), "again", t0 + Duration::seconds(2))).await.unwrap();
+    held_events.hold(&held(&other_key, "other", t0)).await.unwrap();
+    // The operators' list of paused tenants counts them.
+    let paused = admin.paused_tenants(None).await.unwrap();
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    assert_eq!((paused[0].held_events, paused[0].oldest_held_at), (2, Some(micros(t0))));
+
+    let lease_until = t0 + Duration::minutes(5);
+    let leased = held_events.lease_released(10, t0, lease_until).await.unwrap();
+    assert_eq!(leased.len(), 1, "only the tenant that is not paused: {leased:?}");
+    assert_eq!(leased[0].event.key, other_key);
+    assert!(held_events.forget(&other_key, leased[0].lease).await.unwrap());
+
+    // Resumed: oldest first, in batches; a leased event is not leased again while its lease runs.
+    assert!(admin.resume_tenant(&acme, &audit(&acme, "tenant.resume")).await.unwrap());
+    let first = held_events.lease_released(1, t0, lease_until).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].event.key, acme_key("a-1"));
+    assert_eq!(first[0].event.body, b"again");
+    assert_eq!(first[0].event.receive_count, 2);
+    let second = held_events.lease_released(10, t0, lease_until).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].event.key, acme_key("a-2"));
+    assert!(held_events.lease_released(10, t0, lease_until).await.unwrap().is_empty());
+
+    // a-1 is held again while leased (paused again, say): the old lease forgets nothing.
+    held_events.hold(&held(&acme_key("a-1"), "held again", t0)).await.unwrap();
+    assert!(!held_events.forget(&acme_key("a-1"), first[0].lease).await.unwrap());
+
+    // a-2's lease runs out (its worker died): leased again; the dead worker's lease is void.
+    let later = lease_until + Duration::seconds(1);
+    let again = held_events.lease_released(10, later, later + Duration::minutes(5)).await.unwrap();
+    let keys: Vec<_> = again.iter().map(|l| l.event.key.id.as_str()).collect();
+    assert_eq!(keys, ["a-1", "a-2"]);
+    assert!(!held_events.forget(&acme_key("a-2"), second[0].lease).await.unwrap());
+    for leased in &again {
+        assert!(held_events.forget(&leased.event.key, leased.lease).await.unwrap());
+    }
+    let far = later + Duration::days(1);
+    assert!(held_events.lease_released(10, far, far).await.unwrap().is_empty(), "none left");
+}
+
+/// PostgreSQL keeps microseconds.
+fn micros(at: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap()
+}
