@@ -364,7 +364,9 @@ impl EventHandler {
                     held_at: self.clock.now(),
                 };
                 held.hold(&event).await.map_err(|e| retry_later(Some(delivery_id), &e, None))?;
-                info!(%reason, "tenant paused: event held until it is resumed");
+                // Counted (`tayori_events_held_total`); a paused tenant's traffic would flood
+                // the info log.
+                debug!(%reason, "tenant paused: event held until it is resumed");
                 return Ok(Handled::Held { delivery_id, reason });
             }
             telemetry::event_waits_for_pause(&tenant_label);

@@ -21,7 +21,8 @@ use crate::telemetry;
 /// How the release rounds go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReleaseSettings {
-    /// Held events leased per round.
+    /// Held events leased per round; their bodies are in memory together (32 × 1 MiB at worst,
+    /// beside the consumer's own `max_in_flight_bytes`).
     pub batch_size: u32,
     /// Events of one round handled at once.
     pub concurrency: usize,
@@ -37,7 +38,7 @@ pub struct ReleaseSettings {
 impl Default for ReleaseSettings {
     fn default() -> Self {
         Self {
-            batch_size: 100,
+            batch_size: 32,
             concurrency: 8,
             lease_for: Duration::from_secs(300),
             every: Duration::from_secs(5),

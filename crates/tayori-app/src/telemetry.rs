@@ -268,6 +268,8 @@ pub fn describe(version: &'static str, tenants: &[TenantId]) {
         counter!(DUPLICATES, "tenant" => tenant.clone()).absolute(0);
         counter!(RETRIES, "tenant" => tenant.clone()).absolute(0);
         counter!(PAUSED_WAITS, "tenant" => tenant.clone()).absolute(0);
+        counter!(HELD, "tenant" => tenant.clone()).absolute(0);
+        counter!(HELD_RELEASED, "tenant" => tenant.clone()).absolute(0);
         for kind in SEND_ERROR_KINDS {
             counter!(SEND_ERRORS, "tenant" => tenant.clone(), "kind" => kind).absolute(0);
         }

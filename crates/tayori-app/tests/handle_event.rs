@@ -662,15 +662,24 @@ fn the_shared_pause_list_is_asked_once_per_tenant_and_second_and_a_change_shows_
     assert_eq!(w.sender.calls(), 4);
 }
 
-#[test]
-fn a_paused_tenants_events_are_held_once_each_and_sent_after_the_resume() {
-    use tayori_app::{ReleaseHeldEvents, ReleaseSettings, Released};
+/// A world whose shared pauses hold events in memory, with `tenant` paused for `reason`.
+fn world_holding_paused(
+    tenant: &str,
+    reason: &str,
+) -> (World, Arc<tayori_app::testing::FakeHeldEvents>) {
     let mut w = world();
     let pauses = Arc::new(tayori_app::testing::FakeHeldEvents::default());
     w.handler.pauses =
         tayori_app::handle_event::SendingPauses::with_shared(pauses.clone(), Duration::ZERO)
             .holding_in(pauses.clone());
-    pauses.pause("acme-invest", "bad template");
+    pauses.pause(tenant, reason);
+    (w, pauses)
+}
+
+#[test]
+fn a_paused_tenants_events_are_held_once_each_and_sent_after_the_resume() {
+    use tayori_app::{ReleaseHeldEvents, ReleaseSettings, Released};
+    let (w, pauses) = world_holding_paused("acme-invest", "bad template");
     let event = |id: &str| {
         let mut event = example_event();
         event["id"] = json!(id);
@@ -732,12 +741,7 @@ fn a_paused_tenants_events_are_held_once_each_and_sent_after_the_resume() {
 fn a_held_event_whose_tenant_is_paused_again_mid_round_stays_held() {
     use tayori_app::ports::HeldEvents;
     use tayori_app::{ReleaseHeldEvents, ReleaseSettings, Released};
-    let mut w = world();
-    let pauses = Arc::new(tayori_app::testing::FakeHeldEvents::default());
-    w.handler.pauses =
-        tayori_app::handle_event::SendingPauses::with_shared(pauses.clone(), Duration::ZERO)
-            .holding_in(pauses.clone());
-    pauses.pause("acme-invest", "bad template");
+    let (w, pauses) = world_holding_paused("acme-invest", "bad template");
     assert!(matches!(
         block_on(w.handler.handle(&message(&example_event()))),
         Ok(Handled::Held { .. })

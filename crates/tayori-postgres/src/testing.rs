@@ -1,5 +1,5 @@
-//! A fresh database per test on the throwaway cluster that `scripts/test` starts, and a sent
-//! delivery recorded the way a worker records it.
+//! A fresh database per test on the throwaway cluster that `scripts/test` starts, a sent
+//! delivery recorded the way a worker records it, and an operator's audit entry about a tenant.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -9,7 +9,9 @@ use sqlx::postgres::PgPoolOptions;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tayori_app::ports::{AttemptEnd, AttemptResult, Claim, ClaimRequest, DeliveryStore};
+use tayori_app::ports::{
+    AttemptEnd, AttemptResult, AuditEntry, Claim, ClaimRequest, DeliveryStore,
+};
 use tayori_domain::{EmailAddress, EventId, EventSource, IdempotencyKey, Outcome, TenantId};
 
 use crate::{PostgresConfig, PostgresStore};
@@ -92,4 +94,23 @@ pub async fn record_sent(store: &PostgresStore, id: &str, at: DateTime<Utc>) -> 
         .await
         .expect("the outcome is recorded");
     key
+}
+
+/// The token id of the operator in [`operator_audit`].
+pub const OPERATOR_TOKEN_ID: &str = "6f1e2c0a-8d4b-4e57-9a31-54c91f0b7d22";
+
+/// An operator's audit entry (now, token [`OPERATOR_TOKEN_ID`]) of `action` on `tenant`, for
+/// `reason`: what the admin use cases write with a pause or a resume.
+pub fn operator_audit(tenant: &TenantId, action: &str, reason: &str) -> AuditEntry {
+    AuditEntry {
+        at: Utc::now(),
+        token_id: OPERATOR_TOKEN_ID.into(),
+        role: "operator".into(),
+        action: action.into(),
+        tenant: Some(tenant.clone()),
+        object_kind: Some("tenant".into()),
+        object_id: Some(tenant.to_string()),
+        reason: Some(reason.into()),
+        detail: serde_json::json!({}),
+    }
 }

@@ -341,14 +341,7 @@ async fn the_reputation_guard_pauses_once_and_an_operator_resume_holds_for_a_win
     // An operator resumes it: audited once; a second resume changes nothing.
     let resume = AuditEntry {
         at: now,
-        token_id: "6f1e2c0a-8d4b-4e57-9a31-54c91f0b7d22".into(),
-        role: "operator".into(),
-        action: "tenant.resume".into(),
-        tenant: Some(tenant.clone()),
-        object_kind: Some("tenant".into()),
-        object_id: Some(tenant.to_string()),
-        reason: Some("bounces cleaned up".into()),
-        detail: json!({}),
+        ..tayori_postgres::testing::operator_audit(&tenant, "tenant.resume", "bounces cleaned up")
     };
     assert!(admin.resume_tenant(&tenant, &resume).await.unwrap());
     assert!(!admin.resume_tenant(&tenant, &resume).await.unwrap());
@@ -410,17 +403,10 @@ async fn an_operator_pause_holds_until_resumed_and_does_not_hold_the_guard_back_
         parse_feedback(event.to_string().as_bytes()).unwrap()
     };
     let now = Utc::now();
-    let operator = "6f1e2c0a-8d4b-4e57-9a31-54c91f0b7d22";
+    let operator = tayori_postgres::testing::OPERATOR_TOKEN_ID;
     let entry = |action: &str, reason: &str| AuditEntry {
         at: now,
-        token_id: operator.into(),
-        role: "operator".into(),
-        action: action.into(),
-        tenant: Some(tenant.clone()),
-        object_kind: Some("tenant".into()),
-        object_id: Some(tenant.to_string()),
-        reason: Some(reason.into()),
-        detail: json!({}),
+        ..tayori_postgres::testing::operator_audit(&tenant, action, reason)
     };
     let audited = async |action: &str| {
         let query = AuditQuery { action: Some(action.into()), limit: 10, ..Default::default() };

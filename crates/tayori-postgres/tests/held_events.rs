@@ -4,10 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{Duration, Utc};
-use serde_json::json;
-use tayori_app::ports::{AdminStore, AuditEntry, HeldEvent, HeldEvents};
+use tayori_app::ports::{AdminStore, HeldEvent, HeldEvents};
 use tayori_domain::{EventId, EventSource, IdempotencyKey, TenantId};
-use tayori_postgres::testing::{acme_key, fresh_database};
+use tayori_postgres::testing::{acme_key, fresh_database, operator_audit};
 use tayori_postgres::{PostgresAdminStore, PostgresHeldEvents, PostgresStore};
 
 fn held(key: &IdempotencyKey, body: &str, at: chrono::DateTime<Utc>) -> HeldEvent {
@@ -17,20 +16,6 @@ fn held(key: &IdempotencyKey, body: &str, at: chrono::DateTime<Utc>) -> HeldEven
         receive_count: 2,
         reason: "bad template".into(),
         held_at: at,
-    }
-}
-
-fn audit(tenant: &TenantId, action: &str) -> AuditEntry {
-    AuditEntry {
-        at: Utc::now(),
-        token_id: "6f1e2c0a-8d4b-4e57-9a31-54c91f0b7d22".into(),
-        role: "operator".into(),
-        action: action.into(),
-        tenant: Some(tenant.clone()),
-        object_kind: Some("tenant".into()),
-        object_id: Some(tenant.to_string()),
-        reason: Some("test".into()),
-        detail: json!({}),
     }
 }
 
@@ -47,7 +32,12 @@ async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease()
         EventId::parse("b-1").unwrap(),
     );
     let t0 = Utc::now();
-    assert!(admin.pause_tenant(&acme, &audit(&acme, "tenant.pause")).await.unwrap());
+    assert!(
+        admin
+            .pause_tenant(&acme, &operator_audit(&acme, "tenant.pause", "bad template"))
+            .await
+            .unwrap()
+    );
 
     // Two events of the paused tenant, one held twice (a redelivery): one copy, the later body,
     // the first place in line. An event of a tenant that is not paused is leased at once.
@@ -67,7 +57,9 @@ async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease()
     assert!(held_events.forget(&other_key, leased[0].lease).await.unwrap());
 
     // Resumed: oldest first, in batches; a leased event is not leased again while its lease runs.
-    assert!(admin.resume_tenant(&acme, &audit(&acme, "tenant.resume")).await.unwrap());
+    assert!(
+        admin.resume_tenant(&acme, &operator_audit(&acme, "tenant.resume", "fixed")).await.unwrap()
+    );
     let first = held_events.lease_released(1, t0, lease_until).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].event.key, acme_key("a-1"));

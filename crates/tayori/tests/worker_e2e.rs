@@ -322,7 +322,7 @@ async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_loop
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_tenants_events_are_held_off_the_queue_and_sent_once_after_the_resume() {
-    use tayori_app::ports::{AdminStore, AuditEntry};
+    use tayori_app::ports::AdminStore;
     let aws = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     // Two receives and a message is dead-lettered: waiting on the queue through the pause would
@@ -333,16 +333,8 @@ async fn a_paused_tenants_events_are_held_off_the_queue_and_sent_once_after_the_
     let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
     let admin = tayori_postgres::PostgresAdminStore::new(pool.clone());
     let acme = tayori_domain::TenantId::parse("acme-invest").unwrap();
-    let entry = |action: &str| AuditEntry {
-        at: chrono::Utc::now(),
-        token_id: tayori_app::admin::COMMAND_LINE_TOKEN_ID.into(),
-        role: "operator".into(),
-        action: action.into(),
-        tenant: Some(acme.clone()),
-        object_kind: Some("tenant".into()),
-        object_id: Some(acme.to_string()),
-        reason: Some("wrong amounts in the deposit template".into()),
-        detail: json!({}),
+    let entry = |action: &str| {
+        tayori_postgres::testing::operator_audit(&acme, action, "wrong amounts in the template")
     };
     assert!(admin.pause_tenant(&acme, &entry("tenant.pause")).await.unwrap());
 
