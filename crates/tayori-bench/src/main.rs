@@ -24,6 +24,7 @@
 mod cpu;
 mod database;
 mod events;
+mod hold_release;
 mod instrument;
 mod prune_beside;
 mod report;
@@ -107,6 +108,16 @@ struct Args {
     /// The latency-prune run's `tayori prune --max-rate` (records per second); none by default.
     #[arg(long)]
     prune_max_rate: Option<std::num::NonZeroU32>,
+    /// Events of the hold-release run (not a default run): held while every tenant is paused,
+    /// then released.
+    #[arg(long, default_value_t = 20_000)]
+    hold_events: usize,
+    /// The hold-release run's release rounds: events leased per round.
+    #[arg(long, default_value_t = tayori_app::ReleaseSettings::default().batch_size)]
+    release_batch: u32,
+    /// The hold-release run's release rounds: events of a round handled at once.
+    #[arg(long, default_value_t = tayori_app::ReleaseSettings::default().concurrency)]
+    release_concurrency: usize,
     /// Keep the bench's database afterwards (its name is printed).
     #[arg(long)]
     keep_database: bool,
@@ -131,6 +142,9 @@ enum Run {
     Store,
     /// The latency run again while `tayori prune` deletes `--prune-seed` old deliveries.
     LatencyPrune,
+    /// Every tenant paused: `--hold-events` events drained into the hold, then resumed and
+    /// released by one worker's release rounds.
+    HoldRelease,
 }
 
 /// `tayori worker`'s default log filter (`crates/tayori/src/telemetry.rs`).
@@ -348,6 +362,15 @@ async fn bench(
             Run::Store => {
                 let result = runs::store_only(&setup, args.events, args.max_in_flight).await?;
                 report::store_only(&result);
+            }
+            Run::HoldRelease => {
+                let settings = tayori_app::ReleaseSettings {
+                    batch_size: args.release_batch,
+                    concurrency: args.release_concurrency,
+                    ..tayori_app::ReleaseSettings::default()
+                };
+                let result = hold_release::run(&setup, args.hold_events, settings).await?;
+                report::hold_release(&result, settings);
             }
         }
     }

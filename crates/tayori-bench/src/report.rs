@@ -212,3 +212,38 @@ pub fn breakdown(run: &WorkerRun) {
         run.rate() * total.as_secs_f64()
     );
 }
+
+/// The hold-release run.
+pub fn hold_release(run: &crate::hold_release::HoldRelease, settings: tayori_app::ReleaseSettings) {
+    println!(
+        "\n== Hold and release: {} events of paused tenants, then a resume (release rounds of {}, \
+         {} at once)",
+        run.events, settings.batch_size, settings.concurrency
+    );
+    let rate = |elapsed: std::time::Duration| run.events as f64 / elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "hold: {} messages off the queue into {} held rows in {:.1} s ({:.0} events/s)",
+        run.events,
+        run.held,
+        run.hold.as_secs_f64(),
+        rate(run.hold)
+    );
+    println!(
+        "release: every event decided {:.1} s after the resume ({:.0} events/s); rounds: {:?}",
+        run.release.as_secs_f64(),
+        rate(run.release),
+        run.released
+    );
+    let outcomes: Vec<String> =
+        run.outcomes.iter().map(|(status, count)| format!("{count} {status}")).collect();
+    println!(
+        "store: {}; held rows left {}; deliveries sent more than once {}",
+        outcomes.join(", "),
+        run.held_left,
+        run.ses_duplicates
+    );
+    println!("{} (release phase)", run.release_cpu.line());
+    if let Some(peak) = run.peak_rss {
+        println!("peak RSS during hold and release: {peak:.1} MiB");
+    }
+}

@@ -24,7 +24,7 @@ use tayori_app::ports::{
 use tayori_app::{DeliveryPolicy, EventHandler};
 use tayori_domain::Outcome;
 use tayori_postgres::{
-    PostgresFeedbackStore, PostgresStore, PostgresSuppressions, WriteBatchStats,
+    PostgresFeedbackStore, PostgresHeldEvents, PostgresStore, PostgresSuppressions, WriteBatchStats,
 };
 use tayori_ses::SesSender;
 use tayori_sqs::{ConsumerConfig, ConsumerReport, SqsConsumer};
@@ -377,22 +377,7 @@ pub async fn worker(
         ),
         None => (store, sender, renderer),
     };
-    let handler = Arc::new(EventHandler {
-        store,
-        tenants: setup.templates.clone(),
-        // Suppressions and the reputation guard's pauses as `tayori worker` wires them on
-        // PostgreSQL: two reads per event (the pause answer kept for a second per tenant).
-        suppressions: Arc::new(PostgresSuppressions::new(setup.store.pool().clone())),
-        renderer,
-        sender,
-        clock: Arc::new(BenchClock),
-        policy: DeliveryPolicy::default(),
-        worker_id: format!("bench-{}", std::process::id()),
-        pauses: SendingPauses::with_shared(
-            Arc::new(PostgresFeedbackStore::new(setup.store.pool().clone())),
-            SendingPauses::SHARED_ANSWER_KEPT_FOR,
-        ),
-    });
+    let handler = Arc::new(event_handler(setup, (store, sender, renderer)));
     let config = ConsumerConfig {
         queue_url: queue_url.clone(),
         pollers: setup.consumer.pollers,
@@ -494,8 +479,51 @@ pub async fn worker(
     })
 }
 
+/// The event path as `tayori worker` wires it on PostgreSQL, with these ports: suppressions and
+/// the shared pauses (holding a paused tenant's events) read from the bench's database, two
+/// reads per event (the pause answer kept for a second per tenant).
+pub(crate) fn event_handler(
+    setup: &Setup,
+    (store, sender, renderer): (
+        Arc<dyn DeliveryStore>,
+        Arc<dyn EmailSender>,
+        Arc<dyn TemplateRenderer>,
+    ),
+) -> EventHandler {
+    let pool = setup.store.pool().clone();
+    EventHandler {
+        store,
+        tenants: setup.templates.clone(),
+        suppressions: Arc::new(PostgresSuppressions::new(pool.clone())),
+        renderer,
+        sender,
+        clock: Arc::new(BenchClock),
+        policy: DeliveryPolicy::default(),
+        worker_id: format!("bench-{}", std::process::id()),
+        pauses: SendingPauses::with_shared(
+            Arc::new(PostgresFeedbackStore::new(pool.clone())),
+            SendingPauses::SHARED_ANSWER_KEPT_FOR,
+        )
+        .holding_in(Arc::new(PostgresHeldEvents::new(pool))),
+    }
+}
+
+/// Publishes events `0..n` of `phase` to `queue_url` before a run.
+pub(crate) async fn preload_queue(
+    setup: &Setup,
+    queue_url: &str,
+    phase: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    preload(setup, queue_url, phase, n, &Published::default()).await
+}
+
 /// Waits until the queue has `total` deletes; fails when nothing moves for [`STALL`].
-async fn wait_for_deletes(standin: &StandIn, queue: &str, total: usize) -> anyhow::Result<()> {
+pub(crate) async fn wait_for_deletes(
+    standin: &StandIn,
+    queue: &str,
+    total: usize,
+) -> anyhow::Result<()> {
     let mut last = (0, Instant::now());
     loop {
         tokio::time::sleep(Duration::from_millis(5)).await;
