@@ -22,9 +22,9 @@ use crate::AdminState;
 use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::{
-    ActionView, AuditView, CountView, DeliveryDetailView, DeliveryList, DeliverySummary, PauseView,
-    PausedView, RejectedEvents, ReputationRow, ReputationView, ResumeView, StatsView,
-    SuppressionView, UnkeyedView, UnmatchedFeedbackList, UnmatchedFeedbackView,
+    ActionView, AuditView, CountView, DeliveryDetailView, DeliveryList, DeliverySummary,
+    DiscardView, PauseView, PausedView, RejectedEvents, ReputationRow, ReputationView, ResumeView,
+    StatsView, SuppressionView, UnkeyedView, UnmatchedFeedbackList, UnmatchedFeedbackView,
 };
 
 #[derive(OpenApi)]
@@ -72,6 +72,7 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(reputation))
         .routes(routes!(pause_tenant))
         .routes(routes!(resume_tenant))
+        .routes(routes!(discard_held))
         .routes(routes!(audit_log))
         .routes(routes!(tokens))
 }
@@ -782,8 +783,9 @@ async fn reputation(
 }
 
 /// Pause a tenant's sending for every worker until it is resumed (operator, admin; audited
-/// with the reason): its events wait on the queue, nothing is claimed or sent, other tenants go
-/// on. `{"paused": false}` when it was paused already.
+/// with the reason): its events are held in the database, nothing is claimed or sent, other
+/// tenants go on; after the resume the workers send them. `{"paused": false}` when it was
+/// paused already.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/pause", tag = "stats",
     request_body = ReasonBody,
     params(("tenant" = String, Path, description = "The tenant")),
@@ -820,6 +822,29 @@ async fn resume_tenant(
         tenant_param(Some(&tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
     let resumed = state.service.resume_tenant(&who, &tenant, &body.reason).await?;
     Ok(Json(ResumeView { resumed }))
+}
+
+/// Discard a paused tenant's held events instead of sending them after the resume (operator,
+/// admin; audited with the reason and the counts): up to 10,000 per call, oldest first, each
+/// decided `rejected` with the reason, so that it is listed among the deliveries and a later
+/// copy of it is a duplicate, never sent. `remaining` > 0: call again. 400 when the tenant is
+/// not paused (its held events are being sent).
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/held/discard", tag = "stats",
+    request_body = ReasonBody,
+    params(("tenant" = String, Path, description = "The tenant")),
+    responses((status = 200, body = DiscardView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn discard_held(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path(tenant): Path<String>,
+    Json(body): Json<ReasonBody>,
+) -> Result<Json<DiscardView>, ApiError> {
+    let tenant =
+        tenant_param(Some(&tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+    let done = state.service.discard_held(&who, &tenant, &body.reason).await?;
+    Ok(Json(DiscardView::from(done)))
 }
 
 /// `?tenant=&token_id=&action=&object_id=&before=&limit=`

@@ -60,6 +60,7 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/console/tenants", get(tenants))
         .route("/console/tenants/{tenant}/pause", post(pause_tenant))
         .route("/console/tenants/{tenant}/resume", post(resume_tenant))
+        .route("/console/tenants/{tenant}/held/discard", post(discard_held))
         .route("/console/audit", get(audit))
 }
 
@@ -677,7 +678,7 @@ async fn pause_tenant(
     Path(tenant): Path<String>,
     Form(form): Form<ReasonForm>,
 ) -> Response {
-    pause_or_resume(&state, &session, &tenant, &form, true).await
+    act_on_tenant(&state, &session, &tenant, &form, TenantAction::Pause).await
 }
 
 async fn resume_tenant(
@@ -686,30 +687,56 @@ async fn resume_tenant(
     Path(tenant): Path<String>,
     Form(form): Form<ReasonForm>,
 ) -> Response {
-    pause_or_resume(&state, &session, &tenant, &form, false).await
+    act_on_tenant(&state, &session, &tenant, &form, TenantAction::Resume).await
 }
 
-async fn pause_or_resume(
+async fn discard_held(
+    State(state): State<AdminState>,
+    session: Session,
+    Path(tenant): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Response {
+    act_on_tenant(&state, &session, &tenant, &form, TenantAction::DiscardHeld).await
+}
+
+/// The Tenants page's forms.
+#[derive(Debug, Clone, Copy)]
+enum TenantAction {
+    Pause,
+    Resume,
+    DiscardHeld,
+}
+
+async fn act_on_tenant(
     state: &AdminState,
     session: &Session,
     tenant: &str,
     form: &ReasonForm,
-    pause: bool,
+    action: TenantAction,
 ) -> Response {
     let result = async {
         check_csrf(session, &form.csrf)?;
         let tenant =
             tenant_param(Some(tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
         let who = &session.principal;
-        let message = match pause {
-            true if state.service.pause_tenant(who, &tenant, &form.reason).await? => {
-                format!("{tenant} is paused: its events wait on the queue until it is resumed.")
+        let service = &state.service;
+        let message = match action {
+            TenantAction::Pause if service.pause_tenant(who, &tenant, &form.reason).await? => {
+                format!("{tenant} is paused: its events are held until it is resumed.")
             }
-            true => format!("{tenant} was paused already."),
-            false if state.service.resume_tenant(who, &tenant, &form.reason).await? => {
-                format!("{tenant} is sending again.")
+            TenantAction::Pause => format!("{tenant} was paused already."),
+            TenantAction::Resume if service.resume_tenant(who, &tenant, &form.reason).await? => {
+                format!("{tenant} is sending again; its held events go out within seconds.")
             }
-            false => format!("{tenant} was not paused."),
+            TenantAction::Resume => format!("{tenant} was not paused."),
+            TenantAction::DiscardHeld => {
+                let done = service.discard_held(who, &tenant, &form.reason).await?;
+                format!(
+                    "{tenant}: {} held events discarded (rejected with your reason), {} could \
+                     not be now, {} still held.",
+                    done.discarded, done.left, done.remaining
+                )
+            }
         };
         Ok::<_, ApiError>(
             Redirect::to(&format!("/console/tenants?message={}", percent_encode(&message)))

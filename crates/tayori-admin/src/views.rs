@@ -409,6 +409,23 @@ pub struct PauseView {
     pub paused: bool,
 }
 
+/// What a discard of held events did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscardView {
+    /// Events decided `rejected` (or found decided before) and no longer held.
+    pub discarded: u64,
+    /// Events that could not be decided now (the store, a key in flight); still held.
+    pub left: u64,
+    /// The tenant's held events after the call; above 0, call again.
+    pub remaining: u64,
+}
+
+impl From<tayori_app::admin::Discarded> for DiscardView {
+    fn from(done: tayori_app::admin::Discarded) -> Self {
+        Self { discarded: done.discarded, left: done.left, remaining: done.remaining }
+    }
+}
+
 /// What a resume did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResumeView {

@@ -744,3 +744,70 @@ async fn feedback_that_matched_no_delivery_is_listed_newest_first_a_page_at_a_ti
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_paused_tenants_held_events_are_discarded_as_rejected_once_and_audited() {
+    use tayori_app::{Handled, InboundMessage};
+    let h = harness().await;
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (operator, operator_id) = h.token(Role::Operator, &[]).await;
+    let why = json!({ "reason": "the producer sent wrong amounts" });
+    let uri = "/api/v1/tenants/acme-invest/held/discard";
+    let deposit = |id: &str| {
+        InboundMessage::first(invest_deposit(id, "hanako@example.com").to_string().into_bytes())
+    };
+
+    // Not paused: refused, since its held events would be on their way out.
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&why)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("not paused"), "{body}");
+
+    // Paused, two events held; a viewer may not discard, and a reason is required.
+    let pause = json!({ "reason": "wrong amounts" });
+    let paused = h.call("POST", "/api/v1/tenants/acme-invest/pause", Some(&operator), Some(&pause));
+    assert_eq!(paused.await.0, StatusCode::OK);
+    for id in ["discard-1", "discard-2"] {
+        let held = h.handler.handle(&deposit(id)).await;
+        assert!(matches!(held, Ok(Handled::Held { .. })), "{held:?}");
+    }
+    assert_eq!(h.call("POST", uri, Some(&viewer), Some(&why)).await.0, StatusCode::FORBIDDEN);
+    let blank = json!({ "reason": " " });
+    assert_eq!(h.call("POST", uri, Some(&operator), Some(&blank)).await.0, StatusCode::BAD_REQUEST);
+
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&why)).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"discarded": 2, "left": 0, "remaining": 0}))
+    );
+    let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
+    assert_eq!(view["paused"][0]["held_events"], 0, "{view}");
+
+    // Each is listed as rejected with the reason; nothing was sent; a later copy is a
+    // duplicate, and after the resume nothing is released.
+    let (_, page) =
+        h.call("GET", "/api/v1/deliveries?tenant=acme-invest", Some(&viewer), None).await;
+    let deliveries = page["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 2, "{page}");
+    for delivery in deliveries {
+        assert_eq!(delivery["status"], "rejected", "{delivery}");
+        let reason = delivery["reason"].as_str().unwrap();
+        assert!(reason.contains("discarded while the tenant was paused"), "{reason}");
+        assert!(reason.contains("the producer sent wrong amounts"), "{reason}");
+    }
+    let resume = json!({ "reason": "producer fixed" });
+    let resumed =
+        h.call("POST", "/api/v1/tenants/acme-invest/resume", Some(&operator), Some(&resume));
+    assert_eq!(resumed.await.0, StatusCode::OK);
+    let again = h.handler.handle(&deposit("discard-1")).await;
+    assert!(matches!(again, Ok(Handled::Duplicate { .. })), "{again:?}");
+    assert!(h.sender.sent().is_empty(), "nothing sent");
+
+    // Audited once, with who, why and the counts.
+    let (_, audit) =
+        h.call("GET", "/api/v1/audit?action=tenant.discard_held", Some(&viewer), None).await;
+    let audit = audit.as_array().unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["token_id"], json!(operator_id));
+    assert_eq!(audit[0]["reason"], "the producer sent wrong amounts");
+    assert_eq!(audit[0]["detail"]["discarded"], 2, "{audit:?}");
+}

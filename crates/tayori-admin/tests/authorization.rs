@@ -176,6 +176,14 @@ async fn every_route_role_and_tenant_scope() {
             body: Some(json!({ "reason": "matrix" })),
             kind: Kind::Act,
         },
+        // Between the pause and the resume: a discard is refused while the tenant sends.
+        Route {
+            method: "POST",
+            template: "/api/v1/tenants/{tenant}/held/discard",
+            uri: "/api/v1/tenants/acme-invest/held/discard".into(),
+            body: Some(json!({ "reason": "matrix" })),
+            kind: Kind::Act,
+        },
         Route {
             method: "POST",
             template: "/api/v1/tenants/{tenant}/resume",

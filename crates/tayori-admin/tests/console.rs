@@ -321,6 +321,18 @@ async fn the_tenants_page_pauses_and_resumes_a_tenant_with_a_reason_and_the_csrf
     assert!(dashboard.contains("Paused now"), "{dashboard}");
     assert!(dashboard.contains("(1 held)"), "{dashboard}");
 
+    // The held event discarded from the page: recorded rejected, nothing held any more.
+    let discard = "/console/tenants/acme-invest/held/discard";
+    assert!(page.contains(&format!("action=\"{discard}\"")), "{page}");
+    let form = format!("csrf={csrf}&reason={}", encode("wrong amounts"));
+    let (status, headers, _) = h.page("POST", discard, Some(&operator), Some(&form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers[header::LOCATION].to_str().unwrap().to_owned();
+    let (_, _, page) = h.page("GET", &location, Some(&operator), None).await;
+    assert!(page.contains("1 held events discarded"), "{page}");
+    assert!(page.contains("<span data-held>events held: 0</span>"), "{page}");
+    assert!(!page.contains(&format!("action=\"{discard}\"")), "no form without held events");
+
     // An empty reason is refused; a reason resumes it.
     let resume = "/console/tenants/acme-invest/resume";
     let (status, _, _) =

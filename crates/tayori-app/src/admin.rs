@@ -31,9 +31,9 @@ use tracing::info;
 use crate::handle_event::{EventHandler, Handled, InboundMessage};
 use crate::ports::{
     AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock, DeliveryLink,
-    DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, LinkKind, OutcomeCount, Preview,
-    PreviewCatalog, PreviewError, PreviewRequest, Role, StoreError, SuppressionEntry,
-    SuppressionQuery, TemplatePreviews, TenantPause, TenantScope, TokenRecord,
+    DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, HeldEvents, LeasedEvent, LinkKind,
+    OutcomeCount, Preview, PreviewCatalog, PreviewError, PreviewRequest, Role, StoreError,
+    SuppressionEntry, SuppressionQuery, TemplatePreviews, TenantPause, TenantScope, TokenRecord,
     UnkeyedRejectionRecord, UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
 };
 
@@ -118,6 +118,24 @@ impl From<StoreError> for AdminError {
             StoreError::Unexpected(error) => AdminError::Unexpected(error),
         }
     }
+}
+
+/// Held events one [`AdminService::discard_held`] call decides at most: a call stays within an
+/// HTTP request's time; the operator calls again for the rest.
+pub const DISCARD_PER_CALL: u64 = 10_000;
+
+/// How long a discard leases each held event: the release rounds leave it alone meanwhile.
+const DISCARD_LEASE: Duration = Duration::minutes(5);
+
+/// What a discard of held events did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Discarded {
+    /// Events decided `rejected` (or found decided before) and no longer held.
+    pub discarded: u64,
+    /// Events that could not be decided now; still held.
+    pub left: u64,
+    /// The tenant's held events after the call (the ones beyond this call's limit included).
+    pub remaining: u64,
 }
 
 /// A token just made: the secret is shown once and never stored.
@@ -353,6 +371,8 @@ pub struct AdminService {
     pub handler: Arc<EventHandler>,
     /// The tenants' templates, for listing and previews.
     pub previews: Arc<dyn TemplatePreviews>,
+    /// The events held for paused tenants, for discarding them.
+    pub held: Arc<dyn HeldEvents>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// The rates tenants are judged against: the workers' reputation guard's
@@ -622,8 +642,8 @@ impl AdminService {
     }
 
     /// Pauses the tenant's sending for every worker until an operator resumes it (audited with
-    /// the reason): its events wait on the queue, nothing is claimed or sent, other tenants go
-    /// on. Returns false when it was paused already; `NotFound` for a tenant that has no
+    /// the reason): its events are held until the resume, nothing is claimed or sent, other
+    /// tenants go on. Returns false when it was paused already; `NotFound` for a tenant that has no
     /// templates here, so that a misspelt name does not look paused.
     pub async fn pause_tenant(
         &self,
@@ -654,6 +674,64 @@ impl AdminService {
         let reason = required_reason(reason)?;
         let audit = self.tenant_audit(who, "tenant.resume", tenant, reason);
         Ok(self.admin.resume_tenant(tenant, &audit).await?)
+    }
+
+    /// Discards up to [`DISCARD_PER_CALL`] of a paused tenant's held events, oldest first (one
+    /// audit entry `tenant.discard_held` with the reason and the counts): each is decided
+    /// `rejected` ("discarded while the tenant was paused: <reason>") through the event path, so
+    /// that it is listed among the deliveries and a later copy of it is a duplicate, never sent.
+    /// Refused while the tenant is not paused: its held events are being sent then. Events that
+    /// cannot be decided now (the store unreachable, the key in flight elsewhere) stay held.
+    pub async fn discard_held(
+        &self,
+        who: &Principal,
+        tenant: &TenantId,
+        reason: &str,
+    ) -> Result<Discarded, AdminError> {
+        self.require_tenant(who, tenant)?;
+        who.require_act()?;
+        let reason = required_reason(reason)?;
+        let tenants = std::slice::from_ref(tenant);
+        if self.admin.paused_tenants(Some(tenants)).await?.is_empty() {
+            return Err(AdminError::Invalid(format!(
+                "{tenant} is not paused: its held events are being sent; pause it first"
+            )));
+        }
+        let outcome = format!("discarded while the tenant was paused: {reason}");
+        let mut done = Discarded::default();
+        while done.discarded + done.left < DISCARD_PER_CALL {
+            let now = self.clock.now();
+            let limit = (DISCARD_PER_CALL - done.discarded - done.left).min(100) as u32;
+            let leased = self.held.lease_of_tenant(tenant, limit, now, now + DISCARD_LEASE).await?;
+            if leased.is_empty() {
+                break;
+            }
+            for LeasedEvent { event, lease } in leased {
+                let message =
+                    InboundMessage { body: event.body, receive_count: event.receive_count };
+                match self.handler.discard(&message, &outcome).await {
+                    Ok(_) => {
+                        self.held.forget(&event.key, lease).await?;
+                        done.discarded += 1;
+                    }
+                    // Leased: it stays held, and is not leased again within this call.
+                    Err(_) => done.left += 1,
+                }
+            }
+        }
+        done.remaining = self
+            .admin
+            .paused_tenants(Some(tenants))
+            .await?
+            .first()
+            .map_or(0, |pause| pause.held_events);
+        let mut audit = self.tenant_audit(who, "tenant.discard_held", tenant, reason);
+        audit.detail = serde_json::json!({
+            "discarded": done.discarded, "left": done.left, "remaining": done.remaining,
+        });
+        self.admin.record_audit(&audit).await?;
+        info!(%tenant, ?done, "discarded held events");
+        Ok(done)
     }
 
     /// The audit entry of an action on the tenant itself, with its reason.

@@ -532,6 +532,39 @@ impl EventHandler {
         Ok(Prepared::Send(Box::new(email)))
     }
 
+    /// Decides an event `rejected` with `reason`, without sending it: what an operator's discard
+    /// of a paused tenant's held events does, so that every discarded event is recorded and a
+    /// later copy of it is a duplicate. A body that breaks the contract is rejected for that,
+    /// a key decided before stays as it was, and a key whose earlier attempt may have sent is
+    /// decided as that attempt says.
+    pub async fn discard(
+        &self,
+        message: &InboundMessage,
+        reason: &str,
+    ) -> Result<Handled, RetryLater> {
+        let event = match decode_message_body(&message.body) {
+            Ok(event) => event,
+            Err(error) => return self.reject_undecodable(message, error).await,
+        };
+        let key = &event.key;
+        let request = self.claim_request(&event, message.receive_count);
+        let result = async {
+            match self.claim(&request, ClaimPurpose::Decide).await? {
+                Claimed::Won { attempt } => {
+                    let outcome = match self.outcome_of_earlier_attempts(key, attempt).await? {
+                        Some(outcome) => outcome,
+                        None => Outcome::Rejected { reason: reason.to_owned() },
+                    };
+                    self.decide(key, outcome, None).await
+                }
+                Claimed::Lost(handled) => Ok(handled),
+            }
+        }
+        .await;
+        telemetry::event_handled(&telemetry::tenant_label(&*self.tenants, &key.tenant), &result);
+        result
+    }
+
     /// Records a body that does not meet the contract: against its key when it has one (so
     /// redeliveries are counted as duplicates), else as an unkeyed rejection.
     async fn reject_undecodable(

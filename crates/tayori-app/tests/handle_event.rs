@@ -770,3 +770,37 @@ fn a_held_event_whose_tenant_is_paused_again_mid_round_stays_held() {
     assert_eq!(w.sender.sent().len(), 1);
     assert!(pauses.held().is_empty());
 }
+
+#[test]
+fn a_discarded_event_is_rejected_with_the_reason_once_and_never_sent() {
+    let w = world();
+    let discarded = block_on(w.handler.discard(&message(&example_event()), "wrong amounts"));
+    let Ok(Handled::Decided { delivery_id, outcome: Outcome::Rejected { reason } }) = discarded
+    else {
+        panic!("{discarded:?}")
+    };
+    assert_eq!(reason, "wrong amounts");
+    assert_eq!(status_of(&w, delivery_id), DeliveryStatus::Rejected);
+    // A later copy, through the path or discarded again, is a duplicate: nothing is sent.
+    let again = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(again, Handled::Duplicate { status: DeliveryStatus::Rejected, .. }));
+    let twice = block_on(w.handler.discard(&message(&example_event()), "again")).unwrap();
+    assert!(matches!(twice, Handled::Duplicate { .. }), "{twice:?}");
+    assert!(w.sender.sent().is_empty());
+
+    // A sent event stays sent; a body that breaks the contract is rejected for that.
+    let mut other = example_event();
+    other["id"] = json!("sent-first");
+    block_on(w.handler.handle(&message(&other))).unwrap();
+    let sent = block_on(w.handler.discard(&message(&other), "too late")).unwrap();
+    assert!(matches!(sent, Handled::Duplicate { status: DeliveryStatus::Sent, .. }), "{sent:?}");
+    let mut broken = example_event();
+    broken["id"] = json!("broken");
+    broken["specversion"] = json!("0.3");
+    let rejected = block_on(w.handler.discard(&message(&broken), "discarded")).unwrap();
+    let Handled::Decided { outcome: Outcome::Rejected { reason }, .. } = rejected else {
+        panic!("{rejected:?}")
+    };
+    assert!(reason.contains("specversion"), "{reason}");
+    assert_eq!(w.sender.sent().len(), 1);
+}

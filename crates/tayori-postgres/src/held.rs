@@ -22,6 +22,44 @@ impl PostgresHeldEvents {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// Leases the oldest held events of `tenant` (paused or not), or of every tenant that is not
+    /// paused.
+    async fn lease(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<LeasedEvent>, StoreError> {
+        let rows = sqlx::query(
+            "with picked as ( \
+                 select h.tenant_id, h.source, h.event_id from held_events h \
+                 where (h.leased_until is null or h.leased_until <= $2) \
+                   and case when $4::text is null \
+                       then not exists (select 1 from tenant_pauses p \
+                                        where p.tenant_id = h.tenant_id and p.resumed_at is null) \
+                       else h.tenant_id = $4 end \
+                 order by h.held_at limit $1 \
+                 for update of h skip locked) \
+             update held_events h set lease = h.lease + 1, leased_until = $3 \
+             from picked \
+             where h.tenant_id = picked.tenant_id and h.source = picked.source \
+               and h.event_id = picked.event_id \
+             returning h.tenant_id, h.source, h.event_id, h.body, h.receive_count, h.reason, \
+                       h.held_at, h.lease",
+        )
+        .bind(i64::from(limit))
+        .bind(now)
+        .bind(lease_until)
+        .bind(tenant.map(TenantId::as_str))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut leased = rows.iter().map(leased_event).collect::<Result<Vec<_>, _>>()?;
+        leased.sort_by_key(|leased| leased.event.held_at);
+        Ok(leased)
+    }
 }
 
 #[async_trait]
@@ -58,30 +96,17 @@ impl HeldEvents for PostgresHeldEvents {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<LeasedEvent>, StoreError> {
-        let rows = sqlx::query(
-            "with picked as ( \
-                 select h.tenant_id, h.source, h.event_id from held_events h \
-                 where (h.leased_until is null or h.leased_until <= $2) \
-                   and not exists (select 1 from tenant_pauses p \
-                                   where p.tenant_id = h.tenant_id and p.resumed_at is null) \
-                 order by h.held_at limit $1 \
-                 for update of h skip locked) \
-             update held_events h set lease = h.lease + 1, leased_until = $3 \
-             from picked \
-             where h.tenant_id = picked.tenant_id and h.source = picked.source \
-               and h.event_id = picked.event_id \
-             returning h.tenant_id, h.source, h.event_id, h.body, h.receive_count, h.reason, \
-                       h.held_at, h.lease",
-        )
-        .bind(i64::from(limit))
-        .bind(now)
-        .bind(lease_until)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        let mut leased = rows.iter().map(leased_event).collect::<Result<Vec<_>, _>>()?;
-        leased.sort_by_key(|leased| leased.event.held_at);
-        Ok(leased)
+        self.lease(None, limit, now, lease_until).await
+    }
+
+    async fn lease_of_tenant(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<LeasedEvent>, StoreError> {
+        self.lease(Some(tenant), limit, now, lease_until).await
     }
 
     async fn forget(&self, key: &IdempotencyKey, lease: i64) -> Result<bool, StoreError> {

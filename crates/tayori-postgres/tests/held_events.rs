@@ -56,6 +56,12 @@ async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease()
     assert_eq!(leased[0].event.key, other_key);
     assert!(held_events.forget(&other_key, leased[0].lease).await.unwrap());
 
+    // An operator's discard leases one tenant's events, paused or not; a lease taken that way
+    // runs like any other (here it is given back by running out).
+    let discarding = held_events.lease_of_tenant(&acme, 10, t0, t0).await.unwrap();
+    let keys: Vec<_> = discarding.iter().map(|l| l.event.key.id.as_str()).collect();
+    assert_eq!(keys, ["a-1", "a-2"]);
+
     // Resumed: oldest first, in batches; a leased event is not leased again while its lease runs.
     assert!(
         admin.resume_tenant(&acme, &operator_audit(&acme, "tenant.resume", "fixed")).await.unwrap()

@@ -246,6 +246,7 @@ pub async fn start(
         }
     };
     let clock = Arc::new(SystemClock);
+    let held = Arc::new(tayori_postgres::PostgresHeldEvents::new(store.pool().clone()));
     let handler = Arc::new(EventHandler {
         store: Arc::new(store.clone()),
         tenants: templates.clone(),
@@ -266,13 +267,14 @@ pub async fn start(
             std::time::Duration::ZERO,
         )
         // The workers' release rounds send them after the resume.
-        .holding_in(Arc::new(tayori_postgres::PostgresHeldEvents::new(store.pool().clone()))),
+        .holding_in(held.clone()),
     });
     let service = Arc::new(AdminService {
         deliveries: Arc::new(store.clone()),
         admin: Arc::new(PostgresAdminStore::new(store.pool().clone())),
         handler,
         previews: templates,
+        held,
         clock,
         reputation_thresholds: config.feedback.thresholds(),
     });

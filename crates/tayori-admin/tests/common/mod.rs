@@ -94,6 +94,7 @@ pub async fn harness() -> Harness {
         is_blocked: AtomicBool::new(true),
     });
     let sender = Arc::new(RecordingSender::default());
+    let held = Arc::new(tayori_postgres::PostgresHeldEvents::new(store.pool().clone()));
     let handler = Arc::new(EventHandler {
         store: Arc::new(store.clone()),
         tenants: set.clone(),
@@ -109,13 +110,14 @@ pub async fn harness() -> Harness {
             Arc::new(tayori_postgres::PostgresFeedbackStore::new(store.pool().clone())),
             Duration::ZERO,
         )
-        .holding_in(Arc::new(tayori_postgres::PostgresHeldEvents::new(store.pool().clone()))),
+        .holding_in(held.clone()),
     });
     let service = Arc::new(AdminService {
         deliveries: Arc::new(store.clone()),
         admin: Arc::new(PostgresAdminStore::new(store.pool().clone())),
         handler: handler.clone(),
         previews: set,
+        held,
         clock: Arc::new(SystemClock),
         reputation_thresholds: Default::default(),
     });

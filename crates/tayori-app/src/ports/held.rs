@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tayori_domain::IdempotencyKey;
+use tayori_domain::{IdempotencyKey, TenantId};
 
 use super::StoreError;
 
@@ -44,6 +44,17 @@ pub trait HeldEvents: Send + Sync {
     /// worker that died while handling it leaves it held, not lost.
     async fn lease_released(
         &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<LeasedEvent>, StoreError>;
+
+    /// Leases up to `limit` held events of `tenant`, paused or not, oldest first, until
+    /// `lease_until`, under the same rules as [`lease_released`](Self::lease_released): what an
+    /// operator's discard of a paused tenant's held events goes through.
+    async fn lease_of_tenant(
+        &self,
+        tenant: &TenantId,
         limit: u32,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,

@@ -555,6 +555,30 @@ impl FakeHeldEvents {
         lock(&self.paused).retain(|paused, _| paused.as_str() != tenant);
     }
 
+    fn lease(
+        &self,
+        of: impl Fn(&TenantId) -> bool,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Vec<LeasedEvent> {
+        let mut held = lock(&self.held);
+        let mut free: Vec<_> = held
+            .values_mut()
+            .filter(|h| of(&h.event.key.tenant))
+            .filter(|h| h.leased_until.is_none_or(|until| until <= now))
+            .collect();
+        free.sort_by_key(|h| h.event.held_at);
+        free.into_iter()
+            .take(limit as usize)
+            .map(|h| {
+                h.lease += 1;
+                h.leased_until = Some(lease_until);
+                LeasedEvent { event: h.event.clone(), lease: h.lease }
+            })
+            .collect()
+    }
+
     /// The events held now, oldest first.
     pub fn held(&self) -> Vec<HeldEvent> {
         let mut held: Vec<_> = lock(&self.held).values().map(|h| h.event.clone()).collect();
@@ -592,22 +616,17 @@ impl HeldEvents for FakeHeldEvents {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<LeasedEvent>, StoreError> {
         let paused = lock(&self.paused).clone();
-        let mut held = lock(&self.held);
-        let mut free: Vec<_> = held
-            .values_mut()
-            .filter(|h| !paused.contains_key(&h.event.key.tenant))
-            .filter(|h| h.leased_until.is_none_or(|until| until <= now))
-            .collect();
-        free.sort_by_key(|h| h.event.held_at);
-        Ok(free
-            .into_iter()
-            .take(limit as usize)
-            .map(|h| {
-                h.lease += 1;
-                h.leased_until = Some(lease_until);
-                LeasedEvent { event: h.event.clone(), lease: h.lease }
-            })
-            .collect())
+        Ok(self.lease(|tenant| !paused.contains_key(tenant), limit, now, lease_until))
+    }
+
+    async fn lease_of_tenant(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<LeasedEvent>, StoreError> {
+        Ok(self.lease(|held| held == tenant, limit, now, lease_until))
     }
 
     async fn forget(&self, key: &IdempotencyKey, lease: i64) -> Result<bool, StoreError> {
