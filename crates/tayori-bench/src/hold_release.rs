@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tayori_app::{ReleaseHeldEvents, ReleaseSettings, Released};
 use tayori_postgres::PostgresHeldEvents;
-use tayori_sqs::{ConsumerConfig, SqsConsumer};
+use tayori_sqs::SqsConsumer;
 use tokio::sync::watch;
 
 use crate::cpu;
@@ -67,13 +67,7 @@ pub async fn run(
 
     let ports = (setup.store.clone() as _, setup.sender.clone() as _, setup.templates.clone() as _);
     let handler = Arc::new(runs::event_handler(setup, ports));
-    let config = ConsumerConfig {
-        queue_url: queue_url.clone(),
-        pollers: setup.consumer.pollers,
-        max_in_flight: setup.consumer.max_in_flight,
-        ..ConsumerConfig::default()
-    };
-    config.validate()?;
+    let config = runs::consumer_config(setup, &queue_url)?;
     let peak_reset = cpu::reset_peak_memory();
     let (stop, stopped) = watch::channel(false);
     let start = Instant::now();

@@ -378,13 +378,7 @@ pub async fn worker(
         None => (store, sender, renderer),
     };
     let handler = Arc::new(event_handler(setup, (store, sender, renderer)));
-    let config = ConsumerConfig {
-        queue_url: queue_url.clone(),
-        pollers: setup.consumer.pollers,
-        max_in_flight: setup.consumer.max_in_flight,
-        ..ConsumerConfig::default()
-    };
-    config.validate()?;
+    let config = consumer_config(setup, &queue_url)?;
 
     let wal_from = wal_position(&setup.db).await?;
     let rss_at_start = cpu::memory().1;
@@ -506,6 +500,18 @@ pub(crate) fn event_handler(
         )
         .holding_in(Arc::new(PostgresHeldEvents::new(pool))),
     }
+}
+
+/// The consumer of `queue_url` with the bench's settings (everything else the defaults).
+pub(crate) fn consumer_config(setup: &Setup, queue_url: &str) -> anyhow::Result<ConsumerConfig> {
+    let config = ConsumerConfig {
+        queue_url: queue_url.to_owned(),
+        pollers: setup.consumer.pollers,
+        max_in_flight: setup.consumer.max_in_flight,
+        ..ConsumerConfig::default()
+    };
+    config.validate()?;
+    Ok(config)
 }
 
 /// Publishes events `0..n` of `phase` to `queue_url` before a run.
