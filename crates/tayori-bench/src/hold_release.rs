@@ -4,7 +4,6 @@
 //! measures is how fast a paused tenant's traffic leaves the queue, and how fast a backlog goes
 //! out after the resume, with no event lost or sent twice.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,8 +33,11 @@ pub struct HoldRelease {
     pub released: Released,
     /// Deliveries by status afterwards.
     pub outcomes: Vec<(String, i64)>,
-    /// `SendEmail` calls for more than one of the run's deliveries' copies.
-    pub ses_duplicates: usize,
+    /// Deliveries of the run with more than one send attempt (tayori's own record of every
+    /// `SendEmail` call).
+    pub sent_twice: i64,
+    /// With a latency run beside the release: what it measured.
+    pub beside: Option<runs::WorkerRun>,
     /// Held rows left at the end.
     pub held_left: i64,
     /// Peak RSS of the process during both phases, MiB.
@@ -45,11 +47,13 @@ pub struct HoldRelease {
 }
 
 /// Runs it: pauses every tenant of the event factory, drains `n` events into the hold, resumes,
-/// and waits for the release.
+/// and waits for the release; with `beside`, the worker path's latency run (queue
+/// `latency-release`) runs from the resume on, beside the release.
 pub async fn run(
     setup: &Arc<Setup>,
     n: usize,
     release: ReleaseSettings,
+    beside: Option<runs::Load>,
 ) -> anyhow::Result<HoldRelease> {
     for profile in setup.templates.tenants() {
         sqlx::query(
@@ -94,25 +98,13 @@ pub async fn run(
         .await
         .context("resuming the tenants")?;
     let pattern = format!("{PHASE}-%");
-    let mut last = (0_i64, Instant::now());
-    loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let decided: i64 = sqlx::query_scalar(
-            "select count(*) from deliveries where event_id like $1 and status <> 'processing'",
-        )
-        .bind(&pattern)
-        .fetch_one(&setup.db)
-        .await?;
-        if decided >= i64::try_from(n)? {
-            break;
-        }
-        if decided != last.0 {
-            last = (decided, Instant::now());
-        } else if last.1.elapsed() > Duration::from_secs(60) {
-            anyhow::bail!("the release made no progress for 60 s: {decided} of {n} decided");
-        }
-    }
-    let release_elapsed = resumed.elapsed();
+    let released_at = tokio::spawn(all_decided(setup.db.clone(), pattern.clone(), n));
+    let beside = match beside {
+        Some(load) => Some(runs::worker(setup, "latency-release", load, false, false).await?),
+        None => None,
+    };
+    let release_elapsed =
+        released_at.await.context("the release watch panicked")??.duration_since(resumed);
     let cpu_after = cpu::sample(&setup.standin_cpu, setup.postmaster);
     let peak_rss = if peak_reset { cpu::memory().0 } else { None };
     let _ = stop.send(true);
@@ -120,12 +112,15 @@ pub async fn run(
     consumer.await.context("the consumer panicked")?;
     let released = release_task.await.context("the release panicked")?;
 
-    let mut copies: HashMap<String, usize> = HashMap::new();
-    for record in setup.standin.take_ses() {
-        if let Some(delivery) = record.delivery_id {
-            *copies.entry(delivery).or_default() += 1;
-        }
-    }
+    setup.standin.take_ses();
+    let sent_twice: i64 = sqlx::query_scalar(
+        "select count(*) from (select 1 from deliveries d join delivery_attempts a \
+             on a.tenant_id = d.tenant_id and a.delivery_id = d.delivery_id \
+         where d.event_id like $1 group by d.delivery_id having count(*) > 1) twice",
+    )
+    .bind(&pattern)
+    .fetch_one(&setup.db)
+    .await?;
     let outcomes: Vec<(String, i64)> = sqlx::query_as(
         "select status, count(*) from deliveries where event_id like $1 group by status \
          order by status",
@@ -142,9 +137,33 @@ pub async fn run(
         release: release_elapsed,
         released,
         outcomes,
-        ses_duplicates: copies.values().filter(|count| **count > 1).count(),
+        sent_twice,
+        beside,
         held_left,
         peak_rss,
         release_cpu: cpu::used(&cpu_before, &cpu_after),
     })
+}
+
+/// Waits until the `n` deliveries whose event ids match `pattern` are decided; returns when.
+/// Fails when none is decided for a minute.
+async fn all_decided(db: sqlx::PgPool, pattern: String, n: usize) -> anyhow::Result<Instant> {
+    let mut last = (0_i64, Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let decided: i64 = sqlx::query_scalar(
+            "select count(*) from deliveries where event_id like $1 and status <> 'processing'",
+        )
+        .bind(&pattern)
+        .fetch_one(&db)
+        .await?;
+        if decided >= i64::try_from(n)? {
+            return Ok(Instant::now());
+        }
+        if decided != last.0 {
+            last = (decided, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("the release made no progress for 60 s: {decided} of {n} decided");
+        }
+    }
 }

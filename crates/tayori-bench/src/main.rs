@@ -145,6 +145,8 @@ enum Run {
     /// Every tenant paused: `--hold-events` events drained into the hold, then resumed and
     /// released by one worker's release rounds.
     HoldRelease,
+    /// The same, with the latency run feeding the worker from the resume on, beside the release.
+    LatencyRelease,
 }
 
 /// `tayori worker`'s default log filter (`crates/tayori/src/telemetry.rs`).
@@ -363,14 +365,28 @@ async fn bench(
                 let result = runs::store_only(&setup, args.events, args.max_in_flight).await?;
                 report::store_only(&result);
             }
-            Run::HoldRelease => {
+            Run::HoldRelease | Run::LatencyRelease => {
                 let settings = tayori_app::ReleaseSettings {
                     batch_size: args.release_batch,
                     concurrency: args.release_concurrency,
                     ..tayori_app::ReleaseSettings::default()
                 };
-                let result = hold_release::run(&setup, args.hold_events, settings).await?;
+                let beside = (*run == Run::LatencyRelease).then_some(Load::Fed {
+                    rate: args.latency_rate,
+                    seconds: args.latency_seconds,
+                });
+                let result = hold_release::run(&setup, args.hold_events, settings, beside).await?;
                 report::hold_release(&result, settings);
+                if let Some(latency) = &result.beside {
+                    report::worker(
+                        &format!(
+                            "Latency beside the release: the worker path at {} events/s offered \
+                             from the resume on",
+                            args.latency_rate
+                        ),
+                        latency,
+                    );
+                }
             }
         }
     }

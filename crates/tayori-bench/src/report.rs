@@ -237,10 +237,10 @@ pub fn hold_release(run: &crate::hold_release::HoldRelease, settings: tayori_app
     let outcomes: Vec<String> =
         run.outcomes.iter().map(|(status, count)| format!("{count} {status}")).collect();
     println!(
-        "store: {}; held rows left {}; deliveries sent more than once {}",
+        "store: {}; held rows left {}; deliveries with more than one send attempt {}",
         outcomes.join(", "),
         run.held_left,
-        run.ses_duplicates
+        run.sent_twice
     );
     println!("{} (release phase)", run.release_cpu.line());
     if let Some(peak) = run.peak_rss {
