@@ -9,8 +9,8 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
-use tayori_app::DeliveryPolicy;
 use tayori_app::ports::{FeedbackPolicy, ReputationGuard, ReputationThresholds};
+use tayori_app::{DeliveryPolicy, ReleaseSettings};
 use tayori_outbox::OutboxConfig;
 use tayori_postgres::PostgresConfig;
 use tayori_ses::SesConfig;
@@ -344,16 +344,30 @@ pub struct DeliveryConfig {
     pub resend_unknown: bool,
     /// How long a tenant waits after the mail service paused its sending, in seconds.
     pub pause_seconds: u64,
+    /// Held events a release round leases (their bodies are in memory together).
+    pub release_batch: u32,
+    /// Held events of a round handled at once.
+    pub release_concurrency: usize,
+    /// How long a round's lease on its events lasts, in seconds: how long a worker that died
+    /// mid-round delays them.
+    pub release_lease_seconds: u64,
+    /// The wait between release rounds once nothing is left to release, in seconds.
+    pub release_every_seconds: u64,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
         let policy = DeliveryPolicy::default();
+        let release = ReleaseSettings::default();
         Self {
             lease_seconds: policy.lease.as_secs(),
             max_attempts: policy.max_attempts,
             resend_unknown: policy.resend_unknown,
             pause_seconds: policy.pause_for.as_secs(),
+            release_batch: release.batch_size,
+            release_concurrency: release.concurrency,
+            release_lease_seconds: release.lease_for.as_secs(),
+            release_every_seconds: release.every.as_secs(),
         }
     }
 }
@@ -367,6 +381,16 @@ impl DeliveryConfig {
             resend_unknown: self.resend_unknown,
             pause_for: Duration::from_secs(self.pause_seconds),
             ..DeliveryPolicy::default()
+        }
+    }
+
+    /// How the worker releases held events after a resume.
+    pub fn release(&self) -> ReleaseSettings {
+        ReleaseSettings {
+            batch_size: self.release_batch,
+            concurrency: self.release_concurrency,
+            lease_for: Duration::from_secs(self.release_lease_seconds),
+            every: Duration::from_secs(self.release_every_seconds),
         }
     }
 }
@@ -415,6 +439,22 @@ impl WorkerConfig {
         anyhow::ensure!(
             self.delivery.max_attempts >= 1,
             "invalid configuration: delivery.max_attempts must be at least 1"
+        );
+        for (name, value) in [
+            ("release_batch", u64::from(self.delivery.release_batch)),
+            ("release_concurrency", self.delivery.release_concurrency as u64),
+            ("release_every_seconds", self.delivery.release_every_seconds),
+        ] {
+            anyhow::ensure!(
+                value >= 1,
+                "invalid configuration: delivery.{name} must be at least 1"
+            );
+        }
+        anyhow::ensure!(
+            self.delivery.release_lease_seconds >= 10,
+            "invalid configuration: delivery.release_lease_seconds ({}) must be at least 10: a \
+             round's events must be handled within it, or another worker takes them meanwhile",
+            self.delivery.release_lease_seconds
         );
         anyhow::ensure!(
             self.feedback.transient_bounce_limit == 0
@@ -590,6 +630,20 @@ mod tests {
         ));
         let error = format!("{:#}", WorkerConfig::load(Some(short_lease.path())).unwrap_err());
         assert!(error.contains("delivery.lease_seconds"), "{error}");
+
+        let no_release = write(&format!(
+            "{STORE_AND_QUEUE}\n[sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n\
+             [delivery]\nrelease_concurrency = 0\n"
+        ));
+        let error = format!("{:#}", WorkerConfig::load(Some(no_release.path())).unwrap_err());
+        assert!(error.contains("delivery.release_concurrency must be at least 1"), "{error}");
+        let short_release_lease = write(&format!(
+            "{STORE_AND_QUEUE}\n[sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n\
+             [delivery]\nrelease_lease_seconds = 3\nrelease_batch = 8\n"
+        ));
+        let error =
+            format!("{:#}", WorkerConfig::load(Some(short_release_lease.path())).unwrap_err());
+        assert!(error.contains("delivery.release_lease_seconds (3)"), "{error}");
 
         let feedback = write(&format!(
             "{STORE_AND_QUEUE}\n[sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n\

@@ -8,8 +8,7 @@ use anyhow::Context;
 use tayori_app::handle_event::SendingPauses;
 use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions, SuppressionList};
 use tayori_app::{
-    DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler, ReleaseHeldEvents,
-    ReleaseSettings, Released,
+    DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler, ReleaseHeldEvents, Released,
 };
 use tayori_outbox::FileOutbox;
 use tayori_postgres::{
@@ -151,7 +150,7 @@ pub async fn start_with_aws(
             held,
             handler,
             clock: Arc::new(SystemClock),
-            settings: ReleaseSettings::default(),
+            settings: config.delivery.release(),
         };
         let stopped = stopped.clone();
         tokio::spawn(async move { release.run(&|| *stopped.borrow()).await })
