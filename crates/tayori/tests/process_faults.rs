@@ -31,6 +31,11 @@ struct Setup {
 
 /// A queue with `events` events on it, a fresh database, and a worker config using both.
 async fn setup(name: &str, events: usize) -> Setup {
+    setup_with(name, events, "").await
+}
+
+/// [`setup`], with extra settings of the `[delivery]` section.
+async fn setup_with(name: &str, events: usize, delivery: &str) -> Setup {
     let sqs = sqs().await;
     let queue = sqs
         .create_queue()
@@ -76,6 +81,7 @@ async fn setup(name: &str, events: usize) -> Setup {
             dir = "{templates}"
             [delivery]
             lease_seconds = 10
+            {delivery}
             "#,
             url = database.url,
             outbox = outbox.display(),
@@ -199,6 +205,11 @@ async fn wait_until_all_decided(
     }
 }
 
+/// Counts the held events.
+async fn held_events(store: &PostgresStore) -> i64 {
+    sqlx::query_scalar("select count(*) from held_events").fetch_one(store.pool()).await.unwrap()
+}
+
 /// A pseudo-random number in `low..high` (no RNG crate for one test).
 fn between(low: u64, high: u64, salt: u64) -> u64 {
     let nanos = u64::from(Instant::now().elapsed().subsec_nanos())
@@ -310,4 +321,92 @@ async fn sigterm_under_load_finishes_in_flight_work_and_exits_cleanly() {
         "sigterm test: exited 0 in {took:?} with {} of {EVENTS} decided; the second worker did the rest",
         after_stop.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_releasing_held_events_never_loses_or_doubles_one() {
+    use tayori_app::ports::AdminStore;
+    use tayori_postgres::testing::operator_audit;
+    const EVENTS: usize = 600;
+    const KILLS: u64 = 5;
+    // One event at a time, short leases and rounds: the kills land mid-release, and a dead
+    // worker's leased events come back within seconds.
+    let setup = setup_with(
+        "release-crash",
+        EVENTS,
+        "release_batch = 16\nrelease_concurrency = 1\nrelease_lease_seconds = 10\n\
+         release_every_seconds = 1",
+    )
+    .await;
+    let admin = tayori_postgres::PostgresAdminStore::new(setup.store.pool().clone());
+    let tenant = tayori_domain::TenantId::parse("acme-invest").unwrap();
+    let pause = operator_audit(&tenant, "tenant.pause", "crash test");
+    assert!(admin.pause_tenant(&tenant, &pause).await.unwrap());
+
+    // Paused: every event is held and leaves the queue; nothing is sent.
+    let mut worker = spawn_worker(&setup, 0);
+    let started = Instant::now();
+    while held_events(&setup.store).await < EVENTS as i64 {
+        assert!(started.elapsed() < Duration::from_secs(120), "not every event was held");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(emails_per_delivery(&setup.outbox).is_empty(), "nothing sent while paused");
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    // Resumed, then killed mid-release again and again.
+    let resume = operator_audit(&tenant, "tenant.resume", "crash test");
+    assert!(admin.resume_tenant(&tenant, &resume).await.unwrap());
+    let mut delivered = 0;
+    for run in 1..=KILLS {
+        let mut worker = spawn_worker(&setup, run as usize);
+        let started = Instant::now();
+        while emails_per_delivery(&setup.outbox).len() <= delivered {
+            assert!(started.elapsed() < Duration::from_secs(60), "worker #{run} released nothing");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(between(50, 800, run))).await;
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+        delivered = emails_per_delivery(&setup.outbox).len();
+        println!(
+            "kill -9 #{run} while releasing: {delivered} emailed, {} still held",
+            held_events(&setup.store).await
+        );
+    }
+    let mut last = spawn_worker(&setup, KILLS as usize + 1);
+    let deliveries = wait_until_all_decided(&setup.store, EVENTS, Duration::from_secs(180)).await;
+    let started = Instant::now();
+    while held_events(&setup.store).await > 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "decided events are forgotten");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    last.kill().unwrap();
+    last.wait().unwrap();
+
+    let emails = emails_per_delivery(&setup.outbox);
+    let (mut sent, mut unknown, mut other, mut doubled) = (0, 0, 0, Vec::new());
+    for delivery in &deliveries {
+        let attempts = setup.store.attempts(&delivery.tenant, delivery.delivery_id).await.unwrap();
+        let had_unknown = attempts.iter().any(|a| a.result == Some(AttemptResult::Unknown));
+        match delivery.status.as_str() {
+            "sent" => sent += 1,
+            "failed" if had_unknown => unknown += 1,
+            _ => other += 1,
+        }
+        let count = emails.get(&delivery.delivery_id.to_string()).copied().unwrap_or(0);
+        if count > 1 && !had_unknown {
+            doubled.push(delivery.delivery_id);
+        }
+    }
+    let total_emails: usize = emails.values().sum();
+    println!(
+        "release crash test: {EVENTS} held events, {KILLS} kill -9s while releasing: {sent} sent, \
+         {unknown} failed as unknown, {other} other; {total_emails} emails; {} keys sent twice",
+        doubled.len()
+    );
+    assert_eq!(deliveries.len(), EVENTS, "every held event has exactly one delivery row");
+    assert_eq!(other, 0, "every event ends sent, or failed as unknown after a crash mid-send");
+    assert!(doubled.is_empty(), "keys sent twice without an unknown attempt: {doubled:?}");
+    assert!(total_emails <= EVENTS, "never more emails than events: {total_emails}");
 }
