@@ -1,5 +1,6 @@
 //! The worker as a real process under faults: `kill -9` at random moments while it works
-//! through 2,000 events, and SIGTERM under load. Real SQS (moto), real PostgreSQL, the file
+//! through 2,000 events and while it releases a paused tenant's held events, and SIGTERM under
+//! load. Real SQS (moto), real PostgreSQL, the file
 //! outbox as the sender (it never overwrites a file, so every send is counted).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
