@@ -55,6 +55,13 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The command line (`tayori admin tenant ...`): whoever can read the configuration file
+    /// and reach the database can do anything, so an admin of every tenant, audited under
+    /// [`COMMAND_LINE_TOKEN_ID`].
+    pub fn command_line() -> Self {
+        Self { token_id: COMMAND_LINE_TOKEN_ID.into(), role: Role::Admin, scope: TenantScope::All }
+    }
+
     /// Whether the role may resend, replay and change suppressions.
     pub fn may_act(&self) -> bool {
         self.role >= Role::Operator
@@ -77,7 +84,11 @@ impl Principal {
         AuditEntry {
             at,
             token_id: self.token_id.clone(),
-            role: self.role.to_string(),
+            // The command line's entries read as such, like its token commands'.
+            role: match self.token_id.as_str() {
+                COMMAND_LINE_TOKEN_ID => "command-line".into(),
+                _ => self.role.to_string(),
+            },
             action: action.to_owned(),
             tenant: None,
             object_kind: None,

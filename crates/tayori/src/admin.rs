@@ -1,4 +1,5 @@
-//! `tayori admin ...`: operators' tokens, and the server of the admin API and console.
+//! `tayori admin ...`: operators' tokens, tenant pauses from the command line, and the server of
+//! the admin API and console.
 //!
 //! `serve` reads the worker's configuration file (the same store, sender, templates and delivery
 //! policy), because a resend or replay goes through the same path as a worker's send. The admin
@@ -13,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use clap::{Args, Subcommand};
 use tayori_admin::AdminState;
 use tayori_app::EventHandler;
-use tayori_app::admin::{AdminService, AdminTokens};
+use tayori_app::admin::{AdminService, AdminTokens, Principal};
 use tayori_app::ports::{EmailSender, Role, TenantScope};
 use tayori_domain::TenantId;
 use tayori_outbox::FileOutbox;
@@ -32,6 +33,12 @@ pub enum AdminCommand {
     /// Manage operators' bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Pause and resume tenants, and discard their held events, without the admin server.
+    ///
+    /// Uses the worker's configuration file (the store and templates); audited under the
+    /// command line's token id (00000000-…).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
     /// Serve the admin API (/api/v1) and the operator console (/console).
     ///
     /// Uses the worker's configuration file for the store (PostgreSQL), sender, templates and
@@ -48,6 +55,42 @@ pub enum TokenCommand {
     List(DatabaseArgs),
     /// Revoke a token at once.
     Revoke(RevokeArgs),
+}
+
+/// `tayori admin tenant ...`
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// List the tenants paused now: since when, by whom, why, and their held events.
+    Paused(ConfigArgs),
+    /// Pause a tenant's sending for every worker: its events are held until it is resumed.
+    Pause(TenantActionArgs),
+    /// Lift a tenant's pause (an operator's or the reputation guard's); its held events go out
+    /// within seconds.
+    Resume(TenantActionArgs),
+    /// While a tenant is paused, decide every one of its held events `rejected` with the reason
+    /// instead of sending them after the resume.
+    DiscardHeld(TenantActionArgs),
+}
+
+/// The worker's configuration file.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The worker's configuration file (TOML); TAYORI_* variables override it.
+    #[arg(long, short, env = "TAYORI_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Options of `tayori admin tenant pause|resume|discard-held`.
+#[derive(Debug, Args)]
+pub struct TenantActionArgs {
+    /// The tenant, e.g. acme-invest.
+    pub tenant: String,
+    /// Why (recorded in the audit log; with discard-held, in every discarded delivery too).
+    #[arg(long)]
+    pub reason: String,
+    /// The worker's configuration file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// Where the tokens are.
@@ -106,6 +149,7 @@ pub struct ServeArgs {
 pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::Token(command) => run_token(command).await,
+        AdminCommand::Tenant(command) => run_tenant(command).await,
         AdminCommand::Serve(args) => {
             let config = WorkerConfig::load(args.config.as_deref())?;
             let app = start(config, args.listen, args.secure_cookies).await?;
@@ -184,6 +228,90 @@ async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
     }
 }
 
+async fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
+    let file = match &command {
+        TenantCommand::Paused(args) => &args.config,
+        TenantCommand::Pause(args)
+        | TenantCommand::Resume(args)
+        | TenantCommand::DiscardHeld(args) => &args.config.config,
+    };
+    let config = WorkerConfig::load(file.as_deref())?;
+    // Nothing here sends: a discard decides events without a send.
+    let (service, store) = admin_service(&config, Sends::Never).await?;
+    let who = Principal::command_line();
+    let tenant = |raw: &str| TenantId::parse(raw).with_context(|| format!("tenant {raw:?}"));
+    let result = async {
+        match command {
+            TenantCommand::Paused(_) => {
+                for pause in service.paused_tenants(&who, None).await? {
+                    let by = pause.paused_by.as_deref().unwrap_or("reputation guard");
+                    println!(
+                        "{}\tsince {}\tby {by}\t{} held{}\t{}",
+                        pause.tenant,
+                        pause.paused_at.to_rfc3339(),
+                        pause.held_events,
+                        pause
+                            .oldest_held_at
+                            .map(|at| format!(" (oldest {})", at.to_rfc3339()))
+                            .unwrap_or_default(),
+                        pause.reason
+                    );
+                }
+            }
+            TenantCommand::Pause(args) => {
+                let tenant = tenant(&args.tenant)?;
+                match service.pause_tenant(&who, &tenant, &args.reason).await? {
+                    true => println!("{tenant} paused: its events are held until it is resumed"),
+                    false => println!("{tenant} was paused already"),
+                }
+            }
+            TenantCommand::Resume(args) => {
+                let tenant = tenant(&args.tenant)?;
+                match service.resume_tenant(&who, &tenant, &args.reason).await? {
+                    true => println!("{tenant} resumed: its held events go out within seconds"),
+                    false => println!("{tenant} was not paused"),
+                }
+            }
+            TenantCommand::DiscardHeld(args) => {
+                let tenant = tenant(&args.tenant)?;
+                let mut discarded = 0;
+                loop {
+                    let done = service.discard_held(&who, &tenant, &args.reason).await?;
+                    discarded += done.discarded;
+                    // Progress on stderr; the total on stdout.
+                    eprintln!(
+                        "{discarded} discarded, {} could not be now, {} still held",
+                        done.left, done.remaining
+                    );
+                    if done.discarded == 0 || done.remaining == 0 {
+                        break;
+                    }
+                }
+                println!("{discarded} held events of {tenant} discarded (decided rejected)");
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// The command line's sender: its commands decide events (a discard), never send them.
+struct NoSends;
+
+#[async_trait::async_trait]
+impl EmailSender for NoSends {
+    async fn send(
+        &self,
+        _email: &tayori_domain::OutgoingEmail,
+    ) -> Result<tayori_app::ports::SentEmail, tayori_app::ports::SendError> {
+        Err(tayori_app::ports::SendError::Unavailable {
+            reason: "the command line does not send".into(),
+        })
+    }
+}
+
 /// 48 bytes from the operating system's secure source: a token's secret and id.
 fn random_bytes() -> anyhow::Result<[u8; 48]> {
     let mut bytes = [0u8; 48];
@@ -211,23 +339,23 @@ pub fn parse_expiry(raw: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Ut
     Ok(now + length)
 }
 
-/// A running admin server.
-pub struct AdminApp {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+/// Whether the admin use cases send (resends and replays).
+enum Sends {
+    /// Through the configuration's sender, as the worker does (`tayori admin serve`).
+    AsConfigured,
+    /// Never (the command line's tenant commands).
+    Never,
 }
 
-/// Connects everything and starts serving.
-pub async fn start(
-    config: WorkerConfig,
-    listen: SocketAddr,
-    secure_cookies: bool,
-) -> anyhow::Result<AdminApp> {
+/// The admin use cases on the configuration's PostgreSQL store and templates (migrations
+/// applied); the store is returned for closing.
+async fn admin_service(
+    config: &WorkerConfig,
+    sends: Sends,
+) -> anyhow::Result<(Arc<AdminService>, PostgresStore)> {
     let Some(postgres) = config.store.postgres() else {
         bail!(
-            "tayori admin serve needs PostgreSQL (store.kind = \"postgres\"): the admin store is PostgreSQL only"
+            "tayori admin serve and tayori admin tenant need PostgreSQL (store.kind = \"postgres\"): the admin store is PostgreSQL only"
         );
     };
     let store = PostgresStore::connect(&postgres)
@@ -237,11 +365,14 @@ pub async fn start(
     let templates = Arc::new(TemplateSet::load(&config.templates.dir).with_context(|| {
         format!("the templates in {} have problems", config.templates.dir.display())
     })?);
-    // The same senders the worker can use.
-    let sender: Arc<dyn EmailSender> = match &config.sender {
-        SenderConfig::Outbox(outbox) => Arc::new(FileOutbox::new(outbox.clone())),
+    let sender: Arc<dyn EmailSender> = match (sends, &config.sender) {
+        (Sends::Never, _) => Arc::new(NoSends),
+        // The same senders the worker can use.
+        (Sends::AsConfigured, SenderConfig::Outbox(outbox)) => {
+            Arc::new(FileOutbox::new(outbox.clone()))
+        }
         // The AWS settings are loaded only when they are used.
-        ses @ SenderConfig::Ses(_) => {
+        (Sends::AsConfigured, ses @ SenderConfig::Ses(_)) => {
             crate::worker::email_sender(ses, &templates, &crate::worker::aws_config().await).await?
         }
     };
@@ -278,6 +409,24 @@ pub async fn start(
         clock,
         reputation_thresholds: config.feedback.thresholds(),
     });
+    Ok((service, store))
+}
+
+/// A running admin server.
+pub struct AdminApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+/// Connects everything and starts serving.
+pub async fn start(
+    config: WorkerConfig,
+    listen: SocketAddr,
+    secure_cookies: bool,
+) -> anyhow::Result<AdminApp> {
+    let (service, store) = admin_service(&config, Sends::AsConfigured).await?;
     let mut app = tayori_admin::router(AdminState { service, secure_cookies });
     // The public one-click unsubscribe endpoint, when the worker writes unsubscribe links.
     if let Some(links) = config.unsubscribe.links()? {

@@ -105,3 +105,91 @@ async fn tokens_made_on_the_command_line_open_the_api_until_revoked() {
     assert_eq!(audit[0]["role"], "command-line");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn tenants_are_paused_listed_discarded_and_resumed_on_the_command_line() {
+    use tayori_app::ports::{DeliveryStore, HeldEvent, HeldEvents};
+    let database = tayori_postgres::testing::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tayori.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nkind = \"postgres\"\nurl = \"{}\"\n[queue]\nurl = \"http://127.0.0.1:1/unused\"\n\
+             [sender]\nkind = \"outbox\"\ndir = \"{}\"\n[templates]\ndir = \"{}\"\n",
+            database.url,
+            dir.path().join("outbox").display(),
+            repo_root().join("templates").display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["admin", "tenant"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--config", config]);
+        tayori(&all)
+    };
+
+    // A misspelt tenant is not paused; a tenant that is not paused has nothing to discard.
+    let (ok, _, err) = run(&["pause", "acme-invset", "--reason", "typo"]);
+    assert!(!ok && err.contains("no tenant acme-invset"), "{err}");
+    let (ok, _, err) = run(&["discard-held", "acme-invest", "--reason", "early"]);
+    assert!(!ok && err.contains("not paused"), "{err}");
+
+    let (ok, out, err) = run(&["pause", "acme-invest", "--reason", "wrong amounts"]);
+    assert!(ok && out.contains("acme-invest paused"), "{err}");
+    let (ok, out, _) = run(&["pause", "acme-invest", "--reason", "again"]);
+    assert!(ok && out.contains("paused already"), "{out}");
+
+    // Two events held, as a worker holds them; listed, then discarded.
+    let store = tayori_postgres::PostgresStore::connect(&database).await.unwrap();
+    let held = tayori_postgres::PostgresHeldEvents::new(store.pool().clone());
+    let example = support::contract_example();
+    for id in ["cli-1", "cli-2"] {
+        let mut event = example.clone();
+        event["id"] = serde_json::json!(id);
+        let body = event.to_string().into_bytes();
+        let key = tayori_domain::decode_message_body(&body).unwrap().key;
+        let event = HeldEvent {
+            key,
+            body,
+            receive_count: 1,
+            reason: "wrong amounts".into(),
+            held_at: chrono::Utc::now(),
+        };
+        held.hold(&event).await.unwrap();
+    }
+    let (ok, out, _) = run(&["paused"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("acme-invest\tsince "), "{out}");
+    assert!(out.contains("\t2 held (oldest ") && out.contains("\twrong amounts"), "{out}");
+    let (ok, out, err) = run(&["discard-held", "acme-invest", "--reason", "bad batch"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("2 held events of acme-invest discarded"), "{out}");
+    assert!(err.contains("2 discarded, 0 could not be now, 0 still held"), "progress: {err}");
+    let page = store
+        .deliveries(&tayori_app::ports::DeliveryQuery { limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.deliveries.len(), 2);
+    for delivery in &page.deliveries {
+        assert_eq!(delivery.status.as_str(), "rejected");
+        assert!(delivery.reason.as_deref().unwrap().contains("bad batch"), "{delivery:?}");
+    }
+
+    let (ok, out, _) = run(&["resume", "acme-invest", "--reason", "fixed"]);
+    assert!(ok && out.contains("acme-invest resumed"), "{out}");
+    let (ok, out, _) = run(&["paused"]);
+    assert!(ok && out.is_empty(), "{out}");
+    // Audited by the command line.
+    let roles: Vec<(String, String)> = sqlx::query_as(
+        "select action, role from admin_audit where action like 'tenant.%' order by audit_id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let expected = ["tenant.pause", "tenant.discard_held", "tenant.resume"]
+        .map(|action| (action.to_owned(), "command-line".to_owned()));
+    assert_eq!(roles, expected);
+}
