@@ -32,9 +32,12 @@ impl RetentionStore for PostgresRetention {
         // scan of the young part of any table.
         let row = sqlx::query(
             "select \
-                (select count(*) from deliveries \
+                (select count(*) from deliveries d \
                   where created_at < $1 \
-                    and (status <> 'processing' or lease_expires_at < $1)) as deliveries, \
+                    and (status <> 'processing' or lease_expires_at < $1) \
+                    and not exists (select 1 from held_events h where h.tenant_id = d.tenant_id \
+                                    and h.source = d.source and h.event_id = d.event_id)) \
+                  as deliveries, \
                 (select count(*) from deliveries \
                   where created_at < $1 \
                     and status = 'processing' and lease_expires_at >= $1) as processing, \
@@ -61,12 +64,16 @@ impl RetentionStore for PostgresRetention {
         // gone too; the checks find those rows through the indexes on `delivery_id` (0013, 0015)
         // and `feedback_id` (0016). A delivery still `processing` goes only when its last lease
         // ended before the cutoff: no worker has seen its event since. `skip locked` leaves alone
-        // a delivery a worker is claiming again (a late copy of an old event).
+        // a delivery a worker is claiming again (a late copy of an old event), and a delivery
+        // whose event has a copy in `held_events` stays while it is held: that copy's release
+        // must find the key decided (a pause that outlasts the retention), not mail it again.
         let deleted: i64 = sqlx::query_scalar(
             "with doomed as ( \
-                 select tenant_id, delivery_id from deliveries \
+                 select tenant_id, delivery_id from deliveries d \
                  where created_at < $1 \
                    and (status <> 'processing' or lease_expires_at < $1) \
+                   and not exists (select 1 from held_events h where h.tenant_id = d.tenant_id \
+                                   and h.source = d.source and h.event_id = d.event_id) \
                  order by created_at, delivery_id \
                  limit $2 \
                  for update skip locked), \

@@ -240,6 +240,39 @@ async fn a_delivery_a_worker_holds_is_left_for_the_next_run() {
     assert_eq!(rows(&pool, "delivery_attempts").await, 0);
 }
 
+#[tokio::test]
+async fn a_delivery_whose_event_is_held_stays_until_the_copy_is_gone() {
+    use tayori_app::ports::{HeldEvent, HeldEvents};
+    let config = tayori_postgres::testing::fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let pool = store.pool().clone();
+    let retention = PostgresRetention::new(pool.clone());
+    let held_events = tayori_postgres::PostgresHeldEvents::new(pool.clone());
+    let now = Utc::now();
+    let old = now - TimeDelta::days(100);
+    // A copy of an old, decided event held for a long pause: its record must outlive the hold.
+    let kept = sent(&store, "held-copy", old).await;
+    sent(&store, "free", old).await;
+    let copy = HeldEvent {
+        key: kept.clone(),
+        body: br#"{"specversion":"1.0"}"#.to_vec(),
+        receive_count: 1,
+        reason: "paused".into(),
+        held_at: now,
+    };
+    held_events.hold(&copy).await.unwrap();
+    let cutoff = now - TimeDelta::days(90);
+    assert_eq!(retention.count_prunable(cutoff).await.unwrap().deliveries, 1);
+    assert_eq!(retention.prune_deliveries(cutoff, 10).await.unwrap(), 1, "the free one");
+    assert_eq!(rows(&pool, "deliveries").await, 1, "the held event's record stays");
+
+    // Released (and found decided): the record goes with the next prune.
+    let leased = held_events.lease_released(10, now, now).await.unwrap();
+    assert!(held_events.forget(&kept, leased[0].lease).await.unwrap());
+    assert_eq!(retention.prune_deliveries(cutoff, 10).await.unwrap(), 1);
+    assert_eq!(rows(&pool, "deliveries").await, 0);
+}
+
 /// Deleting a delivery makes PostgreSQL check that nothing points at it: `SELECT 1 FROM ONLY
 /// <table> x WHERE <column> = $1 FOR KEY SHARE OF x` per deleted row (`ri_triggers.c`), planned
 /// once per connection. Without an index leading with the column, that reads the whole table for
