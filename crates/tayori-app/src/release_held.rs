@@ -92,10 +92,10 @@ impl ReleaseHeldEvents {
         let lease_until = now + self.settings.lease_for;
         let leased = self.held.lease_released(self.settings.batch_size, now, lease_until).await?;
         let mut released = Released::default();
-        let mut rounds = futures::stream::iter(leased)
+        let mut handled = futures::stream::iter(leased)
             .map(|leased| self.release_one(leased))
             .buffer_unordered(self.settings.concurrency.max(1));
-        while let Some(one) = rounds.next().await {
+        while let Some(one) = handled.next().await {
             released.add(one);
         }
         Ok(released)
@@ -124,8 +124,8 @@ impl ReleaseHeldEvents {
     }
 
     /// Runs rounds until `should_stop` says so (asked between rounds and every second while
-    /// waiting): a batch decided in full is followed by the next at once, anything less by a wait of
-    /// `settings.every`. A store error is logged and waited out. Returns what it did.
+    /// waiting): a batch decided in full is followed by the next at once, anything less by a
+    /// wait of `settings.every`. A store error is logged and waited out. Returns what it did.
     pub async fn run(&self, should_stop: &(dyn Fn() -> bool + Sync)) -> Released {
         let mut total = Released::default();
         while !should_stop() {

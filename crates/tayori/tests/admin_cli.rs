@@ -115,7 +115,8 @@ async fn tenants_are_paused_listed_discarded_and_resumed_on_the_command_line() {
     std::fs::write(
         &config,
         format!(
-            "[store]\nkind = \"postgres\"\nurl = \"{}\"\n[queue]\nurl = \"http://127.0.0.1:1/unused\"\n\
+            "[store]\nkind = \"postgres\"\nurl = \"{}\"\n\
+             [queue]\nurl = \"http://127.0.0.1:1/unused\"\n\
              [sender]\nkind = \"outbox\"\ndir = \"{}\"\n[templates]\ndir = \"{}\"\n",
             database.url,
             dir.path().join("outbox").display(),
