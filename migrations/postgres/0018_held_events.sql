@@ -8,6 +8,7 @@ create table held_events (
     tenant_id     text        not null,
     source        text        not null,
     event_id      text        not null,
+    event_type    text        not null,
     body          bytea       not null,
     receive_count integer     not null,
     reason        text        not null,

@@ -23,8 +23,9 @@ use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::{
     ActionView, AuditView, CountView, DeliveryDetailView, DeliveryList, DeliverySummary,
-    DiscardView, PauseView, PausedView, RejectedEvents, ReputationRow, ReputationView, ResumeView,
-    StatsView, SuppressionView, UnkeyedView, UnmatchedFeedbackList, UnmatchedFeedbackView,
+    DiscardView, HeldView, PauseView, PausedView, RejectedEvents, ReputationRow, ReputationView,
+    ResumeView, StatsView, SuppressionView, UnkeyedView, UnmatchedFeedbackList,
+    UnmatchedFeedbackView,
 };
 
 #[derive(OpenApi)]
@@ -72,6 +73,7 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(reputation))
         .routes(routes!(pause_tenant))
         .routes(routes!(resume_tenant))
+        .routes(routes!(held_events))
         .routes(routes!(discard_held))
         .routes(routes!(audit_log))
         .routes(routes!(tokens))
@@ -822,6 +824,32 @@ async fn resume_tenant(
         tenant_param(Some(&tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
     let resumed = state.service.resume_tenant(&who, &tenant, &body.reason).await?;
     Ok(Json(ResumeView { resumed }))
+}
+
+/// `?limit=` (1–500, default 50)
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HeldParams {
+    /// How many of the oldest held events to list.
+    pub limit: Option<u32>,
+}
+
+/// What a tenant has held until its resume (any role in scope): counts by event type and the
+/// oldest events, without their bodies (they carry the recipients' data).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/held", tag = "stats",
+    params(("tenant" = String, Path, description = "The tenant"), HeldParams),
+    responses((status = 200, body = HeldView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn held_events(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Path(tenant): Path<String>,
+    Query(params): Query<HeldParams>,
+) -> Result<Json<HeldView>, ApiError> {
+    let tenant =
+        tenant_param(Some(&tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+    let summary = state.service.held_events(&who, &tenant, params.limit.unwrap_or(50)).await?;
+    Ok(Json(HeldView::from(&summary)))
 }
 
 /// Discard a paused tenant's held events instead of sending them after the resume (operator,

@@ -29,8 +29,8 @@ use crate::api::{
 use crate::auth::{NoSession, SESSION_COOKIE, Session};
 use crate::error::ApiError;
 use crate::views::{
-    ActionView, CountView, DeliveryDetailView, DeliverySummary, PausedView, SuppressionView,
-    UnkeyedView, UnmatchedFeedbackView,
+    ActionView, CountView, DeliveryDetailView, DeliverySummary, HeldView, PausedView,
+    SuppressionView, UnkeyedView, UnmatchedFeedbackView,
 };
 
 /// Scripts only from our own origin (the one file below), no plugins, no framing of the console;
@@ -60,6 +60,7 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/console/tenants", get(tenants))
         .route("/console/tenants/{tenant}/pause", post(pause_tenant))
         .route("/console/tenants/{tenant}/resume", post(resume_tenant))
+        .route("/console/tenants/{tenant}/held", get(held_events))
         .route("/console/tenants/{tenant}/held/discard", post(discard_held))
         .route("/console/audit", get(audit))
 }
@@ -82,6 +83,7 @@ fn tera() -> &'static tera::Tera {
             ("templates.html", include_str!("../templates/templates.html")),
             ("preview.html", include_str!("../templates/preview.html")),
             ("tenants.html", include_str!("../templates/tenants.html")),
+            ("held.html", include_str!("../templates/held.html")),
             ("audit.html", include_str!("../templates/audit.html")),
             ("error.html", include_str!("../templates/error.html")),
         ];
@@ -688,6 +690,31 @@ async fn resume_tenant(
     Form(form): Form<ReasonForm>,
 ) -> Response {
     act_on_tenant(&state, &session, &tenant, &form, TenantAction::Resume).await
+}
+
+/// A tenant's held events: counts by event type, the oldest 50, and the discard form.
+async fn held_events(
+    State(state): State<AdminState>,
+    session: Session,
+    Path(tenant): Path<String>,
+) -> Response {
+    let who = &session.principal;
+    let result = async {
+        let tenant = tenant_param(Some(&tenant))?
+            .ok_or_else(|| ApiError::bad_request("tenant: required"))?;
+        let held = state.service.held_events(who, &tenant, 50).await?;
+        let paused = state.service.paused_tenants(who, Some(&tenant)).await?;
+        Ok::<_, ApiError>(json!({
+            "tenant": tenant.to_string(),
+            "held": HeldView::from(&held),
+            "pause": paused.first().map(PausedView::from),
+        }))
+    }
+    .await;
+    match result {
+        Ok(context) => page("held.html", with(base(&session, "tenants"), context)),
+        Err(error) => error_page(Some(&session), error),
+    }
 }
 
 async fn discard_held(

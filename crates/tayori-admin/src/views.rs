@@ -409,6 +409,77 @@ pub struct PauseView {
     pub paused: bool,
 }
 
+/// What a tenant has held until its resume.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeldView {
+    /// Every held event of the tenant.
+    pub total: u64,
+    /// Per event type, in order.
+    pub by_event_type: Vec<HeldTypeView>,
+    /// The oldest held events (at most `limit`), oldest first; no bodies.
+    pub oldest: Vec<HeldEntryView>,
+}
+
+/// The held events of one event type.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeldTypeView {
+    /// The event type.
+    pub event_type: String,
+    /// How many.
+    pub events: u64,
+    /// When the oldest was held (RFC 3339).
+    pub oldest_held_at: String,
+}
+
+/// One held event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeldEntryView {
+    /// The producer.
+    pub source: String,
+    /// The producer's id of the event.
+    pub event_id: String,
+    /// The delivery it becomes once released (or discarded).
+    pub delivery_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// When it was held (RFC 3339).
+    pub held_at: String,
+    /// The queue's receive count when it was held.
+    pub receive_count: u32,
+    /// The pause's reason when it was held.
+    pub reason: String,
+}
+
+impl From<&tayori_app::ports::HeldSummary> for HeldView {
+    fn from(summary: &tayori_app::ports::HeldSummary) -> Self {
+        Self {
+            total: summary.by_event_type.iter().map(|(_, events, _)| events).sum(),
+            by_event_type: summary
+                .by_event_type
+                .iter()
+                .map(|(event_type, events, oldest)| HeldTypeView {
+                    event_type: event_type.to_string(),
+                    events: *events,
+                    oldest_held_at: oldest.to_rfc3339(),
+                })
+                .collect(),
+            oldest: summary
+                .oldest
+                .iter()
+                .map(|entry| HeldEntryView {
+                    source: entry.key.source.to_string(),
+                    event_id: entry.key.id.to_string(),
+                    delivery_id: entry.key.delivery_id().to_string(),
+                    event_type: entry.event_type.to_string(),
+                    held_at: entry.held_at.to_rfc3339(),
+                    receive_count: entry.receive_count,
+                    reason: entry.reason.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// What a discard of held events did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DiscardView {

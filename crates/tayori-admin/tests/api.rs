@@ -774,11 +774,27 @@ async fn a_paused_tenants_held_events_are_discarded_as_rejected_once_and_audited
     let blank = json!({ "reason": " " });
     assert_eq!(h.call("POST", uri, Some(&operator), Some(&blank)).await.0, StatusCode::BAD_REQUEST);
 
+    // What is held, for any role: by event type and the oldest first, without recipients.
+    let held = "/api/v1/tenants/acme-invest/held";
+    let (status, view) = h.call("GET", &format!("{held}?limit=1"), Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["total"], 2, "{view}");
+    assert_eq!(view["by_event_type"][0]["event_type"], "account.deposit_completed");
+    assert_eq!(view["by_event_type"][0]["events"], 2);
+    assert_eq!(view["oldest"].as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(view["oldest"][0]["event_id"], "discard-1");
+    assert_eq!(view["oldest"][0]["reason"], "wrong amounts");
+    assert!(!view.to_string().contains("hanako@example.com"), "no recipient: {view}");
+    let (status, _) = h.call("GET", &format!("{held}?limit=0"), Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
     let (status, body) = h.call("POST", uri, Some(&operator), Some(&why)).await;
     assert_eq!(
         (status, body),
         (StatusCode::OK, json!({"discarded": 2, "left": 0, "remaining": 0}))
     );
+    let (_, view) = h.call("GET", held, Some(&viewer), None).await;
+    assert_eq!(view, json!({"total": 0, "by_event_type": [], "oldest": []}));
     let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
     assert_eq!(view["paused"][0]["held_events"], 0, "{view}");
 

@@ -176,6 +176,13 @@ async fn every_route_role_and_tenant_scope() {
             body: Some(json!({ "reason": "matrix" })),
             kind: Kind::Act,
         },
+        Route {
+            method: "GET",
+            template: "/api/v1/tenants/{tenant}/held",
+            uri: "/api/v1/tenants/acme-invest/held".into(),
+            body: None,
+            kind: Kind::Read,
+        },
         // Between the pause and the resume: a discard is refused while the tenant sends.
         Route {
             method: "POST",

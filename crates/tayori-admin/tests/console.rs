@@ -310,13 +310,27 @@ async fn the_tenants_page_pauses_and_resumes_a_tenant_with_a_reason_and_the_csrf
     assert!(page.contains("bad &lt;template&gt;"), "the reason, escaped: {page}");
     assert!(page.contains(&operator_id[..8]), "who paused it");
     assert!(page.contains("action=\"/console/tenants/acme-invest/resume\""), "{page}");
-    assert!(page.contains("<span data-held>events held: 0</span>"), "{page}");
+    let held_link = |n: u32| {
+        format!("<a data-held href=\"/console/tenants/acme-invest/held\">events held: {n}</a>")
+    };
+    assert!(page.contains(&held_link(0)), "{page}");
     // An event of the paused tenant is held, and counted on both pages.
     let deposit = invest_deposit("held-1", "hanako@example.com").to_string();
     let held = h.handler.handle(&tayori_app::InboundMessage::first(deposit.into_bytes())).await;
     assert!(matches!(held, Ok(tayori_app::Handled::Held { .. })), "{held:?}");
     let (_, _, page) = h.page("GET", "/console/tenants", Some(&operator), None).await;
-    assert!(page.contains("<span data-held>events held: 1</span>, the oldest since"), "{page}");
+    assert!(page.contains(&format!("{}, the oldest since", held_link(1))), "{page}");
+    // The held page: by event type, the event itself (no recipient), the discard form.
+    let held_page = "/console/tenants/acme-invest/held";
+    let (status, _, held) = h.page("GET", held_page, Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(held.contains("<span data-held-total>1 held</span>"), "{held}");
+    assert!(held.contains("<code>account.deposit_completed</code></td><td>1</td>"), "{held}");
+    assert!(held.contains("<code>held-1</code>"), "{held}");
+    assert!(!held.contains("hanako@example.com"), "no recipient on the page");
+    assert!(!held.contains("/held/discard"), "a viewer gets no form");
+    let (_, _, held) = h.page("GET", held_page, Some(&operator), None).await;
+    assert!(held.contains("action=\"/console/tenants/acme-invest/held/discard\""), "{held}");
     let (_, _, dashboard) = h.page("GET", "/console", Some(&viewer), None).await;
     assert!(dashboard.contains("Paused now"), "{dashboard}");
     assert!(dashboard.contains("(1 held)"), "{dashboard}");
@@ -330,7 +344,7 @@ async fn the_tenants_page_pauses_and_resumes_a_tenant_with_a_reason_and_the_csrf
     let location = headers[header::LOCATION].to_str().unwrap().to_owned();
     let (_, _, page) = h.page("GET", &location, Some(&operator), None).await;
     assert!(page.contains("1 held events discarded"), "{page}");
-    assert!(page.contains("<span data-held>events held: 0</span>"), "{page}");
+    assert!(page.contains(&held_link(0)), "{page}");
     assert!(!page.contains(&format!("action=\"{discard}\"")), "no form without held events");
 
     // An empty reason is refused; a reason resumes it.

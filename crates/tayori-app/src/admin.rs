@@ -31,10 +31,11 @@ use tracing::info;
 use crate::handle_event::{EventHandler, Handled, InboundMessage};
 use crate::ports::{
     AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock, DeliveryLink,
-    DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, HeldEvents, LeasedEvent, LinkKind,
-    OutcomeCount, Preview, PreviewCatalog, PreviewError, PreviewRequest, Role, StoreError,
-    SuppressionEntry, SuppressionQuery, TemplatePreviews, TenantPause, TenantScope, TokenRecord,
-    UnkeyedRejectionRecord, UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
+    DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, HeldEvents, HeldSummary,
+    LeasedEvent, LinkKind, OutcomeCount, Preview, PreviewCatalog, PreviewError, PreviewRequest,
+    Role, StoreError, SuppressionEntry, SuppressionQuery, TemplatePreviews, TenantPause,
+    TenantScope, TokenRecord, UnkeyedRejectionRecord, UnmatchedFeedbackCursor,
+    UnmatchedFeedbackRecord,
 };
 
 /// The token id recorded for actions taken on the command line.
@@ -685,6 +686,21 @@ impl AdminService {
         let reason = required_reason(reason)?;
         let audit = self.tenant_audit(who, "tenant.resume", tenant, reason);
         Ok(self.admin.resume_tenant(tenant, &audit).await?)
+    }
+
+    /// What the tenant has held (any role in scope): counts by event type and the `limit`
+    /// (1–500) oldest events, without their bodies.
+    pub async fn held_events(
+        &self,
+        who: &Principal,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<HeldSummary, AdminError> {
+        self.require_tenant(who, tenant)?;
+        if !(1..=500).contains(&limit) {
+            return Err(AdminError::Invalid(format!("limit must be 1 to 500, got {limit}")));
+        }
+        Ok(self.held.held_summary(tenant, limit).await?)
     }
 
     /// Discards up to [`DISCARD_PER_CALL`] of a paused tenant's held events, oldest first (one

@@ -356,14 +356,15 @@ impl EventHandler {
         if let Some(reason) = shared_pause {
             let tenant_label = telemetry::tenant_label(&*self.tenants, &key.tenant);
             if let Some(held) = self.pauses.held() {
-                let event = HeldEvent {
+                let copy = HeldEvent {
                     key: key.clone(),
+                    event_type: event.event_type.clone(),
                     body: message.body.clone(),
                     receive_count: message.receive_count,
                     reason: reason.clone(),
                     held_at: self.clock.now(),
                 };
-                held.hold(&event).await.map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+                held.hold(&copy).await.map_err(|e| retry_later(Some(delivery_id), &e, None))?;
                 // Counted (`tayori_events_held_total`); a paused tenant's traffic would flood
                 // the info log.
                 debug!(%reason, "tenant paused: event held until it is resumed");

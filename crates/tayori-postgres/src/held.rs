@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
-use tayori_app::ports::{HeldEvent, HeldEvents, LeasedEvent, StoreError};
-use tayori_domain::{EventId, EventSource, IdempotencyKey, TenantId};
+use tayori_app::ports::{HeldEntry, HeldEvent, HeldEvents, HeldSummary, LeasedEvent, StoreError};
+use tayori_domain::{EventId, EventSource, EventType, IdempotencyKey, TenantId};
 
 use crate::errors::store_error;
 
@@ -46,8 +46,8 @@ impl PostgresHeldEvents {
              from picked \
              where h.tenant_id = picked.tenant_id and h.source = picked.source \
                and h.event_id = picked.event_id \
-             returning h.tenant_id, h.source, h.event_id, h.body, h.receive_count, h.reason, \
-                       h.held_at, h.lease",
+             returning h.tenant_id, h.source, h.event_id, h.event_type, h.body, \
+                       h.receive_count, h.reason, h.held_at, h.lease",
         )
         .bind(i64::from(limit))
         .bind(now)
@@ -69,9 +69,10 @@ impl HeldEvents for PostgresHeldEvents {
         // its lease.
         sqlx::query(
             "insert into held_events \
-                 (tenant_id, source, event_id, body, receive_count, reason, held_at) \
-             values ($1, $2, $3, $4, $5, $6, $7) \
+                 (tenant_id, source, event_id, event_type, body, receive_count, reason, held_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8) \
              on conflict (tenant_id, source, event_id) do update set \
+                 event_type = excluded.event_type, \
                  body = excluded.body, \
                  receive_count = greatest(held_events.receive_count, excluded.receive_count), \
                  reason = excluded.reason, \
@@ -80,6 +81,7 @@ impl HeldEvents for PostgresHeldEvents {
         .bind(event.key.tenant.as_str())
         .bind(event.key.source.as_str())
         .bind(event.key.id.as_str())
+        .bind(event.event_type.as_str())
         .bind(&event.body)
         .bind(i32::try_from(event.receive_count).unwrap_or(i32::MAX))
         .bind(&event.reason)
@@ -109,6 +111,41 @@ impl HeldEvents for PostgresHeldEvents {
         self.lease(Some(tenant), limit, now, lease_until).await
     }
 
+    async fn held_summary(&self, tenant: &TenantId, limit: u32) -> Result<HeldSummary, StoreError> {
+        let counts = sqlx::query(
+            "select event_type, count(*) as events, min(held_at) as oldest from held_events \
+             where tenant_id = $1 group by event_type order by event_type",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let by_event_type = counts
+            .iter()
+            .map(|row| {
+                let event_type: String = row.try_get("event_type").map_err(store_error)?;
+                let events: i64 = row.try_get("events").map_err(store_error)?;
+                Ok((
+                    EventType::parse(&event_type).map_err(corrupt)?,
+                    u64::try_from(events).unwrap_or(0),
+                    row.try_get("oldest").map_err(store_error)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let oldest = sqlx::query(
+            "select tenant_id, source, event_id, event_type, receive_count, reason, held_at \
+             from held_events where tenant_id = $1 \
+             order by held_at, source, event_id limit $2",
+        )
+        .bind(tenant.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let oldest = oldest.iter().map(held_entry).collect::<Result<Vec<_>, _>>()?;
+        Ok(HeldSummary { by_event_type, oldest })
+    }
+
     async fn forget(&self, key: &IdempotencyKey, lease: i64) -> Result<bool, StoreError> {
         let deleted = sqlx::query(
             "delete from held_events \
@@ -127,6 +164,22 @@ impl HeldEvents for PostgresHeldEvents {
 }
 
 fn leased_event(row: &PgRow) -> Result<LeasedEvent, StoreError> {
+    let HeldEntry { key, event_type, receive_count, reason, held_at } = held_entry(row)?;
+    Ok(LeasedEvent {
+        event: HeldEvent {
+            key,
+            event_type,
+            body: row.try_get("body").map_err(store_error)?,
+            receive_count,
+            reason,
+            held_at,
+        },
+        lease: row.try_get("lease").map_err(store_error)?,
+    })
+}
+
+/// A row's key, type, receive count, reason and hold time.
+fn held_entry(row: &PgRow) -> Result<HeldEntry, StoreError> {
     let text = |column: &str| row.try_get::<String, _>(column).map_err(store_error);
     let key = IdempotencyKey::new(
         TenantId::parse(&text("tenant_id")?).map_err(corrupt)?,
@@ -134,15 +187,12 @@ fn leased_event(row: &PgRow) -> Result<LeasedEvent, StoreError> {
         EventId::parse(&text("event_id")?).map_err(corrupt)?,
     );
     let receive_count: i32 = row.try_get("receive_count").map_err(store_error)?;
-    Ok(LeasedEvent {
-        event: HeldEvent {
-            key,
-            body: row.try_get("body").map_err(store_error)?,
-            receive_count: u32::try_from(receive_count).unwrap_or(1),
-            reason: text("reason")?,
-            held_at: row.try_get("held_at").map_err(store_error)?,
-        },
-        lease: row.try_get("lease").map_err(store_error)?,
+    Ok(HeldEntry {
+        key,
+        event_type: EventType::parse(&text("event_type")?).map_err(corrupt)?,
+        receive_count: u32::try_from(receive_count).unwrap_or(1),
+        reason: text("reason")?,
+        held_at: row.try_get("held_at").map_err(store_error)?,
     })
 }
 

@@ -12,6 +12,7 @@ use tayori_postgres::{PostgresAdminStore, PostgresHeldEvents, PostgresStore};
 fn held(key: &IdempotencyKey, body: &str, at: chrono::DateTime<Utc>) -> HeldEvent {
     HeldEvent {
         key: key.clone(),
+        event_type: tayori_domain::EventType::parse("account.deposit_completed").unwrap(),
         body: body.as_bytes().to_vec(),
         receive_count: 2,
         reason: "bad template".into(),
@@ -45,6 +46,13 @@ async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease()
     held_events.hold(&held(&acme_key("a-2"), "second", t0 + Duration::seconds(1))).await.unwrap();
     held_events.hold(&held(&acme_key("a-1"), "again", t0 + Duration::seconds(2))).await.unwrap();
     held_events.hold(&held(&other_key, "other", t0)).await.unwrap();
+    // What operators see: by event type, and the oldest first, without bodies.
+    let summary = held_events.held_summary(&acme, 1).await.unwrap();
+    let deposit = tayori_domain::EventType::parse("account.deposit_completed").unwrap();
+    assert_eq!(summary.by_event_type, [(deposit, 2, micros(t0))]);
+    let oldest: Vec<_> = summary.oldest.iter().map(|e| e.key.id.as_str()).collect();
+    assert_eq!(oldest, ["a-1"], "one, the oldest");
+
     // The operators' list of paused tenants counts them.
     let paused = admin.paused_tenants(None).await.unwrap();
     assert_eq!(paused.len(), 1, "{paused:?}");

@@ -255,6 +255,7 @@ async fn a_delivery_whose_event_is_held_stays_until_the_copy_is_gone() {
     sent(&store, "free", old).await;
     let copy = HeldEvent {
         key: kept.clone(),
+        event_type: tayori_domain::EventType::parse("account.deposit_completed").unwrap(),
         body: br#"{"specversion":"1.0"}"#.to_vec(),
         receive_count: 1,
         reason: "paused".into(),

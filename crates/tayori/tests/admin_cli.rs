@@ -151,9 +151,10 @@ async fn tenants_are_paused_listed_discarded_and_resumed_on_the_command_line() {
         let mut event = example.clone();
         event["id"] = serde_json::json!(id);
         let body = event.to_string().into_bytes();
-        let key = tayori_domain::decode_message_body(&body).unwrap().key;
+        let decoded = tayori_domain::decode_message_body(&body).unwrap();
         let event = HeldEvent {
-            key,
+            key: decoded.key,
+            event_type: decoded.event_type,
             body,
             receive_count: 1,
             reason: "wrong amounts".into(),

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tayori_domain::{IdempotencyKey, TenantId};
+use tayori_domain::{EventType, IdempotencyKey, TenantId};
 
 use super::StoreError;
 
@@ -11,6 +11,8 @@ use super::StoreError;
 pub struct HeldEvent {
     /// The event's key (the store keeps one held copy per key).
     pub key: IdempotencyKey,
+    /// Its type, for operators to see what is held.
+    pub event_type: EventType,
     /// The message body, as received (an SNS envelope stays one).
     pub body: Vec<u8>,
     /// The queue's receive count when it was held; recorded with the delivery once released.
@@ -28,6 +30,31 @@ pub struct LeasedEvent {
     pub event: HeldEvent,
     /// Which lease this is: [`HeldEvents::forget`] takes it back.
     pub lease: i64,
+}
+
+/// What a tenant has held, for operators: counts by event type and the oldest events (no
+/// bodies: they hold the recipients' data).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeldSummary {
+    /// Per event type: the events held and the oldest hold, event types in order.
+    pub by_event_type: Vec<(EventType, u64, DateTime<Utc>)>,
+    /// The oldest held events, oldest first.
+    pub oldest: Vec<HeldEntry>,
+}
+
+/// One held event, without its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldEntry {
+    /// Its key.
+    pub key: IdempotencyKey,
+    /// Its type.
+    pub event_type: EventType,
+    /// The receive count when it was held.
+    pub receive_count: u32,
+    /// The pause's reason when it was held.
+    pub reason: String,
+    /// When it was held.
+    pub held_at: DateTime<Utc>,
 }
 
 /// Where events of paused tenants wait for the resume (PostgreSQL, beside the pauses).
@@ -59,6 +86,9 @@ pub trait HeldEvents: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<LeasedEvent>, StoreError>;
+
+    /// The tenant's held events by event type, and its `limit` oldest ones.
+    async fn held_summary(&self, tenant: &TenantId, limit: u32) -> Result<HeldSummary, StoreError>;
 
     /// Forgets a leased event once it has been handled. MUST forget nothing when the event was
     /// held again or leased again since `lease` was given; returns whether it forgot it.

@@ -12,10 +12,10 @@ use tayori_domain::{
 
 use crate::ports::{
     AttemptRecord, AttemptResult, Claim, ClaimRequest, Clock, DeliveryCursor, DeliveryPage,
-    DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, HeldEvent, HeldEvents, LeasedEvent,
-    MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError, SentEmail, StoreError,
-    Suppression, SuppressionError, SuppressionList, TemplateRenderer, TenantDirectory,
-    TenantPauseList, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
+    DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, HeldEntry, HeldEvent, HeldEvents,
+    HeldSummary, LeasedEvent, MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError,
+    SentEmail, StoreError, Suppression, SuppressionError, SuppressionList, TemplateRenderer,
+    TenantDirectory, TenantPauseList, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -627,6 +627,31 @@ impl HeldEvents for FakeHeldEvents {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<LeasedEvent>, StoreError> {
         Ok(self.lease(|held| held == tenant, limit, now, lease_until))
+    }
+
+    async fn held_summary(&self, tenant: &TenantId, limit: u32) -> Result<HeldSummary, StoreError> {
+        let mut events: Vec<_> =
+            self.held().into_iter().filter(|event| &event.key.tenant == tenant).collect();
+        let mut by_type: BTreeMap<EventType, (u64, DateTime<Utc>)> = BTreeMap::new();
+        for event in &events {
+            let entry = by_type.entry(event.event_type.clone()).or_insert((0, event.held_at));
+            entry.0 += 1;
+            entry.1 = entry.1.min(event.held_at);
+        }
+        events.truncate(limit as usize);
+        Ok(HeldSummary {
+            by_event_type: by_type.into_iter().map(|(t, (n, oldest))| (t, n, oldest)).collect(),
+            oldest: events
+                .into_iter()
+                .map(|event| HeldEntry {
+                    key: event.key,
+                    event_type: event.event_type,
+                    receive_count: event.receive_count,
+                    reason: event.reason,
+                    held_at: event.held_at,
+                })
+                .collect(),
+        })
     }
 
     async fn forget(&self, key: &IdempotencyKey, lease: i64) -> Result<bool, StoreError> {
