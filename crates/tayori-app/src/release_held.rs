@@ -128,14 +128,21 @@ impl ReleaseHeldEvents {
     /// wait of `settings.every`. A store error is logged and waited out. Returns what it did.
     pub async fn run(&self, should_stop: &(dyn Fn() -> bool + Sync)) -> Released {
         let mut total = Released::default();
+        // Logged every ten seconds while a backlog goes out, and when it is done: one line per
+        // round would be dozens a second.
+        let mut unlogged = (Released::default(), self.clock.now());
         while !should_stop() {
             let full = match self.release_batch().await {
                 Ok(released) => {
-                    if released.leased() > 0 {
-                        info!(?released, "released held events");
-                    }
                     total.add(released);
-                    released.decided >= u64::from(self.settings.batch_size)
+                    unlogged.0.add(released);
+                    let full = released.decided >= u64::from(self.settings.batch_size);
+                    let due = self.clock.now() - unlogged.1 >= chrono::Duration::seconds(10);
+                    if unlogged.0.leased() > 0 && (due || !full) {
+                        info!(released = ?unlogged.0, "released held events");
+                        unlogged = (Released::default(), self.clock.now());
+                    }
+                    full
                 }
                 Err(error) => {
                     warn!(%error, "cannot lease held events; trying again later");
