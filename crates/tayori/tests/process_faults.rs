@@ -211,6 +211,42 @@ async fn held_events(store: &PostgresStore) -> i64 {
     sqlx::query_scalar("select count(*) from held_events").fetch_one(store.pool()).await.unwrap()
 }
 
+/// What a crash test's deliveries ended as, against the emails the outbox holds.
+struct Tally {
+    sent: usize,
+    /// `failed` after an attempt whose result is unknown (the worker died mid-send).
+    unknown: usize,
+    other: usize,
+    /// Deliveries with more than one email and no unknown attempt to explain it.
+    doubled: Vec<tayori_domain::DeliveryId>,
+    total_emails: usize,
+}
+
+async fn tally(setup: &Setup, deliveries: &[DeliveryRecord]) -> Tally {
+    let emails = emails_per_delivery(&setup.outbox);
+    let mut tally = Tally {
+        sent: 0,
+        unknown: 0,
+        other: 0,
+        doubled: Vec::new(),
+        total_emails: emails.values().sum(),
+    };
+    for delivery in deliveries {
+        let attempts = setup.store.attempts(&delivery.tenant, delivery.delivery_id).await.unwrap();
+        let had_unknown = attempts.iter().any(|a| a.result == Some(AttemptResult::Unknown));
+        match delivery.status.as_str() {
+            "sent" => tally.sent += 1,
+            "failed" if had_unknown => tally.unknown += 1,
+            _ => tally.other += 1,
+        }
+        let count = emails.get(&delivery.delivery_id.to_string()).copied().unwrap_or(0);
+        if count > 1 && !had_unknown {
+            tally.doubled.push(delivery.delivery_id);
+        }
+    }
+    tally
+}
+
 /// A pseudo-random number in `low..high` (no RNG crate for one test).
 fn between(low: u64, high: u64, salt: u64) -> u64 {
     let nanos = u64::from(Instant::now().elapsed().subsec_nanos())
@@ -247,25 +283,7 @@ async fn kill_9_at_random_moments_never_loses_or_doubles_an_event() {
     last.kill().unwrap();
     last.wait().unwrap();
 
-    let emails = emails_per_delivery(&setup.outbox);
-    let mut sent = 0;
-    let mut unknown = 0;
-    let mut other = 0;
-    let mut doubled = Vec::new();
-    for delivery in &deliveries {
-        let attempts = setup.store.attempts(&delivery.tenant, delivery.delivery_id).await.unwrap();
-        let had_unknown = attempts.iter().any(|a| a.result == Some(AttemptResult::Unknown));
-        match delivery.status.as_str() {
-            "sent" => sent += 1,
-            "failed" if had_unknown => unknown += 1,
-            _ => other += 1,
-        }
-        let count = emails.get(&delivery.delivery_id.to_string()).copied().unwrap_or(0);
-        if count > 1 && !had_unknown {
-            doubled.push(delivery.delivery_id);
-        }
-    }
-    let total_emails: usize = emails.values().sum();
+    let Tally { sent, unknown, other, doubled, total_emails } = tally(&setup, &deliveries).await;
     let claims: u32 = deliveries.iter().map(|d| d.claim_count).sum();
     println!(
         "crash test: {EVENTS} events, {KILLS} kill -9s: {sent} sent, {unknown} failed as unknown \
@@ -385,22 +403,7 @@ async fn kill_9_while_releasing_held_events_never_loses_or_doubles_one() {
     last.kill().unwrap();
     last.wait().unwrap();
 
-    let emails = emails_per_delivery(&setup.outbox);
-    let (mut sent, mut unknown, mut other, mut doubled) = (0, 0, 0, Vec::new());
-    for delivery in &deliveries {
-        let attempts = setup.store.attempts(&delivery.tenant, delivery.delivery_id).await.unwrap();
-        let had_unknown = attempts.iter().any(|a| a.result == Some(AttemptResult::Unknown));
-        match delivery.status.as_str() {
-            "sent" => sent += 1,
-            "failed" if had_unknown => unknown += 1,
-            _ => other += 1,
-        }
-        let count = emails.get(&delivery.delivery_id.to_string()).copied().unwrap_or(0);
-        if count > 1 && !had_unknown {
-            doubled.push(delivery.delivery_id);
-        }
-    }
-    let total_emails: usize = emails.values().sum();
+    let Tally { sent, unknown, other, doubled, total_emails } = tally(&setup, &deliveries).await;
     println!(
         "release crash test: {EVENTS} held events, {KILLS} kill -9s while releasing: {sent} sent, \
          {unknown} failed as unknown, {other} other; {total_emails} emails; {} keys sent twice",
