@@ -31,10 +31,10 @@ use tracing::info;
 use crate::handle_event::{EventHandler, Handled, InboundMessage};
 use crate::ports::{
     AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock, DeliveryLink,
-    DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, HeldEvents, HeldSummary,
-    LeasedEvent, LinkKind, OutcomeCount, Preview, PreviewCatalog, PreviewError, PreviewRequest,
-    Role, StoreError, SuppressionEntry, SuppressionQuery, TemplatePreviews, TenantPause,
-    TenantScope, TokenRecord, UnkeyedRejectionRecord, UnmatchedFeedbackCursor,
+    DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, HeldEvent, HeldEvents,
+    HeldSummary, LeasedEvent, LinkKind, OutcomeCount, Preview, PreviewCatalog, PreviewError,
+    PreviewRequest, Role, StoreError, SuppressionEntry, SuppressionQuery, TemplatePreviews,
+    TenantPause, TenantScope, TokenRecord, UnkeyedRejectionRecord, UnmatchedFeedbackCursor,
     UnmatchedFeedbackRecord,
 };
 
@@ -733,12 +733,11 @@ impl AdminService {
             if leased.is_empty() {
                 break;
             }
-            for LeasedEvent { event, lease } in leased {
-                let message =
-                    InboundMessage { body: event.body, receive_count: event.receive_count };
+            for LeasedEvent { event: HeldEvent { entry, body }, lease } in leased {
+                let message = InboundMessage { body, receive_count: entry.receive_count };
                 match self.handler.discard(&message, &outcome).await {
                     Ok(_) => {
-                        self.held.forget(&event.key, lease).await?;
+                        self.held.forget(&entry.key, lease).await?;
                         done.discarded += 1;
                     }
                     // Leased: it stays held, and is not leased again within this call.

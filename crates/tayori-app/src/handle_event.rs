@@ -25,7 +25,7 @@ use crate::ports::{
     MessageClass, PauseScope, RecordOutcome, SendError, StoreError, SuppressionList,
     TemplateRenderer, TenantDirectory, TenantProfile, UnkeyedRejection,
 };
-use crate::ports::{HeldEvent, HeldEvents, TenantPauseList};
+use crate::ports::{HeldEntry, HeldEvent, HeldEvents, TenantPauseList};
 use crate::telemetry;
 
 /// The first wait before looking again at a key another worker holds.
@@ -357,12 +357,14 @@ impl EventHandler {
             let tenant_label = telemetry::tenant_label(&*self.tenants, &key.tenant);
             if let Some(held) = self.pauses.held() {
                 let copy = HeldEvent {
-                    key: key.clone(),
-                    event_type: event.event_type.clone(),
+                    entry: HeldEntry {
+                        key: key.clone(),
+                        event_type: event.event_type.clone(),
+                        receive_count: message.receive_count,
+                        reason: reason.clone(),
+                        held_at: self.clock.now(),
+                    },
                     body: message.body.clone(),
-                    receive_count: message.receive_count,
-                    reason: reason.clone(),
-                    held_at: self.clock.now(),
                 };
                 held.hold(&copy).await.map_err(|e| retry_later(Some(delivery_id), &e, None))?;
                 // Counted (`tayori_events_held_total`); a paused tenant's traffic would flood

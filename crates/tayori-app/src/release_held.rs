@@ -15,7 +15,7 @@ use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::handle_event::{EventHandler, Handled, InboundMessage};
-use crate::ports::{Clock, HeldEvents, LeasedEvent, StoreError};
+use crate::ports::{Clock, HeldEvent, HeldEvents, LeasedEvent, StoreError};
 use crate::telemetry;
 
 /// How the release rounds go.
@@ -103,21 +103,22 @@ impl ReleaseHeldEvents {
 
     async fn release_one(&self, leased: LeasedEvent) -> Released {
         let LeasedEvent { event, lease } = leased;
-        let message = InboundMessage { body: event.body, receive_count: event.receive_count };
-        let tenant = telemetry::tenant_label(&*self.handler.tenants, &event.key.tenant);
+        let HeldEvent { entry, body } = event;
+        let message = InboundMessage { body, receive_count: entry.receive_count };
+        let tenant = telemetry::tenant_label(&*self.handler.tenants, &entry.key.tenant);
         match self.handler.handle(&message).await {
             // The hold ended this lease; the event waits for the next resume.
             Ok(Handled::Held { .. }) => Released { held_again: 1, ..Released::default() },
             Ok(_) => {
                 telemetry::held_event_released(&tenant);
-                if let Err(error) = self.held.forget(&event.key, lease).await {
+                if let Err(error) = self.held.forget(&entry.key, lease).await {
                     // Decided but still held: the next lease hands it over again, as a duplicate.
-                    warn!(%error, key = %event.key, "a released event could not be forgotten");
+                    warn!(%error, key = %entry.key, "a released event could not be forgotten");
                 }
                 Released { decided: 1, ..Released::default() }
             }
             Err(retry) => {
-                info!(reason = %retry.reason, key = %event.key, "held event left to a later round");
+                info!(reason = %retry.reason, key = %entry.key, "held event left to a later round");
                 Released { later: 1, ..Released::default() }
             }
         }

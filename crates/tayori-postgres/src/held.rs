@@ -57,7 +57,7 @@ impl PostgresHeldEvents {
         .await
         .map_err(store_error)?;
         let mut leased = rows.iter().map(leased_event).collect::<Result<Vec<_>, _>>()?;
-        leased.sort_by_key(|leased| leased.event.held_at);
+        leased.sort_by_key(|leased| leased.event.entry.held_at);
         Ok(leased)
     }
 }
@@ -78,14 +78,14 @@ impl HeldEvents for PostgresHeldEvents {
                  reason = excluded.reason, \
                  leased_until = null",
         )
-        .bind(event.key.tenant.as_str())
-        .bind(event.key.source.as_str())
-        .bind(event.key.id.as_str())
-        .bind(event.event_type.as_str())
+        .bind(event.entry.key.tenant.as_str())
+        .bind(event.entry.key.source.as_str())
+        .bind(event.entry.key.id.as_str())
+        .bind(event.entry.event_type.as_str())
         .bind(&event.body)
-        .bind(i32::try_from(event.receive_count).unwrap_or(i32::MAX))
-        .bind(&event.reason)
-        .bind(event.held_at)
+        .bind(i32::try_from(event.entry.receive_count).unwrap_or(i32::MAX))
+        .bind(&event.entry.reason)
+        .bind(event.entry.held_at)
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
@@ -164,15 +164,10 @@ impl HeldEvents for PostgresHeldEvents {
 }
 
 fn leased_event(row: &PgRow) -> Result<LeasedEvent, StoreError> {
-    let HeldEntry { key, event_type, receive_count, reason, held_at } = held_entry(row)?;
     Ok(LeasedEvent {
         event: HeldEvent {
-            key,
-            event_type,
+            entry: held_entry(row)?,
             body: row.try_get("body").map_err(store_error)?,
-            receive_count,
-            reason,
-            held_at,
         },
         lease: row.try_get("lease").map_err(store_error)?,
     })

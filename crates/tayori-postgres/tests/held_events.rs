@@ -4,19 +4,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{Duration, Utc};
-use tayori_app::ports::{AdminStore, HeldEvent, HeldEvents};
+use tayori_app::ports::{AdminStore, HeldEntry, HeldEvent, HeldEvents};
 use tayori_domain::{EventId, EventSource, IdempotencyKey, TenantId};
 use tayori_postgres::testing::{acme_key, fresh_database, operator_audit};
 use tayori_postgres::{PostgresAdminStore, PostgresHeldEvents, PostgresStore};
 
 fn held(key: &IdempotencyKey, body: &str, at: chrono::DateTime<Utc>) -> HeldEvent {
     HeldEvent {
-        key: key.clone(),
-        event_type: tayori_domain::EventType::parse("account.deposit_completed").unwrap(),
+        entry: HeldEntry {
+            key: key.clone(),
+            event_type: tayori_domain::EventType::parse("account.deposit_completed").unwrap(),
+            receive_count: 2,
+            reason: "bad template".into(),
+            held_at: at,
+        },
         body: body.as_bytes().to_vec(),
-        receive_count: 2,
-        reason: "bad template".into(),
-        held_at: at,
     }
 }
 
@@ -61,13 +63,13 @@ async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease()
     let lease_until = t0 + Duration::minutes(5);
     let leased = held_events.lease_released(10, t0, lease_until).await.unwrap();
     assert_eq!(leased.len(), 1, "only the tenant that is not paused: {leased:?}");
-    assert_eq!(leased[0].event.key, other_key);
+    assert_eq!(leased[0].event.entry.key, other_key);
     assert!(held_events.forget(&other_key, leased[0].lease).await.unwrap());
 
     // An operator's discard leases one tenant's events, paused or not; a lease taken that way
     // runs like any other (here it is given back by running out).
     let discarding = held_events.lease_of_tenant(&acme, 10, t0, t0).await.unwrap();
-    let keys: Vec<_> = discarding.iter().map(|l| l.event.key.id.as_str()).collect();
+    let keys: Vec<_> = discarding.iter().map(|l| l.event.entry.key.id.as_str()).collect();
     assert_eq!(keys, ["a-1", "a-2"]);
 
     // Resumed: oldest first, in batches; a leased event is not leased again while its lease runs.
@@ -76,12 +78,12 @@ async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease()
     );
     let first = held_events.lease_released(1, t0, lease_until).await.unwrap();
     assert_eq!(first.len(), 1);
-    assert_eq!(first[0].event.key, acme_key("a-1"));
+    assert_eq!(first[0].event.entry.key, acme_key("a-1"));
     assert_eq!(first[0].event.body, b"again");
-    assert_eq!(first[0].event.receive_count, 2);
+    assert_eq!(first[0].event.entry.receive_count, 2);
     let second = held_events.lease_released(10, t0, lease_until).await.unwrap();
     assert_eq!(second.len(), 1);
-    assert_eq!(second[0].event.key, acme_key("a-2"));
+    assert_eq!(second[0].event.entry.key, acme_key("a-2"));
     assert!(held_events.lease_released(10, t0, lease_until).await.unwrap().is_empty());
 
     // a-1 is held again while leased (paused again, say): the old lease forgets nothing.
@@ -91,11 +93,11 @@ async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease()
     // a-2's lease runs out (its worker died): leased again; the dead worker's lease is void.
     let later = lease_until + Duration::seconds(1);
     let again = held_events.lease_released(10, later, later + Duration::minutes(5)).await.unwrap();
-    let keys: Vec<_> = again.iter().map(|l| l.event.key.id.as_str()).collect();
+    let keys: Vec<_> = again.iter().map(|l| l.event.entry.key.id.as_str()).collect();
     assert_eq!(keys, ["a-1", "a-2"]);
     assert!(!held_events.forget(&acme_key("a-2"), second[0].lease).await.unwrap());
     for leased in &again {
-        assert!(held_events.forget(&leased.event.key, leased.lease).await.unwrap());
+        assert!(held_events.forget(&leased.event.entry.key, leased.lease).await.unwrap());
     }
     let far = later + Duration::days(1);
     assert!(held_events.lease_released(10, far, far).await.unwrap().is_empty(), "none left");

@@ -242,7 +242,7 @@ async fn a_delivery_a_worker_holds_is_left_for_the_next_run() {
 
 #[tokio::test]
 async fn a_delivery_whose_event_is_held_stays_until_the_copy_is_gone() {
-    use tayori_app::ports::{HeldEvent, HeldEvents};
+    use tayori_app::ports::{HeldEntry, HeldEvent, HeldEvents};
     let config = tayori_postgres::testing::fresh_database().await;
     let store = PostgresStore::connect(&config).await.unwrap();
     let pool = store.pool().clone();
@@ -254,12 +254,14 @@ async fn a_delivery_whose_event_is_held_stays_until_the_copy_is_gone() {
     let kept = sent(&store, "held-copy", old).await;
     sent(&store, "free", old).await;
     let copy = HeldEvent {
-        key: kept.clone(),
-        event_type: tayori_domain::EventType::parse("account.deposit_completed").unwrap(),
+        entry: HeldEntry {
+            key: kept.clone(),
+            event_type: tayori_domain::EventType::parse("account.deposit_completed").unwrap(),
+            receive_count: 1,
+            reason: "paused".into(),
+            held_at: now,
+        },
         body: br#"{"specversion":"1.0"}"#.to_vec(),
-        receive_count: 1,
-        reason: "paused".into(),
-        held_at: now,
     };
     held_events.hold(&copy).await.unwrap();
     let cutoff = now - TimeDelta::days(90);

@@ -108,7 +108,7 @@ async fn tokens_made_on_the_command_line_open_the_api_until_revoked() {
 
 #[tokio::test]
 async fn tenants_are_paused_listed_discarded_and_resumed_on_the_command_line() {
-    use tayori_app::ports::{DeliveryStore, HeldEvent, HeldEvents};
+    use tayori_app::ports::{DeliveryStore, HeldEntry, HeldEvent, HeldEvents};
     let database = tayori_postgres::testing::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tayori.toml");
@@ -153,12 +153,14 @@ async fn tenants_are_paused_listed_discarded_and_resumed_on_the_command_line() {
         let body = event.to_string().into_bytes();
         let decoded = tayori_domain::decode_message_body(&body).unwrap();
         let event = HeldEvent {
-            key: decoded.key,
-            event_type: decoded.event_type,
+            entry: HeldEntry {
+                key: decoded.key,
+                event_type: decoded.event_type,
+                receive_count: 1,
+                reason: "wrong amounts".into(),
+                held_at: chrono::Utc::now(),
+            },
             body,
-            receive_count: 1,
-            reason: "wrong amounts".into(),
-            held_at: chrono::Utc::now(),
         };
         held.hold(&event).await.unwrap();
     }

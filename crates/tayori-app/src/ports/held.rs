@@ -9,18 +9,10 @@ use super::StoreError;
 /// message out before moving it to its dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldEvent {
-    /// The event's key (the store keeps one held copy per key).
-    pub key: IdempotencyKey,
-    /// Its type, for operators to see what is held.
-    pub event_type: EventType,
+    /// What operators see of it (the store keeps one held copy per key).
+    pub entry: HeldEntry,
     /// The message body, as received (an SNS envelope stays one).
     pub body: Vec<u8>,
-    /// The queue's receive count when it was held; recorded with the delivery once released.
-    pub receive_count: u32,
-    /// The pause's reason.
-    pub reason: String,
-    /// When it was held.
-    pub held_at: DateTime<Utc>,
 }
 
 /// A held event leased to one worker for handling.
@@ -42,14 +34,14 @@ pub struct HeldSummary {
     pub oldest: Vec<HeldEntry>,
 }
 
-/// One held event, without its body.
+/// A held event without its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldEntry {
     /// Its key.
     pub key: IdempotencyKey,
-    /// Its type.
+    /// Its type, for operators to see what is held.
     pub event_type: EventType,
-    /// The receive count when it was held.
+    /// The queue's receive count when it was held; recorded with the delivery once released.
     pub receive_count: u32,
     /// The pause's reason when it was held.
     pub reason: String,

@@ -12,10 +12,10 @@ use tayori_domain::{
 
 use crate::ports::{
     AttemptRecord, AttemptResult, Claim, ClaimRequest, Clock, DeliveryCursor, DeliveryPage,
-    DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, HeldEntry, HeldEvent, HeldEvents,
-    HeldSummary, LeasedEvent, MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError,
-    SentEmail, StoreError, Suppression, SuppressionError, SuppressionList, TemplateRenderer,
-    TenantDirectory, TenantPauseList, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
+    DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, HeldEvent, HeldEvents, HeldSummary,
+    LeasedEvent, MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError, SentEmail,
+    StoreError, Suppression, SuppressionError, SuppressionList, TemplateRenderer, TenantDirectory,
+    TenantPauseList, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -565,10 +565,10 @@ impl FakeHeldEvents {
         let mut held = lock(&self.held);
         let mut free: Vec<_> = held
             .values_mut()
-            .filter(|h| of(&h.event.key.tenant))
+            .filter(|h| of(&h.event.entry.key.tenant))
             .filter(|h| h.leased_until.is_none_or(|until| until <= now))
             .collect();
-        free.sort_by_key(|h| h.event.held_at);
+        free.sort_by_key(|h| h.event.entry.held_at);
         free.into_iter()
             .take(limit as usize)
             .map(|h| {
@@ -582,7 +582,7 @@ impl FakeHeldEvents {
     /// The events held now, oldest first.
     pub fn held(&self) -> Vec<HeldEvent> {
         let mut held: Vec<_> = lock(&self.held).values().map(|h| h.event.clone()).collect();
-        held.sort_by_key(|event| event.held_at);
+        held.sort_by_key(|event| event.entry.held_at);
         held
     }
 }
@@ -598,14 +598,17 @@ impl TenantPauseList for FakeHeldEvents {
 impl HeldEvents for FakeHeldEvents {
     async fn hold(&self, event: &HeldEvent) -> Result<(), StoreError> {
         let mut held = lock(&self.held);
-        let entry = held.entry(event.key.clone()).or_insert_with(|| FakeHold {
+        let hold = held.entry(event.entry.key.clone()).or_insert_with(|| FakeHold {
             event: event.clone(),
             lease: 0,
             leased_until: None,
         });
-        let held_at = entry.event.held_at;
-        entry.event = HeldEvent { held_at, ..event.clone() };
-        entry.leased_until = None;
+        // As the PostgreSQL store does: the first place in line, the highest receive count.
+        let (held_at, receive_count) = (hold.event.entry.held_at, hold.event.entry.receive_count);
+        hold.event = event.clone();
+        hold.event.entry.held_at = held_at;
+        hold.event.entry.receive_count = receive_count.max(event.entry.receive_count);
+        hold.leased_until = None;
         Ok(())
     }
 
@@ -630,27 +633,22 @@ impl HeldEvents for FakeHeldEvents {
     }
 
     async fn held_summary(&self, tenant: &TenantId, limit: u32) -> Result<HeldSummary, StoreError> {
-        let mut events: Vec<_> =
-            self.held().into_iter().filter(|event| &event.key.tenant == tenant).collect();
+        let mut entries: Vec<_> = self
+            .held()
+            .into_iter()
+            .map(|event| event.entry)
+            .filter(|entry| &entry.key.tenant == tenant)
+            .collect();
         let mut by_type: BTreeMap<EventType, (u64, DateTime<Utc>)> = BTreeMap::new();
-        for event in &events {
-            let entry = by_type.entry(event.event_type.clone()).or_insert((0, event.held_at));
-            entry.0 += 1;
-            entry.1 = entry.1.min(event.held_at);
+        for entry in &entries {
+            let count = by_type.entry(entry.event_type.clone()).or_insert((0, entry.held_at));
+            count.0 += 1;
+            count.1 = count.1.min(entry.held_at);
         }
-        events.truncate(limit as usize);
+        entries.truncate(limit as usize);
         Ok(HeldSummary {
             by_event_type: by_type.into_iter().map(|(t, (n, oldest))| (t, n, oldest)).collect(),
-            oldest: events
-                .into_iter()
-                .map(|event| HeldEntry {
-                    key: event.key,
-                    event_type: event.event_type,
-                    receive_count: event.receive_count,
-                    reason: event.reason,
-                    held_at: event.held_at,
-                })
-                .collect(),
+            oldest: entries,
         })
     }
 
