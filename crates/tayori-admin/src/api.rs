@@ -60,6 +60,7 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(search_deliveries))
         .routes(routes!(delivery))
         .routes(routes!(resend))
+        .routes(routes!(resend_failed))
         .routes(routes!(replay_delivery))
         .routes(routes!(rejected_events))
         .routes(routes!(replay_many))
@@ -145,6 +146,8 @@ pub(crate) struct SearchParams {
     pub from: Option<String>,
     /// Created before (RFC 3339).
     pub until: Option<String>,
+    /// Only deliveries no operator has resent yet (`true`).
+    pub not_resent: Option<bool>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
     /// Page size, 1 to 500 (default 50).
@@ -170,6 +173,7 @@ impl SearchParams {
                 .map_err(|e| ApiError::bad_request(format!("recipient: {e}")))?,
             from: time_param("from", self.from.as_deref())?,
             until: time_param("until", self.until.as_deref())?,
+            not_resent: self.not_resent.unwrap_or(false),
             after: non_empty(&self.after).map(|s| decode_cursor(&s)).transpose()?,
             limit: self.limit.unwrap_or(50).clamp(1, 500),
         };
@@ -232,6 +236,116 @@ async fn resend(
 ) -> Result<(StatusCode, Json<ActionView>), ApiError> {
     let done = state.service.resend(&who, delivery_id(&id)?, &body.reason).await?;
     Ok((StatusCode::CREATED, Json(ActionView::from(&done))))
+}
+
+/// Which failed deliveries to resend, and why.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ResendFailedBody {
+    /// The tenant whose failed deliveries to resend.
+    pub tenant: String,
+    /// Created at or after (RFC 3339): the start of the incident.
+    pub from: String,
+    /// Created before (RFC 3339). Keep it fixed while paging, so that resends that fail again
+    /// are not taken up by the same run.
+    pub until: String,
+    /// Only this event type.
+    pub event_type: Option<String>,
+    /// The previous answer's `next`.
+    pub after: Option<String>,
+    /// Failed deliveries this call takes, 1 to 500 (default 100).
+    pub limit: Option<u32>,
+    /// Only list what would be resent (default `false`).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Required; recorded in the audit log for each resend.
+    pub reason: String,
+}
+
+/// One failed delivery a bulk resend took.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ResendFailedItem {
+    /// The failed delivery (recipient masked unless admin).
+    pub origin: DeliverySummary,
+    /// The new delivery; absent in a dry run and when it was not resent.
+    pub result: Option<ActionView>,
+    /// Why it was not resent (it cannot be, or someone resent it meanwhile).
+    pub error: Option<String>,
+}
+
+/// A page of a bulk resend.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ResendFailed {
+    /// The failed deliveries this call took, newest first.
+    pub items: Vec<ResendFailedItem>,
+    /// Pass as `after` to go on; absent once the window has nothing more to resend.
+    pub next: Option<String>,
+}
+
+/// Resend a tenant's failed deliveries in a time window that no operator has resent yet, after
+/// the cause is fixed (operator, admin): up to `limit` per call, newest first, each as a new
+/// linked delivery like a single resend. Safe to repeat: a delivery resent once is never taken
+/// again. `dry_run` lists them without sending.
+#[utoipa::path(post, path = "/api/v1/deliveries/resend-failed", tag = "deliveries",
+    request_body = ResendFailedBody,
+    responses((status = 200, body = ResendFailed), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn resend_failed(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Json(body): Json<ResendFailedBody>,
+) -> Result<Json<ResendFailed>, ApiError> {
+    let (tenant, request) = body.parse()?;
+    let page = state.service.resend_failed(&who, &tenant, request, &body.reason).await?;
+    Ok(Json(resend_failed_view(page)))
+}
+
+impl ResendFailedBody {
+    /// The tenant and what to take (the console's form goes through here too).
+    pub(crate) fn parse(&self) -> Result<(TenantId, tayori_app::admin::FailedResends), ApiError> {
+        let tenant = tenant_param(Some(self.tenant.trim()))?
+            .ok_or_else(|| ApiError::bad_request("tenant is required"))?;
+        let required_time = |name: &str, raw: &str| {
+            time_param(name, Some(raw.trim()))?
+                .ok_or_else(|| ApiError::bad_request(format!("{name} is required (RFC 3339)")))
+        };
+        let request = tayori_app::admin::FailedResends {
+            from: required_time("from", &self.from)?,
+            until: required_time("until", &self.until)?,
+            event_type: self
+                .event_type
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| EventType::parse(s.trim()))
+                .transpose()
+                .map_err(|e| ApiError::bad_request(format!("event_type: {e}")))?,
+            after: self
+                .after
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(decode_cursor)
+                .transpose()?,
+            limit: self.limit.unwrap_or(100),
+            dry_run: self.dry_run,
+        };
+        Ok((tenant, request))
+    }
+}
+
+pub(crate) fn resend_failed_view(page: tayori_app::admin::FailedResendPage) -> ResendFailed {
+    let items = page
+        .items
+        .into_iter()
+        .map(|item| {
+            let (result, error) = match item.result {
+                None => (None, None),
+                Some(Ok(done)) => (Some(ActionView::from(&done)), None),
+                Some(Err(error)) => (None, Some(ApiError(error).parts().2)),
+            };
+            ResendFailedItem { origin: DeliverySummary::from(&item.origin), result, error }
+        })
+        .collect();
+    ResendFailed { items, next: page.next.as_ref().map(encode_cursor) }
 }
 
 /// Feed a rejected delivery's event through again after a fix (operator, admin).

@@ -23,8 +23,8 @@ use tayori_domain::{DeliveryStatus, EmailAddress};
 
 use crate::AdminState;
 use crate::api::{
-    AuditParams, SampleParams, SearchParams, audit_views, delivery_id, encode_cursor,
-    sample_preview, template_views, tenant_param,
+    AuditParams, ResendFailedBody, SampleParams, SearchParams, audit_views, delivery_id,
+    encode_cursor, resend_failed_view, sample_preview, template_views, tenant_param,
 };
 use crate::auth::{NoSession, SESSION_COOKIE, Session};
 use crate::error::ApiError;
@@ -48,6 +48,7 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/deliveries", get(deliveries))
+        .route("/console/deliveries/resend-failed", post(resend_failed))
         .route("/console/deliveries/{id}", get(delivery))
         .route("/console/deliveries/{id}/resend", post(resend))
         .route("/console/deliveries/{id}/replay", post(replay))
@@ -84,6 +85,7 @@ fn tera() -> &'static tera::Tera {
             ("preview.html", include_str!("../templates/preview.html")),
             ("tenants.html", include_str!("../templates/tenants.html")),
             ("held.html", include_str!("../templates/held.html")),
+            ("resent.html", include_str!("../templates/resent.html")),
             ("audit.html", include_str!("../templates/audit.html")),
             ("error.html", include_str!("../templates/error.html")),
         ];
@@ -297,6 +299,13 @@ async fn deliveries(
     let form = json!({
         "tenant": params.tenant, "status": params.status, "event_type": params.event_type,
         "recipient": params.recipient, "from": params.from, "until": params.until,
+        "not_resent": params.not_resent.unwrap_or(false),
+    });
+    // A bulk resend's window must not move while it pages: an open end is fixed at the next
+    // whole second (rounding down would leave out what failed in this one).
+    let resend_until = params.until.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| {
+        let next_second = chrono::Utc::now() + chrono::Duration::seconds(1);
+        next_second.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     });
     let result = match params.parse() {
         Ok((tenant, search)) => state
@@ -311,6 +320,7 @@ async fn deliveries(
             "form": form,
             "deliveries": page.deliveries.iter().map(DeliverySummary::from).collect::<Vec<_>>(),
             "next": page.next.as_ref().map(encode_cursor),
+            "resend_until": resend_until,
         }),
         Err(error) => json!({ "form": form, "deliveries": [], "error": error.parts().2 }),
     };
@@ -419,6 +429,64 @@ async fn replay(
     }
     .await;
     result.unwrap_or_else(|error| error_page(Some(&session), error))
+}
+
+/// The deliveries page's bulk resend form (and its "next page" form).
+#[derive(Debug, Default, Deserialize)]
+struct ResendFailedForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    event_type: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    after: String,
+}
+
+async fn resend_failed(
+    State(state): State<AdminState>,
+    session: Session,
+    Form(form): Form<ResendFailedForm>,
+) -> Response {
+    let result = async {
+        check_csrf(&session, &form.csrf)?;
+        let body = ResendFailedBody {
+            tenant: form.tenant.clone(),
+            from: form.from.clone(),
+            until: form.until.clone(),
+            event_type: Some(form.event_type.clone()),
+            after: Some(form.after.clone()),
+            limit: None,
+            dry_run: false,
+            reason: form.reason.clone(),
+        };
+        let (tenant, request) = body.parse()?;
+        let done =
+            state.service.resend_failed(&session.principal, &tenant, request, &form.reason).await?;
+        let view = resend_failed_view(done);
+        let resent = view.items.iter().filter(|item| item.result.is_some()).count();
+        Ok::<_, ApiError>(json!({
+            "form": {
+                "tenant": form.tenant, "event_type": form.event_type, "from": form.from,
+                "until": form.until, "reason": form.reason,
+            },
+            "items": view.items,
+            "next": view.next,
+            "resent": resent,
+        }))
+    }
+    .await;
+    match result {
+        Ok(context) => page("resent.html", with(base(&session, "deliveries"), context)),
+        Err(error) => error_page(Some(&session), error),
+    }
 }
 
 async fn rejected(

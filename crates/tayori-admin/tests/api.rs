@@ -827,3 +827,195 @@ async fn a_paused_tenants_held_events_are_discarded_as_rejected_once_and_audited
     assert_eq!(audit[0]["reason"], "the producer sent wrong amounts");
     assert_eq!(audit[0]["detail"]["discarded"], 2, "{audit:?}");
 }
+
+/// A window around "now" for bulk resends: RFC 3339 strings.
+fn window_around_now() -> (String, String) {
+    let now = chrono::Utc::now();
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    (at(now - chrono::Duration::minutes(5)), at(now + chrono::Duration::minutes(5)))
+}
+
+fn rejected_by_ses() -> tayori_app::ports::SendError {
+    tayori_app::ports::SendError::Rejected { reason: "MailFromDomainNotVerified".into() }
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_resent_in_bulk_once_each_a_page_at_a_time() {
+    let h = harness().await;
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (operator, _) = h.token(Role::Operator, &["acme-invest", "acme-bank"]).await;
+    let (from, until) = window_around_now();
+
+    // Three deposits fail (the sending domain lost its verification); one is sent; one is
+    // rejected (its template is missing); a fourth failure is resent by hand before the bulk.
+    h.sender.fail_next(vec![rejected_by_ses(), rejected_by_ses(), rejected_by_ses()]);
+    let mut failed = Vec::new();
+    for id in ["bulk-1", "bulk-2", "bulk-3"] {
+        failed.push(h.publish(&invest_deposit(id, &format!("{id}@example.com"))).await);
+    }
+    h.publish(&invest_deposit("bulk-sent", "sent@example.com")).await;
+    h.publish(&invest_withdrawal("bulk-rejected", "rejected@example.com")).await;
+    h.sender.fail_next(vec![rejected_by_ses()]);
+    let by_hand = h.publish(&invest_deposit("bulk-by-hand", "hand@example.com")).await;
+    let resend = format!("/api/v1/deliveries/{by_hand}/resend");
+    let why = json!({ "reason": "one customer called" });
+    assert_eq!(h.call("POST", &resend, Some(&operator), Some(&why)).await.0, StatusCode::CREATED);
+    let sends_before = h.sender.sent().len();
+    assert_eq!(sends_before, 2, "the sent deposit and the resend by hand");
+
+    // The search's `not_resent` shows what is left: the three.
+    let search = "/api/v1/deliveries?tenant=acme-invest&status=failed";
+    let (_, all_failed) = h.call("GET", search, Some(&viewer), None).await;
+    assert_eq!(all_failed["deliveries"].as_array().unwrap().len(), 4, "{all_failed}");
+    let (_, left) = h.call("GET", &format!("{search}&not_resent=true"), Some(&viewer), None).await;
+    let left: BTreeSet<String> = left["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["delivery_id"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: BTreeSet<String> = failed.iter().map(ToString::to_string).collect();
+    assert_eq!(left, expected);
+
+    let uri = "/api/v1/deliveries/resend-failed";
+    let request = |extra: serde_json::Value| {
+        let mut body = json!({
+            "tenant": "acme-invest", "from": from, "until": until,
+            "reason": "the sending domain is verified again",
+        });
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+
+    // Refusals: a viewer, no reason, an empty window, a limit out of range, no tenant.
+    let refused = [
+        (Some(&viewer), request(json!({})), StatusCode::FORBIDDEN),
+        (Some(&operator), request(json!({ "reason": " " })), StatusCode::BAD_REQUEST),
+        (Some(&operator), request(json!({ "until": from })), StatusCode::BAD_REQUEST),
+        (Some(&operator), request(json!({ "limit": 501 })), StatusCode::BAD_REQUEST),
+        (Some(&operator), request(json!({ "from": "yesterday" })), StatusCode::BAD_REQUEST),
+        (Some(&operator), request(json!({ "tenant": "acme-other" })), StatusCode::NOT_FOUND),
+    ];
+    for (token, body, expected) in refused {
+        let (status, answer) = h.call("POST", uri, token.map(String::as_str), Some(&body)).await;
+        assert_eq!(status, expected, "{body}: {answer}");
+    }
+
+    // A dry run lists the three, newest first, and sends nothing.
+    let (status, dry) =
+        h.call("POST", uri, Some(&operator), Some(&request(json!({ "dry_run": true })))).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    let items = dry["items"].as_array().unwrap();
+    let origins: Vec<&str> =
+        items.iter().map(|i| i["origin"]["delivery_id"].as_str().unwrap()).collect();
+    let newest_first: Vec<String> = failed.iter().rev().map(ToString::to_string).collect();
+    assert_eq!(origins, newest_first, "{dry}");
+    assert!(items.iter().all(|i| i["result"].is_null() && i["error"].is_null()), "{dry}");
+    assert_eq!(items[0]["origin"]["recipient"], "b***@e***.com", "masked for an operator");
+    assert_eq!(h.sender.sent().len(), sends_before);
+
+    // Two a page: the two newest, then the last one; then nothing is left.
+    let (status, first) =
+        h.call("POST", uri, Some(&operator), Some(&request(json!({ "limit": 2 })))).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let items = first["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{first}");
+    assert!(items.iter().all(|i| i["result"]["status"] == "sent"), "{first}");
+    let next = first["next"].as_str().expect("a next page").to_owned();
+    let (_, second) = h
+        .call("POST", uri, Some(&operator), Some(&request(json!({ "limit": 2, "after": next }))))
+        .await;
+    let items = second["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{second}");
+    assert_eq!(items[0]["origin"]["delivery_id"], failed[0].to_string());
+    assert_eq!(items[0]["result"]["status"], "sent");
+    assert!(second["next"].is_null(), "{second}");
+    let (_, again) = h.call("POST", uri, Some(&operator), Some(&request(json!({})))).await;
+    assert_eq!(again, json!({ "items": [], "next": null }), "a repeated call resends nothing");
+
+    // One email each, to the failed deliveries' recipients, each linked and audited.
+    let sent = h.sender.sent();
+    assert_eq!(sent.len(), sends_before + 3);
+    let recipients: BTreeSet<&str> =
+        sent[sends_before..].iter().map(|e| e.to.address.as_str()).collect();
+    assert_eq!(
+        recipients,
+        BTreeSet::from(["bulk-1@example.com", "bulk-2@example.com", "bulk-3@example.com"])
+    );
+    for origin in &failed {
+        let (_, detail) =
+            h.call("GET", &format!("/api/v1/deliveries/{origin}"), Some(&operator), None).await;
+        let links = detail["links"].as_array().unwrap();
+        assert_eq!(links.len(), 1, "{detail}");
+        assert_eq!(links[0]["kind"], "resend");
+        assert_eq!(links[0]["reason"], "the sending domain is verified again");
+        let audit = format!("/api/v1/audit?action=delivery.resend&object_id={origin}");
+        let (_, entries) = h.call("GET", &audit, Some(&operator), None).await;
+        assert_eq!(entries.as_array().unwrap().len(), 1, "{entries}");
+    }
+    let (_, left) = h.call("GET", &format!("{search}&not_resent=true"), Some(&viewer), None).await;
+    assert_eq!(left["deliveries"], json!([]), "{left}");
+
+    // A failed delivery whose sensitive variables were masked at storage is reported with why,
+    // in a dry run too, and nothing is sent.
+    h.sender.fail_next(vec![rejected_by_ses()]);
+    h.publish(&bank_deposit("bulk-bank", "misaki@example.com")).await;
+    for dry_run in [true, false] {
+        let body = request(json!({ "tenant": "acme-bank", "dry_run": dry_run }));
+        let (status, answer) = h.call("POST", uri, Some(&operator), Some(&body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let error = answer["items"][0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("cannot be resent") && error.contains("balance"), "{answer}");
+    }
+    assert_eq!(h.sender.sent().len(), sends_before + 3);
+}
+
+#[tokio::test]
+async fn two_bulk_resends_racing_over_one_window_resend_each_failure_once() {
+    use tayori_app::admin::FailedResends;
+    let h = harness().await;
+    let failures = 12;
+    h.sender.fail_next((0..failures).map(|_| rejected_by_ses()).collect());
+    for i in 0..failures {
+        h.publish(&invest_deposit(&format!("race-{i}"), &format!("race-{i}@example.com"))).await;
+    }
+    let (operator, _) = h.token(Role::Operator, &[]).await;
+    let who = h.service.authenticate(&operator).await.unwrap();
+    let tenant = common::tenant("acme-invest");
+    let now = chrono::Utc::now();
+    let request = || FailedResends {
+        from: now - chrono::Duration::minutes(5),
+        until: now + chrono::Duration::minutes(5),
+        event_type: None,
+        after: None,
+        limit: 100,
+        dry_run: false,
+    };
+    let (a, b) = tokio::join!(
+        h.service.resend_failed(&who, &tenant, request(), "race a"),
+        h.service.resend_failed(&who, &tenant, request(), "race b"),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let resent = |page: &tayori_app::admin::FailedResendPage| {
+        page.items.iter().filter(|i| matches!(i.result, Some(Ok(_)))).count()
+    };
+    let lost_race = |page: &tayori_app::admin::FailedResendPage| {
+        page.items
+            .iter()
+            .filter(|i| matches!(&i.result, Some(Err(e)) if e.to_string().contains("someone else")))
+            .count()
+    };
+    println!(
+        "race: a resent {}, b resent {}, lost races {} + {}",
+        resent(&a),
+        resent(&b),
+        lost_race(&a),
+        lost_race(&b)
+    );
+    assert_eq!(resent(&a) + resent(&b), failures, "each failure resent once");
+    assert_eq!(a.items.len() + b.items.len(), failures + lost_race(&a) + lost_race(&b));
+    assert_eq!(h.sender.sent().len(), failures);
+    let again = h.service.resend_failed(&who, &tenant, request(), "again").await.unwrap();
+    assert!(again.items.is_empty(), "{again:?}");
+}

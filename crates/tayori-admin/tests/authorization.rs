@@ -76,6 +76,16 @@ async fn every_route_role_and_tenant_scope() {
         },
         Route {
             method: "POST",
+            template: "/api/v1/deliveries/resend-failed",
+            uri: "/api/v1/deliveries/resend-failed".into(),
+            body: Some(json!({
+                "tenant": "acme-invest", "from": "2000-01-01T00:00:00Z",
+                "until": "2100-01-01T00:00:00Z", "dry_run": true, "reason": "matrix",
+            })),
+            kind: Kind::Act,
+        },
+        Route {
+            method: "POST",
             template: "/api/v1/deliveries/{id}/replay",
             uri: format!("/api/v1/deliveries/{rejected}/replay"),
             body: Some(reason.clone()),

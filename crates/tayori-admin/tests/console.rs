@@ -361,3 +361,70 @@ async fn the_tenants_page_pauses_and_resumes_a_tenant_with_a_reason_and_the_csrf
     let (_, _, dashboard) = h.page("GET", "/console", Some(&viewer), None).await;
     assert!(!dashboard.contains("Paused now"));
 }
+
+#[tokio::test]
+async fn the_deliveries_page_resends_a_windows_failed_deliveries_a_page_at_a_time() {
+    let h = harness().await;
+    let reject =
+        || tayori_app::ports::SendError::Rejected { reason: "NotFound: configuration set".into() };
+    h.sender.fail_next(vec![reject(), reject()]);
+    let failed = [
+        h.publish(&invest_deposit("page-bulk-1", "ichiro@example.com")).await,
+        h.publish(&invest_deposit("page-bulk-2", "jiro@example.com")).await,
+    ];
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (operator, _) = h.token(Role::Operator, &["acme-invest"]).await;
+    let csrf = tayori_admin::csrf_token(&operator);
+    let from = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+
+    // The form shows for an operator searching one tenant's failures from a start time; the
+    // open end is fixed at the time of the search.
+    let search =
+        format!("/console/deliveries?tenant=acme-invest&status=failed&from={}", encode(&from));
+    let (_, _, page) = h.page("GET", &search, Some(&viewer), None).await;
+    assert!(!page.contains("id=\"resend-failed\""), "a viewer gets no form");
+    let (_, _, page) = h.page("GET", &search, Some(&operator), None).await;
+    assert!(page.contains("id=\"resend-failed\""), "{page}");
+    let until = page
+        .split("name=\"until\" value=\"")
+        .nth(2)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form's fixed end")
+        .to_owned();
+    assert!(chrono::DateTime::parse_from_rfc3339(&until).is_ok(), "{until}");
+    let no_start = "/console/deliveries?tenant=acme-invest&status=failed";
+    let (_, _, page) = h.page("GET", no_start, Some(&operator), None).await;
+    assert!(page.contains("id=\"resend-failed-hint\"") && !page.contains("id=\"resend-failed\""));
+
+    let form = |csrf: &str| {
+        format!(
+            "csrf={csrf}&tenant=acme-invest&event_type=&from={}&until={}&reason={}",
+            encode(&from),
+            encode(&until),
+            encode("configuration set restored")
+        )
+    };
+    let uri = "/console/deliveries/resend-failed";
+    let (status, _, _) = h.page("POST", uri, Some(&operator), Some(&form("0000"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(h.sender.sent().is_empty());
+
+    let (status, _, page) = h.page("POST", uri, Some(&operator), Some(&form(&csrf))).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("2 of 2 taken were resent"), "{page}");
+    for origin in &failed {
+        assert!(page.contains(&format!("/console/deliveries/{origin}")), "{page}");
+    }
+    assert!(page.contains("class=\"status-sent\""), "{page}");
+    assert!(page.contains("id=\"resend-done\""), "{page}");
+    assert_eq!(h.sender.sent().len(), 2);
+
+    // Again: nothing left, nothing sent.
+    let (_, _, page) = h.page("POST", uri, Some(&operator), Some(&form(&csrf))).await;
+    assert!(page.contains("id=\"nothing-to-resend\""), "{page}");
+    assert_eq!(h.sender.sent().len(), 2);
+    let left = format!("{search}&not_resent=true");
+    let (_, _, page) = h.page("GET", &left, Some(&operator), None).await;
+    assert!(page.contains("id=\"no-results\""), "{page}");
+}

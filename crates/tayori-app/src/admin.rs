@@ -30,12 +30,12 @@ use tracing::info;
 
 use crate::handle_event::{EventHandler, Handled, InboundMessage};
 use crate::ports::{
-    AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock, DeliveryLink,
-    DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, HeldEvent, HeldEvents,
-    HeldSummary, LeasedEvent, LinkKind, OutcomeCount, Preview, PreviewCatalog, PreviewError,
-    PreviewRequest, Role, StoreError, SuppressionEntry, SuppressionQuery, TemplatePreviews,
-    TenantPause, TenantScope, TokenRecord, UnkeyedRejectionRecord, UnmatchedFeedbackCursor,
-    UnmatchedFeedbackRecord,
+    AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock, DeliveryCursor,
+    DeliveryLink, DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, HeldEvent,
+    HeldEvents, HeldSummary, LeasedEvent, LinkKind, OutcomeCount, Preview, PreviewCatalog,
+    PreviewError, PreviewRequest, Role, StoreError, SuppressionEntry, SuppressionQuery,
+    TemplatePreviews, TenantPause, TenantScope, TokenRecord, UnkeyedRejectionRecord,
+    UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
 };
 
 /// The token id recorded for actions taken on the command line.
@@ -188,6 +188,50 @@ pub struct ActionResult {
     pub status: DeliveryStatus,
     /// The outcome's reason, or what was transient.
     pub reason: Option<String>,
+}
+
+/// Which of a tenant's failed deliveries a bulk resend takes ([`AdminService::resend_failed`]).
+#[derive(Debug, Clone)]
+pub struct FailedResends {
+    /// Created at or after: the start of the incident. Required, as is `until`, so that a bulk
+    /// resend names its window and a later call over the same window cannot reach the resends
+    /// it made (which may fail too).
+    pub from: DateTime<Utc>,
+    /// Created before.
+    pub until: DateTime<Utc>,
+    /// Only this event type.
+    pub event_type: Option<EventType>,
+    /// Go on after this delivery: the previous page's `next`.
+    pub after: Option<DeliveryCursor>,
+    /// Deliveries taken by this call, 1 to [`MAX_FAILED_RESENDS`].
+    pub limit: u32,
+    /// Only say what would be resent; send nothing, record nothing.
+    pub dry_run: bool,
+}
+
+/// Failed deliveries one [`AdminService::resend_failed`] call takes at most: each is sent in
+/// turn while the request waits.
+pub const MAX_FAILED_RESENDS: u32 = 500;
+
+/// One failed delivery taken by a bulk resend.
+#[derive(Debug)]
+pub struct FailedResend {
+    /// The failed delivery (the recipient masked unless the role is admin).
+    pub origin: DeliveryRecord,
+    /// What came of its resend; `None` in a dry run for one that would be resent. An error
+    /// says why it cannot be resent (sensitive variables, no kept body) or that someone resent
+    /// it meanwhile.
+    pub result: Option<Result<ActionResult, AdminError>>,
+}
+
+/// A page of a bulk resend: the deliveries it took, newest first, and where the next call goes
+/// on (`None` once the window has no more failed deliveries not yet resent).
+#[derive(Debug)]
+pub struct FailedResendPage {
+    /// The deliveries taken.
+    pub items: Vec<FailedResend>,
+    /// The cursor for the next call.
+    pub next: Option<DeliveryCursor>,
 }
 
 /// A suppression as shown to a principal: the address masked unless the role is admin.
@@ -474,7 +518,7 @@ impl AdminService {
     ) -> Result<ActionResult, AdminError> {
         let origin = self.visible_delivery(who, id).await?;
         who.require_act()?;
-        self.derive_and_handle(who, &origin, LinkKind::Resend, reason).await
+        self.derive_and_handle(who, &origin, LinkKind::Resend, reason, Numbering::Next).await
     }
 
     /// Feeds a rejected delivery's event through again (after a fix, e.g. a template added) as a
@@ -493,7 +537,65 @@ impl AdminService {
                 origin.status
             )));
         }
-        self.derive_and_handle(who, &origin, LinkKind::Replay, reason).await
+        self.derive_and_handle(who, &origin, LinkKind::Replay, reason, Numbering::Next).await
+    }
+
+    /// Resends a page of `tenant`'s failed deliveries that no operator has resent yet, each as
+    /// [`resend`](Self::resend) would (a new linked delivery, audited `delivery.resend`), after
+    /// the cause of a run of failures is fixed: a sending identity verified again, a
+    /// configuration set restored. Safe to repeat: a delivery resent once, by this call or by
+    /// anyone, is never taken again, and two calls racing for one resend it once. One that
+    /// cannot be resent is reported with why and passed over.
+    pub async fn resend_failed(
+        &self,
+        who: &Principal,
+        tenant: &TenantId,
+        request: FailedResends,
+        reason: &str,
+    ) -> Result<FailedResendPage, AdminError> {
+        let tenants = who.scope.narrowed(Some(tenant)).map_err(|()| no_tenant(Some(tenant)))?;
+        who.require_act()?;
+        let reason = required_reason(reason)?;
+        if request.from >= request.until {
+            return Err(AdminError::Invalid("`from` must be before `until`".into()));
+        }
+        if !(1..=MAX_FAILED_RESENDS).contains(&request.limit) {
+            return Err(AdminError::Invalid(format!("limit must be 1 to {MAX_FAILED_RESENDS}")));
+        }
+        let search = DeliverySearch {
+            tenants,
+            status: Some(DeliveryStatus::Failed),
+            event_type: request.event_type,
+            recipient: None,
+            from: Some(request.from),
+            until: Some(request.until),
+            not_resent: true,
+            after: request.after,
+            limit: request.limit,
+        };
+        let page = self.admin.search_deliveries(&search).await?;
+        let mut items = Vec::with_capacity(page.deliveries.len());
+        for summary in page.deliveries {
+            // The search's rows leave the kept event out; a resend needs it.
+            let mut origin = self.visible_delivery(who, summary.delivery_id).await?;
+            let result = match self.resend_body(&origin, LinkKind::Resend, 1) {
+                Err(why) => Some(Err(AdminError::Invalid(format!("cannot be resent: {why}")))),
+                Ok(_) if request.dry_run => None,
+                Ok(_) => Some(
+                    self.derive_and_handle(
+                        who,
+                        &origin,
+                        LinkKind::Resend,
+                        reason,
+                        Numbering::First,
+                    )
+                    .await,
+                ),
+            };
+            mask_for(who, &mut origin);
+            items.push(FailedResend { origin, result });
+        }
+        Ok(FailedResendPage { items, next: page.next })
     }
 
     /// Unkeyed rejections (bodies without a usable key) the principal may see.
@@ -956,10 +1058,16 @@ impl AdminService {
         origin: &DeliveryRecord,
         kind: LinkKind,
         reason: &str,
+        numbering: Numbering,
     ) -> Result<ActionResult, AdminError> {
         let reason = required_reason(reason)?;
         let tenant = &origin.tenant;
-        let mut n = self.admin.last_link_number(tenant, origin.delivery_id, kind).await? + 1;
+        let mut n = match numbering {
+            Numbering::Next => {
+                self.admin.last_link_number(tenant, origin.delivery_id, kind).await? + 1
+            }
+            Numbering::First => 1,
+        };
         // Another operator may take the same number at the same moment: take the next one.
         let (body, delivery_id) = loop {
             let body = self.resend_body(origin, kind, n).map_err(|why| {
@@ -990,6 +1098,11 @@ impl AdminService {
             if self.admin.record_link(&link, &audit).await? {
                 break (body, delivery_id);
             }
+            if numbering == Numbering::First {
+                return Err(AdminError::Invalid(format!(
+                    "resent by someone else meanwhile (delivery {delivery_id}); not resent again"
+                )));
+            }
             n += 1;
             if n > 10_000 {
                 return Err(AdminError::Invalid("too many resends of this delivery".into()));
@@ -999,6 +1112,15 @@ impl AdminService {
         let handled = self.handler.handle(&InboundMessage::first(body)).await;
         action_result(handled, Some(delivery_id))
     }
+}
+
+/// Which resend (or replay) of a delivery a new one may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Numbering {
+    /// The next number free: an operator asked for one more.
+    Next,
+    /// Only the first: a bulk resend must not add a second to one resent meanwhile.
+    First,
 }
 
 fn derived_key(

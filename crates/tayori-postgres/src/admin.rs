@@ -93,6 +93,14 @@ fn search_query(head: &str, search: &DeliverySearch, limit: u32) -> QueryBuilder
     if let Some(until) = search.until {
         sql.push(" and created_at < ").push_bind(until);
     }
+    if search.not_resent {
+        // The links' unique (tenant_id, origin_delivery_id, kind, n) answers this per row.
+        sql.push(
+            " and not exists (select 1 from delivery_links l \
+               where l.tenant_id = deliveries.tenant_id \
+                 and l.origin_delivery_id = deliveries.delivery_id and l.kind = 'resend')",
+        );
+    }
     if let Some(after) = &search.after {
         push_older_than(&mut sql, after);
     }

@@ -207,6 +207,8 @@ pub struct DeliverySearch {
     pub from: Option<DateTime<Utc>>,
     /// Created before.
     pub until: Option<DateTime<Utc>>,
+    /// Only deliveries no operator has resent yet (no `resend` link names them).
+    pub not_resent: bool,
     /// Start after this row.
     pub after: Option<DeliveryCursor>,
     /// At most this many (capped at 500 by stores).

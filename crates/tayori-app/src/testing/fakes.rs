@@ -171,6 +171,11 @@ impl RecordingSender {
         Self { script: Mutex::new(errors.into()), ..Self::default() }
     }
 
+    /// Answers the next calls with these errors, in order, after any already scripted.
+    pub fn fail_next(&self, errors: Vec<SendError>) {
+        lock(&self.script).extend(errors);
+    }
+
     /// Emails accepted so far.
     pub fn sent(&self) -> Vec<OutgoingEmail> {
         lock(&self.sent).clone()
