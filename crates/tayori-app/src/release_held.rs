@@ -8,6 +8,7 @@
 //! worker that dies mid-batch leaves its lease to run out; the next round takes the events
 //! again, and the idempotency key makes a second handling of a decided one a duplicate.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,10 @@ use tracing::{info, warn};
 use crate::handle_event::{EventHandler, Handled, InboundMessage};
 use crate::ports::{Clock, HeldEvent, HeldEvents, LeasedEvent, StoreError};
 use crate::telemetry;
+
+/// How often the release loop reads the held events' counts for the gauges: one grouped count
+/// per worker, cheap beside the rounds, and well inside any alert's window.
+pub const GAUGES_EVERY: Duration = Duration::from_secs(15);
 
 /// How the release rounds go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,15 +129,48 @@ impl ReleaseHeldEvents {
         }
     }
 
+    /// Reads what the store holds per tenant and sets the gauges operators alert on (paused,
+    /// held events, the oldest's age); a tenant gauged before and gone now is set back to zero.
+    /// Tenants that are not configured are added up under `_unknown`.
+    pub async fn refresh_gauges(&self, gauged: &mut BTreeSet<String>) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut by_label: BTreeMap<String, (bool, u64, Duration)> = BTreeMap::new();
+        for holding in self.held.holdings().await? {
+            let label = telemetry::tenant_label(&*self.handler.tenants, &holding.tenant);
+            let age = holding
+                .oldest_held_at
+                .and_then(|oldest| (now - oldest).to_std().ok())
+                .unwrap_or_default();
+            let entry = by_label.entry(label).or_default();
+            *entry = (entry.0 || holding.paused, entry.1 + holding.held_events, entry.2.max(age));
+        }
+        for gone in gauged.iter().filter(|label| !by_label.contains_key(*label)) {
+            telemetry::tenant_holding(gone, false, 0, Duration::ZERO);
+        }
+        for (label, (paused, held_events, oldest)) in &by_label {
+            telemetry::tenant_holding(label, *paused, *held_events, *oldest);
+        }
+        *gauged = by_label.into_keys().collect();
+        Ok(())
+    }
+
     /// Runs rounds until `should_stop` says so (asked between rounds and every second while
     /// waiting): a batch decided in full is followed by the next at once, anything less by a
-    /// wait of `settings.every`. A store error is logged and waited out. Returns what it did.
+    /// wait of `settings.every`. A store error is logged and waited out. Every
+    /// [`GAUGES_EVERY`] it refreshes the gauges too. Returns what it did.
     pub async fn run(&self, should_stop: &(dyn Fn() -> bool + Sync)) -> Released {
         let mut total = Released::default();
         // Logged every ten seconds while a backlog goes out, and when it is done: one line per
         // round would be dozens a second.
         let mut unlogged = (Released::default(), self.clock.now());
+        let (mut gauged, mut gauges_due) = (BTreeSet::new(), self.clock.now());
         while !should_stop() {
+            if self.clock.now() >= gauges_due {
+                if let Err(error) = self.refresh_gauges(&mut gauged).await {
+                    warn!(%error, "cannot read the held events' counts for the gauges");
+                }
+                gauges_due = self.clock.now() + GAUGES_EVERY;
+            }
             let full = match self.release_batch().await {
                 Ok(released) => {
                     total.add(released);

@@ -61,6 +61,12 @@ pub const PAUSED_WAITS: &str = "tayori_paused_waits_total";
 pub const HELD: &str = "tayori_events_held_total";
 /// Held events handed back to the worker's path after their tenant's resume.
 pub const HELD_RELEASED: &str = "tayori_held_events_released_total";
+/// Events held now, per tenant (the store's count).
+pub const HELD_NOW: &str = "tayori_held_events";
+/// Age of the oldest event held now, per tenant.
+pub const HELD_OLDEST: &str = "tayori_held_events_oldest_seconds";
+/// 1 while a tenant is paused by an operator or the reputation guard.
+pub const TENANT_PAUSED: &str = "tayori_tenant_paused";
 /// Send errors by kind.
 pub const SEND_ERRORS: &str = "tayori_send_errors_total";
 /// Duration of one send call.
@@ -131,6 +137,24 @@ pub const METRICS: &[MetricInfo] = &[
         kind: MetricKind::Counter,
         labels: &["tenant"],
         help: "Held events handed back to the worker's path after their tenant was resumed.",
+    },
+    MetricInfo {
+        name: HELD_NOW,
+        kind: MetricKind::Gauge,
+        labels: &["tenant"],
+        help: "Events held now for a paused tenant or waiting for release after its resume (read from the store every 15 s).",
+    },
+    MetricInfo {
+        name: HELD_OLDEST,
+        kind: MetricKind::Gauge,
+        labels: &["tenant"],
+        help: "Age of the tenant's oldest held event; 0 when none is held.",
+    },
+    MetricInfo {
+        name: TENANT_PAUSED,
+        kind: MetricKind::Gauge,
+        labels: &["tenant"],
+        help: "1 while the tenant is paused by an operator or the reputation guard, else 0.",
     },
     MetricInfo {
         name: SEND_ERRORS,
@@ -270,6 +294,7 @@ pub fn describe(version: &'static str, tenants: &[TenantId]) {
         counter!(PAUSED_WAITS, "tenant" => tenant.clone()).absolute(0);
         counter!(HELD, "tenant" => tenant.clone()).absolute(0);
         counter!(HELD_RELEASED, "tenant" => tenant.clone()).absolute(0);
+        tenant_holding(&tenant, false, 0, Duration::ZERO);
         for kind in SEND_ERROR_KINDS {
             counter!(SEND_ERRORS, "tenant" => tenant.clone(), "kind" => kind).absolute(0);
         }
@@ -317,6 +342,14 @@ pub fn event_waits_for_pause(tenant: &str) {
 /// A held event was handed back to the worker's path.
 pub fn held_event_released(tenant: &str) {
     counter!(HELD_RELEASED, "tenant" => tenant.to_owned()).increment(1);
+}
+
+/// What the store holds for a tenant now: paused or not, its held events and the age of the
+/// oldest.
+pub fn tenant_holding(tenant: &str, paused: bool, held_events: u64, oldest: Duration) {
+    gauge!(TENANT_PAUSED, "tenant" => tenant.to_owned()).set(if paused { 1.0 } else { 0.0 });
+    gauge!(HELD_NOW, "tenant" => tenant.to_owned()).set(held_events as f64);
+    gauge!(HELD_OLDEST, "tenant" => tenant.to_owned()).set(oldest.as_secs_f64());
 }
 
 /// One send call ended after `elapsed`.

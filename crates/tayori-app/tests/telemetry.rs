@@ -135,6 +135,83 @@ fn events_held_back_by_a_pause_are_counted_apart_from_other_retries() {
 }
 
 #[test]
+fn the_release_loop_gauges_paused_tenants_and_their_held_events() {
+    use tayori_app::ports::{Clock, HeldEntry, HeldEvent, HeldEvents};
+    use tayori_app::testing::FakeHeldEvents;
+    use tayori_app::{ReleaseHeldEvents, ReleaseSettings};
+    use tayori_domain::{EventId, EventSource, EventType, IdempotencyKey, TenantId};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let handler = Arc::new(handler(RecordingSender::default()));
+    let clock = Arc::new(ManualClock::new());
+    let held = Arc::new(FakeHeldEvents::default());
+    let release = ReleaseHeldEvents {
+        held: held.clone(),
+        handler: handler.clone(),
+        clock: clock.clone(),
+        settings: ReleaseSettings::default(),
+    };
+    let hold = |tenant: &str, id: &str| {
+        let entry = HeldEntry {
+            key: IdempotencyKey::new(
+                TenantId::parse(tenant).unwrap(),
+                EventSource::parse("core").unwrap(),
+                EventId::parse(id).unwrap(),
+            ),
+            event_type: EventType::parse("account.deposit_completed").unwrap(),
+            receive_count: 1,
+            reason: "bad template".into(),
+            held_at: clock.now(),
+        };
+        block_on(held.hold(&HeldEvent { entry, body: b"{}".to_vec() })).unwrap();
+    };
+
+    // acme-bank paused with two events held, the older 60 s old; a tenant nobody configured
+    // with one held (counted under `_unknown`, whatever its name).
+    held.pause("acme-bank", "bad template");
+    hold("acme-bank", "b-1");
+    clock.advance(std::time::Duration::from_secs(30));
+    hold("acme-bank", "b-2");
+    hold("someone-we-do-not-serve", "s-1");
+    clock.advance(std::time::Duration::from_secs(30));
+    let mut gauged = std::collections::BTreeSet::new();
+    metrics::with_local_recorder(&recorder, || {
+        telemetry::describe("test", &[TenantId::parse("acme-invest").unwrap()]);
+        block_on(release.refresh_gauges(&mut gauged)).unwrap();
+    });
+    // One snapshot per phase: the debugging recorder hands each value out once.
+    let got = series(&snapshotter);
+    let at = |name: &str| got.get(name).copied().unwrap_or_else(|| panic!("{name}: {got:#?}"));
+    assert_eq!(at("tayori_tenant_paused{tenant=acme-bank}"), 1.0);
+    assert_eq!(at("tayori_held_events{tenant=acme-bank}"), 2.0);
+    assert_eq!(at("tayori_held_events_oldest_seconds{tenant=acme-bank}"), 60.0);
+    assert_eq!(at("tayori_held_events{tenant=_unknown}"), 1.0);
+    assert_eq!(at("tayori_tenant_paused{tenant=_unknown}"), 0.0);
+    assert_eq!(at("tayori_tenant_paused{tenant=acme-invest}"), 0.0, "configured: there from start");
+    assert_eq!(at("tayori_held_events{tenant=acme-invest}"), 0.0);
+
+    // Resumed and released (the fake's lease and forget): every gauge of acme-bank back to 0.
+    held.resume("acme-bank");
+    let now = clock.now();
+    for leased in
+        block_on(held.lease_released(10, now, now + chrono::Duration::minutes(5))).unwrap()
+    {
+        assert!(block_on(held.forget(&leased.event.entry.key, leased.lease)).unwrap());
+    }
+    metrics::with_local_recorder(&recorder, || {
+        block_on(release.refresh_gauges(&mut gauged)).unwrap();
+    });
+    let got = series(&snapshotter);
+    let at = |name: &str| got.get(name).copied().unwrap_or_else(|| panic!("{name}: {got:#?}"));
+    assert_eq!(at("tayori_tenant_paused{tenant=acme-bank}"), 0.0);
+    assert_eq!(at("tayori_held_events{tenant=acme-bank}"), 0.0);
+    assert_eq!(at("tayori_held_events_oldest_seconds{tenant=acme-bank}"), 0.0);
+    assert_eq!(at("tayori_held_events{tenant=_unknown}"), 0.0);
+    assert!(gauged.is_empty(), "{gauged:?}");
+}
+
+#[test]
 fn every_metric_is_documented_in_docs_metrics_md() {
     let doc = std::fs::read_to_string(manifest_dir().join("../../docs/metrics.md")).unwrap();
     for metric in telemetry::METRICS {

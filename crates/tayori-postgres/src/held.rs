@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
-use tayori_app::ports::{HeldEntry, HeldEvent, HeldEvents, HeldSummary, LeasedEvent, StoreError};
+use tayori_app::ports::{
+    HeldEntry, HeldEvent, HeldEvents, HeldSummary, LeasedEvent, StoreError, TenantHolding,
+};
 use tayori_domain::{EventId, EventSource, EventType, IdempotencyKey, TenantId};
 
 use crate::errors::store_error;
@@ -144,6 +146,34 @@ impl HeldEvents for PostgresHeldEvents {
         .map_err(store_error)?;
         let oldest = oldest.iter().map(held_entry).collect::<Result<Vec<_>, _>>()?;
         Ok(HeldSummary { by_event_type, oldest })
+    }
+
+    async fn holdings(&self) -> Result<Vec<TenantHolding>, StoreError> {
+        let rows = sqlx::query(
+            "select coalesce(h.tenant_id, p.tenant_id) as tenant_id, \
+                    p.tenant_id is not null as paused, \
+                    coalesce(h.events, 0) as events, h.oldest \
+             from (select tenant_id, count(*) as events, min(held_at) as oldest \
+                   from held_events group by tenant_id) h \
+             full join (select tenant_id from tenant_pauses where resumed_at is null) p \
+                 on p.tenant_id = h.tenant_id \
+             order by 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
+                let events: i64 = row.try_get("events").map_err(store_error)?;
+                Ok(TenantHolding {
+                    tenant: TenantId::parse(&tenant).map_err(corrupt)?,
+                    paused: row.try_get("paused").map_err(store_error)?,
+                    held_events: u64::try_from(events).unwrap_or(0),
+                    oldest_held_at: row.try_get("oldest").map_err(store_error)?,
+                })
+            })
+            .collect()
     }
 
     async fn forget(&self, key: &IdempotencyKey, lease: i64) -> Result<bool, StoreError> {

@@ -107,3 +107,57 @@ async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease()
 fn micros(at: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
     chrono::DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap()
 }
+
+#[tokio::test]
+async fn holdings_name_every_paused_tenant_and_every_tenant_with_held_events() {
+    let config = fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let held_events = PostgresHeldEvents::new(store.pool().clone());
+    let admin = PostgresAdminStore::new(store.pool().clone());
+    let tenant = |name: &str| TenantId::parse(name).unwrap();
+    let key = |tenant_name: &str, id: &str| {
+        IdempotencyKey::new(
+            tenant(tenant_name),
+            EventSource::parse("core").unwrap(),
+            EventId::parse(id).unwrap(),
+        )
+    };
+    assert!(held_events.holdings().await.unwrap().is_empty(), "nothing paused, nothing held");
+
+    // acme-invest: paused, two held; acme-bank: paused, nothing held; acme-card: resumed with
+    // one held (waiting for its release); acme-loan: paused once, resumed, nothing held.
+    let t0 = Utc::now() - Duration::minutes(10);
+    for name in ["acme-invest", "acme-bank", "acme-card", "acme-loan"] {
+        let why = operator_audit(&tenant(name), "tenant.pause", "x");
+        assert!(admin.pause_tenant(&tenant(name), &why).await.unwrap());
+    }
+    for name in ["acme-card", "acme-loan"] {
+        let why = operator_audit(&tenant(name), "tenant.resume", "y");
+        assert!(admin.resume_tenant(&tenant(name), &why).await.unwrap());
+    }
+    held_events.hold(&held(&key("acme-invest", "i-1"), "1", t0)).await.unwrap();
+    held_events
+        .hold(&held(&key("acme-invest", "i-2"), "2", t0 + Duration::minutes(1)))
+        .await
+        .unwrap();
+    held_events
+        .hold(&held(&key("acme-card", "c-1"), "3", t0 + Duration::minutes(2)))
+        .await
+        .unwrap();
+
+    let holdings: Vec<_> = held_events
+        .holdings()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.tenant.to_string(), h.paused, h.held_events, h.oldest_held_at))
+        .collect();
+    assert_eq!(
+        holdings,
+        [
+            ("acme-bank".to_owned(), true, 0, None),
+            ("acme-card".to_owned(), false, 1, Some(micros(t0 + Duration::minutes(2)))),
+            ("acme-invest".to_owned(), true, 2, Some(micros(t0))),
+        ]
+    );
+}

@@ -184,6 +184,12 @@ async fn a_worker_run_serves_every_documented_metric_and_logs_no_personal_data()
     }
 
     let database = tayori_postgres::testing::fresh_database().await;
+    // acme-bank (no events here) is paused by an operator: its gauge says so.
+    let bank = tayori_domain::TenantId::parse("acme-bank").unwrap();
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let pause = tayori_postgres::testing::operator_audit(&bank, "tenant.pause", "list cleaning");
+    let admin = tayori_postgres::PostgresAdminStore::new(pool);
+    assert!(tayori_app::ports::AdminStore::pause_tenant(&admin, &bank, &pause).await.unwrap());
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("tayori.toml");
@@ -316,6 +322,10 @@ listen = "127.0.0.1:{port}"
     let lag = format!("tayori_queue_lag_seconds{{queue=\"ops-e2e-{run}\"}}");
     assert!(value(&lag) >= 0.0);
     assert!(!metrics.contains("acme-nobody"), "an unconfigured tenant is not a label value");
+    // The release loop reads the pauses and held events at its start (then every 15 s).
+    assert_eq!(value("tayori_tenant_paused{tenant=\"acme-bank\"}"), 1.0);
+    assert_eq!(value("tayori_tenant_paused{tenant=\"acme-invest\"}"), 0.0);
+    assert_eq!(value("tayori_held_events{tenant=\"acme-bank\"}"), 0.0);
 
     // Stop as Kubernetes does, and wait for the graceful exit.
     signal(&worker.child, "TERM");

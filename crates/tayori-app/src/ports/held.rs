@@ -34,6 +34,19 @@ pub struct HeldSummary {
     pub oldest: Vec<HeldEntry>,
 }
 
+/// A tenant that is paused or has events held, for the gauges operators alert on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantHolding {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Paused now (by an operator or the reputation guard).
+    pub paused: bool,
+    /// Its events held now.
+    pub held_events: u64,
+    /// When the oldest of them was held.
+    pub oldest_held_at: Option<DateTime<Utc>>,
+}
+
 /// A held event without its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldEntry {
@@ -81,6 +94,9 @@ pub trait HeldEvents: Send + Sync {
 
     /// The tenant's held events by event type, and its `limit` oldest ones.
     async fn held_summary(&self, tenant: &TenantId, limit: u32) -> Result<HeldSummary, StoreError>;
+
+    /// Every tenant paused now or with events held, in tenant order.
+    async fn holdings(&self) -> Result<Vec<TenantHolding>, StoreError>;
 
     /// Forgets a leased event once it has been handled. MUST forget nothing when the event was
     /// held again or leased again since `lease` was given; returns whether it forgot it.

@@ -26,7 +26,7 @@ pub use feedback::{
     FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore, ReputationGuard,
     ReputationThresholds, TenantPauseList, TenantReputation,
 };
-pub use held::{HeldEntry, HeldEvent, HeldEvents, HeldSummary, LeasedEvent};
+pub use held::{HeldEntry, HeldEvent, HeldEvents, HeldSummary, LeasedEvent, TenantHolding};
 pub use previews::{
     Preview, PreviewCatalog, PreviewError, PreviewEvent, PreviewRequest, PreviewTenant,
     TemplatePreviews, TemplatesVersion,

@@ -15,7 +15,7 @@ use crate::ports::{
     DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, HeldEvent, HeldEvents, HeldSummary,
     LeasedEvent, MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError, SentEmail,
     StoreError, Suppression, SuppressionError, SuppressionList, TemplateRenderer, TenantDirectory,
-    TenantPauseList, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
+    TenantHolding, TenantPauseList, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -655,6 +655,29 @@ impl HeldEvents for FakeHeldEvents {
             by_event_type: by_type.into_iter().map(|(t, (n, oldest))| (t, n, oldest)).collect(),
             oldest: entries,
         })
+    }
+
+    async fn holdings(&self) -> Result<Vec<TenantHolding>, StoreError> {
+        let mut holdings: BTreeMap<TenantId, TenantHolding> = BTreeMap::new();
+        let empty = |tenant: &TenantId| TenantHolding {
+            tenant: tenant.clone(),
+            paused: false,
+            held_events: 0,
+            oldest_held_at: None,
+        };
+        for tenant in lock(&self.paused).keys() {
+            holdings.entry(tenant.clone()).or_insert_with(|| empty(tenant)).paused = true;
+        }
+        for HeldEvent { entry, .. } in self.held() {
+            let holding = holdings
+                .entry(entry.key.tenant.clone())
+                .or_insert_with(|| empty(&entry.key.tenant));
+            holding.held_events += 1;
+            holding.oldest_held_at = Some(
+                holding.oldest_held_at.map_or(entry.held_at, |oldest| oldest.min(entry.held_at)),
+            );
+        }
+        Ok(holdings.into_values().collect())
     }
 
     async fn forget(&self, key: &IdempotencyKey, lease: i64) -> Result<bool, StoreError> {
