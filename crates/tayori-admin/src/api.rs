@@ -312,13 +312,7 @@ impl ResendFailedBody {
         let request = tayori_app::admin::FailedResends {
             from: required_time("from", &self.from)?,
             until: required_time("until", &self.until)?,
-            event_type: self
-                .event_type
-                .as_deref()
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| EventType::parse(s.trim()))
-                .transpose()
-                .map_err(|e| ApiError::bad_request(format!("event_type: {e}")))?,
+            event_type: event_type_param(self.event_type.as_deref())?,
             after: self
                 .after
                 .as_deref()
@@ -972,7 +966,7 @@ async fn held_events(
 /// copy of it is a duplicate, never sent. `remaining` > 0: call again. 400 when the tenant is
 /// not paused (its held events are being sent).
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/held/discard", tag = "stats",
-    request_body = ReasonBody,
+    request_body = DiscardBody,
     params(("tenant" = String, Path, description = "The tenant")),
     responses((status = 200, body = DiscardView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -981,12 +975,30 @@ async fn discard_held(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path(tenant): Path<String>,
-    Json(body): Json<ReasonBody>,
+    Json(body): Json<DiscardBody>,
 ) -> Result<Json<DiscardView>, ApiError> {
     let tenant =
         tenant_param(Some(&tenant))?.ok_or_else(|| ApiError::bad_request("tenant: required"))?;
-    let done = state.service.discard_held(&who, &tenant, &body.reason).await?;
+    let event_type = event_type_param(body.event_type.as_deref())?;
+    let done = state.service.discard_held(&who, &tenant, event_type.as_ref(), &body.reason).await?;
     Ok(Json(DiscardView::from(done)))
+}
+
+/// Why to discard a paused tenant's held events, and which.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct DiscardBody {
+    /// Required; recorded in the audit log and as each event's `rejected` reason.
+    pub reason: String,
+    /// Only the held events of this event type (default: all of the tenant's).
+    pub event_type: Option<String>,
+}
+
+/// An optional event type from a query, a body or a form: blank is none.
+pub(crate) fn event_type_param(raw: Option<&str>) -> Result<Option<EventType>, ApiError> {
+    raw.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| EventType::parse(s).map_err(|e| ApiError::bad_request(format!("event_type: {e}"))))
+        .transpose()
 }
 
 /// `?tenant=&token_id=&action=&object_id=&before=&limit=`

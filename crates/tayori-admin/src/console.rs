@@ -24,7 +24,8 @@ use tayori_domain::{DeliveryStatus, EmailAddress};
 use crate::AdminState;
 use crate::api::{
     AuditParams, ResendFailedBody, SampleParams, SearchParams, audit_views, delivery_id,
-    encode_cursor, resend_failed_view, sample_preview, template_views, tenant_param,
+    encode_cursor, event_type_param, resend_failed_view, sample_preview, template_views,
+    tenant_param,
 };
 use crate::auth::{NoSession, SESSION_COOKIE, Session};
 use crate::error::ApiError;
@@ -369,6 +370,9 @@ struct ReasonForm {
     csrf: String,
     #[serde(default)]
     reason: String,
+    /// The held events' discard form of one event type.
+    #[serde(default)]
+    event_type: String,
 }
 
 fn after_action(
@@ -825,10 +829,13 @@ async fn act_on_tenant(
             }
             TenantAction::Resume => format!("{tenant} was not paused."),
             TenantAction::DiscardHeld => {
-                let done = service.discard_held(who, &tenant, &form.reason).await?;
+                let event_type = event_type_param(Some(&form.event_type))?;
+                let done =
+                    service.discard_held(who, &tenant, event_type.as_ref(), &form.reason).await?;
+                let of_type = event_type.map(|t| format!(" of {t}")).unwrap_or_default();
                 format!(
-                    "{tenant}: {} held events discarded (rejected with your reason), {} could \
-                     not be now, {} still held.",
+                    "{tenant}: {} held events{of_type} discarded (rejected with your reason), {} \
+                     could not be now, {} still held.",
                     done.discarded, done.left, done.remaining
                 )
             }

@@ -1019,3 +1019,49 @@ async fn two_bulk_resends_racing_over_one_window_resend_each_failure_once() {
     let again = h.service.resend_failed(&who, &tenant, request(), "again").await.unwrap();
     assert!(again.items.is_empty(), "{again:?}");
 }
+
+#[tokio::test]
+async fn a_discard_can_be_limited_to_the_held_events_of_one_event_type() {
+    use tayori_app::{Handled, InboundMessage};
+    let h = harness().await;
+    let (operator, _) = h.token(Role::Operator, &[]).await;
+    let pause = json!({ "reason": "deposit amounts wrong" });
+    let paused = h.call("POST", "/api/v1/tenants/acme-invest/pause", Some(&operator), Some(&pause));
+    assert_eq!(paused.await.0, StatusCode::OK);
+
+    // Two deposits (wrong amounts) and a security alert (fine) held.
+    let dir = common::repo_templates().join("acme-invest/security.alert/samples");
+    let sample = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).min().unwrap();
+    let data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+    let alert = json!({
+        "specversion": "1.0", "id": "alert-1", "source": "acme-invest/security",
+        "type": "security.alert", "tenant": "acme-invest", "data": data,
+    });
+    for event in [
+        invest_deposit("type-1", "a@example.com"),
+        invest_deposit("type-2", "b@example.com"),
+        alert,
+    ] {
+        let held = h.handler.handle(&InboundMessage::first(event.to_string().into_bytes())).await;
+        assert!(matches!(held, Ok(Handled::Held { .. })), "{held:?}");
+    }
+
+    let uri = "/api/v1/tenants/acme-invest/held/discard";
+    let bad = json!({ "reason": "x", "event_type": "Not A Type" });
+    assert_eq!(h.call("POST", uri, Some(&operator), Some(&bad)).await.0, StatusCode::BAD_REQUEST);
+    let deposits = json!({ "reason": "wrong amounts", "event_type": "account.deposit_completed" });
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&deposits)).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"discarded": 2, "left": 0, "remaining": 0})),
+        "`remaining` counts the event type asked for"
+    );
+    let (_, held) = h.call("GET", "/api/v1/tenants/acme-invest/held", Some(&operator), None).await;
+    assert_eq!(held["total"], 1, "{held}");
+    assert_eq!(held["by_event_type"][0]["event_type"], "security.alert", "{held}");
+    let (_, audit) =
+        h.call("GET", "/api/v1/audit?action=tenant.discard_held", Some(&operator), None).await;
+    assert_eq!(audit[0]["detail"]["event_type"], "account.deposit_completed", "{audit}");
+    assert!(h.sender.sent().is_empty());
+}

@@ -331,19 +331,24 @@ async fn the_tenants_page_pauses_and_resumes_a_tenant_with_a_reason_and_the_csrf
     assert!(!held.contains("/held/discard"), "a viewer gets no form");
     let (_, _, held) = h.page("GET", held_page, Some(&operator), None).await;
     assert!(held.contains("action=\"/console/tenants/acme-invest/held/discard\""), "{held}");
+    assert!(held.contains("data-discard-type=\"account.deposit_completed\""), "one per type");
     let (_, _, dashboard) = h.page("GET", "/console", Some(&viewer), None).await;
     assert!(dashboard.contains("Paused now"), "{dashboard}");
     assert!(dashboard.contains("(1 held)"), "{dashboard}");
 
-    // The held event discarded from the page: recorded rejected, nothing held any more.
+    // The held event discarded from the page (its event type's form): recorded rejected,
+    // nothing held any more.
     let discard = "/console/tenants/acme-invest/held/discard";
     assert!(page.contains(&format!("action=\"{discard}\"")), "{page}");
-    let form = format!("csrf={csrf}&reason={}", encode("wrong amounts"));
+    let form = format!(
+        "csrf={csrf}&event_type=account.deposit_completed&reason={}",
+        encode("wrong amounts")
+    );
     let (status, headers, _) = h.page("POST", discard, Some(&operator), Some(&form)).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let location = headers[header::LOCATION].to_str().unwrap().to_owned();
     let (_, _, page) = h.page("GET", &location, Some(&operator), None).await;
-    assert!(page.contains("1 held events discarded"), "{page}");
+    assert!(page.contains("1 held events of account.deposit_completed discarded"), "{page}");
     assert!(page.contains(&held_link(0)), "{page}");
     assert!(!page.contains(&format!("action=\"{discard}\"")), "no form without held events");
 

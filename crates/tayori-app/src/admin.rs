@@ -146,7 +146,8 @@ pub struct Discarded {
     pub discarded: u64,
     /// Events that could not be decided now; still held.
     pub left: u64,
-    /// The tenant's held events after the call (the ones beyond this call's limit included).
+    /// The tenant's held events after the call (of the event type asked for, when one was),
+    /// the ones beyond this call's limit included.
     pub remaining: u64,
 }
 
@@ -805,8 +806,9 @@ impl AdminService {
         Ok(self.held.held_summary(tenant, limit).await?)
     }
 
-    /// Discards up to [`DISCARD_PER_CALL`] of a paused tenant's held events, oldest first (one
-    /// audit entry `tenant.discard_held` with the reason and the counts): each is decided
+    /// Discards up to [`DISCARD_PER_CALL`] of a paused tenant's held events (of `event_type`
+    /// only, when given: the one whose events went wrong), oldest first (one audit entry
+    /// `tenant.discard_held` with the reason, the event type and the counts): each is decided
     /// `rejected` ("discarded while the tenant was paused: <reason>") through the event path, so
     /// that it is listed among the deliveries and a later copy of it is a duplicate, never sent.
     /// Refused while the tenant is not paused: its held events are being sent then. Events that
@@ -815,6 +817,7 @@ impl AdminService {
         &self,
         who: &Principal,
         tenant: &TenantId,
+        event_type: Option<&EventType>,
         reason: &str,
     ) -> Result<Discarded, AdminError> {
         self.require_tenant(who, tenant)?;
@@ -831,7 +834,8 @@ impl AdminService {
         while done.discarded + done.left < DISCARD_PER_CALL {
             let now = self.clock.now();
             let limit = (DISCARD_PER_CALL - done.discarded - done.left).min(100) as u32;
-            let leased = self.held.lease_of_tenant(tenant, limit, now, now + DISCARD_LEASE).await?;
+            let until = now + DISCARD_LEASE;
+            let leased = self.held.lease_of_tenant(tenant, event_type, limit, now, until).await?;
             if leased.is_empty() {
                 break;
             }
@@ -847,14 +851,22 @@ impl AdminService {
                 }
             }
         }
-        done.remaining = self
-            .admin
-            .paused_tenants(Some(tenants))
-            .await?
-            .first()
-            .map_or(0, |pause| pause.held_events);
+        done.remaining = match event_type {
+            Some(event_type) => {
+                let summary = self.held.held_summary(tenant, 0).await?;
+                let of_type = summary.by_event_type.iter().find(|(t, ..)| t == event_type);
+                of_type.map_or(0, |(_, events, _)| *events)
+            }
+            None => self
+                .admin
+                .paused_tenants(Some(tenants))
+                .await?
+                .first()
+                .map_or(0, |pause| pause.held_events),
+        };
         let mut audit = self.tenant_audit(who, "tenant.discard_held", tenant, reason);
         audit.detail = serde_json::json!({
+            "event_type": event_type.map(EventType::as_str),
             "discarded": done.discarded, "left": done.left, "remaining": done.remaining,
         });
         self.admin.record_audit(&audit).await?;

@@ -25,11 +25,12 @@ impl PostgresHeldEvents {
         Self { pool }
     }
 
-    /// Leases the oldest held events of `tenant` (paused or not), or of every tenant that is not
-    /// paused.
+    /// Leases the oldest held events of `tenant` (paused or not; of `event_type` only when
+    /// given), or of every tenant that is not paused.
     async fn lease(
         &self,
         tenant: Option<&TenantId>,
+        event_type: Option<&EventType>,
         limit: u32,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
@@ -42,6 +43,7 @@ impl PostgresHeldEvents {
                        then not exists (select 1 from tenant_pauses p \
                                         where p.tenant_id = h.tenant_id and p.resumed_at is null) \
                        else h.tenant_id = $4 end \
+                   and ($5::text is null or h.event_type = $5) \
                  order by h.held_at limit $1 \
                  for update of h skip locked) \
              update held_events h set lease = h.lease + 1, leased_until = $3 \
@@ -55,6 +57,7 @@ impl PostgresHeldEvents {
         .bind(now)
         .bind(lease_until)
         .bind(tenant.map(TenantId::as_str))
+        .bind(event_type.map(EventType::as_str))
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
@@ -100,17 +103,18 @@ impl HeldEvents for PostgresHeldEvents {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<LeasedEvent>, StoreError> {
-        self.lease(None, limit, now, lease_until).await
+        self.lease(None, None, limit, now, lease_until).await
     }
 
     async fn lease_of_tenant(
         &self,
         tenant: &TenantId,
+        event_type: Option<&EventType>,
         limit: u32,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<LeasedEvent>, StoreError> {
-        self.lease(Some(tenant), limit, now, lease_until).await
+        self.lease(Some(tenant), event_type, limit, now, lease_until).await
     }
 
     async fn held_summary(&self, tenant: &TenantId, limit: u32) -> Result<HeldSummary, StoreError> {

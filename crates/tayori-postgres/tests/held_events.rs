@@ -51,7 +51,7 @@ async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease()
     // What operators see: by event type, and the oldest first, without bodies.
     let summary = held_events.held_summary(&acme, 1).await.unwrap();
     let deposit = tayori_domain::EventType::parse("account.deposit_completed").unwrap();
-    assert_eq!(summary.by_event_type, [(deposit, 2, micros(t0))]);
+    assert_eq!(summary.by_event_type, [(deposit.clone(), 2, micros(t0))]);
     let oldest: Vec<_> = summary.oldest.iter().map(|e| e.key.id.as_str()).collect();
     assert_eq!(oldest, ["a-1"], "one, the oldest");
 
@@ -66,9 +66,14 @@ async fn held_events_wait_for_the_resume_and_are_forgotten_only_by_their_lease()
     assert_eq!(leased[0].event.entry.key, other_key);
     assert!(held_events.forget(&other_key, leased[0].lease).await.unwrap());
 
-    // An operator's discard leases one tenant's events, paused or not; a lease taken that way
-    // runs like any other (here it is given back by running out).
-    let discarding = held_events.lease_of_tenant(&acme, 10, t0, t0).await.unwrap();
+    // An operator's discard leases one tenant's events, paused or not, of one event type when
+    // asked; a lease taken that way runs like any other (here it is given back by running out).
+    let withdrawal = tayori_domain::EventType::parse("account.withdrawal_requested").unwrap();
+    let other_type = held_events.lease_of_tenant(&acme, Some(&withdrawal), 10, t0, t0).await;
+    assert!(other_type.unwrap().is_empty(), "none of another event type");
+    let of_type = held_events.lease_of_tenant(&acme, Some(&deposit), 10, t0, t0).await.unwrap();
+    assert_eq!(of_type.len(), 2);
+    let discarding = held_events.lease_of_tenant(&acme, None, 10, t0, t0).await.unwrap();
     let keys: Vec<_> = discarding.iter().map(|l| l.event.entry.key.id.as_str()).collect();
     assert_eq!(keys, ["a-1", "a-2"]);
 
@@ -160,4 +165,53 @@ async fn holdings_name_every_paused_tenant_and_every_tenant_with_held_events() {
             ("acme-invest".to_owned(), true, 2, Some(micros(t0))),
         ]
     );
+}
+
+#[tokio::test]
+async fn workers_releasing_at_once_lease_each_held_event_to_one_of_them() {
+    let config = fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let held_events = std::sync::Arc::new(PostgresHeldEvents::new(store.pool().clone()));
+    let t0 = Utc::now();
+    let events = 400;
+    for i in 0..events {
+        let at = t0 + Duration::milliseconds(i);
+        held_events.hold(&held(&acme_key(&format!("r-{i}")), "body", at)).await.unwrap();
+    }
+    // Four release loops of batches of 16, as four workers run them: each forgets what it
+    // leased before leasing more.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let held_events = held_events.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let now = Utc::now();
+                    let leased = held_events
+                        .lease_released(16, now, now + Duration::minutes(5))
+                        .await
+                        .unwrap();
+                    if leased.is_empty() {
+                        break mine;
+                    }
+                    for one in leased {
+                        assert!(held_events.forget(&one.event.entry.key, one.lease).await.unwrap());
+                        mine.push(one.event.entry.key.id.as_str().to_owned());
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut per_worker = Vec::new();
+    for worker in workers {
+        let mine = worker.await.unwrap();
+        per_worker.push(mine.len());
+        all.extend(mine);
+    }
+    println!("held events leased per worker: {per_worker:?}");
+    let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+    assert_eq!(all.len(), events as usize, "every event leased once: {per_worker:?}");
+    assert_eq!(distinct.len(), events as usize, "no event leased twice");
+    assert!(held_events.holdings().await.unwrap().is_empty(), "none left held");
 }

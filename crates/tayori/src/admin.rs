@@ -16,7 +16,7 @@ use tayori_admin::AdminState;
 use tayori_app::EventHandler;
 use tayori_app::admin::{AdminService, AdminTokens, Principal};
 use tayori_app::ports::{EmailSender, Role, TenantScope};
-use tayori_domain::TenantId;
+use tayori_domain::{EventType, TenantId};
 use tayori_outbox::FileOutbox;
 use tayori_postgres::{PostgresAdminStore, PostgresConfig, PostgresStore, PostgresSuppressions};
 use tayori_templates::TemplateSet;
@@ -67,9 +67,20 @@ pub enum TenantCommand {
     /// Lift a tenant's pause (an operator's or the reputation guard's); its held events go out
     /// within seconds.
     Resume(TenantActionArgs),
-    /// While a tenant is paused, decide every one of its held events `rejected` with the reason
-    /// instead of sending them after the resume.
-    DiscardHeld(TenantActionArgs),
+    /// While a tenant is paused, decide every one of its held events (or those of one event
+    /// type) `rejected` with the reason instead of sending them after the resume.
+    DiscardHeld(DiscardHeldArgs),
+}
+
+/// Options of `tayori admin tenant discard-held`.
+#[derive(Debug, Args)]
+pub struct DiscardHeldArgs {
+    /// The tenant, the reason and the configuration file.
+    #[command(flatten)]
+    pub action: TenantActionArgs,
+    /// Only the held events of this event type, e.g. account.deposit_completed (default: all).
+    #[arg(long)]
+    pub event_type: Option<String>,
 }
 
 /// The worker's configuration file.
@@ -231,9 +242,8 @@ async fn run_token(command: TokenCommand) -> anyhow::Result<()> {
 async fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
     let file = match &command {
         TenantCommand::Paused(args) => &args.config,
-        TenantCommand::Pause(args)
-        | TenantCommand::Resume(args)
-        | TenantCommand::DiscardHeld(args) => &args.config.config,
+        TenantCommand::Pause(args) | TenantCommand::Resume(args) => &args.config.config,
+        TenantCommand::DiscardHeld(args) => &args.action.config.config,
     };
     let config = WorkerConfig::load(file.as_deref())?;
     // Nothing here sends: a discard decides events without a send.
@@ -272,11 +282,18 @@ async fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
                     false => println!("{tenant} was not paused"),
                 }
             }
-            TenantCommand::DiscardHeld(args) => {
+            TenantCommand::DiscardHeld(DiscardHeldArgs { action: args, event_type }) => {
                 let tenant = tenant(&args.tenant)?;
+                let event_type = event_type
+                    .map(|raw| {
+                        EventType::parse(raw.trim()).with_context(|| format!("event type {raw:?}"))
+                    })
+                    .transpose()?;
                 let mut discarded = 0;
                 loop {
-                    let done = service.discard_held(&who, &tenant, &args.reason).await?;
+                    let done = service
+                        .discard_held(&who, &tenant, event_type.as_ref(), &args.reason)
+                        .await?;
                     discarded += done.discarded;
                     // Progress on stderr; the total on stdout.
                     eprintln!(
@@ -287,7 +304,10 @@ async fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
                         break;
                     }
                 }
-                println!("{discarded} held events of {tenant} discarded (decided rejected)");
+                let of_type = event_type.map(|t| format!(" ({t})")).unwrap_or_default();
+                println!(
+                    "{discarded} held events of {tenant}{of_type} discarded (decided rejected)"
+                );
             }
         }
         Ok::<_, anyhow::Error>(())

@@ -168,9 +168,14 @@ async fn tenants_are_paused_listed_discarded_and_resumed_on_the_command_line() {
     assert!(ok, "{out}");
     assert!(out.starts_with("acme-invest\tsince "), "{out}");
     assert!(out.contains("\t2 held (oldest ") && out.contains("\twrong amounts"), "{out}");
-    let (ok, out, err) = run(&["discard-held", "acme-invest", "--reason", "bad batch"]);
+    let (ok, _, err) =
+        run(&["discard-held", "acme-invest", "--reason", "x", "--event-type", "Not A Type"]);
+    assert!(!ok && err.contains("event type \"Not A Type\""), "{err}");
+    let deposits = "account.deposit_completed";
+    let (ok, out, err) =
+        run(&["discard-held", "acme-invest", "--reason", "bad batch", "--event-type", deposits]);
     assert!(ok, "{err}");
-    assert!(out.contains("2 held events of acme-invest discarded"), "{out}");
+    assert!(out.contains("2 held events of acme-invest (account.deposit_completed) discarded"));
     assert!(err.contains("2 discarded, 0 could not be now, 0 still held"), "progress: {err}");
     let page = store
         .deliveries(&tayori_app::ports::DeliveryQuery { limit: 10, ..Default::default() })

@@ -81,12 +81,14 @@ pub trait HeldEvents: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<LeasedEvent>, StoreError>;
 
-    /// Leases up to `limit` held events of `tenant`, paused or not, oldest first, until
-    /// `lease_until`, under the same rules as [`lease_released`](Self::lease_released): what an
-    /// operator's discard of a paused tenant's held events goes through.
+    /// Leases up to `limit` held events of `tenant` (of `event_type` only, when given), paused
+    /// or not, oldest first, until `lease_until`, under the same rules as
+    /// [`lease_released`](Self::lease_released): what an operator's discard of a paused tenant's
+    /// held events goes through.
     async fn lease_of_tenant(
         &self,
         tenant: &TenantId,
+        event_type: Option<&EventType>,
         limit: u32,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,

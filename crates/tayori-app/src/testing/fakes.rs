@@ -12,10 +12,11 @@ use tayori_domain::{
 
 use crate::ports::{
     AttemptRecord, AttemptResult, Claim, ClaimRequest, Clock, DeliveryCursor, DeliveryPage,
-    DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, HeldEvent, HeldEvents, HeldSummary,
-    LeasedEvent, MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError, SentEmail,
-    StoreError, Suppression, SuppressionError, SuppressionList, TemplateRenderer, TenantDirectory,
-    TenantHolding, TenantPauseList, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
+    DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, HeldEntry, HeldEvent, HeldEvents,
+    HeldSummary, LeasedEvent, MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError,
+    SentEmail, StoreError, Suppression, SuppressionError, SuppressionList, TemplateRenderer,
+    TenantDirectory, TenantHolding, TenantPauseList, TenantProfile, UnkeyedRejection,
+    UnkeyedRejectionRecord,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -562,7 +563,7 @@ impl FakeHeldEvents {
 
     fn lease(
         &self,
-        of: impl Fn(&TenantId) -> bool,
+        of: impl Fn(&HeldEntry) -> bool,
         limit: u32,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
@@ -570,7 +571,7 @@ impl FakeHeldEvents {
         let mut held = lock(&self.held);
         let mut free: Vec<_> = held
             .values_mut()
-            .filter(|h| of(&h.event.entry.key.tenant))
+            .filter(|h| of(&h.event.entry))
             .filter(|h| h.leased_until.is_none_or(|until| until <= now))
             .collect();
         free.sort_by_key(|h| h.event.entry.held_at);
@@ -624,17 +625,21 @@ impl HeldEvents for FakeHeldEvents {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<LeasedEvent>, StoreError> {
         let paused = lock(&self.paused).clone();
-        Ok(self.lease(|tenant| !paused.contains_key(tenant), limit, now, lease_until))
+        Ok(self.lease(|entry| !paused.contains_key(&entry.key.tenant), limit, now, lease_until))
     }
 
     async fn lease_of_tenant(
         &self,
         tenant: &TenantId,
+        event_type: Option<&EventType>,
         limit: u32,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<LeasedEvent>, StoreError> {
-        Ok(self.lease(|held| held == tenant, limit, now, lease_until))
+        let wanted = |entry: &HeldEntry| {
+            &entry.key.tenant == tenant && event_type.is_none_or(|t| &entry.event_type == t)
+        };
+        Ok(self.lease(wanted, limit, now, lease_until))
     }
 
     async fn held_summary(&self, tenant: &TenantId, limit: u32) -> Result<HeldSummary, StoreError> {
