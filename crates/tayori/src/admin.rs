@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use clap::{Args, Subcommand};
 use tayori_admin::AdminState;
 use tayori_app::EventHandler;
-use tayori_app::admin::{AdminService, AdminTokens, Principal};
+use tayori_app::admin::{AdminService, AdminTokens, FailedResends, Principal};
 use tayori_app::ports::{EmailSender, Role, TenantScope};
 use tayori_domain::{EventType, TenantId};
 use tayori_outbox::FileOutbox;
@@ -39,6 +39,12 @@ pub enum AdminCommand {
     /// command line's token id (00000000-…).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Act on deliveries without the admin server (resend a window's failures).
+    ///
+    /// Uses the worker's configuration file (the store, sender and templates: a resend sends);
+    /// audited under the command line's token id (00000000-…).
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
     /// Serve the admin API (/api/v1) and the operator console (/console).
     ///
     /// Uses the worker's configuration file for the store (PostgreSQL), sender, templates and
@@ -81,6 +87,41 @@ pub struct DiscardHeldArgs {
     /// Only the held events of this event type, e.g. account.deposit_completed (default: all).
     #[arg(long)]
     pub event_type: Option<String>,
+}
+
+/// `tayori admin deliveries ...`
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// Resend a tenant's failed deliveries created in a time window that nobody has resent yet,
+    /// after their cause is fixed: each once (however often this runs, and beside the API's
+    /// bulk resend), newest first, 100 per step, until the window has none left.
+    ResendFailed(ResendFailedArgs),
+}
+
+/// Options of `tayori admin deliveries resend-failed`.
+#[derive(Debug, Args)]
+pub struct ResendFailedArgs {
+    /// The tenant, e.g. acme-invest.
+    #[arg(long)]
+    pub tenant: String,
+    /// Created at or after (RFC 3339), e.g. 2026-12-06T01:00:00Z: the incident's start.
+    #[arg(long)]
+    pub from: String,
+    /// Created before (RFC 3339).
+    #[arg(long)]
+    pub until: String,
+    /// Only deliveries of this event type.
+    #[arg(long)]
+    pub event_type: Option<String>,
+    /// Why (recorded in the audit log for each resend).
+    #[arg(long)]
+    pub reason: String,
+    /// List what would be resent; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The worker's configuration file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// The worker's configuration file.
@@ -161,6 +202,9 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::Token(command) => run_token(command).await,
         AdminCommand::Tenant(command) => run_tenant(command).await,
+        AdminCommand::Deliveries(DeliveriesCommand::ResendFailed(args)) => {
+            resend_failed(args).await
+        }
         AdminCommand::Serve(args) => {
             let config = WorkerConfig::load(args.config.as_deref())?;
             let app = start(config, args.listen, args.secure_cookies).await?;
@@ -310,6 +354,72 @@ async fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+async fn resend_failed(args: ResendFailedArgs) -> anyhow::Result<()> {
+    let time = |name: &str, raw: &str| {
+        DateTime::parse_from_rfc3339(raw.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .with_context(|| format!("--{name} {raw:?} is not an RFC 3339 time"))
+    };
+    let tenant =
+        TenantId::parse(&args.tenant).with_context(|| format!("tenant {:?}", args.tenant))?;
+    let event_type = args
+        .event_type
+        .as_deref()
+        .map(|raw| EventType::parse(raw.trim()).with_context(|| format!("event type {raw:?}")))
+        .transpose()?;
+    let (from, until) = (time("from", &args.from)?, time("until", &args.until)?);
+    let config = WorkerConfig::load(args.config.config.as_deref())?;
+    // A dry run needs no sender at all.
+    let sends = if args.dry_run { Sends::Never } else { Sends::AsConfigured };
+    let (service, store) = admin_service(&config, sends).await?;
+    let who = Principal::command_line();
+    let result = async {
+        let (mut taken, mut resent, mut not_resent) = (0u64, 0u64, 0u64);
+        let mut after = None;
+        loop {
+            let request = FailedResends {
+                from,
+                until,
+                event_type: event_type.clone(),
+                after,
+                limit: 100,
+                dry_run: args.dry_run,
+            };
+            let page = service.resend_failed(&who, &tenant, request, &args.reason).await?;
+            for item in &page.items {
+                taken += 1;
+                let origin = item.origin.delivery_id;
+                // One line per failed delivery on stdout; progress on stderr.
+                match &item.result {
+                    None => println!("{origin}	would be resent"),
+                    Some(Ok(done)) => {
+                        resent += 1;
+                        let new = done.delivery_id.map(|id| id.to_string()).unwrap_or_default();
+                        let why = done.reason.as_deref().unwrap_or_default();
+                        println!("{origin}	resent as {new}	{}	{why}", done.status);
+                    }
+                    Some(Err(error)) => {
+                        not_resent += 1;
+                        println!("{origin}	not resent	{error}");
+                    }
+                }
+            }
+            eprintln!("{taken} failed deliveries taken: {resent} resent, {not_resent} not");
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let done = if args.dry_run { "would be resent" } else { "resent" };
+        let count = if args.dry_run { taken - not_resent } else { resent };
+        eprintln!("{count} of {taken} failed deliveries of {tenant} {done}");
         Ok::<_, anyhow::Error>(())
     }
     .await;

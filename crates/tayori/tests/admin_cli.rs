@@ -202,3 +202,121 @@ async fn tenants_are_paused_listed_discarded_and_resumed_on_the_command_line() {
         .map(|action| (action.to_owned(), "command-line".to_owned()));
     assert_eq!(roles, expected);
 }
+
+#[tokio::test]
+async fn a_windows_failed_deliveries_are_resent_once_on_the_command_line() {
+    use std::sync::Arc;
+    use tayori_app::ports::{Clock, SendError};
+    use tayori_app::testing::{ManualClock, RecordingSender};
+    let database = tayori_postgres::testing::fresh_database().await;
+    let store = tayori_postgres::PostgresStore::connect(&database).await.unwrap();
+    store.migrate().await.unwrap();
+    let templates =
+        Arc::new(tayori_templates::TemplateSet::load(&repo_root().join("templates")).unwrap());
+    // Three deposits refused by SES (the sending identity was not verified), one sent.
+    let refused = || SendError::Rejected { reason: "MailFromDomainNotVerified".into() };
+    let clock = Arc::new(ManualClock::new());
+    let handler = tayori_app::EventHandler {
+        store: Arc::new(store.clone()),
+        tenants: templates.clone(),
+        suppressions: Arc::new(tayori_postgres::PostgresSuppressions::new(store.pool().clone())),
+        renderer: templates.clone(),
+        sender: Arc::new(RecordingSender::failing_with(vec![refused(), refused(), refused()])),
+        clock: clock.clone(),
+        policy: Default::default(),
+        worker_id: "cli-test".into(),
+        pauses: Default::default(),
+    };
+    for id in ["f-1", "f-2", "f-3", "ok-1"] {
+        let mut event = support::contract_example();
+        event["id"] = serde_json::json!(id);
+        let message = tayori_app::InboundMessage::first(event.to_string().into_bytes());
+        handler.handle(&message).await.unwrap();
+    }
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
+    let (from, until) = (
+        at(clock.now() - chrono::Duration::hours(1)),
+        at(clock.now() + chrono::Duration::hours(1)),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    let config = dir.path().join("tayori.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nkind = \"postgres\"\nurl = \"{}\"\n\
+             [queue]\nurl = \"http://127.0.0.1:1/unused\"\n\
+             [sender]\nkind = \"outbox\"\ndir = \"{}\"\n[templates]\ndir = \"{}\"\n",
+            database.url,
+            outbox.display(),
+            repo_root().join("templates").display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut all = vec![
+            "admin",
+            "deliveries",
+            "resend-failed",
+            "--tenant",
+            "acme-invest",
+            "--from",
+            &from,
+            "--until",
+            &until,
+            "--reason",
+            "identity verified again",
+            "--config",
+            config,
+        ];
+        all.extend_from_slice(extra);
+        tayori(&all)
+    };
+    let emails = || std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
+
+    let (ok, _, err) = tayori(&[
+        "admin",
+        "deliveries",
+        "resend-failed",
+        "--tenant",
+        "acme-invest",
+        "--from",
+        "yesterday",
+        "--until",
+        &until,
+        "--reason",
+        "x",
+        "--config",
+        config,
+    ]);
+    assert!(!ok && err.contains("--from \"yesterday\" is not an RFC 3339 time"), "{err}");
+
+    let (ok, out, err) = run(&["--dry-run"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().filter(|l| l.ends_with("\twould be resent")).count(), 3, "{out}");
+    assert!(err.contains("3 of 3 failed deliveries of acme-invest would be resent"), "{err}");
+    assert_eq!(emails(), 0, "a dry run sends nothing");
+
+    let (ok, out, err) = run(&[]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().filter(|l| l.contains("\tresent as ")).count(), 3, "{out}");
+    assert!(out.lines().all(|l| l.contains("\tsent\t")), "{out}");
+    assert!(err.contains("3 of 3 failed deliveries of acme-invest resent"), "{err}");
+    assert_eq!(emails(), 3, "one email per failed delivery");
+
+    // Again: nothing left to resend, nothing sent.
+    let (ok, out, err) = run(&[]);
+    assert!(ok && out.is_empty(), "{out}");
+    assert!(err.contains("0 of 0 failed deliveries of acme-invest resent"), "{err}");
+    assert_eq!(emails(), 3);
+    let audited: i64 = sqlx::query_scalar(
+        "select count(*) from admin_audit where action = 'delivery.resend' and role = 'command-line'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(audited, 3);
+    store.close().await;
+}
