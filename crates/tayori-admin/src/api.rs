@@ -22,10 +22,10 @@ use crate::AdminState;
 use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::{
-    ActionView, AuditView, CountView, DeliveryDetailView, DeliveryList, DeliverySummary,
-    DiscardView, HeldView, PauseView, PausedView, RejectedEvents, ReputationRow, ReputationView,
-    ResumeView, StatsView, SuppressionView, UnkeyedView, UnmatchedFeedbackList,
-    UnmatchedFeedbackView,
+    ActionView, AuditView, CountView, DeadLettersView, DeliveryDetailView, DeliveryList,
+    DeliverySummary, DiscardView, HeldView, PauseView, PausedView, RedriveView, RejectedEvents,
+    ReputationRow, ReputationView, ResumeView, StatsView, SuppressionView, UnkeyedView,
+    UnmatchedFeedbackList, UnmatchedFeedbackView,
 };
 
 #[derive(OpenApi)]
@@ -66,6 +66,8 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(replay_many))
         .routes(routes!(replay_unkeyed))
         .routes(routes!(unmatched_feedback))
+        .routes(routes!(dead_letters))
+        .routes(routes!(redrive_dead_letters))
         .routes(routes!(list_suppressions, add_suppression))
         .routes(routes!(remove_suppression))
         .routes(routes!(templates))
@@ -999,6 +1001,58 @@ pub(crate) fn event_type_param(raw: Option<&str>) -> Result<Option<EventType>, A
         .filter(|s| !s.is_empty())
         .map(|s| EventType::parse(s).map_err(|e| ApiError::bad_request(format!("event_type: {e}"))))
         .transpose()
+}
+
+// ---- dead letters ----
+
+/// `?limit=`
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DeadLetterParams {
+    /// Messages to look at, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// The events queue's dead-letter queue: its depth (tokens of every tenant) and a sample of its
+/// messages in the token's tenants, read without taking them out; the event's key and type of
+/// each, never the body.
+#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "dead letters", params(DeadLetterParams),
+    responses((status = 200, body = DeadLettersView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn dead_letters(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Query(params): Query<DeadLetterParams>,
+) -> Result<Json<DeadLettersView>, ApiError> {
+    let page = state.service.dead_letters(&who, params.limit.unwrap_or(50)).await?;
+    Ok(Json(DeadLettersView::from(&page)))
+}
+
+/// How many dead letters to move back, and why.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct RedriveBody {
+    /// At most this many, 1 to 10,000.
+    pub max: u64,
+    /// Required; recorded in the audit log.
+    pub reason: String,
+}
+
+/// Move dead letters back to the events queue once their cause is fixed (operators and admins
+/// of every tenant; audited `dlq.redrive` with the count). An event decided before is then a
+/// duplicate, not a second email.
+#[utoipa::path(post, path = "/api/v1/dead-letters/redrive", tag = "dead letters",
+    request_body = RedriveBody,
+    responses((status = 200, body = RedriveView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn redrive_dead_letters(
+    State(state): State<AdminState>,
+    Bearer(who): Bearer,
+    Json(body): Json<RedriveBody>,
+) -> Result<Json<RedriveView>, ApiError> {
+    let done = state.service.redrive_dead_letters(&who, body.max, &body.reason).await?;
+    Ok(Json(RedriveView { moved: done.moved, stopped: done.stopped }))
 }
 
 /// `?tenant=&token_id=&action=&object_id=&before=&limit=`

@@ -30,8 +30,8 @@ use crate::api::{
 use crate::auth::{NoSession, SESSION_COOKIE, Session};
 use crate::error::ApiError;
 use crate::views::{
-    ActionView, CountView, DeliveryDetailView, DeliverySummary, HeldView, PausedView,
-    SuppressionView, UnkeyedView, UnmatchedFeedbackView,
+    ActionView, CountView, DeadLettersView, DeliveryDetailView, DeliverySummary, HeldView,
+    PausedView, SuppressionView, UnkeyedView, UnmatchedFeedbackView,
 };
 
 /// Scripts only from our own origin (the one file below), no plugins, no framing of the console;
@@ -54,6 +54,8 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/console/deliveries/{id}/resend", post(resend))
         .route("/console/deliveries/{id}/replay", post(replay))
         .route("/console/rejected", get(rejected))
+        .route("/console/dead-letters", get(dead_letters))
+        .route("/console/dead-letters/redrive", post(redrive_dead_letters))
         .route("/console/rejected/unkeyed/{sha256}/replay", post(replay_unkeyed))
         .route("/console/suppressions", get(suppressions).post(add_suppression))
         .route("/console/suppressions/remove", post(remove_suppression))
@@ -87,6 +89,7 @@ fn tera() -> &'static tera::Tera {
             ("tenants.html", include_str!("../templates/tenants.html")),
             ("held.html", include_str!("../templates/held.html")),
             ("resent.html", include_str!("../templates/resent.html")),
+            ("dead_letters.html", include_str!("../templates/dead_letters.html")),
             ("audit.html", include_str!("../templates/audit.html")),
             ("error.html", include_str!("../templates/error.html")),
         ];
@@ -491,6 +494,66 @@ async fn resend_failed(
         Ok(context) => page("resent.html", with(base(&session, "deliveries"), context)),
         Err(error) => error_page(Some(&session), error),
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DeadLetterQuery {
+    message: Option<String>,
+}
+
+async fn dead_letters(
+    State(state): State<AdminState>,
+    session: Session,
+    Query(query): Query<DeadLetterQuery>,
+) -> Response {
+    let who = &session.principal;
+    let context = match state.service.dead_letters(who, 100).await.map_err(ApiError) {
+        Ok(page) => json!({ "view": DeadLettersView::from(&page) }),
+        Err(error) => json!({ "error": error.parts().2 }),
+    };
+    let may_redrive = who.may_act() && who.scope == tayori_app::ports::TenantScope::All;
+    let extra = json!({ "may_redrive": may_redrive, "message": query.message });
+    page("dead_letters.html", with(with(base(&session, "dead-letters"), context), extra))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RedriveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    max: String,
+}
+
+async fn redrive_dead_letters(
+    State(state): State<AdminState>,
+    session: Session,
+    Form(form): Form<RedriveForm>,
+) -> Response {
+    let result = async {
+        check_csrf(&session, &form.csrf)?;
+        let max = form
+            .max
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_request(format!("max: not a number: {:?}", form.max)))?;
+        let done =
+            state.service.redrive_dead_letters(&session.principal, max, &form.reason).await?;
+        let message = match done.stopped {
+            None => format!("{} dead letters moved back to the events queue.", done.moved),
+            Some(why) => format!(
+                "{} dead letters moved back, then the redrive stopped: {why}. Run it again.",
+                done.moved
+            ),
+        };
+        Ok::<_, ApiError>(
+            Redirect::to(&format!("/console/dead-letters?message={}", percent_encode(&message)))
+                .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|error| error_page(Some(&session), error))
 }
 
 async fn rejected(

@@ -622,3 +622,90 @@ pub struct UnmatchedFeedbackList {
     /// Pass as `after` for the next page; absent on the last one.
     pub next: Option<String>,
 }
+
+/// The events queue's dead-letter queue, as a principal may see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLettersView {
+    /// The queue's name and counts; absent for tokens scoped to tenants (it counts every
+    /// tenant's messages).
+    pub depth: Option<DeadLetterDepthView>,
+    /// A sample of its messages (up to `limit`), oldest first, in the token's tenants.
+    pub messages: Vec<DeadLetterView>,
+}
+
+/// How many messages the dead-letter queue holds (SQS's approximate counts).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterDepthView {
+    /// The queue's name.
+    pub queue: String,
+    /// Messages waiting.
+    pub visible: u64,
+    /// Messages being received (a redrive under way).
+    pub in_flight: u64,
+}
+
+/// One dead letter: its event, never its body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterView {
+    /// The queue's id of the message.
+    pub message_id: String,
+    /// First sent to the events queue (RFC 3339).
+    pub sent_at: Option<String>,
+    /// Receives so far (looks at the queue included).
+    pub receive_count: u32,
+    /// The body's size in bytes.
+    pub size: usize,
+    /// The event's tenant, source, id and type, when the body has them.
+    pub tenant: Option<String>,
+    /// The event's source.
+    pub source: Option<String>,
+    /// The event's id.
+    pub event_id: Option<String>,
+    /// The event's type.
+    pub event_type: Option<String>,
+    /// The delivery its key names (it exists when a worker got as far as claiming it).
+    pub delivery_id: Option<String>,
+    /// Why the body has no key: it breaks the contract (a worker rejects it once redriven).
+    pub unreadable: Option<String>,
+}
+
+impl From<&tayori_app::admin::DeadLetterPage> for DeadLettersView {
+    fn from(page: &tayori_app::admin::DeadLetterPage) -> Self {
+        Self {
+            depth: page.depth.as_ref().map(|depth| DeadLetterDepthView {
+                queue: depth.queue.clone(),
+                visible: depth.visible,
+                in_flight: depth.in_flight,
+            }),
+            messages: page
+                .messages
+                .iter()
+                .map(|m| {
+                    let event = m.event.as_ref().ok();
+                    DeadLetterView {
+                        message_id: m.message_id.clone(),
+                        sent_at: m.sent_at.map(|t| t.to_rfc3339()),
+                        receive_count: m.receive_count,
+                        size: m.size,
+                        tenant: event.map(|(key, _)| key.tenant.to_string()),
+                        source: event.map(|(key, _)| key.source.to_string()),
+                        event_id: event.map(|(key, _)| key.id.to_string()),
+                        event_type: event.map(|(_, event_type)| event_type.to_string()),
+                        delivery_id: event.map(|(key, _)| key.delivery_id().to_string()),
+                        unreadable: m.event.as_ref().err().cloned(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What a redrive moved.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedriveView {
+    /// Messages moved back to the events queue.
+    pub moved: u64,
+    /// Why it stopped part way (the queue service failed); absent when it finished. What it
+    /// moved stays moved: run it again.
+    pub stopped: Option<String>,
+}

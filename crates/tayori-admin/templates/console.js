@@ -1,9 +1,10 @@
 // Keyboard shortcuts for the console: "/" focuses the search field; "g" then a letter goes to a
-// page (d dashboard, l deliveries, r rejected, s suppressions, t templates, n tenants, a audit);
+// page (d dashboard, l deliveries, r rejected, q dead letters, s suppressions, t templates,
+// n tenants, a audit);
 // "?" shows the list.
 (function () {
   var pages = { d: "/console", l: "/console/deliveries", r: "/console/rejected",
-    s: "/console/suppressions", t: "/console/templates", n: "/console/tenants",
+    q: "/console/dead-letters", s: "/console/suppressions", t: "/console/templates", n: "/console/tenants",
     a: "/console/audit" };
   var pending = false;
   document.addEventListener("keydown", function (e) {

@@ -1065,3 +1065,96 @@ async fn a_discard_can_be_limited_to_the_held_events_of_one_event_type() {
     assert_eq!(audit[0]["detail"]["event_type"], "account.deposit_completed", "{audit}");
     assert!(h.sender.sent().is_empty());
 }
+
+#[tokio::test]
+async fn dead_letters_are_shown_by_event_never_by_body_and_redriven_with_a_reason() {
+    let h = harness().await;
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (bank_viewer, _) = h.token(Role::Viewer, &["acme-bank"]).await;
+    let (operator, operator_id) = h.token(Role::Operator, &[]).await;
+    let now = chrono::Utc::now();
+    let deposit = invest_deposit("dead-1", "taro@example.com").to_string();
+    h.dead_letters.add("m-2", deposit.as_bytes(), now - chrono::Duration::minutes(5));
+    h.dead_letters.add("m-1", b"{\"specversion\": \"1.0\"", now - chrono::Duration::hours(2));
+    let bank = bank_deposit("dead-2", "misaki@example.com").to_string();
+    h.dead_letters.add("m-3", bank.as_bytes(), now);
+
+    // Oldest first; each by its event (key, type, delivery id), never by its body.
+    let (status, view) = h.call("GET", "/api/v1/dead-letters", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["depth"], json!({ "queue": "events-dlq", "visible": 3, "in_flight": 0 }));
+    let ids: Vec<&str> = view["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["m-1", "m-2", "m-3"]);
+    let unreadable = &view["messages"][0];
+    assert!(unreadable["tenant"].is_null() && unreadable["unreadable"].is_string(), "{view}");
+    let readable = &view["messages"][1];
+    assert_eq!(readable["tenant"], "acme-invest");
+    assert_eq!(readable["event_id"], "dead-1");
+    assert_eq!(readable["event_type"], "account.deposit_completed");
+    assert_eq!(readable["receive_count"], 3);
+    assert_eq!(readable["size"], deposit.len());
+    let key = tayori_domain::IdempotencyKey::new(
+        common::tenant("acme-invest"),
+        tayori_domain::EventSource::parse("acme-invest/accounts").unwrap(),
+        tayori_domain::EventId::parse("dead-1").unwrap(),
+    );
+    assert_eq!(readable["delivery_id"], key.delivery_id().to_string());
+    let text = view.to_string();
+    assert!(!text.contains("taro@example.com") && !text.contains("山田"), "no body: {text}");
+
+    // A token of acme-bank sees acme-bank's message only, and no depth.
+    let (_, view) = h.call("GET", "/api/v1/dead-letters", Some(&bank_viewer), None).await;
+    assert_eq!(view["messages"].as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(view["messages"][0]["tenant"], "acme-bank");
+    assert!(view["depth"].is_null());
+    let (status, _) = h.call("GET", "/api/v1/dead-letters?limit=0", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The queue unreachable: 503 (the cause goes to the log, as for the database).
+    h.dead_letters.set_unreachable(true);
+    let (status, body) = h.call("GET", "/api/v1/dead-letters", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    h.dead_letters.set_unreachable(false);
+
+    // Redrive: a reason and a bounded count; two moved, audited with the count.
+    let uri = "/api/v1/dead-letters/redrive";
+    let no_reason = json!({ "max": 2, "reason": "" });
+    assert_eq!(
+        h.call("POST", uri, Some(&operator), Some(&no_reason)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let too_many = json!({ "max": 10_001, "reason": "x" });
+    assert_eq!(
+        h.call("POST", uri, Some(&operator), Some(&too_many)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let why = json!({ "max": 2, "reason": "database back after the outage" });
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&why)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "moved": 2, "stopped": null })));
+    assert_eq!(h.dead_letters.redriven().len(), 2);
+    let (_, view) = h.call("GET", "/api/v1/dead-letters", Some(&viewer), None).await;
+    assert_eq!(view["depth"]["visible"], 1, "{view}");
+    let (_, audit) = h.call("GET", "/api/v1/audit?action=dlq.redrive", Some(&viewer), None).await;
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(audit[0]["token_id"], json!(operator_id));
+    assert_eq!(audit[0]["reason"], "database back after the outage");
+    assert_eq!(audit[0]["detail"]["moved"], 2, "{audit}");
+
+    // SQS failing part way: what moved is said, with why it stopped, and audited.
+    h.dead_letters.add("m-4", deposit.as_bytes(), now);
+    h.dead_letters.stop_redrives_after(1);
+    let why = json!({ "max": 10, "reason": "again" });
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&why)).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({ "moved": 1, "stopped": "sending: throttled" }))
+    );
+    let (_, audit) = h.call("GET", "/api/v1/audit?action=dlq.redrive", Some(&viewer), None).await;
+    assert_eq!(audit[0]["detail"]["moved"], 1, "{audit}");
+    assert!(audit[0]["detail"]["error"].as_str().unwrap().contains("throttled"), "{audit}");
+}

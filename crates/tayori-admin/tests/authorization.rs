@@ -50,6 +50,9 @@ async fn every_route_role_and_tenant_scope() {
         h.service.admin.unkeyed_rejections(None, 10).await.unwrap()[0].body_sha256.clone();
     // SES feedback for an email tayori has no delivery of: kept as unmatched, with no tenant.
     common::record_unmatched_feedback(&h, "matrix-unmatched").await;
+    // A dead letter of acme-invest.
+    let dead = invest_deposit("matrix-dead", "jiro@example.com").to_string();
+    h.dead_letters.add("dead-1", dead.as_bytes(), chrono::Utc::now());
 
     let reason = json!({ "reason": "matrix" });
     let routes = vec![
@@ -210,6 +213,20 @@ async fn every_route_role_and_tenant_scope() {
         },
         Route {
             method: "GET",
+            template: "/api/v1/dead-letters",
+            uri: "/api/v1/dead-letters".into(),
+            body: None,
+            kind: Kind::Read,
+        },
+        Route {
+            method: "POST",
+            template: "/api/v1/dead-letters/redrive",
+            uri: "/api/v1/dead-letters/redrive".into(),
+            body: Some(json!({ "max": 1, "reason": "matrix" })),
+            kind: Kind::Act,
+        },
+        Route {
+            method: "GET",
             template: "/api/v1/audit",
             uri: "/api/v1/audit?tenant=acme-invest".into(),
             body: None,
@@ -294,6 +311,23 @@ async fn every_route_role_and_tenant_scope() {
                 assert_eq!(status, StatusCode::OK, "{label}: {body}");
                 let seen = body["feedback"].as_array().unwrap().len();
                 assert_eq!(seen > 0, tenants.is_empty(), "{label} saw {seen} rows: {body}");
+                checked += 1;
+                continue;
+            }
+            // The dead-letter queue holds every tenant's messages: each token sees its tenants'
+            // ones, the depth only with every tenant, and only those may redrive it.
+            if route.template == "/api/v1/dead-letters" {
+                assert_eq!(status, StatusCode::OK, "{label}: {body}");
+                let seen = body["messages"].as_array().unwrap().len();
+                assert_eq!(seen, usize::from(in_scope), "{label}: {body}");
+                assert_eq!(body["depth"].is_null(), !tenants.is_empty(), "{label}: {body}");
+                checked += 1;
+                continue;
+            }
+            if route.template == "/api/v1/dead-letters/redrive" {
+                let may = tenants.is_empty() && *role != Role::Viewer;
+                let expected = if may { StatusCode::OK } else { StatusCode::FORBIDDEN };
+                assert_eq!(status, expected, "{label}: {body}");
                 checked += 1;
                 continue;
             }

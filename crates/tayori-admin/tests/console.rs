@@ -80,6 +80,7 @@ async fn every_page_renders_for_each_role() {
             format!("/console/deliveries/{sent}"),
             format!("/console/deliveries/{rejected}"),
             "/console/rejected".to_owned(),
+            "/console/dead-letters".to_owned(),
             "/console/suppressions".to_owned(),
             "/console/templates".to_owned(),
             "/console/templates/acme-invest/account.deposit_completed".to_owned(),
@@ -432,4 +433,46 @@ async fn the_deliveries_page_resends_a_windows_failed_deliveries_a_page_at_a_tim
     let left = format!("{search}&not_resent=true");
     let (_, _, page) = h.page("GET", &left, Some(&operator), None).await;
     assert!(page.contains("id=\"no-results\""), "{page}");
+}
+
+#[tokio::test]
+async fn the_dead_letters_page_shows_events_inertly_and_redrives_with_a_reason() {
+    let h = harness().await;
+    let now = chrono::Utc::now();
+    let deposit = invest_deposit("dead-page-1", "taro@example.com").to_string();
+    h.dead_letters.add("m-1", deposit.as_bytes(), now);
+    let hostile =
+        r#"{"specversion": "1.0", "id": "<script>alert(1)</script>", "tenant": "<b>x</b>"}"#;
+    h.dead_letters.add("m-2", hostile.as_bytes(), now);
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (scoped, _) = h.token(Role::Operator, &["acme-invest"]).await;
+    let (operator, _) = h.token(Role::Operator, &[]).await;
+    let csrf = tayori_admin::csrf_token(&operator);
+
+    let (status, _, page) = h.page("GET", "/console/dead-letters", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<strong id=\"dead-letters-depth\">2</strong>"), "{page}");
+    assert!(page.contains("<code>dead-page-1</code>"), "{page}");
+    assert!(page.contains("unreadable: "), "{page}");
+    assert!(!page.contains("<script>alert(1)</script>") && !page.contains("<b>x</b>"), "{page}");
+    assert!(!page.contains("taro@example.com"), "never the body");
+    assert!(!page.contains("id=\"redrive-form\""), "a viewer cannot redrive");
+    let (_, _, page) = h.page("GET", "/console/dead-letters", Some(&scoped), None).await;
+    assert!(!page.contains("dead-letters-depth") && !page.contains("id=\"redrive-form\""));
+    assert!(page.contains("<code>dead-page-1</code>") && !page.contains("unreadable"), "{page}");
+
+    let (_, _, page) = h.page("GET", "/console/dead-letters", Some(&operator), None).await;
+    assert!(page.contains("id=\"redrive-form\""), "{page}");
+    let uri = "/console/dead-letters/redrive";
+    let (status, _, _) =
+        h.page("POST", uri, Some(&operator), Some("csrf=0000&max=2&reason=fixed")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let form = format!("csrf={csrf}&max=2&reason={}", encode("database back"));
+    let (status, headers, _) = h.page("POST", uri, Some(&operator), Some(&form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers[header::LOCATION].to_str().unwrap().to_owned();
+    let (_, _, page) = h.page("GET", &location, Some(&operator), None).await;
+    assert!(page.contains("2 dead letters moved back to the events queue."), "{page}");
+    assert!(page.contains("id=\"no-dead-letters\""), "{page}");
+    assert_eq!(h.dead_letters.redriven().len(), 2);
 }

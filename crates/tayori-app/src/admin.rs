@@ -30,12 +30,12 @@ use tracing::info;
 
 use crate::handle_event::{EventHandler, Handled, InboundMessage};
 use crate::ports::{
-    AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock, DeliveryCursor,
-    DeliveryLink, DeliveryPage, DeliveryRecord, DeliverySearch, DeliveryStore, HeldEvent,
-    HeldEvents, HeldSummary, LeasedEvent, LinkKind, OutcomeCount, Preview, PreviewCatalog,
-    PreviewError, PreviewRequest, Role, StoreError, SuppressionEntry, SuppressionQuery,
-    TemplatePreviews, TenantPause, TenantScope, TokenRecord, UnkeyedRejectionRecord,
-    UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
+    AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock, DeadLetterDepth,
+    DeadLetterError, DeadLetters, DeliveryCursor, DeliveryLink, DeliveryPage, DeliveryRecord,
+    DeliverySearch, DeliveryStore, HeldEvent, HeldEvents, HeldSummary, LeasedEvent, LinkKind,
+    OutcomeCount, Preview, PreviewCatalog, PreviewError, PreviewRequest, Role, StoreError,
+    SuppressionEntry, SuppressionQuery, TemplatePreviews, TenantPause, TenantScope, TokenRecord,
+    UnkeyedRejectionRecord, UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
 };
 
 /// The token id recorded for actions taken on the command line.
@@ -233,6 +233,45 @@ pub struct FailedResendPage {
     pub items: Vec<FailedResend>,
     /// The cursor for the next call.
     pub next: Option<DeliveryCursor>,
+}
+
+/// Dead letters one [`AdminService::redrive_dead_letters`] call moves at most: a call stays
+/// within an HTTP request's time.
+pub const MAX_REDRIVE: u64 = 10_000;
+
+/// A message of the dead-letter queue as operators see it: when, how often received, and which
+/// event it carries; never the body (it holds the recipient's data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterSummary {
+    /// The queue's id of the message.
+    pub message_id: String,
+    /// First sent to the events queue.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Receives so far, peeks included.
+    pub receive_count: u32,
+    /// The body's size in bytes.
+    pub size: usize,
+    /// The event's key and type, or why the body has none (it breaks the contract).
+    pub event: Result<(IdempotencyKey, EventType), String>,
+}
+
+/// What a redrive did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redriven {
+    /// Messages moved back to the events queue.
+    pub moved: u64,
+    /// Why it stopped before `max` with messages left (the queue service failing part way);
+    /// what it moved stays moved.
+    pub stopped: Option<String>,
+}
+
+/// What the dead-letter queue holds, as a principal may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterPage {
+    /// The queue's depth; only for tokens of every tenant (it counts every tenant's messages).
+    pub depth: Option<DeadLetterDepth>,
+    /// A sample of its messages in the principal's tenants, oldest first.
+    pub messages: Vec<DeadLetterSummary>,
 }
 
 /// A suppression as shown to a principal: the address masked unless the role is admin.
@@ -435,6 +474,8 @@ pub struct AdminService {
     /// The rates tenants are judged against: the workers' reputation guard's
     /// (`[feedback] reputation_*`).
     pub reputation_thresholds: ReputationThresholds,
+    /// The events queue's dead-letter queue; `None` where there is no queue (an outbox setup).
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
 }
 
 impl AdminService {
@@ -597,6 +638,102 @@ impl AdminService {
             items.push(FailedResend { origin, result });
         }
         Ok(FailedResendPage { items, next: page.next })
+    }
+
+    /// What the events queue's dead-letter queue holds: its depth and up to `limit` (1 to 100)
+    /// of its messages, read without taking them out. Tokens scoped to tenants see only their
+    /// tenants' messages and no depth; a message whose body names no tenant only tokens of
+    /// every tenant see.
+    pub async fn dead_letters(
+        &self,
+        who: &Principal,
+        limit: u32,
+    ) -> Result<DeadLetterPage, AdminError> {
+        if !(1..=100).contains(&limit) {
+            return Err(AdminError::Invalid(format!("limit must be 1 to 100, got {limit}")));
+        }
+        let queue = self.dead_letter_queue()?;
+        let every_tenant = who.scope == TenantScope::All;
+        let depth = match every_tenant {
+            true => Some(queue.depth().await.map_err(dead_letter_error)?),
+            false => None,
+        };
+        let mut messages: Vec<DeadLetterSummary> = queue
+            .peek(limit)
+            .await
+            .map_err(dead_letter_error)?
+            .into_iter()
+            .map(|message| DeadLetterSummary {
+                size: message.body.len(),
+                event: decode_message_body(&message.body)
+                    .map(|event| (event.key, event.event_type))
+                    .map_err(|error| error.to_string()),
+                message_id: message.message_id,
+                sent_at: message.sent_at,
+                receive_count: message.receive_count,
+            })
+            .filter(|summary| match &summary.event {
+                Ok((key, _)) => who.scope.includes(&key.tenant),
+                Err(_) => every_tenant,
+            })
+            .collect();
+        messages.sort_by(|a, b| (a.sent_at, &a.message_id).cmp(&(b.sent_at, &b.message_id)));
+        Ok(DeadLetterPage { depth, messages })
+    }
+
+    /// Moves up to `max` (1 to [`MAX_REDRIVE`]) dead letters back to the events queue once
+    /// their cause is fixed, audited `dlq.redrive` with the reason and the count (also when it
+    /// stops part way: the answer says how far it got and why it stopped). Operators and admins
+    /// of every tenant only: it moves every tenant's messages. Each event then goes through the
+    /// workers' path: one already decided is a duplicate, not a second email.
+    pub async fn redrive_dead_letters(
+        &self,
+        who: &Principal,
+        max: u64,
+        reason: &str,
+    ) -> Result<Redriven, AdminError> {
+        who.require_act()?;
+        if who.scope != TenantScope::All {
+            return Err(AdminError::Forbidden(
+                "a redrive moves every tenant's dead letters: it needs a token of every tenant"
+                    .into(),
+            ));
+        }
+        let reason = required_reason(reason)?;
+        if !(1..=MAX_REDRIVE).contains(&max) {
+            return Err(AdminError::Invalid(format!("max must be 1 to {MAX_REDRIVE}, got {max}")));
+        }
+        let queue = self.dead_letter_queue()?;
+        let result = queue.redrive(max).await;
+        let moved = match &result {
+            Ok(moved) | Err(DeadLetterError::RedriveStopped { moved, .. }) => *moved,
+            Err(_) => 0,
+        };
+        let mut audit = who.audit(self.clock.now(), "dlq.redrive");
+        audit.object_kind = Some("dead_letter_queue".into());
+        audit.reason = Some(reason.to_owned());
+        audit.detail = serde_json::json!({
+            "moved": moved, "max": max,
+            "error": result.as_ref().err().map(ToString::to_string),
+        });
+        self.admin.record_audit(&audit).await?;
+        info!(moved, max, "operator redrove dead letters");
+        match result {
+            Ok(moved) => Ok(Redriven { moved, stopped: None }),
+            Err(DeadLetterError::RedriveStopped { moved, reason }) => {
+                Ok(Redriven { moved, stopped: Some(reason) })
+            }
+            Err(other) => Err(dead_letter_error(other)),
+        }
+    }
+
+    fn dead_letter_queue(&self) -> Result<&Arc<dyn DeadLetters>, AdminError> {
+        self.dead_letters.as_ref().ok_or_else(|| {
+            AdminError::NotFound(
+                "no dead-letter queue here: the sender is not SES, or no queue is configured"
+                    .into(),
+            )
+        })
     }
 
     /// Unkeyed rejections (bodies without a usable key) the principal may see.
@@ -1181,6 +1318,15 @@ fn action_result(
             }),
             None => Err(AdminError::Unavailable(retry.reason)),
         },
+    }
+}
+
+fn dead_letter_error(error: DeadLetterError) -> AdminError {
+    match error {
+        DeadLetterError::NoDeadLetterQueue(_) => AdminError::NotFound(error.to_string()),
+        DeadLetterError::Unavailable(_) | DeadLetterError::RedriveStopped { .. } => {
+            AdminError::Unavailable(error.to_string())
+        }
     }
 }
 

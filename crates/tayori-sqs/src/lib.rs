@@ -5,15 +5,17 @@
 //! extending the visibility of messages still being worked on, deleting a message (in batches)
 //! only after its outcome is recorded, setting a backoff with jitter on the visibility of
 //! messages the use case could not decide yet, releasing unstarted messages on shutdown, and
-//! redriving a dead-letter queue. It must not parse events, render, send or touch the store
+//! redriving a dead-letter queue, and reading it for operators ([`SqsDeadLetters`]). It must not parse events, render, send or touch the store
 //! itself: those are the use case's and the other adapters'. It never reads the environment;
 //! the binary hands it an SQS client and a [`ConsumerConfig`].
 
 mod config;
 mod consumer;
+mod dead_letters;
 mod deleter;
 mod redrive;
 
 pub use config::ConsumerConfig;
 pub use consumer::{ConsumerReport, SqsConsumer};
+pub use dead_letters::SqsDeadLetters;
 pub use redrive::{RedriveError, RedriveReport, redrive};

@@ -21,7 +21,9 @@ use tayori_domain::{DeliveryStatus, OutgoingEmail};
 use tayori_sqs::{ConsumerConfig, SqsConsumer, redrive};
 use tokio::sync::watch;
 
-const ENDPOINT_VAR: &str = "TAYORI_TEST_AWS_ENDPOINT";
+mod support;
+
+use support::{queue_with_dlq, sqs};
 
 struct SystemClock;
 
@@ -33,59 +35,6 @@ impl Clock for SystemClock {
     async fn sleep(&self, duration: Duration) {
         tokio::time::sleep(duration).await;
     }
-}
-
-async fn sqs() -> Client {
-    let endpoint = std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
-        panic!("{ENDPOINT_VAR} is not set: run the tests with scripts/test, which starts moto")
-    });
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await;
-    Client::new(&config)
-}
-
-/// A queue with a dead-letter queue after `max_receives`, named uniquely for this test.
-async fn queue_with_dlq(
-    client: &Client,
-    name: &str,
-    max_receives: u32,
-    fifo: bool,
-) -> (String, String) {
-    let unique = format!("{name}-{}-{}", std::process::id(), Utc::now().timestamp_micros());
-    let suffix = if fifo { ".fifo" } else { "" };
-    let mut dlq = client.create_queue().queue_name(format!("{unique}-dlq{suffix}"));
-    if fifo {
-        dlq = dlq.attributes(QueueAttributeName::FifoQueue, "true");
-    }
-    let dlq_url = dlq.send().await.unwrap().queue_url.unwrap();
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let policy =
-        json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives }).to_string();
-    let mut queue = client
-        .create_queue()
-        .queue_name(format!("{unique}{suffix}"))
-        .attributes(QueueAttributeName::RedrivePolicy, policy);
-    if fifo {
-        queue = queue
-            .attributes(QueueAttributeName::FifoQueue, "true")
-            .attributes(QueueAttributeName::ContentBasedDeduplication, "false");
-    }
-    (queue.send().await.unwrap().queue_url.unwrap(), dlq_url)
 }
 
 async fn publish(client: &Client, queue_url: &str, body: &Value) {

@@ -15,7 +15,10 @@ use clap::{Args, Subcommand};
 use tayori_admin::AdminState;
 use tayori_app::EventHandler;
 use tayori_app::admin::{AdminService, AdminTokens, FailedResends, Principal};
-use tayori_app::ports::{EmailSender, Role, TenantScope};
+use tayori_app::ports::{
+    DeadLetterDepth, DeadLetterError, DeadLetterMessage, DeadLetters, EmailSender, Role,
+    TenantScope,
+};
 use tayori_domain::{EventType, TenantId};
 use tayori_outbox::FileOutbox;
 use tayori_postgres::{PostgresAdminStore, PostgresConfig, PostgresStore, PostgresSuppressions};
@@ -470,6 +473,7 @@ pub fn parse_expiry(raw: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Ut
 }
 
 /// Whether the admin use cases send (resends and replays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sends {
     /// Through the configuration's sender, as the worker does (`tayori admin serve`).
     AsConfigured,
@@ -538,8 +542,51 @@ async fn admin_service(
         held,
         clock,
         reputation_thresholds: config.feedback.thresholds(),
+        // The command line's tenant commands never look at the queue.
+        dead_letters: match sends {
+            Sends::AsConfigured => {
+                Some(Arc::new(LazyDeadLetters::new(config.queue.queue_url.clone())))
+            }
+            Sends::Never => None,
+        },
     });
     Ok((service, store))
+}
+
+/// The events queue's dead-letter queue, with the AWS settings loaded on its first use: the
+/// admin server starts without reaching for AWS (and without the region lookup's wait where
+/// none is set), and a setup that never opens the page pays nothing.
+struct LazyDeadLetters {
+    queue_url: String,
+    queue: tokio::sync::OnceCell<tayori_sqs::SqsDeadLetters>,
+}
+
+impl LazyDeadLetters {
+    fn new(queue_url: String) -> Self {
+        Self { queue_url, queue: tokio::sync::OnceCell::new() }
+    }
+
+    async fn queue(&self) -> &tayori_sqs::SqsDeadLetters {
+        self.queue
+            .get_or_init(|| async {
+                let client = aws_sdk_sqs::Client::new(&crate::worker::aws_config().await);
+                tayori_sqs::SqsDeadLetters::new(client, self.queue_url.clone())
+            })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl DeadLetters for LazyDeadLetters {
+    async fn depth(&self) -> Result<DeadLetterDepth, DeadLetterError> {
+        self.queue().await.depth().await
+    }
+    async fn peek(&self, limit: u32) -> Result<Vec<DeadLetterMessage>, DeadLetterError> {
+        self.queue().await.peek(limit).await
+    }
+    async fn redrive(&self, max: u64) -> Result<u64, DeadLetterError> {
+        self.queue().await.redrive(max).await
+    }
 }
 
 /// A running admin server.

@@ -21,7 +21,7 @@ use tayori_app::admin::AdminService;
 use tayori_app::ports::{
     Clock, RenderError, RenderedEmail, Role, TemplateRenderer, TenantProfile, TenantScope,
 };
-use tayori_app::testing::RecordingSender;
+use tayori_app::testing::{FakeDeadLetters, RecordingSender};
 use tayori_app::{DeliveryPolicy, EventHandler, InboundMessage};
 use tayori_domain::{DeliveryId, Event, EventType, TenantId};
 use tayori_postgres::{PostgresAdminStore, PostgresStore, PostgresSuppressions};
@@ -78,6 +78,8 @@ pub struct Harness {
     pub sender: Arc<RecordingSender>,
     pub templates: Arc<Templates>,
     pub store: PostgresStore,
+    /// The dead-letter queue: a fake (the SQS adapter has its own tests on moto).
+    pub dead_letters: Arc<FakeDeadLetters>,
 }
 
 pub fn repo_templates() -> PathBuf {
@@ -94,6 +96,7 @@ pub async fn harness() -> Harness {
         is_blocked: AtomicBool::new(true),
     });
     let sender = Arc::new(RecordingSender::default());
+    let dead_letters = Arc::new(FakeDeadLetters::default());
     let held = Arc::new(tayori_postgres::PostgresHeldEvents::new(store.pool().clone()));
     let handler = Arc::new(EventHandler {
         store: Arc::new(store.clone()),
@@ -120,9 +123,10 @@ pub async fn harness() -> Harness {
         held,
         clock: Arc::new(SystemClock),
         reputation_thresholds: Default::default(),
+        dead_letters: Some(dead_letters.clone()),
     });
     let router = router(AdminState { service: service.clone(), secure_cookies: false });
-    Harness { router, service, handler, sender, templates, store }
+    Harness { router, service, handler, sender, templates, store, dead_letters }
 }
 
 /// 48 bytes that differ on every call (tests only: not a secure source).

@@ -3,6 +3,7 @@
 
 mod admin;
 mod clock;
+mod dead_letters;
 mod feedback;
 mod held;
 mod previews;
@@ -22,6 +23,7 @@ pub use admin::{
     UnmatchedFeedbackRecord,
 };
 pub use clock::Clock;
+pub use dead_letters::{DeadLetterDepth, DeadLetterError, DeadLetterMessage, DeadLetters};
 pub use feedback::{
     FeedbackPolicy, FeedbackRecord, FeedbackRecorded, FeedbackStore, ReputationGuard,
     ReputationThresholds, TenantPauseList, TenantReputation,

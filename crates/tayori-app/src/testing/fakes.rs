@@ -11,12 +11,12 @@ use tayori_domain::{
 };
 
 use crate::ports::{
-    AttemptRecord, AttemptResult, Claim, ClaimRequest, Clock, DeliveryCursor, DeliveryPage,
-    DeliveryQuery, DeliveryRecord, DeliveryStore, EmailSender, HeldEntry, HeldEvent, HeldEvents,
-    HeldSummary, LeasedEvent, MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError,
-    SentEmail, StoreError, Suppression, SuppressionError, SuppressionList, TemplateRenderer,
-    TenantDirectory, TenantHolding, TenantPauseList, TenantProfile, UnkeyedRejection,
-    UnkeyedRejectionRecord,
+    AttemptRecord, AttemptResult, Claim, ClaimRequest, Clock, DeadLetterDepth, DeadLetterError,
+    DeadLetterMessage, DeadLetters, DeliveryCursor, DeliveryPage, DeliveryQuery, DeliveryRecord,
+    DeliveryStore, EmailSender, HeldEntry, HeldEvent, HeldEvents, HeldSummary, LeasedEvent,
+    MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError, SentEmail, StoreError,
+    Suppression, SuppressionError, SuppressionList, TemplateRenderer, TenantDirectory,
+    TenantHolding, TenantPauseList, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -692,5 +692,82 @@ impl HeldEvents for FakeHeldEvents {
             held.remove(key);
         }
         Ok(leased)
+    }
+}
+
+/// A dead-letter queue in memory: messages to look at, a redrive that moves them to
+/// [`redriven`](Self::redriven), and a switch to make it unreachable.
+#[derive(Debug, Default)]
+pub struct FakeDeadLetters {
+    messages: Mutex<Vec<DeadLetterMessage>>,
+    redriven: Mutex<Vec<DeadLetterMessage>>,
+    unreachable: Mutex<bool>,
+    stop_after: Mutex<Option<u64>>,
+}
+
+impl FakeDeadLetters {
+    /// Adds a message with this body, first sent at `sent_at`.
+    pub fn add(&self, message_id: &str, body: &[u8], sent_at: DateTime<Utc>) {
+        lock(&self.messages).push(DeadLetterMessage {
+            message_id: message_id.into(),
+            sent_at: Some(sent_at),
+            receive_count: 3,
+            body: body.to_vec(),
+        });
+    }
+
+    /// Messages moved back to the events queue so far.
+    pub fn redriven(&self) -> Vec<DeadLetterMessage> {
+        lock(&self.redriven).clone()
+    }
+
+    /// Makes every call fail (or work again).
+    pub fn set_unreachable(&self, unreachable: bool) {
+        *lock(&self.unreachable) = unreachable;
+    }
+
+    /// Makes the next redrives stop after moving `moved` messages, as when SQS fails part way.
+    pub fn stop_redrives_after(&self, moved: u64) {
+        *lock(&self.stop_after) = Some(moved);
+    }
+
+    fn reachable(&self) -> Result<(), DeadLetterError> {
+        match *lock(&self.unreachable) {
+            true => Err(DeadLetterError::Unavailable("connection refused".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl DeadLetters for FakeDeadLetters {
+    async fn depth(&self) -> Result<DeadLetterDepth, DeadLetterError> {
+        self.reachable()?;
+        let visible = lock(&self.messages).len() as u64;
+        Ok(DeadLetterDepth { queue: "events-dlq".into(), visible, in_flight: 0 })
+    }
+
+    async fn peek(&self, limit: u32) -> Result<Vec<DeadLetterMessage>, DeadLetterError> {
+        self.reachable()?;
+        Ok(lock(&self.messages).iter().take(limit as usize).cloned().collect())
+    }
+
+    async fn redrive(&self, max: u64) -> Result<u64, DeadLetterError> {
+        self.reachable()?;
+        let mut messages = lock(&self.messages);
+        let stop_after = *lock(&self.stop_after);
+        let taken = messages.len().min(max.min(stop_after.unwrap_or(max)) as usize);
+        let moved: Vec<_> = messages.drain(..taken).collect();
+        let count = moved.len() as u64;
+        lock(&self.redriven).extend(moved);
+        match stop_after {
+            Some(_) if !messages.is_empty() && count < max => {
+                Err(DeadLetterError::RedriveStopped {
+                    moved: count,
+                    reason: "sending: throttled".into(),
+                })
+            }
+            _ => Ok(count),
+        }
     }
 }

@@ -8,6 +8,6 @@ mod fakes;
 pub mod store_conformance;
 
 pub use fakes::{
-    FakeHeldEvents, FakePauseList, FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore,
-    ManualClock, RecordingSender, example_event, tenant_profile,
+    FakeDeadLetters, FakeHeldEvents, FakePauseList, FakeRenderer, FakeSuppressions, FakeTenants,
+    InMemoryStore, ManualClock, RecordingSender, example_event, tenant_profile,
 };

@@ -68,7 +68,8 @@ data "aws_iam_policy_document" "admin" {
     ]
   }
 
-  # `tayori dlq redrive`: receive from a DLQ, send to its source queue, then delete from the DLQ.
+  # `tayori dlq redrive` and the console's Dead letters page (a look with visibility 0, and its
+  # redrive): receive from a DLQ, send to its source queue, then delete from the DLQ.
   statement {
     sid       = "RedriveFromDeadLetterQueues"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
