@@ -333,11 +333,7 @@ pub(crate) fn resend_failed_view(page: tayori_app::admin::FailedResendPage) -> R
         .items
         .into_iter()
         .map(|item| {
-            let (result, error) = match item.result {
-                None => (None, None),
-                Some(Ok(done)) => (Some(ActionView::from(&done)), None),
-                Some(Err(error)) => (None, Some(ApiError(error).parts().2)),
-            };
+            let (result, error) = item.result.map(result_or_error).unwrap_or_default();
             ResendFailedItem { origin: DeliverySummary::from(&item.origin), result, error }
         })
         .collect();
@@ -476,13 +472,18 @@ fn replay_item(
     id: &str,
     done: Result<tayori_app::admin::ActionResult, tayori_app::AdminError>,
 ) -> ReplayItem {
+    let (result, error) = result_or_error(done);
+    ReplayItem { id: id.to_owned(), result, error }
+}
+
+/// One item of a many-at-once action: what came of it, or why nothing did, as a single
+/// action's answer would say it.
+fn result_or_error(
+    done: Result<tayori_app::admin::ActionResult, tayori_app::AdminError>,
+) -> (Option<ActionView>, Option<String>) {
     match done {
-        Ok(done) => {
-            ReplayItem { id: id.to_owned(), result: Some(ActionView::from(&done)), error: None }
-        }
-        Err(error) => {
-            ReplayItem { id: id.to_owned(), result: None, error: Some(ApiError(error).parts().2) }
-        }
+        Ok(done) => (Some(ActionView::from(&done)), None),
+        Err(error) => (None, Some(ApiError(error).parts().2)),
     }
 }
 

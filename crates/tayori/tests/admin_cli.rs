@@ -111,19 +111,7 @@ async fn tenants_are_paused_listed_discarded_and_resumed_on_the_command_line() {
     use tayori_app::ports::{DeliveryStore, HeldEntry, HeldEvent, HeldEvents};
     let database = tayori_postgres::testing::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tayori.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nkind = \"postgres\"\nurl = \"{}\"\n\
-             [queue]\nurl = \"http://127.0.0.1:1/unused\"\n\
-             [sender]\nkind = \"outbox\"\ndir = \"{}\"\n[templates]\ndir = \"{}\"\n",
-            database.url,
-            dir.path().join("outbox").display(),
-            repo_root().join("templates").display()
-        ),
-    )
-    .unwrap();
+    let config = outbox_config(dir.path(), &database.url);
     let config = config.to_str().unwrap();
     let run = |args: &[&str]| {
         let mut all = vec!["admin", "tenant"];
@@ -241,19 +229,7 @@ async fn a_windows_failed_deliveries_are_resent_once_on_the_command_line() {
 
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox");
-    let config = dir.path().join("tayori.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nkind = \"postgres\"\nurl = \"{}\"\n\
-             [queue]\nurl = \"http://127.0.0.1:1/unused\"\n\
-             [sender]\nkind = \"outbox\"\ndir = \"{}\"\n[templates]\ndir = \"{}\"\n",
-            database.url,
-            outbox.display(),
-            repo_root().join("templates").display()
-        ),
-    )
-    .unwrap();
+    let config = outbox_config(dir.path(), &database.url);
     let config = config.to_str().unwrap();
     let run = |extra: &[&str]| {
         let mut all = vec![
@@ -319,4 +295,22 @@ async fn a_windows_failed_deliveries_are_resent_once_on_the_command_line() {
     .unwrap();
     assert_eq!(audited, 3);
     store.close().await;
+}
+
+/// A worker configuration in `dir` on `database_url`, sending into `dir/outbox`, with the
+/// repository's templates and a queue nobody reads.
+fn outbox_config(dir: &std::path::Path, database_url: &str) -> std::path::PathBuf {
+    let config = dir.join("tayori.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nkind = \"postgres\"\nurl = \"{database_url}\"\n\
+             [queue]\nurl = \"http://127.0.0.1:1/unused\"\n\
+             [sender]\nkind = \"outbox\"\ndir = \"{}\"\n[templates]\ndir = \"{}\"\n",
+            dir.join("outbox").display(),
+            repo_root().join("templates").display()
+        ),
+    )
+    .unwrap();
+    config
 }
