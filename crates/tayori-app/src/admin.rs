@@ -474,7 +474,8 @@ pub struct AdminService {
     /// The rates tenants are judged against: the workers' reputation guard's
     /// (`[feedback] reputation_*`).
     pub reputation_thresholds: ReputationThresholds,
-    /// The events queue's dead-letter queue; `None` where there is no queue (an outbox setup).
+    /// The events queue's dead-letter queue; `None` where this process reads no queue (the
+    /// command line's commands).
     pub dead_letters: Option<Arc<dyn DeadLetters>>,
 }
 
@@ -729,10 +730,7 @@ impl AdminService {
 
     fn dead_letter_queue(&self) -> Result<&Arc<dyn DeadLetters>, AdminError> {
         self.dead_letters.as_ref().ok_or_else(|| {
-            AdminError::NotFound(
-                "no dead-letter queue here: the sender is not SES, or no queue is configured"
-                    .into(),
-            )
+            AdminError::NotFound("this process reads no queue, so it has no dead letters".into())
         })
     }
 
