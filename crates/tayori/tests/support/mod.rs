@@ -40,12 +40,23 @@ pub fn moto_endpoint() -> String {
 
 /// An SDK configuration for moto: its endpoint, a region, dummy credentials.
 pub async fn moto() -> aws_config::SdkConfig {
+    capture_logs();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(moto_endpoint())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_sqs::config::Credentials::new("t", "t", None, None, "t"))
         .load()
         .await
+}
+
+/// Sends the warnings (and tayori's info lines) of in-process workers to the test's captured
+/// output, so that a failing test shows what the worker said (a delete SQS did not take, a
+/// retry); a passing test shows nothing. Once per test binary; later calls change nothing.
+pub fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,tayori=info"))
+        .with_test_writer()
+        .try_init();
 }
 
 /// A queue's messages as `"{visible}+{in flight}"`: `"0+0"` when nothing is left.
