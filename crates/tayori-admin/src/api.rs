@@ -148,7 +148,7 @@ pub(crate) struct SearchParams {
     pub from: Option<String>,
     /// Created before (RFC 3339).
     pub until: Option<String>,
-    /// Only deliveries no operator has resent yet (`true`).
+    /// Only deliveries with no decided resend: none made, or still `processing` (`true`).
     pub not_resent: Option<bool>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
@@ -270,7 +270,7 @@ pub(crate) struct ResendFailedItem {
     pub origin: DeliverySummary,
     /// The new delivery; absent in a dry run and when it was not resent.
     pub result: Option<ActionView>,
-    /// Why it was not resent (it cannot be, or someone resent it meanwhile).
+    /// Why it cannot be resent (sensitive variables masked, no kept body).
     pub error: Option<String>,
 }
 
@@ -283,10 +283,11 @@ pub(crate) struct ResendFailed {
     pub next: Option<String>,
 }
 
-/// Resend a tenant's failed deliveries in a time window that no operator has resent yet, after
-/// the cause is fixed (operator, admin): up to `limit` per call, newest first, each as a new
-/// linked delivery like a single resend. Safe to repeat: a delivery resent once is never taken
-/// again. `dry_run` lists them without sending.
+/// Resend a tenant's failed deliveries in a time window that have no decided resend, after the
+/// cause is fixed (operator, admin): up to `limit` per call, newest first, each as its first
+/// resend (a new linked delivery with one fixed key). Safe to repeat: a resend is mailed once
+/// however often or concurrently this is called, and one left undecided (throttled) finishes
+/// on the next call. `dry_run` lists them without sending.
 #[utoipa::path(post, path = "/api/v1/deliveries/resend-failed", tag = "deliveries",
     request_body = ResendFailedBody,
     responses((status = 200, body = ResendFailed), (status = 400, body = ErrorBody),

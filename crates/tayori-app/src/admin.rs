@@ -220,8 +220,7 @@ pub struct FailedResend {
     /// The failed delivery (the recipient masked unless the role is admin).
     pub origin: DeliveryRecord,
     /// What came of its resend; `None` in a dry run for one that would be resent. An error
-    /// says why it cannot be resent (sensitive variables, no kept body) or that someone resent
-    /// it meanwhile.
+    /// says why it cannot be resent (sensitive variables, no kept body).
     pub result: Option<Result<ActionResult, AdminError>>,
 }
 
@@ -583,12 +582,14 @@ impl AdminService {
         self.derive_and_handle(who, &origin, LinkKind::Replay, reason, Numbering::Next).await
     }
 
-    /// Resends a page of `tenant`'s failed deliveries that no operator has resent yet, each as
+    /// Resends a page of `tenant`'s failed deliveries that have no decided resend, each as
     /// [`resend`](Self::resend) would (a new linked delivery, audited `delivery.resend`), after
     /// the cause of a run of failures is fixed: a sending identity verified again, a
-    /// configuration set restored. Safe to repeat: a delivery resent once, by this call or by
-    /// anyone, is never taken again, and two calls racing for one resend it once. One that
-    /// cannot be resent is reported with why and passed over.
+    /// configuration set restored. Safe to repeat: each is only ever given its *first* resend
+    /// (one key per failed delivery), so a delivery resent once is never mailed again, two
+    /// calls racing for one mail it once, and a first resend left undecided (throttled, or the
+    /// call stopped) is taken again by the next call and finishes. One that cannot be resent is
+    /// reported with why and passed over.
     pub async fn resend_failed(
         &self,
         who: &Principal,
@@ -1246,9 +1247,12 @@ impl AdminService {
                 break (body, delivery_id);
             }
             if numbering == Numbering::First {
-                return Err(AdminError::Invalid(format!(
-                    "resent by someone else meanwhile (delivery {delivery_id}); not resent again"
-                )));
+                // Its first resend exists: another call's, or one a throttle or a stop left
+                // undecided. The same derived event again: its key makes a decided one a
+                // duplicate and lets an undecided one finish, never a second email.
+                audit.detail["again"] = serde_json::Value::Bool(true);
+                self.admin.record_audit(&audit).await?;
+                break (body, delivery_id);
             }
             n += 1;
             if n > 10_000 {
@@ -1266,7 +1270,8 @@ impl AdminService {
 enum Numbering {
     /// The next number free: an operator asked for one more.
     Next,
-    /// Only the first: a bulk resend must not add a second to one resent meanwhile.
+    /// Only the first: a bulk resend never adds a second; an existing first is handled again
+    /// (its key makes that safe).
     First,
 }
 

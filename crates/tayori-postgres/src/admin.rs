@@ -94,11 +94,15 @@ fn search_query(head: &str, search: &DeliverySearch, limit: u32) -> QueryBuilder
         sql.push(" and created_at < ").push_bind(until);
     }
     if search.not_resent {
-        // The links' unique (tenant_id, origin_delivery_id, kind, n) answers this per row.
+        // The links' unique (tenant_id, origin_delivery_id, kind, n) and the deliveries'
+        // unique delivery id answer this per row. A resend still `processing` (throttled, or
+        // its sender stopped) or never made (a crash after its link) does not count.
         sql.push(
             " and not exists (select 1 from delivery_links l \
+                 join deliveries r on r.delivery_id = l.delivery_id \
                where l.tenant_id = deliveries.tenant_id \
-                 and l.origin_delivery_id = deliveries.delivery_id and l.kind = 'resend')",
+                 and l.origin_delivery_id = deliveries.delivery_id and l.kind = 'resend' \
+                 and r.status <> 'processing')",
         );
     }
     if let Some(after) = &search.after {

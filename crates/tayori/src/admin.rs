@@ -95,9 +95,10 @@ pub struct DiscardHeldArgs {
 /// `tayori admin deliveries ...`
 #[derive(Debug, Subcommand)]
 pub enum DeliveriesCommand {
-    /// Resend a tenant's failed deliveries created in a time window that nobody has resent yet,
-    /// after their cause is fixed: each once (however often this runs, and beside the API's
-    /// bulk resend), newest first, 100 per step, until the window has none left.
+    /// Resend a tenant's failed deliveries created in a time window that have no decided
+    /// resend, after their cause is fixed: each mailed once (however often this runs, and beside
+    /// the API's bulk resend; a resend left undecided is finished by the next run), newest
+    /// first, 100 per step, until the window has none left.
     ResendFailed(ResendFailedArgs),
 }
 

@@ -207,7 +207,8 @@ pub struct DeliverySearch {
     pub from: Option<DateTime<Utc>>,
     /// Created before.
     pub until: Option<DateTime<Utc>>,
-    /// Only deliveries no operator has resent yet (no `resend` link names them).
+    /// Only deliveries with no decided resend: none made, or the ones made still `processing`
+    /// (throttled, or their sender stopped) or never handled.
     pub not_resent: bool,
     /// Start after this row.
     pub after: Option<DeliveryCursor>,
