@@ -19,7 +19,7 @@ use tayori_app::ports::{
     DeadLetterDepth, DeadLetterError, DeadLetterMessage, DeadLetters, EmailSender, Role,
     TenantScope,
 };
-use tayori_domain::{EventType, TenantId};
+use tayori_domain::{DeliveryStatus, EventType, TenantId};
 use tayori_outbox::FileOutbox;
 use tayori_postgres::{PostgresAdminStore, PostgresConfig, PostgresStore, PostgresSuppressions};
 use tayori_templates::TemplateSet;
@@ -385,7 +385,7 @@ async fn resend_failed(args: ResendFailedArgs) -> anyhow::Result<()> {
     let (service, store) = admin_service(&config, sends).await?;
     let who = Principal::command_line();
     let result = async {
-        let (mut taken, mut resent, mut not_resent) = (0u64, 0u64, 0u64);
+        let (mut taken, mut resent, mut not_resent, mut undecided) = (0u64, 0u64, 0u64, 0u64);
         let mut after = None;
         loop {
             let request = FailedResends {
@@ -405,6 +405,7 @@ async fn resend_failed(args: ResendFailedArgs) -> anyhow::Result<()> {
                     None => println!("{origin}	would be resent"),
                     Some(Ok(done)) => {
                         resent += 1;
+                        undecided += u64::from(done.status == DeliveryStatus::Processing);
                         let new = done.delivery_id.map(|id| id.to_string()).unwrap_or_default();
                         let why = done.reason.as_deref().unwrap_or_default();
                         println!("{origin}	resent as {new}	{}	{why}", done.status);
@@ -424,6 +425,12 @@ async fn resend_failed(args: ResendFailedArgs) -> anyhow::Result<()> {
         let done = if args.dry_run { "would be resent" } else { "resent" };
         let count = if args.dry_run { taken - not_resent } else { resent };
         eprintln!("{count} of {taken} failed deliveries of {tenant} {done}");
+        if undecided > 0 {
+            eprintln!(
+                "{undecided} of the resends are not decided yet (throttled, or their key in \
+                 flight elsewhere): run the same command again to finish them"
+            );
+        }
         Ok::<_, anyhow::Error>(())
     }
     .await;
