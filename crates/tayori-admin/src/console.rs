@@ -23,9 +23,9 @@ use tayori_domain::{DeliveryStatus, EmailAddress};
 
 use crate::AdminState;
 use crate::api::{
-    AuditParams, ResendFailedBody, SampleParams, SearchParams, audit_views, delivery_id,
-    encode_cursor, event_type_param, resend_failed_view, sample_preview, template_views,
-    tenant_param,
+    AuditParams, ResendFailedBody, SampleParams, SearchParams, audit_views, dead_letter_queue,
+    delivery_id, encode_cursor, event_type_param, resend_failed_view, sample_preview,
+    template_views, tenant_param,
 };
 use crate::auth::{NoSession, SESSION_COOKIE, Session};
 use crate::error::ApiError;
@@ -498,6 +498,7 @@ async fn resend_failed(
 
 #[derive(Debug, Default, Deserialize)]
 struct DeadLetterQuery {
+    queue: Option<String>,
     message: Option<String>,
 }
 
@@ -507,9 +508,16 @@ async fn dead_letters(
     Query(query): Query<DeadLetterQuery>,
 ) -> Response {
     let who = &session.principal;
-    let context = match state.service.dead_letters(who, 100).await.map_err(ApiError) {
-        Ok(page) => json!({ "view": DeadLettersView::from(&page) }),
-        Err(error) => json!({ "error": error.parts().2 }),
+    let result = async {
+        let queue = dead_letter_queue(query.queue.as_deref())?;
+        let page = state.service.dead_letters(who, queue, 100).await?;
+        Ok::<_, ApiError>(DeadLettersView::of(queue, &page))
+    }
+    .await;
+    let queue = query.queue.clone().unwrap_or_else(|| "events".into());
+    let context = match result {
+        Ok(view) => json!({ "view": view, "queue": queue }),
+        Err(error) => json!({ "error": error.parts().2, "queue": queue }),
     };
     let may_redrive = who.may_act() && who.scope == tayori_app::ports::TenantScope::All;
     let extra = json!({ "may_redrive": may_redrive, "message": query.message });
@@ -520,6 +528,8 @@ async fn dead_letters(
 struct RedriveForm {
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
+    queue: String,
     #[serde(default)]
     reason: String,
     #[serde(default)]
@@ -538,19 +548,24 @@ async fn redrive_dead_letters(
             .trim()
             .parse::<u64>()
             .map_err(|_| ApiError::bad_request(format!("max: not a number: {:?}", form.max)))?;
-        let done =
-            state.service.redrive_dead_letters(&session.principal, max, &form.reason).await?;
+        let queue = dead_letter_queue(Some(&form.queue))?;
+        let who = &session.principal;
+        let done = state.service.redrive_dead_letters(who, queue, max, &form.reason).await?;
         let message = match done.stopped {
-            None => format!("{} dead letters moved back to the events queue.", done.moved),
+            None => {
+                format!("{} dead letters moved back to the {} queue.", done.moved, queue.as_str())
+            }
             Some(why) => format!(
                 "{} dead letters moved back, then the redrive stopped: {why}. Run it again.",
                 done.moved
             ),
         };
-        Ok::<_, ApiError>(
-            Redirect::to(&format!("/console/dead-letters?message={}", percent_encode(&message)))
-                .into_response(),
-        )
+        let to = format!(
+            "/console/dead-letters?queue={}&message={}",
+            queue.as_str(),
+            percent_encode(&message)
+        );
+        Ok::<_, ApiError>(Redirect::to(&to).into_response())
     }
     .await;
     result.unwrap_or_else(|error| error_page(Some(&session), error))

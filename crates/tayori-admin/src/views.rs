@@ -623,9 +623,11 @@ pub struct UnmatchedFeedbackList {
     pub next: Option<String>,
 }
 
-/// The events queue's dead-letter queue, as a principal may see it.
+/// A dead-letter queue, as a principal may see it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadLettersView {
+    /// `events` or `feedback`.
+    pub queue: String,
     /// The queue's name and counts; absent for tokens scoped to tenants (it counts every
     /// tenant's messages).
     pub depth: Option<DeadLetterDepthView>,
@@ -644,34 +646,45 @@ pub struct DeadLetterDepthView {
     pub in_flight: u64,
 }
 
-/// One dead letter: its event, never its body.
-#[derive(Debug, Serialize, ToSchema)]
+/// One dead letter: what it carries, never its body.
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct DeadLetterView {
     /// The queue's id of the message.
     pub message_id: String,
-    /// First sent to the events queue (RFC 3339).
+    /// First sent to its source queue (RFC 3339).
     pub sent_at: Option<String>,
     /// Receives so far (looks at the queue included).
     pub receive_count: u32,
     /// The body's size in bytes.
     pub size: usize,
-    /// The event's tenant, source, id and type, when the body has them.
+    /// The tenant the event or the email's tags name.
     pub tenant: Option<String>,
-    /// The event's source.
+    /// An event's source.
     pub source: Option<String>,
-    /// The event's id.
+    /// An event's id.
     pub event_id: Option<String>,
-    /// The event's type.
+    /// An event's type.
     pub event_type: Option<String>,
-    /// The delivery its key names (it exists when a worker got as far as claiming it).
+    /// A notification's kind: `bounce`, `complaint`, `delivery`, ...
+    pub feedback_kind: Option<String>,
+    /// A notification's SES message id.
+    pub ses_message_id: Option<String>,
+    /// The delivery the event's key or the email's tags name.
     pub delivery_id: Option<String>,
-    /// Why the body has no key: it breaks the contract (a worker rejects it once redriven).
+    /// Why the body could not be read (a worker rejects an event, or keeps a notification as
+    /// invalid, once redriven).
     pub unreadable: Option<String>,
 }
 
-impl From<&tayori_app::admin::DeadLetterPage> for DeadLettersView {
-    fn from(page: &tayori_app::admin::DeadLetterPage) -> Self {
+impl DeadLettersView {
+    /// The page of `queue`.
+    pub fn of(
+        queue: tayori_app::admin::DeadLetterQueue,
+        page: &tayori_app::admin::DeadLetterPage,
+    ) -> Self {
+        use tayori_app::admin::DeadLetterContent;
         Self {
+            queue: queue.as_str().to_owned(),
             depth: page.depth.as_ref().map(|depth| DeadLetterDepthView {
                 queue: depth.queue.clone(),
                 visible: depth.visible,
@@ -681,18 +694,33 @@ impl From<&tayori_app::admin::DeadLetterPage> for DeadLettersView {
                 .messages
                 .iter()
                 .map(|m| {
-                    let event = m.event.as_ref().ok();
-                    DeadLetterView {
+                    let view = DeadLetterView {
                         message_id: m.message_id.clone(),
                         sent_at: m.sent_at.map(|t| t.to_rfc3339()),
                         receive_count: m.receive_count,
                         size: m.size,
-                        tenant: event.map(|(key, _)| key.tenant.to_string()),
-                        source: event.map(|(key, _)| key.source.to_string()),
-                        event_id: event.map(|(key, _)| key.id.to_string()),
-                        event_type: event.map(|(_, event_type)| event_type.to_string()),
-                        delivery_id: event.map(|(key, _)| key.delivery_id().to_string()),
-                        unreadable: m.event.as_ref().err().cloned(),
+                        tenant: m.content.tenant().map(ToString::to_string),
+                        ..DeadLetterView::default()
+                    };
+                    match &m.content {
+                        DeadLetterContent::Event { key, event_type } => DeadLetterView {
+                            source: Some(key.source.to_string()),
+                            event_id: Some(key.id.to_string()),
+                            event_type: Some(event_type.to_string()),
+                            delivery_id: Some(key.delivery_id().to_string()),
+                            ..view
+                        },
+                        DeadLetterContent::Feedback {
+                            kind, ses_message_id, delivery_id, ..
+                        } => DeadLetterView {
+                            feedback_kind: Some((*kind).to_owned()),
+                            ses_message_id: ses_message_id.clone(),
+                            delivery_id: delivery_id.map(|id| id.to_string()),
+                            ..view
+                        },
+                        DeadLetterContent::Unreadable(why) => {
+                            DeadLetterView { unreadable: Some(why.clone()), ..view }
+                        }
                     }
                 })
                 .collect(),

@@ -1195,4 +1195,38 @@ async fn dead_letters_are_shown_by_event_never_by_body_and_redriven_with_a_reaso
     let (_, audit) = h.call("GET", "/api/v1/audit?action=dlq.redrive", Some(&viewer), None).await;
     assert_eq!(audit[0]["detail"]["moved"], 1, "{audit}");
     assert!(audit[0]["detail"]["error"].as_str().unwrap().contains("throttled"), "{audit}");
+    assert_eq!(audit[0]["object_id"], "events", "{audit}");
+
+    // The SES feedback queue's: each notification by kind, SES message id and tags.
+    let delivery = key.delivery_id().to_string();
+    let bounce = json!({
+        "eventType": "Bounce",
+        "mail": { "messageId": "ses-dead-1", "tags": {
+            "tayori-tenant": ["acme-invest"], "tayori-delivery-id": [delivery],
+        } },
+        "bounce": { "bounceType": "Permanent", "bounceSubType": "General",
+                    "bouncedRecipients": [{ "emailAddress": "taro@example.com" }] },
+    })
+    .to_string();
+    h.feedback_dead_letters.add("f-1", bounce.as_bytes(), now);
+    let feedback = "/api/v1/dead-letters?queue=feedback";
+    let (status, view) = h.call("GET", feedback, Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["queue"], "feedback");
+    let notification = &view["messages"][0];
+    assert_eq!(notification["feedback_kind"], "bounce", "{view}");
+    assert_eq!(notification["ses_message_id"], "ses-dead-1");
+    assert_eq!(notification["tenant"], "acme-invest");
+    assert_eq!(notification["delivery_id"], delivery);
+    assert!(!view.to_string().contains("taro@example.com"), "no recipient: {view}");
+    let (_, view) = h.call("GET", feedback, Some(&bank_viewer), None).await;
+    assert_eq!(view["messages"], json!([]), "another tenant's: {view}");
+    let (status, _) = h.call("GET", "/api/v1/dead-letters?queue=other", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let why = json!({ "queue": "feedback", "max": 5, "reason": "store back" });
+    let (status, body) = h.call("POST", uri, Some(&operator), Some(&why)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "moved": 1, "stopped": null })));
+    assert_eq!(h.feedback_dead_letters.redriven().len(), 1);
+    let (_, audit) = h.call("GET", "/api/v1/audit?action=dlq.redrive", Some(&viewer), None).await;
+    assert_eq!(audit[0]["object_id"], "feedback", "{audit}");
 }

@@ -475,4 +475,13 @@ async fn the_dead_letters_page_shows_events_inertly_and_redrives_with_a_reason()
     assert!(page.contains("2 dead letters moved back to the events queue."), "{page}");
     assert!(page.contains("id=\"no-dead-letters\""), "{page}");
     assert_eq!(h.dead_letters.redriven().len(), 2);
+
+    // The SES feedback queue's tab: an unreadable notification, shown inertly.
+    h.feedback_dead_letters.add("f-1", b"<img src=x onerror=alert(1)>", now);
+    let (status, _, page) =
+        h.page("GET", "/console/dead-letters?queue=feedback", Some(&operator), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("SES notifications") && page.contains("unreadable: "), "{page}");
+    assert!(!page.contains("<img src=x"), "{page}");
+    assert!(page.contains("Redrive to the feedback queue"), "{page}");
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use clap::{Args, Subcommand};
 use tayori_admin::AdminState;
 use tayori_app::EventHandler;
-use tayori_app::admin::{AdminService, AdminTokens, FailedResends, Principal};
+use tayori_app::admin::{AdminService, AdminTokens, DeadLetterQueues, FailedResends, Principal};
 use tayori_app::ports::{
     DeadLetterDepth, DeadLetterError, DeadLetterMessage, DeadLetters, EmailSender, Role,
     TenantScope,
@@ -550,18 +550,23 @@ async fn admin_service(
         held,
         clock,
         reputation_thresholds: config.feedback.thresholds(),
-        // The command line's tenant commands never look at the queue.
+        // The command line's tenant commands never look at the queues.
         dead_letters: match sends {
-            Sends::AsConfigured => {
-                Some(Arc::new(LazyDeadLetters::new(config.queue.queue_url.clone())))
-            }
-            Sends::Never => None,
+            Sends::AsConfigured => DeadLetterQueues {
+                events: Some(Arc::new(LazyDeadLetters::new(config.queue.queue_url.clone()))),
+                feedback: config
+                    .feedback
+                    .queue_url
+                    .clone()
+                    .map(|url| Arc::new(LazyDeadLetters::new(url)) as Arc<dyn DeadLetters>),
+            },
+            Sends::Never => DeadLetterQueues::default(),
         },
     });
     Ok((service, store))
 }
 
-/// The events queue's dead-letter queue, with the AWS settings loaded on its first use: the
+/// A queue's dead-letter queue, with the AWS settings loaded on its first use: the
 /// admin server starts without reaching for AWS (and without the region lookup's wait where
 /// none is set), and a setup that never opens the page pays nothing.
 struct LazyDeadLetters {

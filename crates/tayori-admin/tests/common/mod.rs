@@ -78,8 +78,11 @@ pub struct Harness {
     pub sender: Arc<RecordingSender>,
     pub templates: Arc<Templates>,
     pub store: PostgresStore,
-    /// The dead-letter queue: a fake (the SQS adapter has its own tests on moto).
+    /// The events queue's dead-letter queue: a fake (the SQS adapter has its own tests on
+    /// moto).
     pub dead_letters: Arc<FakeDeadLetters>,
+    /// The SES feedback queue's.
+    pub feedback_dead_letters: Arc<FakeDeadLetters>,
 }
 
 pub fn repo_templates() -> PathBuf {
@@ -97,6 +100,7 @@ pub async fn harness() -> Harness {
     });
     let sender = Arc::new(RecordingSender::default());
     let dead_letters = Arc::new(FakeDeadLetters::default());
+    let feedback_dead_letters = Arc::new(FakeDeadLetters::default());
     let held = Arc::new(tayori_postgres::PostgresHeldEvents::new(store.pool().clone()));
     let handler = Arc::new(EventHandler {
         store: Arc::new(store.clone()),
@@ -123,10 +127,22 @@ pub async fn harness() -> Harness {
         held,
         clock: Arc::new(SystemClock),
         reputation_thresholds: Default::default(),
-        dead_letters: Some(dead_letters.clone()),
+        dead_letters: tayori_app::admin::DeadLetterQueues {
+            events: Some(dead_letters.clone()),
+            feedback: Some(feedback_dead_letters.clone()),
+        },
     });
     let router = router(AdminState { service: service.clone(), secure_cookies: false });
-    Harness { router, service, handler, sender, templates, store, dead_letters }
+    Harness {
+        router,
+        service,
+        handler,
+        sender,
+        templates,
+        store,
+        dead_letters,
+        feedback_dead_letters,
+    }
 }
 
 /// 48 bytes that differ on every call (tests only: not a secure source).
