@@ -28,6 +28,8 @@ pub struct PruneRequest {
     /// Records deleted per second at most, every kind together; `None`: as fast as the store
     /// goes. Pacing leaves the database's CPU and disk to the workers beside it.
     pub max_rate: Option<NonZeroU32>,
+    /// The audit log's own retention, pruned last; `None` keeps it whole.
+    pub audit_keep: Option<RetentionDays>,
 }
 
 /// The kinds of records pruned, in the order they are pruned.
@@ -39,6 +41,8 @@ pub enum PrunedKind {
     UnmatchedFeedback,
     /// Bodies that had no idempotency key.
     UnkeyedRejections,
+    /// Operators' audit log entries (under their own retention).
+    AuditEntries,
 }
 
 impl PrunedKind {
@@ -48,6 +52,7 @@ impl PrunedKind {
             Self::Deliveries => "deliveries",
             Self::UnmatchedFeedback => "unmatched feedback messages",
             Self::UnkeyedRejections => "unkeyed rejections",
+            Self::AuditEntries => "audit entries",
         }
     }
 }
@@ -73,6 +78,8 @@ pub struct PrunedCounts {
     pub unmatched_feedback: u64,
     /// Unkeyed rejections.
     pub unkeyed_rejections: u64,
+    /// Audit log entries.
+    pub audit_entries: u64,
 }
 
 impl PrunedCounts {
@@ -81,6 +88,7 @@ impl PrunedCounts {
             PrunedKind::Deliveries => &mut self.deliveries,
             PrunedKind::UnmatchedFeedback => &mut self.unmatched_feedback,
             PrunedKind::UnkeyedRejections => &mut self.unkeyed_rejections,
+            PrunedKind::AuditEntries => &mut self.audit_entries,
         };
         *total += deleted;
         *total
@@ -88,7 +96,7 @@ impl PrunedCounts {
 
     /// Every kind together.
     pub fn total(&self) -> u64 {
-        self.deliveries + self.unmatched_feedback + self.unkeyed_rejections
+        self.deliveries + self.unmatched_feedback + self.unkeyed_rejections + self.audit_entries
     }
 }
 
@@ -97,6 +105,8 @@ impl PrunedCounts {
 pub struct PruneReport {
     /// Records created (or last seen, received) before this instant were past the retention.
     pub cutoff: DateTime<Utc>,
+    /// Audit entries recorded before this instant were past theirs, when one was asked for.
+    pub audit_cutoff: Option<DateTime<Utc>>,
     /// What was past it when the run started.
     pub found: PrunableCounts,
     /// What the run deleted (nothing on a dry run).
@@ -109,9 +119,10 @@ pub struct PruneReport {
 /// deleted, and a new run goes on from there.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "pruning stopped after deleting {} deliveries, {} unmatched feedback messages and {} unkeyed \
-     rejections: {source}",
-    deleted.deliveries, deleted.unmatched_feedback, deleted.unkeyed_rejections
+    "pruning stopped after deleting {} deliveries, {} unmatched feedback messages, {} unkeyed \
+     rejections and {} audit entries: {source}",
+    deleted.deliveries, deleted.unmatched_feedback, deleted.unkeyed_rejections,
+    deleted.audit_entries
 )]
 pub struct PruneError {
     /// Deleted before the failure.
@@ -143,24 +154,32 @@ impl PruneRecords {
         progress: &mut (dyn FnMut(PruneProgress) + Send),
         should_stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<PruneReport, PruneError> {
-        let cutoff = request.keep.cutoff(self.clock.now());
+        let now = self.clock.now();
+        let cutoff = request.keep.cutoff(now);
+        let audit_cutoff = request.audit_keep.map(|keep| keep.cutoff(now));
         let mut deleted = PrunedCounts::default();
-        let found = self
-            .with_retries(|| self.store.count_prunable(cutoff))
-            .await
-            .map_err(|source| PruneError { deleted, source })?;
-        let mut report = PruneReport { cutoff, found, deleted, stopped_early: false };
+        let failed = |source| PruneError { deleted, source };
+        let mut found =
+            self.with_retries(|| self.store.count_prunable(cutoff)).await.map_err(failed)?;
+        if let Some(audit_cutoff) = audit_cutoff {
+            found.audit_entries =
+                self.with_retries(|| self.store.count_audit(audit_cutoff)).await.map_err(failed)?;
+        }
+        let mut report = PruneReport { cutoff, audit_cutoff, found, deleted, stopped_early: false };
         if request.dry_run {
             return Ok(report);
         }
         let limit = request.batch_size.get();
         let paced_from = self.clock.now();
-        let kinds = [
-            (PrunedKind::Deliveries, found.deliveries),
-            (PrunedKind::UnmatchedFeedback, found.unmatched_feedback),
-            (PrunedKind::UnkeyedRejections, found.unkeyed_rejections),
+        let mut kinds = vec![
+            (PrunedKind::Deliveries, found.deliveries, cutoff),
+            (PrunedKind::UnmatchedFeedback, found.unmatched_feedback, cutoff),
+            (PrunedKind::UnkeyedRejections, found.unkeyed_rejections, cutoff),
         ];
-        for (kind, expected) in kinds {
+        if let Some(audit_cutoff) = audit_cutoff {
+            kinds.push((PrunedKind::AuditEntries, found.audit_entries, audit_cutoff));
+        }
+        for (kind, expected, cutoff) in kinds {
             loop {
                 let stop = match request.max_rate {
                     Some(rate) => !self.pace(paced_from, deleted.total(), rate, should_stop).await,
@@ -183,6 +202,7 @@ impl PruneRecords {
                             PrunedKind::UnkeyedRejections => {
                                 self.store.prune_unkeyed_rejections(cutoff, limit).await
                             }
+                            PrunedKind::AuditEntries => self.store.prune_audit(cutoff, limit).await,
                         }
                     })
                     .await

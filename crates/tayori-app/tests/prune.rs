@@ -22,6 +22,7 @@ struct FakeRetention {
     deliveries: Mutex<Vec<(DateTime<Utc>, bool)>>,
     unmatched_feedback: Mutex<Vec<DateTime<Utc>>>,
     unkeyed_rejections: Mutex<Vec<DateTime<Utc>>>,
+    audit: Mutex<Vec<DateTime<Utc>>>,
     failures: Mutex<VecDeque<StoreError>>,
     calls: AtomicU32,
 }
@@ -63,6 +64,7 @@ impl RetentionStore for FakeRetention {
             processing_kept: old(true),
             unkeyed_rejections: before(&self.unkeyed_rejections),
             unmatched_feedback: before(&self.unmatched_feedback),
+            audit_entries: 0,
         })
     }
 
@@ -93,6 +95,16 @@ impl RetentionStore for FakeRetention {
     ) -> Result<u64, StoreError> {
         self.next_failure()?;
         Ok(take_before(&mut self.unmatched_feedback.lock().unwrap(), cutoff, limit))
+    }
+
+    async fn count_audit(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.next_failure()?;
+        Ok(self.audit.lock().unwrap().iter().filter(|at| **at < cutoff).count() as u64)
+    }
+
+    async fn prune_audit(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        self.next_failure()?;
+        Ok(take_before(&mut self.audit.lock().unwrap(), cutoff, limit))
     }
 }
 
@@ -128,6 +140,7 @@ fn request(days: u32, batch: u32) -> PruneRequest {
         batch_size: NonZeroU32::new(batch).unwrap(),
         dry_run: false,
         max_rate: None,
+        audit_keep: None,
     }
 }
 
@@ -140,6 +153,7 @@ const EXPECTED_FOUND: PrunableCounts = PrunableCounts {
     processing_kept: 2,
     unkeyed_rejections: 1,
     unmatched_feedback: 3,
+    audit_entries: 0,
 };
 
 #[test]
@@ -168,7 +182,12 @@ fn deletes_what_is_past_the_retention_in_batches_and_keeps_the_rest() {
     assert_eq!(report.found, EXPECTED_FOUND);
     assert_eq!(
         report.deleted,
-        PrunedCounts { deliveries: 7, unmatched_feedback: 3, unkeyed_rejections: 1 }
+        PrunedCounts {
+            deliveries: 7,
+            unmatched_feedback: 3,
+            unkeyed_rejections: 1,
+            audit_entries: 0
+        }
     );
     assert!(!report.stopped_early);
     let step = |kind, deleted, expected| PruneProgress { kind, deleted, expected };
@@ -325,4 +344,28 @@ fn a_max_rate_paces_the_batches_and_a_stop_ends_the_wait() {
     assert!(report.stopped_early);
     assert_eq!(report.deleted.deliveries, 4, "the first batch, then the wait was cut short");
     assert_eq!((w.clock.now() - start).num_milliseconds(), 2_000);
+}
+
+#[test]
+fn the_audit_log_is_pruned_last_under_its_own_retention_only_when_asked() {
+    let w = world();
+    let now = w.clock.now();
+    w.store.audit.lock().unwrap().extend([
+        now - TimeDelta::days(800),
+        now - TimeDelta::days(750),
+        now - TimeDelta::days(100),
+    ]);
+    let report = block_on(w.pruner.run(request(90, 100), &mut |_| {}, &never)).unwrap();
+    assert_eq!((report.found.audit_entries, report.deleted.audit_entries), (0, 0));
+    assert_eq!(report.audit_cutoff, None);
+    assert_eq!(w.store.audit.lock().unwrap().len(), 3, "kept whole without a retention");
+
+    let two_years =
+        PruneRequest { audit_keep: Some(RetentionDays::new(730).unwrap()), ..request(90, 1) };
+    let mut kinds = Vec::new();
+    let report = block_on(w.pruner.run(two_years, &mut |p| kinds.push(p.kind), &never)).unwrap();
+    assert_eq!(report.audit_cutoff, Some(now - TimeDelta::days(730)));
+    assert_eq!((report.found.audit_entries, report.deleted.audit_entries), (2, 2));
+    assert_eq!(kinds.last(), Some(&PrunedKind::AuditEntries), "last, after the records: {kinds:?}");
+    assert_eq!(w.store.audit.lock().unwrap().clone(), [now - TimeDelta::days(100)]);
 }

@@ -84,6 +84,7 @@ pub fn start(db: &PgPool, batch_size: NonZeroU32, max_rate: Option<NonZeroU32>) 
                 batch_size,
                 dry_run: false,
                 max_rate,
+                audit_keep: None,
             };
             let report = pruner
                 .run(request, &mut |_| {}, &|| stop.load(Ordering::Relaxed))

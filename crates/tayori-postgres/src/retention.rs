@@ -54,6 +54,8 @@ impl RetentionStore for PostgresRetention {
             processing_kept: count(row.get("processing")),
             unkeyed_rejections: count(row.get("unkeyed")),
             unmatched_feedback: count(row.get("unmatched")),
+            // Under its own cutoff, counted apart (`count_audit`).
+            audit_entries: 0,
         })
     }
 
@@ -113,6 +115,28 @@ impl RetentionStore for PostgresRetention {
             "delete from unkeyed_rejections where body_sha256 in ( \
                  select body_sha256 from unkeyed_rejections where last_seen_at < $1 \
                  order by last_seen_at limit $2 for update skip locked)",
+            cutoff,
+            limit,
+        )
+        .await
+    }
+
+    async fn count_audit(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        // Through `admin_audit_at` (at, audit_id).
+        let row = sqlx::query("select count(*) as n from admin_audit where at < $1")
+            .bind(cutoff)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(count(row.get("n")))
+    }
+
+    async fn prune_audit(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        // Nothing points at an audit entry.
+        self.delete_oldest(
+            "delete from admin_audit where audit_id in ( \
+                 select audit_id from admin_audit where at < $1 \
+                 order by at limit $2 for update skip locked)",
             cutoff,
             limit,
         )

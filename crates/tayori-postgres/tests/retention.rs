@@ -148,12 +148,14 @@ async fn prune_deletes_old_decided_deliveries_with_what_belongs_to_them_and_keep
         batch_size: NonZeroU32::new(2).unwrap(),
         dry_run: true,
         max_rate: None,
+        audit_keep: None,
     };
     let expected_found = PrunableCounts {
         deliveries: 6,
         processing_kept: 1,
         unkeyed_rejections: 1,
         unmatched_feedback: 2,
+        audit_entries: 0,
     };
     let dry = pruner.run(request, &mut |_| {}, &|| false).await.unwrap();
     assert_eq!(dry.found, expected_found);
@@ -167,7 +169,12 @@ async fn prune_deletes_old_decided_deliveries_with_what_belongs_to_them_and_keep
     assert_eq!(report.found, expected_found);
     assert_eq!(
         report.deleted,
-        PrunedCounts { deliveries: 6, unmatched_feedback: 2, unkeyed_rejections: 1 }
+        PrunedCounts {
+            deliveries: 6,
+            unmatched_feedback: 2,
+            unkeyed_rejections: 1,
+            audit_entries: 0
+        }
     );
     assert_eq!(
         batches,
@@ -329,4 +336,46 @@ async fn the_foreign_key_checks_of_a_delete_walk_an_index() {
             "the check of {table}.{column} walks {index}:\n{plan}"
         );
     }
+}
+
+#[tokio::test]
+async fn audit_entries_go_only_under_their_own_retention_when_one_is_asked_for() {
+    use tayori_app::ports::AdminStore;
+    let config = tayori_postgres::testing::fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let pool = store.pool().clone();
+    let admin = tayori_postgres::PostgresAdminStore::new(pool.clone());
+    let clock = Arc::new(ManualClock::new());
+    let now = clock.now();
+    let tenant = tayori_domain::TenantId::parse("acme-invest").unwrap();
+    // Entries 800, 500 and 100 days old.
+    for days in [800, 500, 100] {
+        let mut entry = tayori_postgres::testing::operator_audit(&tenant, "tenant.pause", "x");
+        entry.at = now - TimeDelta::days(days);
+        admin.record_audit(&entry).await.unwrap();
+    }
+    let pruner = PruneRecords::new(Arc::new(PostgresRetention::new(pool.clone())), clock.clone());
+    let request = PruneRequest {
+        keep: RetentionDays::new(90).unwrap(),
+        batch_size: NonZeroU32::new(1).unwrap(),
+        dry_run: false,
+        max_rate: None,
+        audit_keep: None,
+    };
+    let whole = pruner.run(request, &mut |_| {}, &|| false).await.unwrap();
+    assert_eq!(whole.deleted.audit_entries, 0);
+    assert_eq!(rows(&pool, "admin_audit").await, 3, "no audit retention: the log stays whole");
+
+    let two_years = PruneRequest { audit_keep: Some(RetentionDays::new(730).unwrap()), ..request };
+    let dry = PruneRequest { dry_run: true, ..two_years };
+    let dry = pruner.run(dry, &mut |_| {}, &|| false).await.unwrap();
+    assert_eq!(dry.found.audit_entries, 1);
+    let report = pruner.run(two_years, &mut |_| {}, &|| false).await.unwrap();
+    assert_eq!(report.deleted.audit_entries, 1);
+    assert_eq!(report.audit_cutoff, Some(now - TimeDelta::days(730)));
+    let left: Vec<DateTime<Utc>> = sqlx::query_scalar("select at from admin_audit order by at")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, [now - TimeDelta::days(500), now - TimeDelta::days(100)]);
 }

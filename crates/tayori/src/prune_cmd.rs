@@ -24,6 +24,11 @@ pub struct PruneArgs {
     /// copy), or that copy is mailed again.
     #[arg(long, env = "TAYORI_RETENTION_DAYS", value_parser = parse_retention)]
     pub keep_days: RetentionDays,
+    /// Also delete operators' audit log entries older than this many days (by default the
+    /// audit log is kept whole). At least `--keep-days`: the record of an action should outlive
+    /// the records it acted on.
+    #[arg(long, env = "TAYORI_AUDIT_RETENTION_DAYS", value_parser = parse_retention)]
+    pub audit_keep_days: Option<RetentionDays>,
     /// Records deleted per transaction: smaller batches hold locks and write WAL in smaller
     /// bursts beside the workers.
     #[arg(long, default_value = "1000", value_parser = parse_batch_size)]
@@ -63,6 +68,16 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Runs the prune and prints what it did. A stop signal ends it after the current batch, as an
 /// error: the job did not finish, and the next run goes on where it stopped.
 pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
+    if let Some(audit) = args.audit_keep_days
+        && audit.days() < args.keep_days.days()
+    {
+        anyhow::bail!(
+            "--audit-keep-days ({}) must be at least --keep-days ({}): the record of an action \
+             should outlive the records it acted on",
+            audit.days(),
+            args.keep_days.days()
+        );
+    }
     let store = PostgresStore::connect(&PostgresConfig::new(&args.database_url))
         .await
         .context("cannot connect to the database given by --database-url")?;
@@ -75,6 +90,7 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         dry_run: args.dry_run,
         max_rate: args.max_rate,
+        audit_keep: args.audit_keep_days,
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -151,6 +167,19 @@ fn summary(report: &PruneReport, keep: RetentionDays, dry_run: bool) -> String {
              feedback messages, {} unkeyed rejections",
             deleted.deliveries, deleted.unmatched_feedback, deleted.unkeyed_rejections
         ));
+    }
+    match (report.audit_cutoff, dry_run) {
+        (None, _) => lines.push("  the audit log is kept whole (no --audit-keep-days)".into()),
+        (Some(at), true) => lines.push(format!(
+            "  would delete {} audit entries recorded before {}",
+            found.audit_entries,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        (Some(at), false) => lines.push(format!(
+            "  deleted {} audit entries recorded before {}",
+            deleted.audit_entries,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
     }
     if found.processing_kept > 0 {
         lines.push(format!(

@@ -71,7 +71,32 @@ async fn prune_refuses_a_short_retention_counts_on_a_dry_run_and_deletes_in_pace
 
     let (ok, out, _) = tayori(&["prune", "--keep-days", "15", "--database-url", &url]);
     assert!(ok && out.contains("deleted 1 deliveries"), "{out}");
+    assert!(out.contains("the audit log is kept whole"), "{out}");
     assert_eq!(deliveries(store.pool()).await, 0);
+
+    // The audit log only under its own retention, never shorter than the records'.
+    let (ok, _, err) =
+        tayori(&["prune", "--keep-days", "90", "--audit-keep-days", "30", "--database-url", &url]);
+    assert!(
+        !ok && err.contains("--audit-keep-days (30) must be at least --keep-days (90)"),
+        "{err}"
+    );
+    let admin = tayori_postgres::PostgresAdminStore::new(store.pool().clone());
+    let tenant = tayori_domain::TenantId::parse("acme-invest").unwrap();
+    for days in [800, 10] {
+        let mut entry = tayori_postgres::testing::operator_audit(&tenant, "tenant.pause", "x");
+        entry.at = Utc::now() - TimeDelta::days(days);
+        tayori_app::ports::AdminStore::record_audit(&admin, &entry).await.unwrap();
+    }
+    let (ok, out, err) =
+        tayori(&["prune", "--keep-days", "90", "--audit-keep-days", "730", "--database-url", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("deleted 1 audit entries recorded before"), "{out}");
+    let audit: i64 = sqlx::query_scalar("select count(*) from admin_audit")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(audit, 1, "the young entry stays");
 }
 
 #[tokio::test]

@@ -18,6 +18,9 @@ pub struct PrunableCounts {
     pub unkeyed_rejections: u64,
     /// SES feedback that matched no delivery or could not be read, received before the cutoff.
     pub unmatched_feedback: u64,
+    /// Audit log entries recorded before the audit log's own cutoff; 0 when the run keeps the
+    /// audit log whole (no audit retention asked for).
+    pub audit_entries: u64,
 }
 
 /// Deletes delivery records past their retention, in batches, for `tayori prune`.
@@ -50,4 +53,10 @@ pub trait RetentionStore: Send + Sync {
         cutoff: DateTime<Utc>,
         limit: u32,
     ) -> Result<u64, StoreError>;
+
+    /// Counts the audit log entries recorded before `cutoff`.
+    async fn count_audit(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Deletes up to `limit` audit log entries recorded before `cutoff`, oldest first.
+    async fn prune_audit(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 }
