@@ -28,6 +28,12 @@ impl SqsDeadLetters {
         Self { client, queue_url: queue_url.into(), dead_letter_url: OnceCell::new() }
     }
 
+    /// The dead-letter queue's URL, as the redrive policy names it (`tayori dlq redrive` without
+    /// `--from`).
+    pub async fn url(&self) -> Result<String, DeadLetterError> {
+        self.dead_letter_url().await.map(str::to_owned)
+    }
+
     /// The dead-letter queue's URL: the redrive policy's target ARN
     /// (`arn:aws:sqs:<region>:<account>:<name>`) turned into a URL by SQS itself.
     async fn dead_letter_url(&self) -> Result<&str, DeadLetterError> {

@@ -77,10 +77,10 @@ pub enum DlqCommand {
 /// Options of `tayori dlq redrive`.
 #[derive(Debug, Args)]
 pub struct RedriveArgs {
-    /// The dead-letter queue's URL.
+    /// The dead-letter queue's URL (default: the one the --to queue's redrive policy names).
     #[arg(long)]
-    pub from: String,
-    /// The events queue's URL.
+    pub from: Option<String>,
+    /// The queue to move the messages back to: the events queue (or the SES feedback queue).
     #[arg(long)]
     pub to: String,
     /// Move at most this many messages (default: all).

@@ -64,11 +64,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Dlq(DlqCommand::Redrive(args)) => {
             let sqs = aws_sdk_sqs::Client::new(&worker::aws_config().await);
-            let report = tayori_sqs::redrive(&sqs, &args.from, &args.to, args.max, |moved| {
+            let from = match args.from {
+                Some(from) => from,
+                None => tayori_sqs::SqsDeadLetters::new(sqs.clone(), &args.to)
+                    .url()
+                    .await
+                    .context("no --from given, and --to's dead-letter queue cannot be found")?,
+            };
+            let report = tayori_sqs::redrive(&sqs, &from, &args.to, args.max, |moved| {
                 eprintln!("moved {moved} messages so far")
             })
             .await?;
-            println!("moved {} messages from {} to {}", report.moved, args.from, args.to);
+            println!("moved {} messages from {from} to {}", report.moved, args.to);
             Ok(())
         }
         Command::Config(ConfigCommand::Check(args)) => {

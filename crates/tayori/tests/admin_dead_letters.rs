@@ -1,6 +1,8 @@
-//! `tayori admin serve` as operators run it, against SQS on moto through the real SDK client:
-//! the dead-letters page finds the events queue's DLQ through its redrive policy (AWS settings
-//! from the environment, loaded on first use), shows a dead letter by its event, and redrives it.
+//! Dead letters as operators handle them, against SQS on moto through the real SDK client:
+//! `tayori admin serve`'s dead-letters page finds the events queue's DLQ through its redrive
+//! policy (AWS settings from the environment, loaded on first use), shows a dead letter by its
+//! event, and redrives it; `tayori dlq redrive` does the same from a shell, with or without
+//! naming the DLQ.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use std::process::{Child, Command, Stdio};
@@ -22,11 +24,8 @@ impl Drop for Server {
     }
 }
 
-#[tokio::test]
-async fn the_admin_server_shows_and_redrives_the_events_queues_dead_letters_on_sqs() {
-    // An events queue whose redrive policy names its DLQ, and one event in the DLQ.
-    let sqs = aws_sdk_sqs::Client::new(&moto().await);
-    let name = format!("admin-dlq-{}", std::process::id());
+/// An events queue whose redrive policy names its DLQ: (queue, DLQ) URLs.
+async fn queue_with_dlq(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
     let dlq = sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.unwrap();
     let dlq = dlq.queue_url.unwrap();
     let attributes = sqs
@@ -43,13 +42,31 @@ async fn the_admin_server_shows_and_redrives_the_events_queues_dead_letters_on_s
     });
     let queue = sqs
         .create_queue()
-        .queue_name(&name)
+        .queue_name(name)
         .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
         .send()
         .await
         .unwrap()
         .queue_url
         .unwrap();
+    (queue, dlq)
+}
+
+/// The environment that points the binary's AWS clients at moto.
+fn with_moto(command: &mut Command) -> &mut Command {
+    command
+        .env("AWS_ENDPOINT_URL", moto_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+}
+
+#[tokio::test]
+async fn the_admin_server_shows_and_redrives_the_events_queues_dead_letters_on_sqs() {
+    // An events queue whose redrive policy names its DLQ, and one event in the DLQ.
+    let sqs = aws_sdk_sqs::Client::new(&moto().await);
+    let name = format!("admin-dlq-{}", std::process::id());
+    let (queue, dlq) = queue_with_dlq(&sqs, &name).await;
     let mut event = contract_example();
     event["id"] = json!("dead-on-sqs");
     sqs.send_message().queue_url(&dlq).message_body(event.to_string()).send().await.unwrap();
@@ -81,13 +98,9 @@ async fn the_admin_server_shows_and_redrives_the_events_queues_dead_letters_on_s
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let stderr = dir.path().join("stderr.log");
     let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_tayori"))
+        with_moto(&mut Command::new(env!("CARGO_BIN_EXE_tayori")))
             .args(["admin", "serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
             .arg(&config)
-            .env("AWS_ENDPOINT_URL", moto_endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -134,4 +147,43 @@ async fn the_admin_server_shows_and_redrives_the_events_queues_dead_letters_on_s
     assert_eq!(moved, json!({ "moved": 1, "stopped": null }));
     assert_eq!(queue_length(&sqs, &dlq).await, "0+0");
     assert_eq!(queue_length(&sqs, &queue).await, "1+0", "back on the events queue");
+}
+
+#[tokio::test]
+async fn dlq_redrive_moves_dead_letters_back_finding_the_dlq_when_not_named() {
+    let sqs = aws_sdk_sqs::Client::new(&moto().await);
+    let name = format!("cli-dlq-{}", std::process::id());
+    let (queue, dlq) = queue_with_dlq(&sqs, &name).await;
+    for n in 0..3 {
+        let body = json!({ "n": n }).to_string();
+        sqs.send_message().queue_url(&dlq).message_body(body).send().await.unwrap();
+    }
+    let redrive = |extra: &[&str]| {
+        let out = with_moto(&mut Command::new(env!("CARGO_BIN_EXE_tayori")))
+            .args(["dlq", "redrive", "--to", &queue])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+
+    // Named, one message; then found through the events queue's redrive policy, the rest.
+    let (ok, out, err) = redrive(&["--from", &dlq, "--max", "1"]);
+    assert!(ok && out.contains(&format!("moved 1 messages from {dlq}")), "{out} {err}");
+    let (ok, out, err) = redrive(&[]);
+    assert!(ok && out.contains(&format!("moved 2 messages from {dlq} to {queue}")), "{out} {err}");
+    assert_eq!(queue_length(&sqs, &dlq).await, "0+0");
+    assert_eq!(queue_length(&sqs, &queue).await, "3+0");
+
+    // A queue without a redrive policy: the error says what to do.
+    let plain = sqs.create_queue().queue_name(format!("{name}-plain")).send().await.unwrap();
+    let plain = plain.queue_url.unwrap();
+    let out = with_moto(&mut Command::new(env!("CARGO_BIN_EXE_tayori")))
+        .args(["dlq", "redrive", "--to", &plain])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("no --from given") && err.contains("no redrive policy"), "{err}");
 }
