@@ -1,6 +1,6 @@
-//! The operators' use cases: find deliveries, see what happened, act on failures (resend,
-//! replay, suppress), all limited to what a token's role and tenants allow and written to the
-//! audit log.
+//! The operators' use cases: find deliveries, see what happened, act on failures (resend one or a
+//! window's failed deliveries, replay, suppress, pause a tenant, look at and redrive dead
+//! letters), all limited to what a token's role and tenants allow and written to the audit log.
 //!
 //! Rules kept here, not in the HTTP layer:
 //! - a tenant outside a token's scope does not exist for it: its objects answer
