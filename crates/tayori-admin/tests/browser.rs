@@ -1,6 +1,7 @@
 //! The console in headless Chromium (Debian's `chromium` and `chromium-driver`, which
 //! `scripts/test` installs when missing), driven over WebDriver: sign in, find a delivery by its
-//! recipient, open it, resend it with a reason, see the audit entry, and pause a tenant.
+//! recipient, open it, resend it with a reason, see the audit entry, pause a tenant, and redrive
+//! a dead letter.
 //! Screenshots of each step go to `<target>/tmp/console-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -96,6 +97,8 @@ async fn an_operator_finds_a_delivery_resends_it_and_sees_the_audit_entry() {
         h.publish(&invest_deposit(&format!("browser-{i}"), email)).await;
     }
     h.publish(&common::invest_withdrawal("browser-rejected", "jiro@example.com")).await;
+    let dead = invest_deposit("browser-dead", "saburo@example.com").to_string();
+    h.dead_letters.add("dead-1", dead.as_bytes(), chrono::Utc::now());
     let (secret, token_id) = h.token(Role::Admin, &[]).await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -181,6 +184,21 @@ async fn an_operator_finds_a_delivery_resends_it_and_sees_the_audit_entry() {
         assert!(row_text.contains("wrong amounts in the template"), "{row_text}");
         assert!(row_text.contains("Resume"), "{row_text}");
         shot(&c, "8-tenant-paused").await;
+
+        // "g q" goes to the dead letters: one, by its event; redriven with a reason.
+        c.find(Locator::Css("body")).await?.send_keys("gq").await?;
+        c.wait().for_element(Locator::Id("redrive-form")).await?;
+        let table = c.find(Locator::Id("dead-letters")).await?.text().await?;
+        assert!(table.contains("browser-dead") && !table.contains("saburo"), "{table}");
+        shot(&c, "9-dead-letters").await;
+        c.find(Locator::Css("#redrive-form input[name=reason]"))
+            .await?
+            .send_keys("the database is back")
+            .await?;
+        c.find(Locator::Css("#redrive-form button")).await?.click().await?;
+        c.wait().for_element(Locator::Id("redrive-result")).await?;
+        let notice = c.find(Locator::Id("redrive-result")).await?.text().await?;
+        assert!(notice.contains("1 dead letters moved back"), "{notice}");
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
@@ -189,4 +207,5 @@ async fn an_operator_finds_a_delivery_resends_it_and_sees_the_audit_entry() {
     result.unwrap();
     assert_eq!(h.sender.sent().len(), 4, "three originals and the resend");
     assert_eq!(h.sender.sent()[3].to.address.as_str(), "taro.yamada@example.com");
+    assert_eq!(h.dead_letters.redriven().len(), 1);
 }
