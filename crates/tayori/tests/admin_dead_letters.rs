@@ -8,12 +8,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 
 mod support;
 
-use support::{contract_example, moto, moto_endpoint, queue_length, repo_root, tayori};
+use support::{
+    contract_example, moto, moto_endpoint, queue_length, queue_with_dlq, repo_root, tayori,
+};
 
 struct Server(Child);
 
@@ -22,34 +23,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// An events queue whose redrive policy names its DLQ: (queue, DLQ) URLs.
-async fn queue_with_dlq(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
-    let dlq = sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.unwrap();
-    let dlq = dlq.queue_url.unwrap();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    let policy = json!({
-        "deadLetterTargetArn": attributes[&QueueAttributeName::QueueArn], "maxReceiveCount": 3,
-    });
-    let queue = sqs
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    (queue, dlq)
 }
 
 /// The environment that points the binary's AWS clients at moto.
@@ -66,7 +39,7 @@ async fn the_admin_server_shows_and_redrives_the_events_queues_dead_letters_on_s
     // An events queue whose redrive policy names its DLQ, and one event in the DLQ.
     let sqs = aws_sdk_sqs::Client::new(&moto().await);
     let name = format!("admin-dlq-{}", std::process::id());
-    let (queue, dlq) = queue_with_dlq(&sqs, &name).await;
+    let (queue, dlq) = queue_with_dlq(&sqs, &name, 3).await;
     let mut event = contract_example();
     event["id"] = json!("dead-on-sqs");
     sqs.send_message().queue_url(&dlq).message_body(event.to_string()).send().await.unwrap();
@@ -153,7 +126,7 @@ async fn the_admin_server_shows_and_redrives_the_events_queues_dead_letters_on_s
 async fn dlq_redrive_moves_dead_letters_back_finding_the_dlq_when_not_named() {
     let sqs = aws_sdk_sqs::Client::new(&moto().await);
     let name = format!("cli-dlq-{}", std::process::id());
-    let (queue, dlq) = queue_with_dlq(&sqs, &name).await;
+    let (queue, dlq) = queue_with_dlq(&sqs, &name, 3).await;
     for n in 0..3 {
         let body = json!({ "n": n }).to_string();
         sqs.send_message().queue_url(&dlq).message_body(body).send().await.unwrap();

@@ -18,7 +18,7 @@ use tayori_sqs::ConsumerConfig;
 
 mod support;
 
-use support::{moto, queue_length, repo_root, ses_messages_containing};
+use support::{moto, queue_length, queue_with_dlq, repo_root, ses_messages_containing};
 
 fn eml_count(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {
@@ -53,47 +53,6 @@ fn outbox_worker(url: &str, queue: &str, dir: &Path) -> WorkerConfig {
     };
     config.validate().unwrap();
     config
-}
-
-/// Creates a queue whose messages move to a dead-letter queue after `max_receives` receives;
-/// returns both URLs.
-async fn queue_with_dlq(
-    sqs: &aws_sdk_sqs::Client,
-    name: &str,
-    max_receives: u32,
-) -> (String, String) {
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let queue = sqs
-        .create_queue()
-        .queue_name(name)
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    (queue, dlq)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
