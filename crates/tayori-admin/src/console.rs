@@ -478,7 +478,14 @@ async fn resend_failed(
         let done =
             state.service.resend_failed(&session.principal, &tenant, request, &form.reason).await?;
         let view = resend_failed_view(done);
-        let resent = view.items.iter().filter(|item| item.result.is_some()).count();
+        let status_count = |wanted: &str| {
+            let has_status = |item: &&crate::api::ResendFailedItem| {
+                item.result.as_ref().is_some_and(|result| result.status == wanted)
+            };
+            view.items.iter().filter(has_status).count()
+        };
+        // Sent now, or found sent by a racing call; `processing`: throttled, finished next time.
+        let (resent, undecided) = (status_count("sent"), status_count("processing"));
         Ok::<_, ApiError>(json!({
             "form": {
                 "tenant": form.tenant, "event_type": form.event_type, "from": form.from,
@@ -487,6 +494,7 @@ async fn resend_failed(
             "items": view.items,
             "next": view.next,
             "resent": resent,
+            "undecided": undecided,
         }))
     }
     .await;

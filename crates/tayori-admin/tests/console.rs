@@ -433,6 +433,26 @@ async fn the_deliveries_page_resends_a_windows_failed_deliveries_a_page_at_a_tim
     let left = format!("{search}&not_resent=true");
     let (_, _, page) = h.page("GET", &left, Some(&operator), None).await;
     assert!(page.contains("id=\"no-results\""), "{page}");
+
+    // A resend SES throttles is said to be undecided; the same form again finishes it. (A
+    // window of its own: the one above ended at the second of its search.)
+    h.sender.fail_next(vec![reject()]);
+    h.publish(&invest_deposit("page-bulk-3", "saburo@example.com")).await;
+    h.sender.fail_next(vec![tayori_app::ports::SendError::Throttled {
+        reason: "Maximum sending rate exceeded".into(),
+        retry_after: None,
+    }]);
+    let later = (chrono::Utc::now() + chrono::Duration::minutes(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let form = form(&csrf)
+        .replace(&format!("until={}", encode(&until)), &format!("until={}", encode(&later)));
+    let (_, _, page) = h.page("POST", uri, Some(&operator), Some(&form)).await;
+    assert!(page.contains("0 of 1 taken were resent"), "{page}");
+    assert!(page.contains("id=\"resent-undecided\""), "{page}");
+    let (_, _, page) = h.page("POST", uri, Some(&operator), Some(&form)).await;
+    assert!(page.contains("1 of 1 taken were resent"), "{page}");
+    assert!(!page.contains("id=\"resent-undecided\""), "{page}");
+    assert_eq!(h.sender.sent().len(), 3);
 }
 
 #[tokio::test]
