@@ -9,7 +9,7 @@ use tayori_sqs::ConsumerConfig;
 
 mod support;
 
-use support::{repo_root, tayori};
+use support::{UNREAD_QUEUE, outbox_config, repo_root, tayori};
 
 #[tokio::test]
 async fn tokens_made_on_the_command_line_open_the_api_until_revoked() {
@@ -111,7 +111,7 @@ async fn tenants_are_paused_listed_discarded_and_resumed_on_the_command_line() {
     use tayori_app::ports::{DeliveryStore, HeldEntry, HeldEvent, HeldEvents};
     let database = tayori_postgres::testing::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = outbox_config(dir.path(), &database.url);
+    let config = outbox_config(dir.path(), &database.url, UNREAD_QUEUE);
     let config = config.to_str().unwrap();
     let run = |args: &[&str]| {
         let mut all = vec!["admin", "tenant"];
@@ -229,7 +229,7 @@ async fn a_windows_failed_deliveries_are_resent_once_on_the_command_line() {
 
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox");
-    let config = outbox_config(dir.path(), &database.url);
+    let config = outbox_config(dir.path(), &database.url, UNREAD_QUEUE);
     let config = config.to_str().unwrap();
     let run = |extra: &[&str]| {
         let mut all = vec![
@@ -295,22 +295,4 @@ async fn a_windows_failed_deliveries_are_resent_once_on_the_command_line() {
     .unwrap();
     assert_eq!(audited, 3);
     store.close().await;
-}
-
-/// A worker configuration in `dir` on `database_url`, sending into `dir/outbox`, with the
-/// repository's templates and a queue nobody reads.
-fn outbox_config(dir: &std::path::Path, database_url: &str) -> std::path::PathBuf {
-    let config = dir.join("tayori.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nkind = \"postgres\"\nurl = \"{database_url}\"\n\
-             [queue]\nurl = \"http://127.0.0.1:1/unused\"\n\
-             [sender]\nkind = \"outbox\"\ndir = \"{}\"\n[templates]\ndir = \"{}\"\n",
-            dir.join("outbox").display(),
-            repo_root().join("templates").display()
-        ),
-    )
-    .unwrap();
-    config
 }

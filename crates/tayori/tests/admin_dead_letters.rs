@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 mod support;
 
 use support::{
-    contract_example, moto, moto_endpoint, queue_length, queue_with_dlq, repo_root, tayori,
+    contract_example, moto, moto_endpoint, outbox_config, queue_length, queue_with_dlq, tayori,
 };
 
 struct Server(Child);
@@ -56,18 +56,7 @@ async fn the_admin_server_shows_and_redrives_the_events_queues_dead_letters_on_s
     ]);
     assert!(ok, "{err}");
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tayori.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nkind = \"postgres\"\nurl = \"{}\"\n[queue]\nurl = \"{queue}\"\n\
-             [sender]\nkind = \"outbox\"\ndir = \"{}\"\n[templates]\ndir = \"{}\"\n",
-            database.url,
-            dir.path().join("outbox").display(),
-            repo_root().join("templates").display()
-        ),
-    )
-    .unwrap();
+    let config = outbox_config(dir.path(), &database.url, &queue);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let stderr = dir.path().join("stderr.log");
     let _server = Server(

@@ -152,3 +152,24 @@ pub async fn queue_with_dlq(
         .unwrap();
     (queue, dlq)
 }
+
+/// A queue URL no test reads from (commands that only need the configuration to load).
+pub const UNREAD_QUEUE: &str = "http://127.0.0.1:1/unused";
+
+/// A worker configuration in `dir` on `database_url` and `queue_url`, sending into
+/// `dir/outbox`, with the repository's templates.
+pub fn outbox_config(dir: &std::path::Path, database_url: &str, queue_url: &str) -> PathBuf {
+    let config = dir.join("tayori.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nkind = \"postgres\"\nurl = \"{database_url}\"\n\
+             [queue]\nurl = \"{queue_url}\"\n\
+             [sender]\nkind = \"outbox\"\ndir = \"{}\"\n[templates]\ndir = \"{}\"\n",
+            dir.join("outbox").display(),
+            repo_root().join("templates").display()
+        ),
+    )
+    .unwrap();
+    config
+}
