@@ -1080,7 +1080,7 @@ impl AdminService {
                 break;
             }
             for LeasedEvent { event: HeldEvent { entry, body }, lease } in leased {
-                let message = InboundMessage { body, receive_count: entry.receive_count };
+                let message = InboundMessage::internal(body, entry.receive_count);
                 match self.handler.discard(&message, &outcome).await {
                     Ok(_) => {
                         self.held.forget(&entry.key, lease).await?;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tayori_domain::{
     DecodeError, DeliveryId, DeliveryStatus, Event, IdempotencyKey, Mailbox, Outcome,
-    OutgoingEmail, RawBody, Subject, TenantId, UnsubscribeKey, decode_message_body,
+    OutgoingEmail, Publisher, RawBody, Subject, TenantId, UnsubscribeKey, decode_message_body,
 };
 use tracing::{Instrument, debug, info, warn};
 
@@ -39,12 +39,21 @@ pub struct InboundMessage {
     /// How many times the queue has handed this message out, this time included (SQS's
     /// `ApproximateReceiveCount`); recorded with the delivery.
     pub receive_count: u32,
+    /// Who sent it, as a shared queue reports it; checked against the tenant's `producers` and
+    /// `sources`. `None` for what did not come from a producer's queue (tayori's own resends,
+    /// held events released after a check on arrival, `tayori dev`'s local intake).
+    pub publisher: Option<Publisher>,
 }
 
 impl InboundMessage {
-    /// A message received for the first time.
+    /// A message received for the first time, not from a producer's queue.
     pub fn first(body: Vec<u8>) -> Self {
-        Self { body, receive_count: 1 }
+        Self { body, receive_count: 1, publisher: None }
+    }
+
+    /// A message tayori hands itself (a release, a resend), received `receive_count` times.
+    pub fn internal(body: Vec<u8>, receive_count: u32) -> Self {
+        Self { body, receive_count, publisher: None }
     }
 }
 
@@ -139,8 +148,9 @@ pub enum Handled {
         /// Its earlier outcome.
         status: DeliveryStatus,
     },
-    /// The body did not yield an idempotency key; it is kept with the reason as an unkeyed
-    /// rejection.
+    /// The body did not yield an idempotency key, or its sender may not use the key it carries
+    /// (see [`PublisherRules`](tayori_domain::PublisherRules)); it is kept with the reason as an
+    /// unkeyed rejection.
     RejectedWithoutKey {
         /// Why.
         reason: String,
@@ -335,6 +345,18 @@ impl EventHandler {
         // 2. Resolve the tenant. An unknown one is rejected below, after the claim, so that the
         //    rejection is recorded once per key.
         let tenant = self.tenants.tenant(&key.tenant);
+
+        // Who sent it: an event from a producer the tenant does not list, with a source it does
+        // not list or one of tayori's own, or grouped under another tenant, is refused without
+        // taking its key, so that a forged copy cannot stand in for the real event's id.
+        if let (Some(publisher), Some(profile)) = (&message.publisher, &tenant)
+            && let Some(reason) =
+                profile.publishers.refusal(&key.tenant, key.source.as_str(), publisher)
+        {
+            warn!(%reason, "refused an event from a producer the tenant does not allow");
+            return self.reject_unkeyed(message, Some(key.tenant.clone()), reason).await;
+        }
+
         if let Some(until) = self.pauses.until(&key.tenant, self.clock.now()) {
             // Paused by the mail service: wait without claiming, so no attempt is used up.
             telemetry::event_waits_for_pause(&telemetry::tenant_label(&*self.tenants, &key.tenant));
@@ -576,21 +598,11 @@ impl EventHandler {
         error: DecodeError,
     ) -> Result<Handled, RetryLater> {
         let body = &message.body;
-        let raw_body = RawBody::capture(body);
         let Some(key) = error.key.clone() else {
             info!(reason = %error.reason, size = body.len(), "rejected a message without a key");
-            let rejection = UnkeyedRejection {
-                tenant: None,
-                raw_body,
-                reason: error.reason.clone(),
-                now: self.clock.now(),
-            };
-            self.store
-                .record_unkeyed_rejection(&rejection)
-                .await
-                .map_err(|e| retry_later(None, &e, None))?;
-            return Ok(Handled::RejectedWithoutKey { reason: error.reason });
+            return self.reject_unkeyed(message, None, error.reason).await;
         };
+        let raw_body = RawBody::capture(body);
         let request = ClaimRequest {
             event_type: error.event_type.clone(),
             raw_body: Some(raw_body),
@@ -602,6 +614,27 @@ impl EventHandler {
             }
             Claimed::Lost(handled) => Ok(handled),
         }
+    }
+
+    /// Records a message as rejected without taking any key: it had none, or it may not use
+    /// the one it carries.
+    async fn reject_unkeyed(
+        &self,
+        message: &InboundMessage,
+        tenant: Option<TenantId>,
+        reason: String,
+    ) -> Result<Handled, RetryLater> {
+        let rejection = UnkeyedRejection {
+            tenant,
+            raw_body: RawBody::capture(&message.body),
+            reason: reason.clone(),
+            now: self.clock.now(),
+        };
+        self.store
+            .record_unkeyed_rejection(&rejection)
+            .await
+            .map_err(|e| retry_later(None, &e, None))?;
+        Ok(Handled::RejectedWithoutKey { reason })
     }
 
     async fn claim(

@@ -109,7 +109,7 @@ impl ReleaseHeldEvents {
     async fn release_one(&self, leased: LeasedEvent) -> Released {
         let LeasedEvent { event, lease } = leased;
         let HeldEvent { entry, body } = event;
-        let message = InboundMessage { body, receive_count: entry.receive_count };
+        let message = InboundMessage::internal(body, entry.receive_count);
         let tenant = telemetry::tenant_label(&*self.handler.tenants, &entry.key.tenant);
         match self.handler.handle(&message).await {
             // The hold ended this lease; the event waits for the next resume.

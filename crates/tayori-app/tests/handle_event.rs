@@ -14,6 +14,7 @@ use tayori_app::testing::{
 };
 use tayori_app::{DeliveryPolicy, EventHandler, Handled, InboundMessage};
 use tayori_domain::{DeliveryId, DeliveryStatus, Outcome};
+use tayori_domain::{Publisher, PublisherRules};
 
 struct World {
     store: Arc<InMemoryStore>,
@@ -166,6 +167,97 @@ fn an_unknown_tenant_is_rejected_with_the_reason() {
         panic!("{handled:?}")
     };
     assert!(reason.contains("unknown tenant \"acme-unknown\""), "{reason}");
+}
+
+/// A world whose acme-invest accepts events only from `AROAINVEST` (any session) with sources
+/// under `acme-invest/`; acme-bank is open.
+fn world_with_bound_producers() -> World {
+    let mut w = world();
+    let mut invest = tayori_app::testing::tenant_profile("acme-invest");
+    invest.publishers = PublisherRules {
+        producers: Some(vec!["AROAINVEST".into()]),
+        sources: Some(vec!["acme-invest/".into()]),
+    };
+    let bank = tayori_app::testing::tenant_profile("acme-bank");
+    w.handler.tenants = Arc::new(FakeTenants::of(vec![invest, bank]));
+    w
+}
+
+fn from_queue(value: &Value, sender: &str, group: Option<&str>) -> InboundMessage {
+    InboundMessage {
+        publisher: Some(Publisher {
+            sender_id: Some(sender.into()),
+            group_id: group.map(str::to_owned),
+            trusted: false,
+        }),
+        ..message(value)
+    }
+}
+
+#[test]
+fn an_event_from_a_producer_the_tenant_does_not_list_is_refused_without_its_key() {
+    let w = world_with_bound_producers();
+    let forged = from_queue(&example_event(), "AROABANK:publisher", Some("acme-invest"));
+    let handled = block_on(w.handler.handle(&forged)).unwrap();
+    let Handled::RejectedWithoutKey { reason } = handled else { panic!("{handled:?}") };
+    assert!(
+        reason.contains("producer \"AROABANK:publisher\"") && reason.contains("acme-invest"),
+        "{reason}"
+    );
+    let kept = block_on(w.store.unkeyed_rejections(10)).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].tenant.as_deref(), Some("acme-invest"));
+    assert_eq!(kept[0].reason, reason);
+    assert!(w.sender.sent().is_empty());
+
+    // The real producer's event with the same id is not a duplicate of the forgery: it is sent.
+    let real = from_queue(&example_event(), "AROAINVEST:i-0abc", Some("acme-invest"));
+    let handled = block_on(w.handler.handle(&real)).unwrap();
+    assert!(
+        matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }),
+        "{handled:?}"
+    );
+    assert_eq!(w.sender.sent().len(), 1);
+}
+
+#[test]
+fn a_source_outside_the_tenants_sources_or_reserved_by_tayori_is_refused() {
+    let w = world_with_bound_producers();
+    let mut elsewhere = example_event();
+    elsewhere["source"] = json!("acme-bank/accounts");
+    let handled = block_on(w.handler.handle(&from_queue(&elsewhere, "AROAINVEST:s", None)));
+    let Ok(Handled::RejectedWithoutKey { reason }) = handled else { panic!("{handled:?}") };
+    assert!(reason.contains("not one of tenant \"acme-invest\"'s sources"), "{reason}");
+
+    // tayori's own sources, from a producer, even for a tenant that lists no producers.
+    let mut resend = example_event();
+    resend["tenant"] = json!("acme-bank");
+    resend["source"] = json!("tayori:resend");
+    let handled = block_on(w.handler.handle(&from_queue(&resend, "AIDAANY", None)));
+    let Ok(Handled::RejectedWithoutKey { reason }) = handled else { panic!("{handled:?}") };
+    assert!(reason.contains("reserved for tayori"), "{reason}");
+    // The same body handed over by tayori itself (a resend) is sent.
+    let handled = block_on(w.handler.handle(&message(&resend))).unwrap();
+    assert!(
+        matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }),
+        "{handled:?}"
+    );
+    assert_eq!(w.sender.sent().len(), 1);
+}
+
+#[test]
+fn a_group_id_naming_another_tenant_is_refused() {
+    let w = world_with_bound_producers();
+    let mut bank = example_event();
+    bank["tenant"] = json!("acme-bank");
+    for group in ["acme-invest", "acme-invest:acme-bank", "other"] {
+        let handled = block_on(w.handler.handle(&from_queue(&bank, "AIDAANY", Some(group))));
+        let Ok(Handled::RejectedWithoutKey { reason }) = handled else { panic!("{handled:?}") };
+        assert!(reason.contains("MessageGroupId"), "{group}: {reason}");
+    }
+    let handled = block_on(w.handler.handle(&from_queue(&bank, "AIDAANY", Some("acme-bank:o-1"))));
+    assert!(matches!(handled, Ok(Handled::Decided { outcome: Outcome::Sent { .. }, .. })));
+    assert_eq!(w.sender.sent().len(), 1);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! It owns the event contract v1 (parsing a queue message body, plain or SNS-wrapped, into a
 //! validated [`Event`]), the newtypes built only by parsing ([`TenantId`], [`EventType`],
 //! [`EmailAddress`], [`Locale`], [`IdempotencyKey`]), the outcomes a delivery can end in, and the
-//! shape of an email ready to send, and SES feedback ([`parse_feedback`]). It must not touch IO of any kind: no async runtime, no
+//! shape of an email ready to send, who may publish for a tenant ([`PublisherRules`]), and SES feedback ([`parse_feedback`]). It must not touch IO of any kind: no async runtime, no
 //! database, no AWS, no HTTP, no template engine. A check in `scripts/test` enforces that.
 
 mod address;
@@ -13,6 +13,7 @@ mod feedback;
 mod ids;
 mod locale;
 mod outcome;
+mod publisher;
 mod raw;
 mod retention;
 mod unsubscribe;
@@ -30,6 +31,7 @@ pub use ids::{
 };
 pub use locale::{InvalidLocale, Locale};
 pub use outcome::{DeliveryStatus, Outcome, UnknownStatus};
+pub use publisher::{Publisher, PublisherRules, RESERVED_SOURCE_PREFIX};
 pub use raw::{MAX_KEPT_RAW_BYTES, RawBody};
 pub use retention::{InvalidRetention, RetentionDays};
 pub use unsubscribe::{

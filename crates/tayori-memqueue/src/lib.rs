@@ -122,7 +122,7 @@ async fn handle_one(
     settings: &WorkerSettings,
 ) {
     let receive_count = message.receive_count + 1;
-    let inbound = InboundMessage { body: message.body, receive_count };
+    let inbound = InboundMessage::internal(message.body, receive_count);
     match handler.handle(&inbound).await {
         Ok(
             Handled::Decided { .. }

@@ -39,6 +39,10 @@ pub struct ConsumerConfig {
     /// messages released).
     #[serde(with = "seconds")]
     pub shutdown_grace: Duration,
+    /// SQS `SenderId`s of tayori's own roles (the one that redrives dead letters back onto the
+    /// queue): their messages pass every tenant's `producers` list. An entry matches like a
+    /// tenant's `producers` entry (a user id, or a role id for every session of the role).
+    pub trusted_producers: Vec<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -56,6 +60,7 @@ impl Default for ConsumerConfig {
             backoff_first: Duration::from_secs(2),
             backoff_max: Duration::from_secs(15 * 60),
             shutdown_grace: Duration::from_secs(25),
+            trusted_producers: Vec::new(),
         }
     }
 }
@@ -100,6 +105,9 @@ impl ConsumerConfig {
         if self.heartbeat_interval.as_secs_f64() * 2.0 > f64::from(self.visibility_timeout_seconds)
         {
             return fail("heartbeat_interval", "must be at most half the visibility timeout");
+        }
+        if self.trusted_producers.iter().any(|p| p.is_empty() || p.contains(char::is_whitespace)) {
+            return fail("trusted_producers", "entries must be SQS SenderIds (no spaces)");
         }
         if self.backoff_max > Duration::from_secs(43_200) {
             return fail("backoff_max", "must be at most 12 hours (SQS's limit)");

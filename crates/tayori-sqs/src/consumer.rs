@@ -12,6 +12,7 @@ use aws_sdk_sqs::types::{
 };
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tayori_app::{InboundMessage, MessageHandler};
+use tayori_domain::Publisher;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{Id as TaskId, JoinSet};
 use tracing::{Instrument, info, info_span, warn};
@@ -225,6 +226,10 @@ async fn poll(
             .visibility_timeout(config.visibility_timeout_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            // Who sent it (set by SQS from the caller's credentials) and its group, which the
+            // use case checks against the tenant's producers.
+            .message_system_attribute_names(MessageSystemAttributeName::SenderId)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
             .send();
         let limit = Duration::from_secs(config.wait_time_seconds as u64) + config.call_timeout;
         let messages = match tokio::time::timeout(limit, receive).await {
@@ -313,6 +318,7 @@ async fn work(shared: Arc<Shared>, received: Received) {
         let inbound = InboundMessage {
             body: message.body().unwrap_or_default().as_bytes().to_vec(),
             receive_count,
+            publisher: Some(publisher(&shared.config, message)),
         };
         let handled = tokio::select! {
             handled = shared.handler.handle_message(&inbound) => handled,
@@ -333,6 +339,23 @@ async fn work(shared: Arc<Shared>, received: Received) {
     }
     .instrument(span)
     .await;
+}
+
+/// Who sent a message, as SQS reports it; tayori's own senders (`queue.trusted_producers`) are
+/// marked trusted.
+fn publisher(config: &ConsumerConfig, message: &Message) -> Publisher {
+    let attribute =
+        |name: MessageSystemAttributeName| message.attributes().and_then(|a| a.get(&name)).cloned();
+    let sender_id = attribute(MessageSystemAttributeName::SenderId);
+    let trusted = sender_id.as_ref().is_some_and(|sender| {
+        let role = sender.split_once(':').map(|(role, _)| role);
+        config.trusted_producers.iter().any(|t| t == sender || Some(t.as_str()) == role)
+    });
+    Publisher {
+        sender_id,
+        group_id: attribute(MessageSystemAttributeName::MessageGroupId),
+        trusted,
+    }
 }
 
 /// Renews the message's visibility while it is worked on. Never returns.

@@ -17,7 +17,7 @@ use tayori_app::testing::{
     FakeRenderer, FakeSuppressions, FakeTenants, InMemoryStore, RecordingSender, example_event,
 };
 use tayori_app::{DeliveryPolicy, EventHandler};
-use tayori_domain::{DeliveryStatus, OutgoingEmail};
+use tayori_domain::{DeliveryStatus, OutgoingEmail, PublisherRules};
 use tayori_sqs::{ConsumerConfig, SqsConsumer, redrive};
 use tokio::sync::watch;
 
@@ -40,8 +40,14 @@ impl Clock for SystemClock {
 async fn publish(client: &Client, queue_url: &str, body: &Value) {
     let mut send = client.send_message().queue_url(queue_url).message_body(body.to_string());
     if queue_url.ends_with(".fifo") {
+        // The contract's FIFO group: `<tenant>:<ordering key>`, here one group per recipient.
+        let group = format!(
+            "{}:{}",
+            body["tenant"].as_str().unwrap_or("t"),
+            body["data"]["to"]["email"].as_str().unwrap_or("g")
+        );
         send = send
-            .message_group_id(body["data"]["to"]["email"].as_str().unwrap_or("g"))
+            .message_group_id(group)
             .message_deduplication_id(format!("{}", Utc::now().timestamp_nanos_opt().unwrap()));
     }
     send.send().await.unwrap();
@@ -339,4 +345,110 @@ async fn messages_a_long_poll_brings_after_the_stop_are_released_not_started() {
     assert_eq!(report.released_unstarted, report.received);
     assert_eq!(messages_in(&client, &queue).await, (1, 0), "visible again at once");
     println!("{report:?}");
+}
+
+/// The `SenderId` moto reports for every sender (FACTS.md): the allowed producer here.
+const MOTO_SENDER_ID: &str = "AIDAIT2UOQQY3AUEKVGXU";
+
+async fn publish_grouped(client: &Client, queue_url: &str, body: &Value, group: &str) {
+    let send = client.send_message().queue_url(queue_url).message_body(body.to_string());
+    send.message_group_id(group).send().await.unwrap();
+}
+
+/// acme-invest accepts moto's sender under sources `acme-invest/`; acme-bank only a role moto
+/// never reports.
+fn bound_tenants() -> FakeTenants {
+    let mut invest = tayori_app::testing::tenant_profile("acme-invest");
+    invest.publishers = PublisherRules {
+        producers: Some(vec![MOTO_SENDER_ID.into()]),
+        sources: Some(vec!["acme-invest/".into()]),
+    };
+    let mut bank = tayori_app::testing::tenant_profile("acme-bank");
+    bank.publishers.producers = Some(vec!["AROAACMEBANKPRODUCER".into()]);
+    FakeTenants::of(vec![invest, bank])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_are_bound_to_tenants_by_the_sender_id_sqs_reports() {
+    let client = sqs().await;
+    let (queue, dlq) = queue_with_dlq(&client, "producers", 5, false).await;
+    // Allowed: moto's sender for acme-invest, grouped under acme-invest (fair queues).
+    publish_grouped(&client, &queue, &event("allowed"), "acme-invest").await;
+    // A producer acme-bank does not list.
+    let mut bank = event("bank");
+    bank["tenant"] = json!("acme-bank");
+    bank["source"] = json!("acme-bank/accounts");
+    publish_grouped(&client, &queue, &bank, "acme-bank").await;
+    // tayori's own source, from a producer.
+    let mut reserved = event("reserved");
+    reserved["source"] = json!("tayori:resend");
+    publish_grouped(&client, &queue, &reserved, "acme-invest").await;
+    // Grouped under another tenant than its envelope's.
+    publish_grouped(&client, &queue, &event("misgrouped"), "acme-bank").await;
+
+    let store = Arc::new(InMemoryStore::default());
+    let sender = Arc::new(RecordingSender::default());
+    let handler = Arc::new(EventHandler {
+        tenants: Arc::new(bound_tenants()),
+        ..Arc::into_inner(handler(store.clone(), sender.clone())).unwrap()
+    });
+    let (stop, stopped) = watch::channel(false);
+    let running =
+        tokio::spawn(SqsConsumer::new(client.clone(), fast_config(&queue), handler).run(stopped));
+    eventually(30, "all decided", async || messages_in(&client, &queue).await == (0, 0)).await;
+    stop.send(true).unwrap();
+    let report = running.await.unwrap();
+    assert_eq!(report.deleted, 4);
+    assert_eq!(messages_in(&client, &dlq).await, (0, 0));
+
+    let sent = sender.sent();
+    assert_eq!(sent.len(), 1, "only the allowed producer's event is sent");
+    assert_eq!(sent[0].tenant.as_str(), "acme-invest");
+    let mut reasons: Vec<(Option<String>, String)> = store
+        .unkeyed_rejections(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.tenant, r.reason))
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    let bank_reason = &reasons[0];
+    assert_eq!(bank_reason.0.as_deref(), Some("acme-bank"));
+    assert!(
+        bank_reason.1.contains(&format!(
+            "producer \"{MOTO_SENDER_ID}\" may not publish for tenant \"acme-bank\""
+        )),
+        "{reasons:?}"
+    );
+    assert!(reasons[1..].iter().all(|(tenant, _)| tenant.as_deref() == Some("acme-invest")));
+    assert!(reasons.iter().any(|(_, r)| r.contains("MessageGroupId \"acme-bank\"")), "{reasons:?}");
+    assert!(reasons.iter().any(|(_, r)| r.contains("reserved for tayori")), "{reasons:?}");
+    // Nothing was claimed for the refused events' keys.
+    let page = store.deliveries(&DeliveryQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(page.deliveries.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tayoris_own_sender_passes_every_tenants_producers() {
+    let client = sqs().await;
+    let (queue, _dlq) = queue_with_dlq(&client, "trusted", 5, false).await;
+    let mut bank = event("redriven");
+    bank["tenant"] = json!("acme-bank");
+    publish_grouped(&client, &queue, &bank, "acme-bank").await;
+    let store = Arc::new(InMemoryStore::default());
+    let sender = Arc::new(RecordingSender::default());
+    let handler = Arc::new(EventHandler {
+        tenants: Arc::new(bound_tenants()),
+        ..Arc::into_inner(handler(store.clone(), sender.clone())).unwrap()
+    });
+    // Here moto's sender stands for the role that redrives dead letters.
+    let config =
+        ConsumerConfig { trusted_producers: vec![MOTO_SENDER_ID.into()], ..fast_config(&queue) };
+    let (stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(SqsConsumer::new(client.clone(), config, handler).run(stopped));
+    eventually(30, "sent", async || sender.sent().len() == 1).await;
+    stop.send(true).unwrap();
+    running.await.unwrap();
+    assert!(store.unkeyed_rejections(10).await.unwrap().is_empty());
 }

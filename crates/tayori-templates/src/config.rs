@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use tayori_app::ports::{MessageClass, TenantProfile};
 use tayori_domain::{
-    DisplayName, EmailAddress, EventType, Locale, Mailbox, SendingOptions, TenantId,
+    DisplayName, EmailAddress, EventSource, EventType, Locale, Mailbox, PublisherRules,
+    RESERVED_SOURCE_PREFIX, SendingOptions, TenantId,
 };
 
 /// `tenant.toml` as written. Every field is text here and becomes a domain type in
@@ -27,6 +28,11 @@ pub(crate) struct TenantConfig {
     event_types: Vec<String>,
     /// The most emails per second for this tenant.
     max_send_rate: Option<i64>,
+    /// SQS `SenderId`s allowed to publish for the tenant (absent: anyone who can send to the
+    /// queue).
+    producers: Option<Vec<String>>,
+    /// Prefixes of the CloudEvents `source` allowed for the tenant (absent: any).
+    sources: Option<Vec<String>>,
     /// Options for Amazon SES.
     ses: Option<SesConfig>,
 }
@@ -115,6 +121,48 @@ fn check_ses_name(raw: &str) -> Result<String, &'static str> {
     if ok { Ok(raw.to_owned()) } else { Err("must be 1 to 64 letters, digits, '-' or '_'") }
 }
 
+/// `producers`: SQS sender ids (`AIDA…` users, `AROA…` roles, or `AROA…:session`), each once.
+fn check_producers(list: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
+    let mut producers: Vec<String> = Vec::new();
+    for raw in list {
+        let well_formed = (1..=128).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"_:.@=,+-".contains(&b));
+        if !well_formed {
+            let problem = "must be an SQS SenderId: an IAM user or role id such as AROAEXAMPLE \
+                           (letters, digits and _:.@=,+-, at most 128)";
+            errors.push(FieldError::item("producers", raw, problem));
+        } else if producers.contains(raw) {
+            errors.push(FieldError::item("producers", raw, format!("{raw} listed twice")));
+        } else {
+            producers.push(raw.clone());
+        }
+    }
+    producers
+}
+
+/// `sources`: prefixes of CloudEvents sources; tayori's own (`tayori:`) are never a producer's.
+fn check_sources(list: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
+    let mut sources: Vec<String> = Vec::new();
+    for raw in list {
+        if raw.is_empty() {
+            errors.push(FieldError::item("sources", raw, "a source prefix cannot be empty"));
+        } else if raw.starts_with(RESERVED_SOURCE_PREFIX) {
+            let problem =
+                format!("{raw}: sources starting with {RESERVED_SOURCE_PREFIX} are tayori's own");
+            errors.push(FieldError::item("sources", raw, problem));
+        } else if EventSource::parse(raw).is_err() {
+            let problem =
+                format!("{raw}: not the start of a CloudEvents source (URI characters only)");
+            errors.push(FieldError::item("sources", raw, problem));
+        } else if sources.contains(raw) {
+            errors.push(FieldError::item("sources", raw, format!("{raw} listed twice")));
+        } else {
+            sources.push(raw.clone());
+        }
+    }
+    sources
+}
+
 impl TenantConfig {
     /// Parses the file's text.
     pub(crate) fn parse(text: &str) -> Result<Self, ParseError> {
@@ -186,6 +234,10 @@ impl TenantConfig {
                 }
             },
         };
+        let publishers = PublisherRules {
+            producers: self.producers.map(|list| check_producers(&list, &mut errors)),
+            sources: self.sources.map(|list| check_sources(&list, &mut errors)),
+        };
         let mut sending = SendingOptions::default();
         if let Some(ses) = self.ses {
             if let Some(raw) = ses.configuration_set {
@@ -214,6 +266,7 @@ impl TenantConfig {
                         default_locale,
                         sending,
                         max_send_rate,
+                        publishers,
                     },
                     fallback_locales,
                     event_types,
@@ -396,6 +449,42 @@ mod tests {
             "{errors:?}"
         );
         assert!(errors.iter().all(|e| e.message.starts_with(e.key)), "{errors:?}");
+    }
+
+    #[test]
+    fn producers_and_sources_bind_publishers_to_the_tenant() {
+        let text = format!(
+            "{MINIMAL}producers = [\"AIDAIT2UOQQY3AUEKVGXU\", \"AROAPAYMENTS\"]\n\
+             sources = [\"acme-pay/\"]\n"
+        );
+        let profile = TenantConfig::parse(&text).unwrap().into_settings(id()).unwrap().profile;
+        let publishers = profile.publishers;
+        assert_eq!(
+            publishers.producers.as_deref(),
+            Some(&["AIDAIT2UOQQY3AUEKVGXU".to_owned(), "AROAPAYMENTS".to_owned()][..])
+        );
+        assert_eq!(publishers.sources.as_deref(), Some(&["acme-pay/".to_owned()][..]));
+        let open = TenantConfig::parse(MINIMAL).unwrap().into_settings(id()).unwrap().profile;
+        assert!(open.publishers.is_open());
+
+        let text = format!(
+            "{MINIMAL}producers = [\n  \"AROA ROLE\",\n]\n\
+             sources = [\n  \"tayori:resend\",\n  \"a b\",\n  \"\",\n]\n"
+        );
+        let errors = TenantConfig::parse(&text).unwrap().into_settings(id()).unwrap_err();
+        let found: Vec<(&str, Option<usize>)> =
+            errors.iter().map(|e| (e.key, e.line(&text))).collect();
+        assert_eq!(
+            found,
+            [
+                ("producers", Some(5)),
+                ("sources", Some(8)),
+                ("sources", Some(9)),
+                ("sources", Some(10))
+            ],
+            "{errors:?}"
+        );
+        assert!(errors[1].message.contains("tayori's own"), "{errors:?}");
     }
 
     #[test]

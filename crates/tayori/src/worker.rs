@@ -71,6 +71,13 @@ pub async fn start_with_aws(
     })?;
     let templates = Arc::new(templates);
     let tenant_ids: Vec<_> = templates.current().tenants().map(|t| t.id.clone()).collect();
+    for tenant in templates.current().tenants().filter(|t| t.publishers.is_open()) {
+        warn!(
+            tenant = %tenant.id,
+            "the tenant lists no producers or sources in its tenant.toml: anyone allowed to send \
+             to the queue can publish as it (docs/tenancy.md)"
+        );
+    }
     let loaded_tenants: Arc<dyn Fn() -> usize + Send + Sync> = {
         let templates = templates.clone();
         Arc::new(move || templates.current().tenants().count())

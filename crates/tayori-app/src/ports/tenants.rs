@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use tayori_domain::{Locale, Mailbox, SendingOptions, TenantId};
+use tayori_domain::{Locale, Mailbox, PublisherRules, SendingOptions, TenantId};
 
 /// What tayori knows about one configured tenant (a product).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub struct TenantProfile {
     /// The most emails per second this tenant may send, below the account's rate; `None` means
     /// a fair share of the account's rate.
     pub max_send_rate: Option<u32>,
+    /// Who may publish events for it (`producers` and `sources`); open when neither is given.
+    pub publishers: PublisherRules,
 }
 
 /// The configured tenants.

@@ -53,6 +53,7 @@ pub fn tenant_profile(tenant: &str) -> TenantProfile {
         default_locale: Locale::parse("en").expect("valid locale"),
         sending: Default::default(),
         max_send_rate: None,
+        publishers: Default::default(),
     }
 }
 
@@ -106,6 +107,13 @@ impl FakeTenants {
                 })
                 .collect(),
         )
+    }
+}
+
+impl FakeTenants {
+    /// Exactly these profiles.
+    pub fn of(profiles: Vec<TenantProfile>) -> Self {
+        Self(profiles.into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect())
     }
 }
 
