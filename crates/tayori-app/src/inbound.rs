@@ -2,6 +2,7 @@
 //! feedback use case, behind one trait so that one consumer serves both queues.
 
 use async_trait::async_trait;
+use tayori_domain::TenantId;
 use tracing::debug;
 
 use crate::{EventHandler, FeedbackHandler, Handled, InboundMessage, RetryLater};
@@ -13,6 +14,14 @@ pub trait MessageHandler: Send + Sync {
     /// deleted), and `Err` when it must come back later, having changed nothing that would stop
     /// a later delivery of the same message from succeeding.
     async fn handle_message(&self, message: &InboundMessage) -> Result<(), RetryLater>;
+
+    /// The configured tenant a message is for, cheaply and before it is handled, so that the
+    /// driving adapter can share its capacity between tenants; `None` when it cannot tell (the
+    /// message is then handled outside any tenant's share). A guess, never a decision: the
+    /// handler checks the message in full.
+    fn tenant_of(&self, _message: &InboundMessage) -> Option<TenantId> {
+        None
+    }
 }
 
 #[async_trait]
@@ -23,6 +32,39 @@ impl MessageHandler for EventHandler {
             debug!(%delivery_id, "duplicate delivery of a decided event");
         }
         Ok(())
+    }
+
+    /// The tenant of the message's group (`<tenant>` or `<tenant>:<key>`), else of the body's
+    /// `tenant` attribute (inside an SNS notification too); only a configured one.
+    fn tenant_of(&self, message: &InboundMessage) -> Option<TenantId> {
+        let grouped = message.publisher.as_ref().and_then(|p| p.group_id.as_deref());
+        let named = match grouped {
+            Some(group) => group.split(':').next().map(str::to_owned),
+            None => tenant_in_body(&message.body),
+        }?;
+        let tenant = TenantId::parse(&named).ok()?;
+        self.tenants.tenant(&tenant).map(|profile| profile.id.clone())
+    }
+}
+
+/// The `tenant` attribute of a CloudEvent body, or of the one an SNS notification carries,
+/// without validating anything else.
+fn tenant_in_body(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        tenant: Option<String>,
+        #[serde(rename = "Type")]
+        kind: Option<String>,
+        #[serde(rename = "Message")]
+        message: Option<String>,
+    }
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    match (envelope.tenant, envelope.kind.as_deref(), envelope.message) {
+        (Some(tenant), _, _) => Some(tenant),
+        (None, Some("Notification"), Some(inner)) => {
+            serde_json::from_str::<Envelope>(&inner).ok()?.tenant
+        }
+        _ => None,
     }
 }
 

@@ -67,6 +67,14 @@ pub const HELD_NOW: &str = "tayori_held_events";
 pub const HELD_OLDEST: &str = "tayori_held_events_oldest_seconds";
 /// 1 while a tenant is paused by an operator or the reputation guard.
 pub const TENANT_PAUSED: &str = "tayori_tenant_paused";
+/// Messages of a tenant being handled by this worker now.
+pub const TENANT_IN_FLIGHT: &str = "tayori_tenant_in_flight";
+/// Messages of a tenant over its share, waiting off the worker's capacity for a slot.
+pub const TENANT_WAITING: &str = "tayori_tenant_waiting";
+/// The slots a tenant may hold now: its share while others have work, else the whole worker.
+pub const TENANT_SLOTS: &str = "tayori_tenant_slots";
+/// Messages of a tenant handed back to the queue with a delay instead of holding a slot.
+pub const TENANT_HAND_BACKS: &str = "tayori_tenant_hand_backs_total";
 /// Send errors by kind.
 pub const SEND_ERRORS: &str = "tayori_send_errors_total";
 /// Duration of one send call.
@@ -155,6 +163,30 @@ pub const METRICS: &[MetricInfo] = &[
         kind: MetricKind::Gauge,
         labels: &["tenant"],
         help: "1 while the tenant is paused by an operator or the reputation guard, else 0.",
+    },
+    MetricInfo {
+        name: TENANT_IN_FLIGHT,
+        kind: MetricKind::Gauge,
+        labels: &["tenant"],
+        help: "The tenant's messages being handled by this worker now (each holds one of queue.max_in_flight).",
+    },
+    MetricInfo {
+        name: TENANT_WAITING,
+        kind: MetricKind::Gauge,
+        labels: &["tenant"],
+        help: "The tenant's messages over its share, waiting off the worker's capacity for one of its slots.",
+    },
+    MetricInfo {
+        name: TENANT_SLOTS,
+        kind: MetricKind::Gauge,
+        labels: &["tenant"],
+        help: "The slots the tenant may hold now: its share (queue.tenant_share or its override) while other tenants have work, else queue.max_in_flight.",
+    },
+    MetricInfo {
+        name: TENANT_HAND_BACKS,
+        kind: MetricKind::Counter,
+        labels: &["tenant", "reason"],
+        help: "The tenant's messages handed back to the queue with a delay instead of holding a slot, by reason: over_share, throttled, rate_capped.",
     },
     MetricInfo {
         name: SEND_ERRORS,
@@ -295,6 +327,9 @@ pub fn describe(version: &'static str, tenants: &[TenantId]) {
         counter!(HELD, "tenant" => tenant.clone()).absolute(0);
         counter!(HELD_RELEASED, "tenant" => tenant.clone()).absolute(0);
         tenant_holding(&tenant, false, 0, Duration::ZERO);
+        for reason in HAND_BACK_REASONS {
+            counter!(TENANT_HAND_BACKS, "tenant" => tenant.clone(), "reason" => reason).absolute(0);
+        }
         for kind in SEND_ERROR_KINDS {
             counter!(SEND_ERRORS, "tenant" => tenant.clone(), "kind" => kind).absolute(0);
         }
@@ -350,6 +385,23 @@ pub fn tenant_holding(tenant: &str, paused: bool, held_events: u64, oldest: Dura
     gauge!(TENANT_PAUSED, "tenant" => tenant.to_owned()).set(if paused { 1.0 } else { 0.0 });
     gauge!(HELD_NOW, "tenant" => tenant.to_owned()).set(held_events as f64);
     gauge!(HELD_OLDEST, "tenant" => tenant.to_owned()).set(oldest.as_secs_f64());
+}
+
+/// Why a message was handed back to the queue instead of holding a slot.
+const HAND_BACK_REASONS: [&str; 3] = ["over_share", "throttled", "rate_capped"];
+
+/// A tenant's slots in this worker now: in use, waited for, and how many it may hold.
+pub fn tenant_slots(tenant: &str, in_flight: usize, waiting: usize, slots: usize) {
+    gauge!(TENANT_IN_FLIGHT, "tenant" => tenant.to_owned()).set(in_flight as f64);
+    gauge!(TENANT_WAITING, "tenant" => tenant.to_owned()).set(waiting as f64);
+    gauge!(TENANT_SLOTS, "tenant" => tenant.to_owned()).set(slots as f64);
+}
+
+/// A message of `tenant` was handed back to the queue: `over_share` (its tenant held all the
+/// slots it may, and the waiting room was full), `throttled` (the mail service throttled the
+/// tenant's sends a moment ago) or `rate_capped` (its send rate would make it wait).
+pub fn tenant_handed_back(tenant: &str, reason: &'static str) {
+    counter!(TENANT_HAND_BACKS, "tenant" => tenant.to_owned(), "reason" => reason).increment(1);
 }
 
 /// One send call ended after `elapsed`.

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -43,6 +44,12 @@ pub struct ConsumerConfig {
     /// queue): their messages pass every tenant's `producers` list. An entry matches like a
     /// tenant's `producers` entry (a user id, or a role id for every session of the role).
     pub trusted_producers: Vec<String>,
+    /// The share of `max_in_flight` one tenant may hold while other tenants have messages in
+    /// this worker, above 0 and at most 1; a tenant alone may use every slot.
+    pub tenant_share: f64,
+    /// Per-tenant replacements of that share, in messages (`[queue.tenant_max_in_flight]`,
+    /// `acme-bank = 80`).
+    pub tenant_max_in_flight: HashMap<String, usize>,
 }
 
 impl Default for ConsumerConfig {
@@ -61,6 +68,8 @@ impl Default for ConsumerConfig {
             backoff_max: Duration::from_secs(15 * 60),
             shutdown_grace: Duration::from_secs(25),
             trusted_producers: Vec::new(),
+            tenant_share: 0.5,
+            tenant_max_in_flight: HashMap::new(),
         }
     }
 }
@@ -108,6 +117,23 @@ impl ConsumerConfig {
         }
         if self.trusted_producers.iter().any(|p| p.is_empty() || p.contains(char::is_whitespace)) {
             return fail("trusted_producers", "entries must be SQS SenderIds (no spaces)");
+        }
+        if !(self.tenant_share > 0.0 && self.tenant_share <= 1.0) {
+            return fail("tenant_share", "must be above 0 and at most 1");
+        }
+        for (tenant, slots) in &self.tenant_max_in_flight {
+            if tayori_domain::TenantId::parse(tenant).is_err() {
+                return Err(InvalidConsumerConfig {
+                    setting: "tenant_max_in_flight",
+                    problem: format!("{tenant:?} is not a tenant id"),
+                });
+            }
+            if *slots == 0 || *slots > self.max_in_flight {
+                return Err(InvalidConsumerConfig {
+                    setting: "tenant_max_in_flight",
+                    problem: format!("{tenant}: must be between 1 and max_in_flight"),
+                });
+            }
         }
         if self.backoff_max > Duration::from_secs(43_200) {
             return fail("backoff_max", "must be at most 12 hours (SQS's limit)");

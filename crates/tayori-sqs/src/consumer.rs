@@ -9,16 +9,18 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
+    QueueAttributeName,
 };
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tayori_app::{InboundMessage, MessageHandler};
-use tayori_domain::Publisher;
+use tayori_domain::{Publisher, TenantId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{Id as TaskId, JoinSet};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::ConsumerConfig;
 use crate::deleter::Deleter;
+use crate::slots::{TenantSlot, TenantSlots};
 
 /// What a consumer did, returned when it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,6 +35,9 @@ pub struct ConsumerReport {
     pub released_unstarted: u64,
     /// Messages still being worked on when the grace period ran out, released.
     pub abandoned: u64,
+    /// Messages of a tenant over its share handed back to the queue with a delay, because the
+    /// waiting room was full (see `slots`).
+    pub handed_back: u64,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +47,7 @@ struct Counters {
     backed_off: AtomicU64,
     released_unstarted: AtomicU64,
     abandoned: AtomicU64,
+    handed_back: AtomicU64,
 }
 
 impl Counters {
@@ -52,6 +58,7 @@ impl Counters {
             backed_off: self.backed_off.load(Ordering::Relaxed),
             released_unstarted: self.released_unstarted.load(Ordering::Relaxed),
             abandoned: self.abandoned.load(Ordering::Relaxed),
+            handed_back: self.handed_back.load(Ordering::Relaxed),
         }
     }
 }
@@ -65,10 +72,12 @@ pub struct SqsConsumer {
     handler: Arc<dyn MessageHandler>,
 }
 
-/// A received message with the capacity it holds until it is finished.
+/// A received message with the capacity it holds until it is finished: one of `max_in_flight`
+/// (given up while it waits for its tenant's share) and its bytes.
 struct Received {
     message: Message,
-    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+    count: Option<OwnedSemaphorePermit>,
+    _bytes: Option<OwnedSemaphorePermit>,
 }
 
 struct Shared {
@@ -77,6 +86,16 @@ struct Shared {
     handler: Arc<dyn MessageHandler>,
     deleter: Deleter,
     counters: Counters,
+    /// `max_in_flight`, taken by the pollers before each receive.
+    count_capacity: Arc<Semaphore>,
+    /// Each tenant's share of it.
+    slots: TenantSlots,
+    /// Places for messages over their tenant's share to wait off `count_capacity`.
+    waiting_room: Arc<Semaphore>,
+    /// The queue's redrive policy's `maxReceiveCount`, when it has one (read at start).
+    max_receive_count: Option<u32>,
+    /// Turns true when the consumer is asked to stop.
+    shutdown: watch::Receiver<bool>,
 }
 
 const KIB: usize = 1024;
@@ -97,14 +116,25 @@ impl SqsConsumer {
             self.config.queue_url.clone(),
             self.config.call_timeout,
         );
+        let max_receive_count = max_receive_count(&self.client, &self.config).await;
         let shared = Arc::new(Shared {
+            max_receive_count,
+            shutdown: shutdown.clone(),
+            // One batch more than the slots: with one tenant in every slot the pollers still
+            // receive, so that other tenants' messages are seen (and that tenant's wait, or are
+            // handed back, off the worker's capacity).
+            count_capacity: Arc::new(Semaphore::new(
+                self.config.max_in_flight + self.config.batch_size as usize,
+            )),
+            slots: TenantSlots::new(&self.config),
+            waiting_room: Arc::new(Semaphore::new(self.config.max_in_flight)),
             client: self.client,
             config: self.config,
             handler: self.handler,
             deleter,
             counters: Counters::default(),
         });
-        let count_capacity = Arc::new(Semaphore::new(shared.config.max_in_flight));
+        let count_capacity = shared.count_capacity.clone();
         let byte_capacity = Arc::new(Semaphore::new(shared.config.max_in_flight_bytes / KIB));
         let (to_dispatch, mut dispatch) = mpsc::channel::<Received>(shared.config.max_in_flight);
 
@@ -266,7 +296,7 @@ async fn poll(
             let (Some(count), bytes) = (count_permit.split(1), byte_permit.split(kib)) else {
                 break; // cannot happen: at most `batch` messages of at most 1 MiB each
             };
-            let received = Received { message, _permits: (count, bytes) };
+            let received = Received { message, count: Some(count), _bytes: bytes };
             if dispatch.send(received).await.is_err() {
                 return;
             }
@@ -304,8 +334,9 @@ async fn pause_after_failure(failures: u32, shutdown: &mut watch::Receiver<bool>
 
 /// The life of one message: hand it to the use case while a heartbeat keeps it invisible, then
 /// delete it (decided) or leave it with a backoff (retry later).
-async fn work(shared: Arc<Shared>, received: Received) {
-    let message = &received.message;
+async fn work(shared: Arc<Shared>, mut received: Received) {
+    let message = received.message.clone();
+    let message = &message;
     let message_id = message.message_id().unwrap_or_default().to_owned();
     let receipt = message.receipt_handle().unwrap_or_default().to_owned();
     let receive_count = message
@@ -319,6 +350,27 @@ async fn work(shared: Arc<Shared>, received: Received) {
             body: message.body().unwrap_or_default().as_bytes().to_vec(),
             receive_count,
             publisher: Some(publisher(&shared.config, message)),
+        };
+        // The tenant's slot, held until the message is finished; without one (its tenant is
+        // over its share and the waiting room is full) the message was handed back.
+        let tenant = shared.handler.tenant_of(&inbound);
+        let _slot = match &tenant {
+            None => None,
+            Some(tenant) => match shared.slots.try_take(tenant) {
+                Some(slot) => Some(slot),
+                None => match wait_for_slot(
+                    &shared,
+                    tenant,
+                    &mut received.count,
+                    &receipt,
+                    receive_count,
+                )
+                .await
+                {
+                    Some(slot) => Some(slot),
+                    None => return,
+                },
+            },
         };
         let handled = tokio::select! {
             handled = shared.handler.handle_message(&inbound) => handled,
@@ -339,6 +391,80 @@ async fn work(shared: Arc<Shared>, received: Received) {
     }
     .instrument(span)
     .await;
+}
+
+/// A message whose tenant holds all the slots it may: it waits for one of them in the waiting
+/// room, off the worker's capacity (so the pollers can bring other tenants' messages) and kept
+/// invisible by the heartbeat, then takes a place in the worker's capacity again to run. When
+/// the room is full it is handed back to the queue with a delay instead (`None`).
+async fn wait_for_slot<'a>(
+    shared: &'a Shared,
+    tenant: &TenantId,
+    count: &mut Option<OwnedSemaphorePermit>,
+    receipt: &str,
+    receive_count: u32,
+) -> Option<TenantSlot<'a>> {
+    let place = shared.waiting_room.clone().try_acquire_owned().ok();
+    // A message near the dead-letter queue's maxReceiveCount waits here even with the room full
+    // (keeping its place in the worker's capacity): another return could move it to the DLQ.
+    let last_chance =
+        shared.max_receive_count.is_some_and(|max| receive_count.saturating_add(1) >= max);
+    if place.is_none() && !last_chance {
+        let delay = shared.slots.hand_back(tenant);
+        info!(%tenant, delay_seconds = delay.as_secs(), "tenant over its share; handing the message back");
+        set_visibility(shared, receipt, delay.as_secs() as i32).await;
+        tayori_app::telemetry::tenant_handed_back(tenant.as_str(), "over_share");
+        shared.counters.handed_back.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    let line = shared.slots.wait_in_line(tenant);
+    if place.is_some() {
+        drop(count.take());
+    }
+    let mut shutdown = shared.shutdown.clone();
+    let slot = tokio::select! {
+        slot = shared.slots.take(tenant) => Some(slot),
+        never = heartbeat(shared, receipt) => match never {},
+        // Not started yet: let the next worker have it at once.
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    };
+    let Some(slot) = slot else {
+        drop((line, place));
+        shared.counters.released_unstarted.fetch_add(1, Ordering::Relaxed);
+        release(shared, vec![receipt.to_owned()]).await;
+        return None;
+    };
+    drop((line, place));
+    if count.is_none() {
+        *count = shared.count_capacity.clone().acquire_owned().await.ok();
+    }
+    Some(slot)
+}
+
+/// The queue's `maxReceiveCount`, or `None` without a redrive policy (or when it cannot be
+/// read: then hand-backs are not limited by it, which the log says).
+async fn max_receive_count(client: &Client, config: &ConsumerConfig) -> Option<u32> {
+    let call = client
+        .get_queue_attributes()
+        .queue_url(&config.queue_url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send();
+    let attributes = match tokio::time::timeout(config.call_timeout, call).await {
+        Ok(Ok(output)) => output.attributes.unwrap_or_default(),
+        Ok(Err(error)) => {
+            warn!(error = %DisplayErrorContext(&error), "could not read the queue's redrive policy");
+            return None;
+        }
+        Err(_elapsed) => {
+            warn!("reading the queue's redrive policy timed out");
+            return None;
+        }
+    };
+    let policy = attributes.get(&QueueAttributeName::RedrivePolicy)?;
+    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+    // SQS writes it as a number, some tools as a string.
+    let count = &policy["maxReceiveCount"];
+    count.as_u64().or_else(|| count.as_str()?.parse().ok()).and_then(|c| u32::try_from(c).ok())
 }
 
 /// Who sent a message, as SQS reports it; tayori's own senders (`queue.trusted_producers`) are

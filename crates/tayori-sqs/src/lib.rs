@@ -4,9 +4,12 @@
 //! use case: long polling in batches, bounding the work in flight by count and by bytes,
 //! extending the visibility of messages still being worked on, deleting a message (in batches)
 //! only after its outcome is recorded, setting a backoff with jitter on the visibility of
-//! messages the use case could not decide yet, releasing unstarted messages on shutdown, and
-//! redriving a dead-letter queue, and reading it for operators ([`SqsDeadLetters`]). It must not parse events, render, send or touch the store
-//! itself: those are the use case's and the other adapters'. It never reads the environment;
+//! messages the use case could not decide yet, sharing its capacity between tenants (a tenant
+//! over its share waits off it, or is handed back to the queue), releasing unstarted messages on
+//! shutdown, and redriving a dead-letter queue, and reading it for operators
+//! ([`SqsDeadLetters`]). It must not parse events, render, send or touch the store itself: those
+//! are the use case's and the other adapters' (it asks the use case which tenant a message is
+//! for). It never reads the environment;
 //! the binary hands it an SQS client and a [`ConsumerConfig`].
 
 mod config;
@@ -14,6 +17,7 @@ mod consumer;
 mod dead_letters;
 mod deleter;
 mod redrive;
+mod slots;
 
 pub use config::ConsumerConfig;
 pub use consumer::{ConsumerReport, SqsConsumer};

@@ -18,7 +18,7 @@ use tayori_app::testing::{
 };
 use tayori_app::{DeliveryPolicy, EventHandler};
 use tayori_domain::{DeliveryStatus, OutgoingEmail, PublisherRules};
-use tayori_sqs::{ConsumerConfig, SqsConsumer, redrive};
+use tayori_sqs::{ConsumerConfig, ConsumerReport, SqsConsumer, redrive};
 use tokio::sync::watch;
 
 mod support;
@@ -288,11 +288,20 @@ async fn shutdown_finishes_work_in_flight_and_leaves_the_rest_visible() {
     let report = tokio::time::timeout(Duration::from_secs(15), running).await.unwrap().unwrap();
     let took = asked.elapsed();
 
-    // Everything received was either finished (sent and deleted) or released at once.
+    // Everything received was finished (sent and deleted), released at once, or (received
+    // while the tenant's slots and the waiting room were full) handed back with a short delay.
     let sent = sender.inner.sent().len() as u64;
     assert_eq!(report.deleted, sent);
     assert_eq!(report.abandoned, 0);
-    assert_eq!(report.received, report.deleted + report.released_unstarted);
+    assert_eq!(
+        report.received,
+        report.deleted + report.released_unstarted + report.handed_back,
+        "{report:?}"
+    );
+    eventually(10, "handed-back messages visible again", async || {
+        messages_in(&client, &queue).await.1 == 0
+    })
+    .await;
     let (visible, in_flight) = messages_in(&client, &queue).await;
     assert_eq!(in_flight, 0, "nothing left invisible after the stop");
     assert_eq!(visible, 30 - sent, "the rest waits for the next worker");
@@ -451,4 +460,107 @@ async fn tayoris_own_sender_passes_every_tenants_producers() {
     stop.send(true).unwrap();
     running.await.unwrap();
     assert!(store.unkeyed_rejections(10).await.unwrap().is_empty());
+}
+
+/// Sends acme-invest's emails after `slow` each (a tenant whose SES sends crawl), acme-bank's at
+/// once; remembers when each tenant's sends finished.
+struct SlowTenant {
+    slow: Duration,
+    inner: RecordingSender,
+    bank_sent_at: std::sync::Mutex<Vec<std::time::Instant>>,
+}
+
+#[async_trait]
+impl EmailSender for SlowTenant {
+    async fn send(&self, email: &OutgoingEmail) -> Result<SentEmail, SendError> {
+        if email.tenant.as_str() == "acme-invest" {
+            tokio::time::sleep(self.slow).await;
+        }
+        let sent = self.inner.send(email).await;
+        if email.tenant.as_str() == "acme-bank" {
+            self.bank_sent_at.lock().unwrap().push(std::time::Instant::now());
+        }
+        sent
+    }
+}
+
+async fn publish_many(client: &Client, queue_url: &str, events: &[Value]) {
+    for chunk in events.chunks(10) {
+        let entries = chunk.iter().enumerate().map(|(i, body)| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(body.to_string())
+                .message_group_id(body["tenant"].as_str().unwrap())
+                .build()
+                .unwrap()
+        });
+        let sent = client
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await
+            .unwrap();
+        assert!(sent.failed.is_empty(), "{:?}", sent.failed);
+    }
+}
+
+/// 100 events of acme-invest, whose sends take 2 s each, then 50 of acme-bank, on one queue
+/// consumed with 20 slots and `tenant_share`: how long after its events were published acme-bank's
+/// last one was sent, and the consumer's report once everything is sent.
+async fn slow_tenant_beside_a_quiet_one(tenant_share: f64) -> (Duration, ConsumerReport) {
+    let client = sqs().await;
+    let (queue, dlq) = queue_with_dlq(&client, "slow-tenant", 5, false).await;
+    let invest: Vec<Value> = (0..100).map(|i| event(&format!("invest-{i}"))).collect();
+    let bank: Vec<Value> = (0..50)
+        .map(|i| {
+            let mut event = event(&format!("bank-{i}"));
+            event["tenant"] = json!("acme-bank");
+            event
+        })
+        .collect();
+    publish_many(&client, &queue, &invest).await;
+    publish_many(&client, &queue, &bank).await;
+    let published = std::time::Instant::now();
+
+    let store = Arc::new(InMemoryStore::default());
+    let sender = Arc::new(SlowTenant {
+        slow: Duration::from_secs(2),
+        inner: RecordingSender::default(),
+        bank_sent_at: Default::default(),
+    });
+    let config = ConsumerConfig {
+        max_in_flight: 20,
+        tenant_share,
+        visibility_timeout_seconds: 10,
+        ..fast_config(&queue)
+    };
+    let (stop, stopped) = watch::channel(false);
+    let consumer = SqsConsumer::new(client.clone(), config, handler(store.clone(), sender.clone()));
+    let running = tokio::spawn(consumer.run(stopped));
+    eventually(90, "every event sent", async || sender.inner.sent().len() == 150).await;
+    eventually(10, "all deleted", async || messages_in(&client, &queue).await == (0, 0)).await;
+    stop.send(true).unwrap();
+    let report = running.await.unwrap();
+    assert_eq!(messages_in(&client, &dlq).await, (0, 0), "nothing in the DLQ");
+    let mut per_key = std::collections::HashMap::new();
+    for email in sender.inner.sent() {
+        *per_key.entry(email.delivery_id).or_insert(0) += 1;
+    }
+    assert_eq!(per_key.len(), 150);
+    assert!(per_key.values().all(|n| *n == 1), "each key sent once");
+    let bank_done = *sender.bank_sent_at.lock().unwrap().iter().max().unwrap();
+    (bank_done - published, report)
+}
+
+/// The bound: acme-bank's 50 events are all sent within 8 s of being published. Without the
+/// tenants' shares they cannot be: moto hands messages out in the order they were sent, so the
+/// consumer meets acme-bank's only after all 100 of acme-invest's, which take 100 × 2 s / 20 slots
+/// = 10 s when they hold every slot (11.1 s measured before the shares were built).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_tenant_cannot_hold_the_slots_another_tenant_needs() {
+    let (waited, report) = slow_tenant_beside_a_quiet_one(0.5).await;
+    eprintln!("acme-bank's 50 sent {waited:?} after publishing; {report:?}");
+    assert!(waited < Duration::from_secs(8), "acme-bank waited {waited:?}");
+    assert!(report.handed_back > 0, "acme-invest's messages over its share went back: {report:?}");
 }
