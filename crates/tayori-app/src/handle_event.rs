@@ -202,6 +202,10 @@ pub struct EventHandler {
 #[derive(Default)]
 pub struct SendingPauses {
     local: Mutex<HashMap<Option<TenantId>, DateTime<Utc>>>,
+    /// Tenants whose sends the mail service (or the rate limits) throttled a moment ago, until
+    /// when: their next events go back to the queue without a claim instead of spending a send
+    /// attempt and a slot on the same answer.
+    throttled: Mutex<HashMap<TenantId, DateTime<Utc>>>,
     shared: Option<SharedPauses>,
 }
 
@@ -234,6 +238,7 @@ impl SendingPauses {
     pub fn with_shared(list: Arc<dyn TenantPauseList>, answer_kept_for: Duration) -> Self {
         Self {
             local: Mutex::default(),
+            throttled: Mutex::default(),
             shared: Some(SharedPauses {
                 list,
                 answer_kept_for,
@@ -259,6 +264,25 @@ impl SendingPauses {
 
     fn pause(&self, scope: Option<TenantId>, until: DateTime<Utc>) {
         self.local.lock().unwrap_or_else(PoisonError::into_inner).insert(scope, until);
+    }
+
+    /// How long a tenant's events wait after one of its sends was throttled without a hint.
+    const THROTTLE_WAIT: Duration = Duration::from_secs(1);
+    /// The longest such wait, whatever the hint.
+    const THROTTLE_WAIT_MAX: Duration = Duration::from_secs(60);
+
+    fn throttle(&self, tenant: &TenantId, now: DateTime<Utc>, hint: Option<Duration>) {
+        let wait = hint.unwrap_or(Self::THROTTLE_WAIT).min(Self::THROTTLE_WAIT_MAX);
+        let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
+        let mut throttled = self.throttled.lock().unwrap_or_else(PoisonError::into_inner);
+        throttled.retain(|_, until| *until > now);
+        throttled.insert(tenant.clone(), until);
+    }
+
+    /// The end of the throttling wait of this tenant, if one is running.
+    fn throttled_until(&self, tenant: &TenantId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let throttled = self.throttled.lock().unwrap_or_else(PoisonError::into_inner);
+        throttled.get(tenant).filter(|until| **until > now).copied()
     }
 
     /// The end of the pause that applies to this tenant, if one is running.
@@ -402,6 +426,18 @@ impl EventHandler {
             });
         }
 
+        // Throttled a moment ago (by the mail service, or by the rate limits): back to the queue
+        // until the throttling should be over, without a claim, so no attempt is spent on it.
+        if let Some(until) = self.pauses.throttled_until(&key.tenant, self.clock.now()) {
+            let label = telemetry::tenant_label(&*self.tenants, &key.tenant);
+            telemetry::tenant_handed_back(&label, "throttled");
+            return Err(RetryLater {
+                delivery_id: Some(delivery_id),
+                reason: format!("this tenant's sends were throttled; waiting until {until}"),
+                retry_after: (until - self.clock.now()).to_std().ok(),
+            });
+        }
+
         // 3. Prepare, before claiming: the email ready to send, or the outcome that decides
         //    the event without a send. Doing this first lets the claim and the send attempt's
         //    row be one write; a duplicate costs a wasted suppression check and render.
@@ -480,7 +516,10 @@ impl EventHandler {
                 }
                 self.record_after_send(key, attempt, result, &detail).await?;
                 let retry_after = match error {
-                    SendError::Throttled { retry_after, .. } => retry_after,
+                    SendError::Throttled { retry_after, .. } => {
+                        self.pauses.throttle(&key.tenant, self.clock.now(), retry_after);
+                        retry_after
+                    }
                     SendError::Paused { scope, .. } => {
                         let scope = (scope == PauseScope::Tenant).then(|| key.tenant.clone());
                         let until = self.clock.now()

@@ -351,7 +351,19 @@ fn throttling_is_retried_with_the_hint_and_then_sent() {
     let id = retry.delivery_id.unwrap();
     assert_eq!(status_of(&w, id), DeliveryStatus::Processing);
 
-    // The lease was released, so the redelivery claims at once.
+    // Within the hint, the tenant's events go back to the queue without a claim or an attempt;
+    // another tenant's are sent.
+    w.clock.advance(Duration::from_secs(1));
+    let early = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert!(early.reason.contains("throttled"), "{early:?}");
+    assert_eq!(early.retry_after, Some(Duration::from_secs(1)));
+    let mut bank = example_event();
+    bank["tenant"] = json!("acme-bank");
+    let handled = block_on(w.handler.handle(&message(&bank))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+
+    // The lease was released, so the redelivery after the hint claims at once.
+    w.clock.advance(Duration::from_secs(1));
     let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
     assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
     let record = block_on(w.store.delivery(id, None)).unwrap().unwrap();

@@ -57,7 +57,11 @@ fn the_use_case_reports_each_message_once_with_bounded_tenant_labels() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let throttled = SendError::Throttled { reason: "slow down".into(), retry_after: None };
-    let handler = handler(RecordingSender::failing_with(vec![throttled]));
+    let clock = Arc::new(ManualClock::new());
+    let handler = EventHandler {
+        clock: clock.clone(),
+        ..handler(RecordingSender::failing_with(vec![throttled]))
+    };
     let message = |v: &serde_json::Value| InboundMessage::first(v.to_string().into_bytes());
     let mut stranger = example_event();
     stranger["tenant"] = json!("someone-we-do-not-serve");
@@ -65,9 +69,11 @@ fn the_use_case_reports_each_message_once_with_bounded_tenant_labels() {
 
     metrics::with_local_recorder(&recorder, || {
         telemetry::describe("test", &[]);
-        // Throttled (a retry), then sent, then a duplicate; an unknown tenant; garbage.
+        // Throttled (a retry), then sent once the throttling wait is over, then a duplicate; an
+        // unknown tenant; garbage.
         for body in [&example_event(), &example_event(), &example_event(), &stranger] {
             let _ = block_on(handler.handle(&message(body)));
+            clock.advance(std::time::Duration::from_secs(1));
         }
         let _ = block_on(handler.handle(&InboundMessage::first(b"not json".to_vec())));
     });
