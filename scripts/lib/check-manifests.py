@@ -154,12 +154,20 @@ def main(rendered_path, config_path):
               f"ScaledObject {name}: maxReplicaCount ({spec.get('maxReplicaCount')}) x sender.account_rate_share "
               f"({share}) exceeds the account's SES rate")
         aws = next((m["data"] for n, m in config_maps.items() if n.startswith("tayori-aws")), {})
+        # The worker's queues: the shared events queue and the dedicated ones (a TOML array of
+        # tables in the ConfigMap, read by the worker as TAYORI_DEDICATED_QUEUES). KEDA must
+        # watch each, and nothing else.
+        dedicated = tomllib.loads("v = " + aws.get("dedicated_queues", "[]"))["v"]
+        queues = [aws.get("events_queue_url")] + [q.get("url") for q in dedicated]
+        watched = [t.get("metadata", {}).get("queueURL") for t in spec["triggers"]]
+        for queue in queues:
+            check(queue in watched, f"ScaledObject {name}: no trigger watches the worker's queue {queue!r}")
         for trigger in spec["triggers"]:
             check(trigger["type"] == "aws-sqs-queue", f"ScaledObject {name}: trigger type {trigger['type']!r}")
             meta = trigger["metadata"]
-            check(meta.get("queueURL") == aws.get("events_queue_url"),
-                  f"ScaledObject {name}: queueURL {meta.get('queueURL')!r} is not the worker's queue "
-                  f"{aws.get('events_queue_url')!r}")
+            check(meta.get("queueURL") in queues,
+                  f"ScaledObject {name}: queueURL {meta.get('queueURL')!r} is not one of the worker's queues "
+                  f"{queues!r}")
             check(meta.get("awsRegion") == aws.get("region"),
                   f"ScaledObject {name}: awsRegion {meta.get('awsRegion')!r} is not the worker's {aws.get('region')!r}")
             check(str(meta.get("queueLength", "")).isdigit(), f"ScaledObject {name}: queueLength must be a number")

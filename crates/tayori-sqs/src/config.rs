@@ -50,6 +50,9 @@ pub struct ConsumerConfig {
     /// Per-tenant replacements of that share, in messages (`[queue.tenant_max_in_flight]`,
     /// `acme-bank = 80`).
     pub tenant_max_in_flight: HashMap<String, usize>,
+    /// This queue's share of the worker's slots when the worker consumes several events queues
+    /// (`[[dedicated_queues]]`), against theirs; at least 1.
+    pub weight: u32,
 }
 
 impl Default for ConsumerConfig {
@@ -70,6 +73,7 @@ impl Default for ConsumerConfig {
             trusted_producers: Vec::new(),
             tenant_share: 0.5,
             tenant_max_in_flight: HashMap::new(),
+            weight: 1,
         }
     }
 }
@@ -117,6 +121,9 @@ impl ConsumerConfig {
         }
         if self.trusted_producers.iter().any(|p| p.is_empty() || p.contains(char::is_whitespace)) {
             return fail("trusted_producers", "entries must be SQS SenderIds (no spaces)");
+        }
+        if self.weight == 0 {
+            return fail("weight", "must be at least 1");
         }
         if !(self.tenant_share > 0.0 && self.tenant_share <= 1.0) {
             return fail("tenant_share", "must be above 0 and at most 1");

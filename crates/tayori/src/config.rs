@@ -44,6 +44,26 @@ pub struct WorkerConfig {
     /// One-click unsubscribe links in subscription mail (`[unsubscribe]`); none by default.
     #[serde(default)]
     pub unsubscribe: UnsubscribeConfig,
+    /// Events queues of their own for tenants that need hard isolation (`[[dedicated_queues]]`),
+    /// consumed beside `[queue]` with its settings; none by default.
+    #[serde(default)]
+    pub dedicated_queues: Vec<DedicatedQueue>,
+}
+
+/// An events queue of its own for one or a few tenants (`[[dedicated_queues]]`): consumed with
+/// `[queue]`'s settings and a share of `queue.max_in_flight` by weight.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedicatedQueue {
+    /// The queue's URL.
+    pub url: String,
+    /// Its share of the worker's slots against `queue.weight` and the other dedicated queues'.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// One-click unsubscribe (docs/feedback.md): where the public endpoint is and the key its tokens
@@ -404,7 +424,7 @@ impl WorkerConfig {
             figment = figment.merge(Toml::file(file));
         }
         // Only variables for these sections: TAYORI_LOG_FORMAT and the like belong to the CLI.
-        const SECTIONS: [&str; 9] = [
+        const SECTIONS: [&str; 10] = [
             "store__",
             "queue__",
             "sender__",
@@ -414,6 +434,7 @@ impl WorkerConfig {
             "worker_id",
             "feedback__",
             "unsubscribe__",
+            "dedicated_queues",
         ];
         let environment = Env::prefixed("TAYORI_")
             .filter(|key| SECTIONS.iter().any(|s| key.as_str().to_ascii_lowercase().starts_with(s)))
@@ -425,10 +446,72 @@ impl WorkerConfig {
         Ok(config)
     }
 
+    /// Every events queue this worker consumes: `[queue]` first, then the dedicated ones, each
+    /// with its weighted share of `queue.max_in_flight` (and of its bytes), at least a batch.
+    /// A dedicated queue's slots are its own: they stay free for it while it is idle, which is
+    /// what keeps its tenants apart from the shared queue's floods.
+    pub fn event_consumers(&self) -> Vec<ConsumerConfig> {
+        if self.dedicated_queues.is_empty() {
+            return vec![self.queue.clone()];
+        }
+        let weights = std::iter::once((self.queue.queue_url.clone(), self.queue.weight))
+            .chain(self.dedicated_queues.iter().map(|q| (q.url.clone(), q.weight)));
+        let total: u64 = std::iter::once(self.queue.weight)
+            .chain(self.dedicated_queues.iter().map(|q| q.weight))
+            .map(u64::from)
+            .sum::<u64>()
+            .max(1);
+        let share = |all: usize, weight: u32| (all as u64 * u64::from(weight) / total) as usize;
+        weights
+            .map(|(url, weight)| {
+                let max_in_flight =
+                    share(self.queue.max_in_flight, weight).max(self.queue.batch_size as usize);
+                let bytes = share(self.queue.max_in_flight_bytes, weight).max(1024 * 1024);
+                let tenant_max_in_flight = self
+                    .queue
+                    .tenant_max_in_flight
+                    .iter()
+                    .map(|(tenant, slots)| (tenant.clone(), (*slots).min(max_in_flight)))
+                    .collect();
+                ConsumerConfig {
+                    queue_url: url,
+                    weight,
+                    max_in_flight,
+                    max_in_flight_bytes: bytes,
+                    tenant_max_in_flight,
+                    ..self.queue.clone()
+                }
+            })
+            .collect()
+    }
+
     /// Cross-field checks, each naming its setting.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.store.validate().context("invalid configuration")?;
         self.queue.validate().context("invalid configuration")?;
+        for (i, queue) in self.dedicated_queues.iter().enumerate() {
+            anyhow::ensure!(
+                !queue.url.trim().is_empty(),
+                "invalid configuration: dedicated_queues[{i}].url must be set to the queue's URL"
+            );
+            anyhow::ensure!(
+                queue.weight >= 1,
+                "invalid configuration: dedicated_queues[{i}].weight must be at least 1"
+            );
+            anyhow::ensure!(
+                queue.url != self.queue.queue_url
+                    && self.dedicated_queues[..i].iter().all(|q| q.url != queue.url),
+                "invalid configuration: dedicated_queues[{i}].url names a queue already consumed"
+            );
+        }
+        let batch = self.queue.batch_size as usize;
+        anyhow::ensure!(
+            self.dedicated_queues.is_empty()
+                || self.queue.max_in_flight >= batch * (self.dedicated_queues.len() + 1),
+            "invalid configuration: queue.max_in_flight must give each of the {} events queues \
+             a batch (queue.batch_size) at least",
+            self.dedicated_queues.len() + 1
+        );
         let lease = self.delivery.lease_seconds;
         anyhow::ensure!(
             lease >= self.queue.visibility_timeout_seconds.max(0) as u64,
@@ -558,6 +641,49 @@ mod tests {
         let typo = write("[store]\nkind = \"postgres\"\nurl = \"x\"\nmax_conections = 3\n");
         let error = format!("{:#}", WorkerConfig::load(Some(typo.path())).unwrap_err());
         assert!(error.contains("max_conections"), "{error}");
+    }
+
+    #[test]
+    fn dedicated_queues_share_the_slots_by_weight() {
+        let file = write(
+            r#"
+            [store]
+            kind = "postgres"
+            url = "postgres://tayori@db/tayori"
+            [queue]
+            url = "https://sqs.example/shared"
+            max_in_flight = 100
+            [queue.tenant_max_in_flight]
+            acme-bank = 80
+            [[dedicated_queues]]
+            url = "https://sqs.example/acme-bank"
+            weight = 3
+            [sender]
+            kind = "outbox"
+            dir = "/tmp/outbox"
+            "#,
+        );
+        let config = WorkerConfig::load(Some(file.path())).expect("valid");
+        let consumers = config.event_consumers();
+        let found: Vec<(&str, usize, usize)> = consumers
+            .iter()
+            .map(|c| (c.queue_url.as_str(), c.max_in_flight, c.tenant_max_in_flight["acme-bank"]))
+            .collect();
+        assert_eq!(
+            found,
+            [("https://sqs.example/shared", 25, 25), ("https://sqs.example/acme-bank", 75, 75)]
+        );
+        assert!(consumers.iter().all(|c| c.validate().is_ok()));
+
+        let twice = write(&format!(
+            "{}[[dedicated_queues]]\nurl = \"https://sqs.example/shared\"\n",
+            std::fs::read_to_string(file.path()).unwrap()
+        ));
+        let error = format!("{:#}", WorkerConfig::load(Some(twice.path())).unwrap_err());
+        assert!(
+            error.contains("dedicated_queues[1].url names a queue already consumed"),
+            "{error}"
+        );
     }
 
     const STORE_AND_QUEUE: &str = r#"

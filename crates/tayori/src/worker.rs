@@ -33,6 +33,8 @@ pub struct WorkerApp {
     pub templates: Arc<ReloadableTemplates>,
     stop: watch::Sender<bool>,
     consumer: JoinHandle<ConsumerReport>,
+    /// The consumers of `[[dedicated_queues]]`.
+    dedicated_consumers: Vec<JoinHandle<ConsumerReport>>,
     /// The SES feedback queue's consumer, when `[feedback] queue_url` is set.
     feedback_consumer: Option<JoinHandle<ConsumerReport>>,
     /// The release of events held for paused tenants (PostgreSQL only).
@@ -151,7 +153,16 @@ pub async fn start_with_aws(
             report
         })
     };
-    let consumer = spawn_consumer(config.queue.clone(), handler.clone());
+    // The shared events queue first, then any dedicated ones, each with its share of the slots.
+    let mut event_consumers = config
+        .event_consumers()
+        .into_iter()
+        .map(|queue| {
+            info!(queue = %queue.queue_url, max_in_flight = queue.max_in_flight, "consuming events");
+            spawn_consumer(queue, handler.clone())
+        })
+        .collect::<Vec<_>>();
+    let consumer = event_consumers.remove(0);
     let release_held = held_events.map(|held| {
         let release = ReleaseHeldEvents {
             held,
@@ -192,11 +203,21 @@ pub async fn start_with_aws(
         templates,
         stop,
         consumer,
+        dedicated_consumers: event_consumers,
         feedback_consumer,
         release_held,
         reload_on_hangup,
         endpoints,
     })
+}
+
+fn add_report(total: &mut ConsumerReport, more: &ConsumerReport) {
+    total.received += more.received;
+    total.deleted += more.deleted;
+    total.backed_off += more.backed_off;
+    total.released_unstarted += more.released_unstarted;
+    total.abandoned += more.abandoned;
+    total.handed_back += more.handed_back;
 }
 
 /// The sender the configuration names; the admin server's resend uses the same one.
@@ -255,7 +276,15 @@ impl WorkerApp {
         if let Some(listener) = self.reload_on_hangup {
             listener.abort();
         }
-        let report = self.consumer.await.context("the SQS consumer panicked");
+        let mut report = self.consumer.await.context("the SQS consumer panicked");
+        // The report adds up every events queue's.
+        for dedicated in self.dedicated_consumers {
+            match (dedicated.await, &mut report) {
+                (Ok(more), Ok(report)) => add_report(report, &more),
+                (Err(error), _) => warn!(error = %error, "a dedicated queue's consumer panicked"),
+                (Ok(_), Err(_)) => {}
+            }
+        }
         // A round in progress finishes its events; ones it leased and did not reach go out after
         // their lease, from whichever worker runs then.
         if let Some(release) = self.release_held {

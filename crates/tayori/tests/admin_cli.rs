@@ -64,6 +64,7 @@ async fn tokens_made_on_the_command_line_open_the_api_until_revoked() {
         http: Default::default(),
         feedback: Default::default(),
         unsubscribe: Default::default(),
+        dedicated_queues: Vec::new(),
     };
     let app = tayori::admin::start(config, "127.0.0.1:0".parse().unwrap(), false).await.unwrap();
     let base = format!("http://{}", app.addr);

@@ -160,6 +160,7 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
         worker_id: Some("feedback-e2e".into()),
         feedback: FeedbackConfig { queue_url: Some(feedback.clone()), ..Default::default() },
         unsubscribe: Default::default(),
+        dedicated_queues: Vec::new(),
     };
     config.validate().unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
@@ -348,6 +349,7 @@ async fn subscription_mail_carries_one_click_unsubscribe_and_transactional_mail_
             valid_days: Some(30),
             requests_per_second: None,
         },
+        dedicated_queues: Vec::new(),
     };
     config.validate().unwrap();
     // The admin process is mid-rotation (docs/operations.md, "Rotate the unsubscribe key"): it

@@ -50,6 +50,7 @@ fn outbox_worker(url: &str, queue: &str, dir: &Path) -> WorkerConfig {
         worker_id: Some("e2e".into()),
         feedback: Default::default(),
         unsubscribe: Default::default(),
+        dedicated_queues: Vec::new(),
     };
     config.validate().unwrap();
     config
@@ -206,6 +207,7 @@ async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_loop
         worker_id: Some("ses-e2e".into()),
         feedback: Default::default(),
         unsubscribe: Default::default(),
+        dedicated_queues: Vec::new(),
     };
     config.validate().unwrap();
     let app = start_with_aws(config, aws).await.unwrap();
@@ -366,4 +368,68 @@ async fn a_paused_tenants_events_are_held_off_the_queue_and_sent_once_after_the_
     let held_left: i64 =
         sqlx::query_scalar("select count(*) from held_events").fetch_one(&pool).await.unwrap();
     assert_eq!(held_left, 0, "released events are forgotten");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_with_a_queue_of_its_own_is_consumed_beside_the_shared_queue() {
+    let aws = moto().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let create = |name: String| {
+        let sqs = sqs.clone();
+        async move { sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap() }
+    };
+    let shared = create(format!("shared-{}", std::process::id())).await;
+    let dedicated = create(format!("acme-bank-own-{}", std::process::id())).await;
+    let example: Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("tests/fixtures/events/valid/deposit-completed-ja.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for i in 0..5 {
+        let mut invest = example.clone();
+        invest["id"] = json!(format!("shared-{i}"));
+        let mut bank = example.clone();
+        bank["id"] = json!(format!("own-{i}"));
+        bank["tenant"] = json!("acme-bank");
+        bank["data"] = serde_json::from_slice(
+            &std::fs::read(
+                repo_root()
+                    .join("templates/acme-bank/account.deposit_completed/samples/salary.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        for (queue, body) in [(&shared, &invest), (&dedicated, &bank)] {
+            let group = body["tenant"].as_str().unwrap();
+            let send = sqs.send_message().queue_url(queue).message_body(body.to_string());
+            send.message_group_id(group).send().await.unwrap();
+        }
+    }
+
+    let database = tayori_postgres::testing::fresh_database().await;
+    let outbox = tempfile::tempdir().unwrap();
+    let mut config = outbox_worker(&database.url, &shared, outbox.path());
+    config.dedicated_queues =
+        vec![tayori::config::DedicatedQueue { url: dedicated.clone(), weight: 1 }];
+    config.validate().unwrap();
+    let app = start_with_aws(config, aws).await.unwrap();
+    for _ in 0..300 {
+        if eml_count(outbox.path()) == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let store = app.store.clone();
+    let report = app.stop().await.unwrap();
+    let decided =
+        store.deliveries(&DeliveryQuery { limit: 20, ..Default::default() }).await.unwrap();
+    let decided: Vec<_> = decided
+        .deliveries
+        .iter()
+        .map(|d| (d.event_id.clone(), d.status, d.reason.clone()))
+        .collect();
+    assert_eq!(eml_count(outbox.path()), 10, "both queues' events sent: {decided:?}");
+    assert_eq!(report.deleted, 10, "the report adds up both queues': {report:?}");
+    assert_eq!(queue_length(&sqs, &shared).await, "0+0");
+    assert_eq!(queue_length(&sqs, &dedicated).await, "0+0");
 }
