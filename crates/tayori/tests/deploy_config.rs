@@ -26,6 +26,7 @@ fn the_kubernetes_configuration_loads_with_the_deployments_environment() {
         variables,
         [
             "TAYORI_CONFIG",
+            "TAYORI_DEDICATED_QUEUES",
             "TAYORI_LOG_FORMAT",
             "TAYORI_QUEUE__URL",
             "TAYORI_STORE__URL",
@@ -44,6 +45,11 @@ fn the_kubernetes_configuration_loads_with_the_deployments_environment() {
             "https://sqs.ap-northeast-1.amazonaws.com/123456789012/tayori-prod-events",
         )
         .env("TAYORI_WORKER_ID", "tayori-worker-5d8f7-abcde")
+        // The example overlay's value (a TOML array of tables).
+        .env(
+            "TAYORI_DEDICATED_QUEUES",
+            r#"[{url = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/tayori-prod-acme-bank-events", weight = 1}]"#,
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -52,6 +58,7 @@ fn the_kubernetes_configuration_loads_with_the_deployments_environment() {
     assert!(stdout.contains("0.0.0.0:9090"), "http.listen: {stdout}");
     assert!(stdout.contains("tayori-prod-events"), "queue.url from the environment: {stdout}");
     assert!(stdout.contains("tayori-worker-5d8f7-abcde"), "worker_id: {stdout}");
+    assert!(stdout.contains("tayori-prod-acme-bank-events"), "dedicated_queues: {stdout}");
     assert!(!stdout.contains("pod-secret-7f3a"), "the database password is redacted: {stdout}");
 }
 
