@@ -788,6 +788,7 @@ async fn tenants(
             .ok_or_else(|| ApiError::bad_request("window: hour, day or week"))?;
         let reputation = state.service.reputation(who, None, window).await?;
         let paused = state.service.paused_tenants(who, None).await?;
+        let activity = state.service.tenant_activity(who).await?;
         let thresholds = state.service.reputation_thresholds;
         // A no-break space: "4.00 %" never wraps between the number and its sign.
         let percent = |rate: f64| format!("{:.2}\u{a0}%", rate * 100.0);
@@ -801,9 +802,16 @@ async fn tenants(
                 })
             });
             let pause = paused.iter().find(|p| &p.tenant == tenant).map(PausedView::from);
+            let now = activity.iter().find(|a| a.tenant == tenant.as_str()).map(|a| {
+                json!({
+                    "in_flight": a.in_flight, "waiting": a.waiting, "slots": a.slots,
+                    "send_rate": format!("{:.1}", a.send_rate), "hand_backs": a.hand_backs,
+                    "workers": a.workers,
+                })
+            });
             json!({
                 "tenant": tenant.to_string(), "event_types": event_types,
-                "rates": rates, "pause": pause,
+                "rates": rates, "pause": pause, "now": now,
             })
         };
         let catalog = state.service.templates(who);

@@ -449,6 +449,8 @@ async fn the_deliveries_page_resends_a_windows_failed_deliveries_a_page_at_a_tim
     let (_, _, page) = h.page("POST", uri, Some(&operator), Some(&form)).await;
     assert!(page.contains("0 of 1 taken were resent"), "{page}");
     assert!(page.contains("id=\"resent-undecided\""), "{page}");
+    // The tenant waits out SES's throttling (1 s without a hint) before its next send.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (_, _, page) = h.page("POST", uri, Some(&operator), Some(&form)).await;
     assert!(page.contains("1 of 1 taken were resent"), "{page}");
     assert!(!page.contains("id=\"resent-undecided\""), "{page}");
@@ -504,4 +506,41 @@ async fn the_dead_letters_page_shows_events_inertly_and_redrives_with_a_reason()
     assert!(page.contains("SES notifications") && page.contains("unreadable: "), "{page}");
     assert!(!page.contains("<img src=x"), "{page}");
     assert!(page.contains("Redrive to the feedback queue"), "{page}");
+}
+
+#[tokio::test]
+async fn the_tenants_page_shows_what_the_running_workers_say_each_tenant_is_doing() {
+    use tayori_app::ports::{ActivityBoard, TenantActivity};
+    let h = harness().await;
+    let board = tayori_postgres::PostgresActivityBoard::new(h.store.pool().clone());
+    let now = chrono::Utc::now();
+    let activity = |tenant: &str, in_flight, waiting, rate, hand_backs| TenantActivity {
+        tenant: tenant.into(),
+        in_flight,
+        waiting,
+        slots: 50,
+        send_rate: rate,
+        hand_backs,
+        workers: 1,
+    };
+    let first = [activity("acme-invest", 50, 20, 12.5, 300), activity("acme-bank", 3, 0, 4.0, 0)];
+    board.publish("worker-a/1", now, &first).await.unwrap();
+    board.publish("worker-b/2", now, &[activity("acme-invest", 40, 0, 10.0, 12)]).await.unwrap();
+
+    let (viewer, _) = h.token(Role::Viewer, &[]).await;
+    let (_, _, page) = h.page("GET", "/console/tenants", Some(&viewer), None).await;
+    assert!(
+        page.contains("90 in flight of 100 slots, 20 waiting; 22.5/s; 312 handed back"),
+        "summed over both workers: {page}"
+    );
+    assert!(page.contains("3 in flight of 50 slots; 4.0/s; 0 handed back"), "{page}");
+
+    // A token of one tenant sees that tenant's only; a tenant no worker reports is idle.
+    let (scoped, _) = h.token(Role::Viewer, &["acme-bank"]).await;
+    let (_, _, page) = h.page("GET", "/console/tenants", Some(&scoped), None).await;
+    assert!(page.contains("3 in flight of 50 slots"), "{page}");
+    assert!(!page.contains("90 in flight"), "{page}");
+    board.withdraw("worker-a/1").await.unwrap();
+    let (_, _, page) = h.page("GET", "/console/tenants", Some(&scoped), None).await;
+    assert!(page.contains("<span class=\"muted\">idle</span>"), "{page}");
 }

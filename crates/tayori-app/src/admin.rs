@@ -30,12 +30,13 @@ use tracing::info;
 
 use crate::handle_event::{EventHandler, Handled, InboundMessage};
 use crate::ports::{
-    AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock, DeadLetterDepth,
-    DeadLetterError, DeadLetters, DeliveryCursor, DeliveryLink, DeliveryPage, DeliveryRecord,
-    DeliverySearch, DeliveryStore, HeldEvent, HeldEvents, HeldSummary, LeasedEvent, LinkKind,
-    OutcomeCount, Preview, PreviewCatalog, PreviewError, PreviewRequest, Role, StoreError,
-    SuppressionEntry, SuppressionQuery, TemplatePreviews, TenantPause, TenantScope, TokenRecord,
-    UnkeyedRejectionRecord, UnmatchedFeedbackCursor, UnmatchedFeedbackRecord,
+    ActivityBoard, AdminStore, AttemptRecord, AuditEntry, AuditQuery, AuditRecord, Clock,
+    DeadLetterDepth, DeadLetterError, DeadLetters, DeliveryCursor, DeliveryLink, DeliveryPage,
+    DeliveryRecord, DeliverySearch, DeliveryStore, HeldEvent, HeldEvents, HeldSummary, LeasedEvent,
+    LinkKind, OutcomeCount, Preview, PreviewCatalog, PreviewError, PreviewRequest, Role,
+    StoreError, SuppressionEntry, SuppressionQuery, TemplatePreviews, TenantActivity, TenantPause,
+    TenantScope, TokenRecord, UnkeyedRejectionRecord, UnmatchedFeedbackCursor,
+    UnmatchedFeedbackRecord,
 };
 
 /// The token id recorded for actions taken on the command line.
@@ -568,6 +569,9 @@ pub struct AdminService {
     pub reputation_thresholds: ReputationThresholds,
     /// The dead-letter queues; none where this process reads no queue (the command line).
     pub dead_letters: DeadLetterQueues,
+    /// What the running workers say their tenants are doing; none where no worker publishes
+    /// (SQLite, the command line).
+    pub activity: Option<Arc<dyn ActivityBoard>>,
 }
 
 impl AdminService {
@@ -1138,6 +1142,19 @@ impl AdminService {
     ) -> Result<Vec<TenantPause>, AdminError> {
         let tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
         Ok(self.admin.paused_tenants(tenants.as_deref()).await?)
+    }
+
+    /// What each of the principal's tenants is doing in the running workers now (slots, waiting
+    /// messages, send rate, hand-backs), summed over the workers heard from lately; empty when
+    /// no worker publishes here.
+    pub async fn tenant_activity(
+        &self,
+        who: &Principal,
+    ) -> Result<Vec<TenantActivity>, AdminError> {
+        let Some(board) = &self.activity else { return Ok(Vec::new()) };
+        let tenants = who.scope.narrowed(None).map_err(|()| no_tenant(None))?;
+        let live_for = crate::PublishActivity::live_for(crate::publish_activity::PUBLISH_EVERY);
+        Ok(board.read(tenants.as_deref(), self.clock.now(), live_for).await?)
     }
 
     /// Counts per tenant and outcome over the window, in the principal's tenants.

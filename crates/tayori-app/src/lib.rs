@@ -3,7 +3,8 @@
 //! It owns the path of one event — decode, resolve the tenant, check suppression, render, claim
 //! the idempotency key, send, record the outcome — in [`handle_event`], the recording of SES
 //! feedback in [`handle_feedback`], the release of events held for a paused tenant in
-//! [`release_held`], the deletion of records past their retention in [`prune`], and
+//! [`release_held`], the deletion of records past their retention in [`prune`], what each worker's tenants are
+//! doing for the console in [`publish_activity`], and
 //! the traits that the adapters implement ([`ports`]). It
 //! depends only on the domain; it must not name a concrete technology: no async runtime,
 //! database driver, AWS SDK, HTTP framework or template engine (a check in `scripts/test`
@@ -17,6 +18,7 @@ pub mod handle_feedback;
 pub mod inbound;
 pub mod ports;
 pub mod prune;
+pub mod publish_activity;
 pub mod release_held;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -30,5 +32,6 @@ pub use handle_event::{
 };
 pub use handle_feedback::FeedbackHandler;
 pub use inbound::MessageHandler;
+pub use publish_activity::PublishActivity;
 pub use release_held::{ReleaseHeldEvents, ReleaseSettings, Released};
 pub use unsubscribe::{UnsubscribeError, UnsubscribeService, Unsubscribed};

@@ -12,6 +12,8 @@
 //! a tenant that is not configured, or `_none` when the body had no readable tenant. Nothing a
 //! producer writes becomes a label value unchecked.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use metrics::{
@@ -20,7 +22,7 @@ use metrics::{
 use tayori_domain::{DeliveryStatus, TenantId};
 
 use crate::handle_event::{Handled, RetryLater};
-use crate::ports::{SendError, TenantDirectory};
+use crate::ports::{SendError, TenantActivity, TenantDirectory};
 
 /// The kind of a metric, as Prometheus types it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,8 +392,57 @@ pub fn tenant_holding(tenant: &str, paused: bool, held_events: u64, oldest: Dura
 /// Why a message was handed back to the queue instead of holding a slot.
 const HAND_BACK_REASONS: [&str; 3] = ["over_share", "throttled", "rate_capped"];
 
+/// Each tenant's activity in this process, kept beside the metrics so that the worker can publish
+/// it for the console ([`tenant_activity`]). A process-wide table like the metrics recorder it
+/// sits beside: the consumer and the use case report into it from wherever they run.
+static ACTIVITY: std::sync::LazyLock<Mutex<HashMap<String, LocalActivity>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct LocalActivity {
+    in_flight: usize,
+    waiting: usize,
+    slots: usize,
+    hand_backs: u64,
+    accepted: u64,
+}
+
+fn activity(tenant: &str, change: impl FnOnce(&mut LocalActivity)) {
+    let mut table = ACTIVITY.lock().unwrap_or_else(PoisonError::into_inner);
+    change(table.entry(tenant.to_owned()).or_default());
+}
+
+/// This process's tenants as the console shows them: slots now, hand-backs since the start, and
+/// `accepted`, the emails the mail service accepted since the start (the caller turns two
+/// readings into a rate). Tenants seen once stay listed.
+pub fn tenant_activity() -> Vec<(TenantActivity, u64)> {
+    let table = ACTIVITY.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut tenants: Vec<_> = table
+        .iter()
+        .map(|(tenant, local)| {
+            let activity = TenantActivity {
+                tenant: tenant.clone(),
+                in_flight: local.in_flight as u64,
+                waiting: local.waiting as u64,
+                slots: local.slots as u64,
+                send_rate: 0.0,
+                hand_backs: local.hand_backs,
+                workers: 1,
+            };
+            (activity, local.accepted)
+        })
+        .collect();
+    tenants.sort_by(|a, b| a.0.tenant.cmp(&b.0.tenant));
+    tenants
+}
+
 /// A tenant's slots in this worker now: in use, waited for, and how many it may hold.
 pub fn tenant_slots(tenant: &str, in_flight: usize, waiting: usize, slots: usize) {
+    activity(tenant, |a| {
+        a.in_flight = in_flight;
+        a.waiting = waiting;
+        a.slots = slots;
+    });
     gauge!(TENANT_IN_FLIGHT, "tenant" => tenant.to_owned()).set(in_flight as f64);
     gauge!(TENANT_WAITING, "tenant" => tenant.to_owned()).set(waiting as f64);
     gauge!(TENANT_SLOTS, "tenant" => tenant.to_owned()).set(slots as f64);
@@ -401,6 +452,7 @@ pub fn tenant_slots(tenant: &str, in_flight: usize, waiting: usize, slots: usize
 /// slots it may, and the waiting room was full), `throttled` (the mail service throttled the
 /// tenant's sends a moment ago) or `rate_capped` (its send rate would make it wait).
 pub fn tenant_handed_back(tenant: &str, reason: &'static str) {
+    activity(tenant, |a| a.hand_backs += 1);
     counter!(TENANT_HAND_BACKS, "tenant" => tenant.to_owned(), "reason" => reason).increment(1);
 }
 
@@ -408,7 +460,10 @@ pub fn tenant_handed_back(tenant: &str, reason: &'static str) {
 pub fn send_finished(tenant: &TenantId, result: Result<(), &SendError>, elapsed: Duration) {
     let tenant = tenant.as_str().to_owned();
     let outcome = match result {
-        Ok(()) => "accepted",
+        Ok(()) => {
+            activity(&tenant, |a| a.accepted += 1);
+            "accepted"
+        }
         Err(error) => {
             let kind = match error {
                 SendError::Throttled { .. } => "throttled",

@@ -251,3 +251,74 @@ fn manifest_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
 }
+
+/// Keeps what was published, by worker.
+#[derive(Default)]
+struct Board {
+    published: std::sync::Mutex<Vec<Vec<tayori_app::ports::TenantActivity>>>,
+    withdrawn: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl tayori_app::ports::ActivityBoard for Board {
+    async fn publish(
+        &self,
+        _worker: &str,
+        _now: chrono::DateTime<chrono::Utc>,
+        tenants: &[tayori_app::ports::TenantActivity],
+    ) -> Result<(), tayori_app::ports::StoreError> {
+        self.published.lock().unwrap().push(tenants.to_vec());
+        Ok(())
+    }
+    async fn read(
+        &self,
+        _tenants: Option<&[tayori_domain::TenantId]>,
+        _now: chrono::DateTime<chrono::Utc>,
+        _live_for: std::time::Duration,
+    ) -> Result<Vec<tayori_app::ports::TenantActivity>, tayori_app::ports::StoreError> {
+        Ok(Vec::new())
+    }
+    async fn withdraw(&self, _worker: &str) -> Result<(), tayori_app::ports::StoreError> {
+        self.withdrawn.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_worker_publishes_its_tenants_slots_hand_backs_and_send_rate_then_withdraws() {
+    use std::time::Duration;
+    // A tenant name of its own: the activity table is the process's, shared by these tests.
+    let tenant = tayori_domain::TenantId::parse("acme-activity").unwrap();
+    telemetry::tenant_slots("acme-activity", 7, 3, 50);
+    telemetry::tenant_handed_back("acme-activity", "over_share");
+    let board = Arc::new(Board::default());
+    let clock = Arc::new(ManualClock::new());
+    let publish = tayori_app::PublishActivity {
+        board: board.clone(),
+        worker: "w/1".into(),
+        clock: clock.clone(),
+        every: Duration::from_secs(5),
+    };
+    let rounds = std::sync::atomic::AtomicU32::new(0);
+    let should_stop = || {
+        // Between the first and the second round (each waits in 250 ms sleeps on the manual
+        // clock), 10 emails are accepted: 2 a second over the 5 s.
+        let polls = rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if polls == 1 {
+            for _ in 0..10 {
+                telemetry::send_finished(&tenant, Ok(()), Duration::from_millis(5));
+            }
+        }
+        board.published.lock().unwrap().len() >= 2
+    };
+    block_on(publish.run(&should_stop));
+    let published = board.published.lock().unwrap();
+    let ours = |round: usize| {
+        published[round].iter().find(|a| a.tenant == "acme-activity").cloned().unwrap()
+    };
+    let first = ours(0);
+    assert_eq!((first.in_flight, first.waiting, first.slots, first.hand_backs), (7, 3, 50, 1));
+    assert_eq!(first.send_rate, 0.0, "no rate before a second reading");
+    assert!((ours(1).send_rate - 2.0).abs() < 1e-9, "{:?}", ours(1));
+    assert!(board.withdrawn.load(std::sync::atomic::Ordering::SeqCst), "withdrawn at the stop");
+}

@@ -2,7 +2,7 @@
 //!
 //! It owns the SQL that claims idempotency keys with leases, records attempts and outcomes, and
 //! lists deliveries; SES feedback (timeline, feedback status, automatic suppressions); the events
-//! held while their tenant is paused; the admin
+//! held while their tenant is paused; what each worker's tenants are doing (for the console); the admin
 //! store (tokens, audit log, suppressions, links, searches) and the suppression list; the deletion
 //! of records past their retention (`tayori prune`); and the embedded migrations in
 //! `migrations/postgres/` ([`MIGRATOR`]). The
@@ -12,6 +12,7 @@
 //! SQLite store. It must not know about queues, templates or senders, and it never reads the
 //! environment: the binary hands it a [`PostgresConfig`].
 
+mod activity;
 mod admin;
 mod batch;
 mod coalesce;
@@ -28,6 +29,7 @@ mod suppressions;
 pub mod testing;
 mod writes;
 
+pub use activity::PostgresActivityBoard;
 pub use admin::PostgresAdminStore;
 pub use config::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_WRITES_PER_BATCH, DEFAULT_WRITE_BATCHES_IN_FLIGHT,

@@ -21,7 +21,9 @@ use tayori_app::ports::{
 };
 use tayori_domain::{DeliveryStatus, EventType, TenantId};
 use tayori_outbox::FileOutbox;
-use tayori_postgres::{PostgresAdminStore, PostgresConfig, PostgresStore, PostgresSuppressions};
+use tayori_postgres::{
+    PostgresActivityBoard, PostgresAdminStore, PostgresConfig, PostgresStore, PostgresSuppressions,
+};
 use tayori_templates::TemplateSet;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -562,6 +564,7 @@ async fn admin_service(
             },
             Sends::Never => DeadLetterQueues::default(),
         },
+        activity: Some(Arc::new(PostgresActivityBoard::new(store.pool().clone()))),
     });
     Ok((service, store))
 }

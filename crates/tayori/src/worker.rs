@@ -8,11 +8,13 @@ use anyhow::Context;
 use tayori_app::handle_event::SendingPauses;
 use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions, SuppressionList};
 use tayori_app::{
-    DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler, ReleaseHeldEvents, Released,
+    DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler, PublishActivity,
+    ReleaseHeldEvents, Released,
 };
 use tayori_outbox::FileOutbox;
 use tayori_postgres::{
-    PostgresFeedbackStore, PostgresHeldEvents, PostgresStore, PostgresSuppressions,
+    PostgresActivityBoard, PostgresFeedbackStore, PostgresHeldEvents, PostgresStore,
+    PostgresSuppressions,
 };
 use tayori_ses::{SesSender, tenant_send_rates};
 use tayori_sqlite::SqliteStore;
@@ -35,6 +37,8 @@ pub struct WorkerApp {
     consumer: JoinHandle<ConsumerReport>,
     /// The consumers of `[[dedicated_queues]]`.
     dedicated_consumers: Vec<JoinHandle<ConsumerReport>>,
+    /// The publication of the tenants' activity for the console (PostgreSQL only).
+    publish_activity: Option<JoinHandle<()>>,
     /// The SES feedback queue's consumer, when `[feedback] queue_url` is set.
     feedback_consumer: Option<JoinHandle<ConsumerReport>>,
     /// The release of events held for paused tenants (PostgreSQL only).
@@ -90,6 +94,7 @@ pub async fn start_with_aws(
     // SES feedback is recorded in PostgreSQL only (`validate` refuses it with SQLite).
     let mut feedback_store = None;
     let mut held_events = None;
+    let mut activity_board = None;
     let store: Arc<dyn DeliveryStore> = match &config.store {
         StoreConfig::Postgres { .. } => {
             let postgres = config.store.postgres().context("store")?;
@@ -102,6 +107,7 @@ pub async fn start_with_aws(
             suppressions = Arc::new(PostgresSuppressions::new(store.pool().clone()));
             feedback_store = Some(PostgresFeedbackStore::new(store.pool().clone()));
             held_events = Some(Arc::new(PostgresHeldEvents::new(store.pool().clone())));
+            activity_board = Some(Arc::new(PostgresActivityBoard::new(store.pool().clone())));
             Arc::new(store)
         }
         StoreConfig::Sqlite { path } => {
@@ -173,6 +179,17 @@ pub async fn start_with_aws(
         let stopped = stopped.clone();
         tokio::spawn(async move { release.run(&|| *stopped.borrow()).await })
     });
+    // What the tenants are doing here, for the console's Tenants page (PostgreSQL only).
+    let publish_activity = activity_board.map(|board| {
+        let publish = PublishActivity {
+            board,
+            worker: format!("{worker_id}/{}", std::process::id()),
+            clock: Arc::new(SystemClock),
+            every: tayori_app::publish_activity::PUBLISH_EVERY,
+        };
+        let stopped = stopped.clone();
+        tokio::spawn(async move { publish.run(&|| *stopped.borrow()).await })
+    });
     let feedback_consumer = match (config.feedback.consumer(&config.queue), feedback_store) {
         (Some(queue), Some(store)) => {
             info!(queue = %queue.queue_url, "consuming SES feedback");
@@ -204,6 +221,7 @@ pub async fn start_with_aws(
         stop,
         consumer,
         dedicated_consumers: event_consumers,
+        publish_activity,
         feedback_consumer,
         release_held,
         reload_on_hangup,
@@ -292,6 +310,11 @@ impl WorkerApp {
                 Ok(released) => info!(?released, "release of held events stopped"),
                 Err(error) => warn!(error = %error, "the release of held events panicked"),
             }
+        }
+        if let Some(publish) = self.publish_activity
+            && let Err(error) = publish.await
+        {
+            warn!(error = %error, "the publication of the tenants' activity panicked");
         }
         if let Some(feedback) = self.feedback_consumer {
             match feedback.await {

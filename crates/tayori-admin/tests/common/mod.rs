@@ -24,7 +24,9 @@ use tayori_app::ports::{
 use tayori_app::testing::{FakeDeadLetters, RecordingSender};
 use tayori_app::{DeliveryPolicy, EventHandler, InboundMessage};
 use tayori_domain::{DeliveryId, Event, EventType, TenantId};
-use tayori_postgres::{PostgresAdminStore, PostgresStore, PostgresSuppressions};
+use tayori_postgres::{
+    PostgresActivityBoard, PostgresAdminStore, PostgresStore, PostgresSuppressions,
+};
 use tayori_templates::TemplateSet;
 use tower::ServiceExt;
 
@@ -131,6 +133,7 @@ pub async fn harness() -> Harness {
             events: Some(dead_letters.clone()),
             feedback: Some(feedback_dead_letters.clone()),
         },
+        activity: Some(Arc::new(PostgresActivityBoard::new(store.pool().clone()))),
     });
     let router = router(AdminState { service: service.clone(), secure_cookies: false });
     Harness {

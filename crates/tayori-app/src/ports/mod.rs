@@ -1,6 +1,7 @@
 //! The ports: what the use cases need from the outside world, as traits. Each port's contract is
 //! written as MUST sentences on its methods; adapters are tested against them.
 
+mod activity;
 mod admin;
 mod clock;
 mod dead_letters;
@@ -16,6 +17,7 @@ mod templates;
 mod tenants;
 mod unsubscribe;
 
+pub use activity::{ActivityBoard, TenantActivity};
 pub use admin::{
     AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryFeedback, DeliveryLink,
     DeliverySearch, FeedbackEntry, LinkKind, OutcomeCount, ReputationCount, Role, SuppressionEntry,
