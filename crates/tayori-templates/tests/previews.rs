@@ -28,7 +28,7 @@ fn the_catalog_lists_every_tenant_event_type_sample_and_locale() {
     let catalog = set.catalog();
     assert_eq!(catalog.version.version, 1);
     let tenants: Vec<&str> = catalog.tenants.iter().map(|t| t.id.as_str()).collect();
-    assert_eq!(tenants, ["acme-bank", "acme-invest"]);
+    assert_eq!(tenants, ["acme-bank", "acme-invest", "acme-pay"]);
     let bank = &catalog.tenants[0];
     assert_eq!(bank.events.len(), 6);
     let alert = bank.events.iter().find(|e| e.event_type.as_str() == "security.alert").unwrap();

@@ -69,10 +69,10 @@ const JA_SUBJECT: &str = "【Acme Invest】ご入金が完了しました";
 const EN_SUBJECT: &str = "[Acme Invest] Your deposit has been completed";
 
 #[test]
-fn shipped_templates_load_with_both_demo_tenants() {
+fn shipped_templates_load_with_the_three_demo_tenants() {
     let set = TemplateSet::load(&shipped()).unwrap();
     let ids: Vec<&str> = set.tenants().map(|t| t.id.as_str()).collect();
-    assert_eq!(ids, ["acme-bank", "acme-invest"]);
+    assert_eq!(ids, ["acme-bank", "acme-invest", "acme-pay"]);
     let six = [
         "account.deposit_completed",
         "account.email_verification",
@@ -81,15 +81,22 @@ fn shipped_templates_load_with_both_demo_tenants() {
         "report.monthly_ready",
         "security.alert",
     ];
-    for id in ids {
+    // The two financial tenants send the same six types in Japanese and English; Acme Pay
+    // (onboarded by docs/tenancy.md) sends two, in English only.
+    let expected: [(&str, &[&str], &[&str]); 3] = [
+        ("acme-bank", &six, &["en", "ja"]),
+        ("acme-invest", &six, &["en", "ja"]),
+        ("acme-pay", &["payment.received", "payment.refunded"], &["en"]),
+    ];
+    for (id, event_types, locales) in expected {
         let tenant = TenantId::parse(id).unwrap();
         let types: Vec<&str> = set.event_types(&tenant).map(|t| t.as_str()).collect();
-        assert_eq!(types, six, "{id}");
+        assert_eq!(types, event_types, "{id}");
         for event_type in set.event_types(&tenant) {
             assert!(set.accepts(&tenant, event_type), "{id} {event_type}");
-            let locales: Vec<String> =
+            let found: Vec<String> =
                 set.locales(&tenant, event_type).iter().map(ToString::to_string).collect();
-            assert_eq!(locales, ["en", "ja"], "{id} {event_type}");
+            assert_eq!(found, locales, "{id} {event_type}");
             assert!(!set.samples(&tenant, event_type).is_empty());
         }
     }
@@ -105,6 +112,13 @@ fn shipped_templates_load_with_both_demo_tenants() {
     assert_eq!(bank.sending.configuration_set.as_deref(), Some("acme-bank-notices"));
     assert_eq!(bank.sending.provider_tenant.as_deref(), Some("acme-bank"));
     assert_eq!(bank.max_send_rate, Some(10));
+
+    let pay = set.tenant(&TenantId::parse("acme-pay").unwrap()).unwrap();
+    assert_eq!(pay.from.address.as_str(), "receipts@acme-pay.example");
+    assert_eq!(pay.default_locale.as_str(), "en");
+    assert_eq!(pay.sending.configuration_set.as_deref(), Some("acme-pay-receipts"));
+    assert_eq!(pay.sending.provider_tenant.as_deref(), Some("acme-pay"));
+    assert_eq!(pay.max_send_rate, Some(5));
 
     assert!(set.tenant(&TenantId::parse("nobody").unwrap()).is_none());
     assert_eq!(set.event_types(&TenantId::parse("nobody").unwrap()).count(), 0);

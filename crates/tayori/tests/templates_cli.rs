@@ -26,7 +26,7 @@ fn check_passes_on_the_shipped_templates() {
     let output = tayori(&["templates", "check", "templates"]);
     let out = stdout(&output);
     assert!(output.status.success(), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(out, "ok: 2 tenants, 12 event types, 18 samples, 36 renders\n");
+    assert_eq!(out, "ok: 3 tenants, 14 event types, 22 samples, 40 renders\n");
     // The default directory is templates/.
     assert!(tayori(&["templates", "check"]).status.success());
 }
@@ -62,7 +62,7 @@ fn check_speaks_json_for_ci() {
     assert!(output.status.success());
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["ok"], true);
-    assert_eq!(report["summary"]["renders"], 36);
+    assert_eq!(report["summary"]["renders"], 40);
 }
 
 #[test]
