@@ -1,5 +1,6 @@
-# An example: tayori in production in Tokyo for the two demo tenants. Acme Bank gets its own
-# configuration set and SES tenant; Acme Invest uses the default configuration set.
+# An example: tayori in production in Tokyo for the three demo tenants. Acme Bank and Acme Pay get
+# their own configuration sets and SES tenants; Acme Invest uses the default configuration set.
+# Acme Pay's producer role, in the payments team's own account, may publish to the events queue.
 #
 #   terraform init && terraform apply
 #   terraform output   # the values deploy/kubernetes/overlays/<env> needs
@@ -48,6 +49,16 @@ module "tayori" {
     "acme-invest" = {
       identities = ["acme-invest.example"]
     }
+    # Onboarded by docs/tenancy.md: its own configuration set and SES tenant, and the payments
+    # service's role as the one producer allowed to publish its events (tenant.toml `producers`
+    # names the same role by its id, from `aws iam get-role --role-name acme-pay-notifier`).
+    "acme-pay" = {
+      identities         = ["acme-pay.example"]
+      configuration_set  = "acme-pay-receipts"
+      ses_tenant         = true
+      ses_tenant_name    = "acme-pay"
+      producer_role_arns = ["arn:aws:iam::210987654321:role/acme-pay-notifier"]
+    }
   }
 }
 
@@ -61,6 +72,10 @@ output "events_dlq_url" {
 
 output "feedback_queue_url" {
   value = module.tayori.feedback_queue_url
+}
+
+output "producer_policy_json" {
+  value = module.tayori.producer_policy_json
 }
 
 output "worker_role_arn" {

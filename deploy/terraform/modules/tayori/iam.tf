@@ -55,6 +55,61 @@ data "aws_iam_policy_document" "worker" {
   }
 }
 
+# Producers: the events queue's policy lets each tenant's producer roles (var.tenants[*]
+# .producer_role_arns) and the module-wide var.producer_principal_arns send to it. IAM only says
+# who may send at all; which tenant's events a producer may publish is tenant.toml's `producers`,
+# which tayori checks against the SenderId SQS records on every message (docs/tenancy.md).
+locals {
+  tenant_producers = {
+    for id, t in var.tenants : id => distinct(t.producer_role_arns) if length(t.producer_role_arns) > 0
+  }
+  any_producers = length(local.tenant_producers) > 0 || length(var.producer_principal_arns) > 0
+}
+
+data "aws_iam_policy_document" "events_queue" {
+  count = local.any_producers ? 1 : 0
+
+  dynamic "statement" {
+    for_each = length(var.producer_principal_arns) > 0 ? [1] : []
+    content {
+      sid       = "Producers"
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.events.arn]
+
+      principals {
+        type        = "AWS"
+        identifiers = var.producer_principal_arns
+      }
+    }
+  }
+
+  # One statement per tenant, named after it (acme-pay -> ProducersAcmePay), so that a review of
+  # the policy shows which product each principal publishes for.
+  dynamic "statement" {
+    for_each = local.tenant_producers
+    content {
+      sid       = "Producers${replace(title(statement.key), "/[^A-Za-z0-9]/", "")}"
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.events.arn]
+
+      principals {
+        type        = "AWS"
+        identifiers = statement.value
+      }
+    }
+  }
+}
+
+# For the producers' own roles: a role in another account needs this in its own policies too
+# (cross-account access needs both sides); a role in this account needs either.
+data "aws_iam_policy_document" "producer" {
+  statement {
+    sid       = "PublishTayoriEvents"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events.arn]
+  }
+}
+
 data "aws_iam_policy_document" "admin" {
   # The console's queue depths (visible, in flight, oldest age) for every queue.
   statement {

@@ -8,6 +8,16 @@ output "events_queue_arn" {
   value       = aws_sqs_queue.events.arn
 }
 
+output "producer_policy_json" {
+  description = "Attach to a producer's role in its own account: sqs:SendMessage on the events queue (docs/tenancy.md)."
+  value       = data.aws_iam_policy_document.producer.json
+}
+
+output "producer_role_arns" {
+  description = "Producer roles allowed to publish to the events queue, per tenant (the queue's policy)."
+  value       = local.tenant_producers
+}
+
 output "events_dlq_url" {
   description = "The events dead-letter queue: `tayori dlq redrive --from`."
   value       = aws_sqs_queue.events_dlq.id

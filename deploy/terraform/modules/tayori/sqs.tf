@@ -85,24 +85,11 @@ resource "aws_sqs_queue_policy" "feedback" {
   policy    = data.aws_iam_policy_document.feedback_queue.json
 }
 
-# Producers named here may publish events; others need sqs:SendMessage in their own policies.
-data "aws_iam_policy_document" "events_queue" {
-  count = length(var.producer_principal_arns) > 0 ? 1 : 0
-
-  statement {
-    sid       = "Producers"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.events.arn]
-
-    principals {
-      type        = "AWS"
-      identifiers = var.producer_principal_arns
-    }
-  }
-}
-
+# Who may publish events: the producers of each tenant (and the module-wide list), in the
+# statements of data.aws_iam_policy_document.events_queue (iam.tf). Without any, the queue has no
+# policy and producers in this account need sqs:SendMessage in their own policies.
 resource "aws_sqs_queue_policy" "events" {
-  count     = length(var.producer_principal_arns) > 0 ? 1 : 0
+  count     = local.any_producers ? 1 : 0
   queue_url = aws_sqs_queue.events.id
   policy    = data.aws_iam_policy_document.events_queue[0].json
 }

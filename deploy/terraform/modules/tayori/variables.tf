@@ -11,21 +11,35 @@ variable "name" {
 variable "tenants" {
   description = <<-EOT
     tayori tenants, keyed by tenant id (the folder name under templates/). For each:
-      identities        - SES identities (domains or addresses) the tenant sends from; they must
-                          exist and be verified already (DNS is not managed here).
-      configuration_set - the SES configuration set its sends name (templates/<tenant>/tenant.toml
-                          [ses].configuration_set); null = the module's default set.
-      ses_tenant        - create an SES tenant (reputation and pause isolation per tayori tenant)
-                          named ses_tenant_name (default: the tenant id), associated with its
-                          identities and configuration set. tenant.toml [ses].tenant_name must match.
+      identities         - SES identities (domains or addresses) the tenant sends from; they must
+                           exist and be verified already (DNS is not managed here).
+      configuration_set  - the SES configuration set its sends name (templates/<tenant>/tenant.toml
+                           [ses].configuration_set); null = the module's default set.
+      ses_tenant         - create an SES tenant (reputation and pause isolation per tayori tenant)
+                           named ses_tenant_name (default: the tenant id), associated with its
+                           identities and configuration set. tenant.toml [ses].tenant_name must match.
+      producer_role_arns - IAM roles (or users) of the product that publish its events: the events
+                           queue's policy allows them sqs:SendMessage (one statement per tenant),
+                           in this account or another. Which tenant's events each may publish is
+                           tenant.toml's `producers` (their unique ids, AROA...), checked by tayori.
   EOT
   type = map(object({
-    identities        = list(string)
-    configuration_set = optional(string)
-    ses_tenant        = optional(bool, false)
-    ses_tenant_name   = optional(string)
+    identities         = list(string)
+    configuration_set  = optional(string)
+    ses_tenant         = optional(bool, false)
+    ses_tenant_name    = optional(string)
+    producer_role_arns = optional(list(string), [])
   }))
   default = {}
+
+  validation {
+    condition = alltrue(flatten([
+      for t in values(var.tenants) : [
+        for arn in t.producer_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", arn))
+      ]
+    ]))
+    error_message = "producer_role_arns must be IAM role or user ARNs (arn:aws:iam::<account>:role/<name>)."
+  }
 }
 
 variable "events_visibility_timeout_seconds" {
@@ -75,7 +89,7 @@ variable "tls_policy" {
 }
 
 variable "producer_principal_arns" {
-  description = "IAM principals (roles of the products that publish events) allowed sqs:SendMessage on the events queue. Empty: grant it in the producers' own policies instead."
+  description = "IAM principals allowed sqs:SendMessage on the events queue for every tenant. Prefer each tenant's producer_role_arns; empty (with no producer_role_arns either): grant it in the producers' own policies instead."
   type        = list(string)
   default     = []
 }
