@@ -1,6 +1,7 @@
 # An example: tayori in production in Tokyo for the three demo tenants. Acme Bank and Acme Pay get
 # their own configuration sets and SES tenants; Acme Invest uses the default configuration set.
-# Acme Pay's producer role, in the payments team's own account, may publish to the events queue.
+# Acme Bank has an events queue of its own; Acme Pay's producer role, in the payments team's own
+# account, may publish to the shared one.
 #
 #   terraform init && terraform apply
 #   terraform output   # the values deploy/kubernetes/overlays/<env> needs
@@ -40,11 +41,14 @@ module "tayori" {
   kubernetes_namespace  = "tayori"
 
   tenants = {
+    # A queue of its own (tayori-prod-acme-bank-events), which the example Kubernetes overlay
+    # lists in dedicated_queues and KEDA watches.
     "acme-bank" = {
       identities        = ["acme-bank.example"]
       configuration_set = "acme-bank-notices"
       ses_tenant        = true
       ses_tenant_name   = "acme-bank"
+      dedicated_queue   = true
     }
     "acme-invest" = {
       identities = ["acme-invest.example"]
@@ -76,6 +80,14 @@ output "feedback_queue_url" {
 
 output "producer_policy_json" {
   value = module.tayori.producer_policy_json
+}
+
+output "dedicated_queues_toml" {
+  value = module.tayori.dedicated_queues_toml
+}
+
+output "dedicated_dlq_urls" {
+  value = module.tayori.dedicated_dlq_urls
 }
 
 output "worker_role_arn" {

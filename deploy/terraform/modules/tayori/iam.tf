@@ -2,6 +2,10 @@
 # roles that carry them. Each statement names the call that needs it.
 
 locals {
+  # The events queues the workers consume: the shared one and the tenants' dedicated ones.
+  events_queue_arns = concat([aws_sqs_queue.events.arn], [for q in aws_sqs_queue.dedicated : q.arn])
+  events_dlq_arns   = concat([aws_sqs_queue.events_dlq.arn], [for q in aws_sqs_queue.dedicated_dlq : q.arn])
+
   all_identity_arns = distinct(flatten(values(local.identity_arns)))
   # A send names the tenant's configuration set, and its SES tenant when it has one.
   send_resources = concat(
@@ -21,7 +25,7 @@ data "aws_iam_policy_document" "worker" {
       "sqs:DeleteMessage",
       "sqs:ChangeMessageVisibility",
     ]
-    resources = [aws_sqs_queue.events.arn]
+    resources = local.events_queue_arns
   }
 
   # The feedback consumer (bounces, complaints, deliveries) runs in the worker process.
@@ -55,15 +59,23 @@ data "aws_iam_policy_document" "worker" {
   }
 }
 
-# Producers: the events queue's policy lets each tenant's producer roles (var.tenants[*]
-# .producer_role_arns) and the module-wide var.producer_principal_arns send to it. IAM only says
-# who may send at all; which tenant's events a producer may publish is tenant.toml's `producers`,
-# which tayori checks against the SenderId SQS records on every message (docs/tenancy.md).
+# Producers: the shared events queue's policy lets each tenant's producer roles (var.tenants[*]
+# .producer_role_arns) and the module-wide var.producer_principal_arns send to it; a tenant with a
+# dedicated queue has its producers on that queue's policy instead. IAM only says who may send at
+# all; which tenant's events a producer may publish is tenant.toml's `producers`, which tayori
+# checks against the SenderId SQS records on every message (docs/tenancy.md).
 locals {
   tenant_producers = {
     for id, t in var.tenants : id => distinct(t.producer_role_arns) if length(t.producer_role_arns) > 0
   }
-  any_producers = length(local.tenant_producers) > 0 || length(var.producer_principal_arns) > 0
+  shared_producers    = { for id, arns in local.tenant_producers : id => arns if !var.tenants[id].dedicated_queue }
+  dedicated_producers = { for id, arns in local.tenant_producers : id => arns if var.tenants[id].dedicated_queue }
+  any_producers       = length(local.shared_producers) > 0 || length(var.producer_principal_arns) > 0
+
+  # Each tenant's events queue: its dedicated one, or the shared one.
+  tenant_queue_arn = {
+    for id, t in var.tenants : id => t.dedicated_queue ? aws_sqs_queue.dedicated[id].arn : aws_sqs_queue.events.arn
+  }
 }
 
 data "aws_iam_policy_document" "events_queue" {
@@ -86,7 +98,7 @@ data "aws_iam_policy_document" "events_queue" {
   # One statement per tenant, named after it (acme-pay -> ProducersAcmePay), so that a review of
   # the policy shows which product each principal publishes for.
   dynamic "statement" {
-    for_each = local.tenant_producers
+    for_each = local.shared_producers
     content {
       sid       = "Producers${replace(title(statement.key), "/[^A-Za-z0-9]/", "")}"
       actions   = ["sqs:SendMessage"]
@@ -100,13 +112,31 @@ data "aws_iam_policy_document" "events_queue" {
   }
 }
 
-# For the producers' own roles: a role in another account needs this in its own policies too
-# (cross-account access needs both sides); a role in this account needs either.
+data "aws_iam_policy_document" "dedicated_queue" {
+  for_each = local.dedicated_producers
+
+  statement {
+    sid       = "Producers${replace(title(each.key), "/[^A-Za-z0-9]/", "")}"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dedicated[each.key].arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = each.value
+    }
+  }
+}
+
+# For the producers' own roles, per tenant (its queue): a role in another account needs this in
+# its own policies too (cross-account access needs both sides); a role in this account needs
+# either.
 data "aws_iam_policy_document" "producer" {
+  for_each = var.tenants
+
   statement {
     sid       = "PublishTayoriEvents"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.events.arn]
+    resources = [local.tenant_queue_arn[each.key]]
   }
 }
 
@@ -115,12 +145,11 @@ data "aws_iam_policy_document" "admin" {
   statement {
     sid     = "ReadQueueDepths"
     actions = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
-    resources = [
-      aws_sqs_queue.events.arn,
-      aws_sqs_queue.events_dlq.arn,
-      aws_sqs_queue.feedback.arn,
-      aws_sqs_queue.feedback_dlq.arn,
-    ]
+    resources = concat(
+      local.events_queue_arns,
+      local.events_dlq_arns,
+      [aws_sqs_queue.feedback.arn, aws_sqs_queue.feedback_dlq.arn],
+    )
   }
 
   # `tayori dlq redrive` and the console's Dead letters page (a look with visibility 0, and its
@@ -128,13 +157,13 @@ data "aws_iam_policy_document" "admin" {
   statement {
     sid       = "RedriveFromDeadLetterQueues"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
-    resources = [aws_sqs_queue.events_dlq.arn, aws_sqs_queue.feedback_dlq.arn]
+    resources = concat(local.events_dlq_arns, [aws_sqs_queue.feedback_dlq.arn])
   }
 
   statement {
     sid       = "RedriveToSourceQueues"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.events.arn, aws_sqs_queue.feedback.arn]
+    resources = concat(local.events_queue_arns, [aws_sqs_queue.feedback.arn])
   }
 
   # Reading the sending state the console shows (account quota, tenant pauses in SES).
@@ -150,7 +179,7 @@ data "aws_iam_policy_document" "keda_scaler" {
   statement {
     sid       = "ReadEventsQueueDepth"
     actions   = ["sqs:GetQueueAttributes"]
-    resources = [aws_sqs_queue.events.arn]
+    resources = local.events_queue_arns
   }
 }
 

@@ -9,8 +9,23 @@ output "events_queue_arn" {
 }
 
 output "producer_policy_json" {
-  description = "Attach to a producer's role in its own account: sqs:SendMessage on the events queue (docs/tenancy.md)."
-  value       = data.aws_iam_policy_document.producer.json
+  description = "Per tenant: attach to its producer roles in their own account; sqs:SendMessage on the tenant's events queue, shared or dedicated (docs/tenancy.md)."
+  value       = { for id, d in data.aws_iam_policy_document.producer : id => d.json }
+}
+
+output "dedicated_queue_urls" {
+  description = "The events queue of each tenant that has its own (tenants[*].dedicated_queue)."
+  value       = { for id, q in aws_sqs_queue.dedicated : id => q.id }
+}
+
+output "dedicated_dlq_urls" {
+  description = "The dead-letter queue of each dedicated events queue: `tayori dlq redrive --from`."
+  value       = { for id, q in aws_sqs_queue.dedicated_dlq : id => q.id }
+}
+
+output "dedicated_queues_toml" {
+  description = "The workers' [[dedicated_queues]] as TAYORI_DEDICATED_QUEUES takes it (the tayori-aws ConfigMap's dedicated_queues), weight 1 each."
+  value       = "[${join(", ", [for q in aws_sqs_queue.dedicated : "{url = \"${q.id}\", weight = 1}"])}]"
 }
 
 output "producer_role_arns" {

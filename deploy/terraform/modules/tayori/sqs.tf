@@ -32,6 +32,43 @@ resource "aws_sqs_queue_redrive_allow_policy" "events_dlq" {
   })
 }
 
+# Queues of their own for tenants that need hard isolation (tenants[*].dedicated_queue): the same
+# settings as the shared events queue, each with its own DLQ.
+locals {
+  dedicated_tenants = toset([for id, t in var.tenants : id if t.dedicated_queue])
+}
+
+resource "aws_sqs_queue" "dedicated_dlq" {
+  for_each                  = local.dedicated_tenants
+  name                      = "${var.name}-${each.key}-events-dlq"
+  message_retention_seconds = var.dlq_retention_seconds
+  sqs_managed_sse_enabled   = true
+  tags                      = merge(var.tags, { "tayori-tenant" = each.key })
+}
+
+resource "aws_sqs_queue" "dedicated" {
+  for_each                   = local.dedicated_tenants
+  name                       = "${var.name}-${each.key}-events"
+  visibility_timeout_seconds = var.events_visibility_timeout_seconds
+  message_retention_seconds  = var.message_retention_seconds
+  receive_wait_time_seconds  = 20
+  sqs_managed_sse_enabled    = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dedicated_dlq[each.key].arn
+    maxReceiveCount     = var.events_max_receive_count
+  })
+  tags = merge(var.tags, { "tayori-tenant" = each.key })
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "dedicated_dlq" {
+  for_each  = local.dedicated_tenants
+  queue_url = aws_sqs_queue.dedicated_dlq[each.key].id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.dedicated[each.key].arn]
+  })
+}
+
 resource "aws_sqs_queue" "feedback_dlq" {
   name                      = "${var.name}-feedback-dlq"
   message_retention_seconds = var.dlq_retention_seconds
@@ -92,4 +129,11 @@ resource "aws_sqs_queue_policy" "events" {
   count     = local.any_producers ? 1 : 0
   queue_url = aws_sqs_queue.events.id
   policy    = data.aws_iam_policy_document.events_queue[0].json
+}
+
+# A dedicated queue takes events from its own tenant's producers only.
+resource "aws_sqs_queue_policy" "dedicated" {
+  for_each  = local.dedicated_producers
+  queue_url = aws_sqs_queue.dedicated[each.key].id
+  policy    = data.aws_iam_policy_document.dedicated_queue[each.key].json
 }

@@ -18,10 +18,15 @@ variable "tenants" {
       ses_tenant         - create an SES tenant (reputation and pause isolation per tayori tenant)
                            named ses_tenant_name (default: the tenant id), associated with its
                            identities and configuration set. tenant.toml [ses].tenant_name must match.
-      producer_role_arns - IAM roles (or users) of the product that publish its events: the events
-                           queue's policy allows them sqs:SendMessage (one statement per tenant),
-                           in this account or another. Which tenant's events each may publish is
-                           tenant.toml's `producers` (their unique ids, AROA...), checked by tayori.
+      producer_role_arns - IAM roles (or users) of the product that publish its events: the policy
+                           of its events queue allows them sqs:SendMessage (one statement per
+                           tenant), in this account or another. Which tenant's events each may
+                           publish is tenant.toml's `producers` (their unique ids, AROA...),
+                           checked by tayori.
+      dedicated_queue    - give the tenant an events queue of its own, <name>-<tenant>-events, with
+                           its own DLQ, instead of the shared one; its producers may send only
+                           there. The workers consume it as a [[dedicated_queues]] entry (output
+                           dedicated_queues_toml).
   EOT
   type = map(object({
     identities         = list(string)
@@ -29,6 +34,7 @@ variable "tenants" {
     ses_tenant         = optional(bool, false)
     ses_tenant_name    = optional(string)
     producer_role_arns = optional(list(string), [])
+    dedicated_queue    = optional(bool, false)
   }))
   default = {}
 
@@ -39,6 +45,13 @@ variable "tenants" {
       ]
     ]))
     error_message = "producer_role_arns must be IAM role or user ARNs (arn:aws:iam::<account>:role/<name>)."
+  }
+
+  validation {
+    condition = alltrue([
+      for id, t in var.tenants : !t.dedicated_queue || length("${var.name}-${id}-events-dlq") <= 80
+    ])
+    error_message = "A dedicated queue's name, <name>-<tenant>-events-dlq, must be at most 80 characters (SQS's limit): shorten name."
   }
 }
 
