@@ -3,8 +3,9 @@
 //! It owns the path of one event — decode, resolve the tenant, check suppression, render, claim
 //! the idempotency key, send, record the outcome — in [`handle_event`], the recording of SES
 //! feedback in [`handle_feedback`], the release of events held for a paused tenant in
-//! [`release_held`], the deletion of records past their retention in [`prune`], what each worker's tenants are
-//! doing for the console in [`publish_activity`], and
+//! [`release_held`], the division of the account's send rate among the running workers in
+//! [`share_send_rate`], the deletion of records past their retention in [`prune`], what each
+//! worker's tenants are doing for the console in [`publish_activity`], and
 //! the traits that the adapters implement ([`ports`]). It
 //! depends only on the domain; it must not name a concrete technology: no async runtime,
 //! database driver, AWS SDK, HTTP framework or template engine (a check in `scripts/test`
@@ -20,6 +21,7 @@ pub mod ports;
 pub mod prune;
 pub mod publish_activity;
 pub mod release_held;
+pub mod share_send_rate;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -34,4 +36,5 @@ pub use handle_feedback::FeedbackHandler;
 pub use inbound::MessageHandler;
 pub use publish_activity::PublishActivity;
 pub use release_held::{ReleaseHeldEvents, ReleaseSettings, Released};
+pub use share_send_rate::{AccountRateSettings, RateSource, Share, ShareSendRate, Sharing};
 pub use unsubscribe::{UnsubscribeError, UnsubscribeService, Unsubscribed};

@@ -95,6 +95,12 @@ pub const RATE_LIMITER_WAITS: &str = "tayori_rate_limiter_waits_total";
 pub const RATE_LIMITER_WAIT: &str = "tayori_rate_limiter_wait_seconds";
 /// SES feedback messages by kind and result.
 pub const FEEDBACK: &str = "tayori_feedback_total";
+/// Emails per second this worker takes of the account's send rate.
+pub const SEND_RATE_SHARE: &str = "tayori_send_rate_share";
+/// The account's send rate in use.
+pub const ACCOUNT_SEND_RATE: &str = "tayori_account_send_rate";
+/// Worker processes live in the registry.
+pub const LIVE_WORKERS: &str = "tayori_live_workers";
 /// Always 1; the version is a label.
 pub const BUILD_INFO: &str = "tayori_build_info";
 /// Transactions of the PostgreSQL store's group commit.
@@ -261,6 +267,24 @@ pub const METRICS: &[MetricInfo] = &[
         kind: MetricKind::Counter,
         labels: &[],
         help: "Group-commit transactions that failed before their commit and were replayed write by write.",
+    },
+    MetricInfo {
+        name: SEND_RATE_SHARE,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "Emails per second this worker currently takes: headroom x account rate / live workers (SES sender only).",
+    },
+    MetricInfo {
+        name: ACCOUNT_SEND_RATE,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "The SES account's send rate in use, in emails per second: MaxSendRate from GetAccount, or sender.send_rate when it cannot be read.",
+    },
+    MetricInfo {
+        name: LIVE_WORKERS,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "Worker processes live in the registry (heartbeat younger than sender.registry_dead_after_seconds), this one included; 1 without PostgreSQL.",
     },
     MetricInfo {
         name: BUILD_INFO,
@@ -529,6 +553,14 @@ pub fn rate_limiter_waited(tenant: &TenantId, waited: Duration) {
         counter!(RATE_LIMITER_WAITS, "tenant" => tenant.clone()).increment(1);
     }
     histogram!(RATE_LIMITER_WAIT, "tenant" => tenant).record(waited);
+}
+
+/// This worker now takes `rate` emails per second of the account's `account_rate`, shared
+/// among `live_workers`.
+pub fn send_rate_shared(account_rate: f64, live_workers: u32, rate: f64) {
+    gauge!(ACCOUNT_SEND_RATE).set(account_rate);
+    gauge!(LIVE_WORKERS).set(f64::from(live_workers));
+    gauge!(SEND_RATE_SHARE).set(rate);
 }
 
 /// The PostgreSQL store committed (or tried to commit) one transaction of `writes` writes.

@@ -13,19 +13,39 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SesConfig {
-    /// Emails per second for the whole sender (all tenants together) when the account's own
-    /// rate is not used: when `read_account_send_rate` is false, or when `GetAccount` fails.
-    /// Fractions are allowed (`0.5` is one email every two seconds). Default `1.0`, the rate of
-    /// an SES account in the sandbox.
+    /// The account's rate, in emails per second, when its own is not used: when
+    /// `read_account_send_rate` is false, or when `GetAccount` fails. Workers on PostgreSQL
+    /// divide it like a rate read from the account; a sender without the registry uses it as
+    /// it is. Fractions are allowed (`0.5` is one email every two seconds). Default `1.0`, the
+    /// rate of an SES account in the sandbox.
     pub send_rate: f64,
-    /// At start-up, ask SES for the account's maximum send rate (`GetAccount` →
-    /// `SendQuota.MaxSendRate`) and use it instead of `send_rate`. When the call fails (no
-    /// `ses:GetAccount` permission, or a stand-in such as moto that does not implement it), the
-    /// sender logs a warning and uses `send_rate`. Default `true`.
+    /// Ask SES for the account's maximum send rate (`GetAccount` → `SendQuota.MaxSendRate`) at
+    /// start and every `quota_refresh_seconds`, and use it instead of `send_rate`. When the
+    /// call fails (no `ses:GetAccount` permission, or a stand-in such as moto that does not
+    /// implement it), the sender logs a warning and uses `send_rate` (or, after a success, the
+    /// rate read last). Default `true`.
     pub read_account_send_rate: bool,
-    /// The share of the account's rate this process uses, above 0 and at most 1: set it to
-    /// `1/N` when N worker processes send through one SES account, since each reads the whole
-    /// account's rate. Applies only to a rate read from `GetAccount`. Default `1.0`.
+    /// How often the account's rate is read again, in seconds (SES raises quotas without
+    /// notice). At least 1; default `300`.
+    #[serde(rename = "quota_refresh_seconds", with = "seconds")]
+    pub quota_refresh: Duration,
+    /// The fraction of the account's rate the workers on PostgreSQL use together, divided
+    /// equally among the live ones: above 0 and at most 1. The rest is left for other senders
+    /// on the account (the admin server's resends) and for the moments after a worker joins.
+    /// Default `0.9`.
+    pub headroom: f64,
+    /// How often a worker on PostgreSQL beats its heartbeat in the `workers` table (and
+    /// re-divides the rate), in seconds. Default `2`.
+    #[serde(rename = "registry_heartbeat_seconds", with = "seconds")]
+    pub registry_heartbeat: Duration,
+    /// A worker whose last heartbeat is this old counts as gone (killed, or cut off), in seconds;
+    /// the others then take its share. More than twice `registry_heartbeat_seconds`. Default
+    /// `10`.
+    #[serde(rename = "registry_dead_after_seconds", with = "seconds")]
+    pub registry_dead_after: Duration,
+    /// Replaced by the registry for workers on PostgreSQL, which ignore it. Kept for senders
+    /// without the registry: a worker on SQLite and `tayori admin serve`'s resends take this
+    /// share of a rate read from `GetAccount` (above 0, at most 1). Default `1.0`.
     pub account_rate_share: f64,
     /// How many emails may go out back to back before the rate applies. Default `1`: sends are
     /// spaced evenly, never more than the rate within any second.
@@ -52,6 +72,10 @@ impl Default for SesConfig {
         Self {
             send_rate: 1.0,
             read_account_send_rate: true,
+            quota_refresh: Duration::from_secs(300),
+            headroom: 0.9,
+            registry_heartbeat: Duration::from_secs(2),
+            registry_dead_after: Duration::from_secs(10),
             account_rate_share: 1.0,
             send_burst: 1,
             max_rate_wait: Duration::from_secs(20),
@@ -90,6 +114,32 @@ impl SesConfig {
             return Err(InvalidSesConfig::new(
                 "sender.account_rate_share",
                 "must be above 0 and at most 1",
+            ));
+        }
+        if self.quota_refresh < Duration::from_secs(1) {
+            return Err(InvalidSesConfig::new(
+                "sender.quota_refresh_seconds",
+                "must be at least 1 second",
+            ));
+        }
+        if !(self.headroom > 0.0 && self.headroom <= 1.0) {
+            return Err(InvalidSesConfig::new("sender.headroom", "must be above 0 and at most 1"));
+        }
+        if self.registry_heartbeat.is_zero() {
+            return Err(InvalidSesConfig::new(
+                "sender.registry_heartbeat_seconds",
+                "must be more than 0 seconds",
+            ));
+        }
+        // One late heartbeat (a slow query, a pause) must not count a live worker out, which
+        // would let the others take its share while it still sends.
+        if self.registry_dead_after <= self.registry_heartbeat * 2 {
+            return Err(InvalidSesConfig::new(
+                "sender.registry_dead_after_seconds",
+                format!(
+                    "must be more than twice sender.registry_heartbeat_seconds ({} s)",
+                    self.registry_heartbeat.as_secs_f64()
+                ),
             ));
         }
         if self.send_burst == 0 {
@@ -163,7 +213,8 @@ mod tests {
     fn every_field_can_be_set_and_durations_are_seconds() {
         let config = parse(
             "send_rate = 14.5\nread_account_send_rate = false\naccount_rate_share = 0.25\n\
-             send_burst = 3\n\
+             quota_refresh_seconds = 60\nheadroom = 0.8\nregistry_heartbeat_seconds = 0.5\n\
+             registry_dead_after_seconds = 3\nsend_burst = 3\n\
              max_rate_wait = 2.5\nconnect_timeout = 1\ncall_timeout = 4\n",
         )
         .unwrap();
@@ -172,6 +223,10 @@ mod tests {
             SesConfig {
                 send_rate: 14.5,
                 read_account_send_rate: false,
+                quota_refresh: Duration::from_secs(60),
+                headroom: 0.8,
+                registry_heartbeat: Duration::from_millis(500),
+                registry_dead_after: Duration::from_secs(3),
                 account_rate_share: 0.25,
                 send_burst: 3,
                 max_rate_wait: Duration::from_millis(2500),
@@ -226,6 +281,26 @@ mod tests {
                 "sender.account_rate_share"
             );
         }
+        for headroom in [0.0, -0.1, 1.01, f64::NAN] {
+            assert_eq!(setting(SesConfig { headroom, ..base() }), "sender.headroom");
+        }
+        assert_eq!(
+            setting(SesConfig { quota_refresh: Duration::from_millis(500), ..base() }),
+            "sender.quota_refresh_seconds"
+        );
+        assert_eq!(
+            setting(SesConfig { registry_heartbeat: Duration::ZERO, ..base() }),
+            "sender.registry_heartbeat_seconds"
+        );
+        let error = SesConfig { registry_dead_after: Duration::from_secs(4), ..base() }
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "sender.registry_dead_after_seconds: must be more than twice \
+             sender.registry_heartbeat_seconds (2 s)"
+        );
+        assert_eq!(SesConfig { headroom: 1.0, ..base() }.validate(), Ok(()));
         assert_eq!(setting(SesConfig { send_burst: 0, ..base() }), "sender.send_burst");
         assert_eq!(
             setting(SesConfig { max_rate_wait: Duration::ZERO, ..base() }),

@@ -1,23 +1,29 @@
-//! The send-rate limiter: one global rate shared fairly among tenants, plus optional per-tenant
-//! caps, with a bounded wait.
+//! The send-rate limiter: one global rate shared among tenants by weighted round robin, plus
+//! optional per-tenant caps, with a bounded wait.
 //!
 //! The buckets are governor's (GCRA). Fairness is ours: every waiting email sits in its
-//! tenant's queue, and each token of the global rate goes to the next tenant in round-robin
-//! order that has an email waiting and is under its own cap. A tenant with a thousand emails
-//! queued therefore gets the same share as one with two (max-min fairness), and a tenant at its
+//! tenant's queue, and the tokens of the global rate go round the tenants that have an email
+//! waiting and are under their own cap, each getting as many in a row as its weight (1 unless
+//! `weight` is set in its `tenant.toml`). A tenant with a thousand emails queued therefore gets
+//! the same share as one with two of the same weight (max-min fairness), and a tenant at its
 //! cap never holds up the others. There is no background task: whichever waiter holds the
 //! dispatcher lock hands out the next token, to itself or to someone else, so the limiter
 //! costs nothing when idle and needs no shutdown.
+//!
+//! The global rate can change while sends wait (the workers re-divide the account's rate when
+//! one joins or leaves): a governor quota is fixed per limiter, so a change puts a new direct
+//! limiter in place and wakes the dispatcher, which otherwise could sleep out a long wait
+//! computed under the old rate.
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tayori_domain::TenantId;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::{Instant, sleep, sleep_until};
 
 /// The wait for a send slot ran out; the email was not sent.
@@ -28,14 +34,32 @@ pub(crate) struct RateWaitExceeded {
     pub retry_after: Duration,
 }
 
+/// How one tenant is paced beside the others.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct TenantPace {
+    /// Its own cap in emails per second, if any.
+    pub cap: Option<f64>,
+    /// Tokens it gets in a row when its turn comes (at least 1).
+    pub weight: u32,
+}
+
 /// See the module documentation.
 pub(crate) struct FairLimiter {
-    global: DefaultDirectRateLimiter,
-    global_rate: f64,
+    global: RwLock<Global>,
+    burst: NonZeroU32,
+    /// Wakes the dispatcher when the global rate changes.
+    changed: Notify,
     caps: HashMap<TenantId, DefaultDirectRateLimiter>,
+    weights: HashMap<TenantId, u32>,
     queues: Mutex<Queues>,
     /// Held by the one waiter that hands out the next token.
     dispatcher: tokio::sync::Mutex<()>,
+}
+
+/// The global rate in force and its bucket.
+struct Global {
+    limiter: Arc<DefaultDirectRateLimiter>,
+    rate: f64,
 }
 
 #[derive(Default)]
@@ -43,6 +67,8 @@ struct Queues {
     next_ticket: u64,
     /// Tenants with at least one email waiting, in the order they are served: front first.
     ring: VecDeque<TenantId>,
+    /// Tokens the tenant at the front of `ring` got in its current turn.
+    turn: u32,
     waiting: HashMap<TenantId, VecDeque<Waiter>>,
 }
 
@@ -71,21 +97,65 @@ pub(crate) fn quota(rate: f64, burst: NonZeroU32) -> Quota {
 }
 
 impl FairLimiter {
-    /// A limiter allowing `global_rate` emails per second (bursts of `burst`) in all, and each
-    /// tenant in `caps` at most its rate (no bursts).
-    pub(crate) fn new(global_rate: f64, burst: NonZeroU32, caps: &HashMap<TenantId, f64>) -> Self {
+    /// A limiter allowing `global_rate` emails per second (bursts of `burst`) in all, each
+    /// tenant in `paces` at most its cap (no bursts) and its weight in tokens per turn; tenants
+    /// not in `paces` have no cap and weight 1.
+    pub(crate) fn new(
+        global_rate: f64,
+        burst: NonZeroU32,
+        paces: &HashMap<TenantId, TenantPace>,
+    ) -> Self {
         Self {
-            global: RateLimiter::direct(quota(global_rate, burst)),
-            global_rate,
-            caps: caps
+            global: RwLock::new(Global {
+                limiter: Arc::new(RateLimiter::direct(quota(global_rate, burst))),
+                rate: global_rate,
+            }),
+            burst,
+            changed: Notify::new(),
+            caps: paces
                 .iter()
-                .map(|(tenant, rate)| {
-                    (tenant.clone(), RateLimiter::direct(quota(*rate, NonZeroU32::MIN)))
+                .filter_map(|(tenant, pace)| {
+                    let cap = RateLimiter::direct(quota(pace.cap?, NonZeroU32::MIN));
+                    Some((tenant.clone(), cap))
                 })
+                .collect(),
+            weights: paces
+                .iter()
+                .filter(|(_, pace)| pace.weight > 1)
+                .map(|(tenant, pace)| (tenant.clone(), pace.weight))
                 .collect(),
             queues: Mutex::new(Queues::default()),
             dispatcher: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The global rate in force, in emails per second.
+    pub(crate) fn rate(&self) -> f64 {
+        self.global.read().unwrap_or_else(PoisonError::into_inner).rate
+    }
+
+    /// Changes the global rate (the caller checks 0 < `rate` <= 1e6). Sends waiting now are
+    /// paced by the new rate from their next token on; the new bucket starts full, so a change
+    /// may let one burst through early, which only matters if rates changed many times a
+    /// second.
+    pub(crate) fn set_rate(&self, rate: f64) {
+        {
+            let mut global = self.global.write().unwrap_or_else(PoisonError::into_inner);
+            if global.rate == rate {
+                return;
+            }
+            *global =
+                Global { limiter: Arc::new(RateLimiter::direct(quota(rate, self.burst))), rate };
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn global_limiter(&self) -> Arc<DefaultDirectRateLimiter> {
+        Arc::clone(&self.global.read().unwrap_or_else(PoisonError::into_inner).limiter)
+    }
+
+    fn weight(&self, tenant: &TenantId) -> u32 {
+        self.weights.get(tenant).copied().unwrap_or(1)
     }
 
     /// Waits, at most `max_wait`, until `tenant` may send one email. Cancel-safe: a waiter
@@ -154,6 +224,9 @@ impl FairLimiter {
         queue.remove(at);
         if queue.is_empty() {
             queues.waiting.remove(tenant);
+            if queues.ring.front() == Some(tenant) {
+                queues.turn = 0;
+            }
             queues.ring.retain(|queued| queued != tenant);
         }
         let ahead = queues.waiting.values().map(VecDeque::len).sum();
@@ -167,7 +240,7 @@ impl FairLimiter {
 
     fn exceeded_with(&self, ahead: usize) -> RateWaitExceeded {
         // Those ahead, and this one, at the global rate.
-        let seconds = ((ahead + 1) as f64 / self.global_rate).clamp(1.0, 3600.0);
+        let seconds = ((ahead + 1) as f64 / self.rate()).clamp(1.0, 3600.0);
         RateWaitExceeded { retry_after: Duration::from_secs_f64(seconds) }
     }
 
@@ -178,9 +251,19 @@ impl FairLimiter {
             return;
         }
         loop {
-            match self.global.check() {
+            // Registered before the check, so that a change between the check and the sleep
+            // still wakes this sleep.
+            let changed = self.changed.notified();
+            let global = self.global_limiter();
+            match global.check() {
                 Ok(()) => break,
-                Err(not_until) => sleep(not_until.wait_time_from(self.global.clock().now())).await,
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(global.clock().now());
+                    tokio::select! {
+                        () = sleep(wait) => {}
+                        () = changed => {}
+                    }
+                }
             }
         }
         // From here the token is spent: handing it out has no await point before the grant,
@@ -194,18 +277,26 @@ impl FairLimiter {
         }
     }
 
-    /// One round over the waiting tenants, in order, granting the first one that may send.
+    /// One round over the waiting tenants, in order, granting the first one that may send. The
+    /// tenant at the front keeps its place until it has had as many tokens in a row as its
+    /// weight (or has nobody waiting, or meets its cap).
     fn pass(&self) -> Pass {
         let mut guard = self.lock();
         let queues = &mut *guard;
         let mut first_free: Option<Duration> = None;
         for _ in 0..queues.ring.len() {
-            let Some(tenant) = queues.ring.pop_front() else { break };
-            let Some(queue) = queues.waiting.get_mut(&tenant) else { continue };
+            let Some(tenant) = queues.ring.front().cloned() else { break };
+            let Some(queue) = queues.waiting.get_mut(&tenant) else {
+                queues.ring.pop_front();
+                queues.turn = 0;
+                continue;
+            };
             // Waiters that were dropped (their send was cancelled) give up their place.
             queue.retain(|waiter| !waiter.grant.is_closed());
             if queue.is_empty() {
                 queues.waiting.remove(&tenant);
+                queues.ring.pop_front();
+                queues.turn = 0;
                 continue;
             }
             if let Some(cap) = self.caps.get(&tenant)
@@ -213,20 +304,26 @@ impl FairLimiter {
             {
                 let wait = not_until.wait_time_from(cap.clock().now());
                 first_free = Some(first_free.map_or(wait, |first| first.min(wait)));
-                queues.ring.push_back(tenant);
+                queues.ring.rotate_left(1);
+                queues.turn = 0;
                 continue;
             }
             let Some(waiter) = queue.pop_front() else { continue };
-            if queue.is_empty() {
+            let more_waiting = !queue.is_empty();
+            queues.turn += 1;
+            if !more_waiting {
                 queues.waiting.remove(&tenant);
-            } else {
-                queues.ring.push_back(tenant);
+                queues.ring.pop_front();
+                queues.turn = 0;
+            } else if queues.turn >= self.weight(&tenant) {
+                queues.ring.rotate_left(1);
+                queues.turn = 0;
             }
             if waiter.grant.send(()).is_ok() {
                 return Pass::Granted;
             }
             // Dropped between the check above and now: the tenant's cap token is lost, the
-            // global one goes to the next tenant.
+            // global one goes to the next waiter.
         }
         match first_free {
             Some(wait) => Pass::AllCapped(wait.max(Duration::from_millis(1))),
@@ -249,8 +346,19 @@ mod tests {
     }
 
     fn limiter(rate: f64, caps: &[(&str, f64)]) -> Arc<FairLimiter> {
-        let caps = caps.iter().map(|(name, rate)| (tenant(name), *rate)).collect();
-        Arc::new(FairLimiter::new(rate, NonZeroU32::MIN, &caps))
+        let paces = caps
+            .iter()
+            .map(|(name, rate)| (tenant(name), TenantPace { cap: Some(*rate), weight: 1 }))
+            .collect();
+        Arc::new(FairLimiter::new(rate, NonZeroU32::MIN, &paces))
+    }
+
+    fn weighted(rate: f64, weights: &[(&str, u32)]) -> Arc<FairLimiter> {
+        let paces = weights
+            .iter()
+            .map(|(name, weight)| (tenant(name), TenantPace { cap: None, weight: *weight }))
+            .collect();
+        Arc::new(FairLimiter::new(rate, NonZeroU32::MIN, &paces))
     }
 
     /// Starts `count` acquisitions for `name`, each recording (tenant, time) on success.
@@ -353,6 +461,103 @@ mod tests {
         limiter.acquire(&acme, Duration::from_secs(1)).await.unwrap();
         assert!(started.elapsed() < Duration::from_millis(400), "{:?}", started.elapsed());
         assert!(limiter.lock().waiting.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn weights_give_a_tenant_that_many_sends_per_turn() {
+        let limiter = weighted(50.0, &[("heavy", 3)]);
+        // The first token goes now; every waiter below queues before the next one (20 ms).
+        limiter.acquire(&tenant("heavy"), Duration::from_secs(1)).await.unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let start = StdInstant::now();
+        let mut tasks = spawn_many(&limiter, "heavy", 30, &log, start);
+        tasks.extend(spawn_many(&limiter, "light", 30, &log, start));
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 60);
+        // While both wait, heavy gets 3 for light's 1: 30 of the first 40 grants.
+        let heavy_first_40 = log[..40].iter().filter(|(name, _)| *name == "heavy").count();
+        assert!((28..=31).contains(&heavy_first_40), "heavy got {heavy_first_40}: {log:?}");
+        // The rate is the global one whoever gets the tokens: 59 intervals of 20 ms.
+        let total = log.iter().map(|(_, at)| *at).max().unwrap();
+        assert!(total >= Duration::from_millis(1050), "{total:?}");
+        // Once heavy is done, light has the whole rate: no turn is left waiting for heavy.
+        assert!(total < Duration::from_secs(3), "{total:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn weights_do_not_lift_a_tenant_above_its_cap() {
+        let paces = [
+            (tenant("heavy"), TenantPace { cap: Some(10.0), weight: 5 }),
+            (tenant("light"), TenantPace { cap: None, weight: 1 }),
+        ]
+        .into_iter()
+        .collect();
+        let limiter = Arc::new(FairLimiter::new(100.0, NonZeroU32::MIN, &paces));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let start = StdInstant::now();
+        let mut tasks = spawn_many(&limiter, "heavy", 6, &log, start);
+        tasks.extend(spawn_many(&limiter, "light", 30, &log, start));
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let log = log.lock().unwrap();
+        let heavy: Vec<Duration> =
+            log.iter().filter(|(n, _)| *n == "heavy").map(|(_, at)| *at).collect();
+        // 6 at 10/s: at least 5 intervals of 100 ms whatever the weight.
+        assert!(heavy[5] >= Duration::from_millis(450), "{heavy:?}");
+        let light_done = log.iter().filter(|(n, _)| *n == "light").map(|(_, at)| *at).max();
+        assert!(light_done.unwrap() < Duration::from_millis(800), "{log:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rate_change_applies_to_sends_already_waiting() {
+        let limiter = limiter(0.5, &[]);
+        let acme = tenant("acme");
+        limiter.acquire(&acme, Duration::from_secs(1)).await.unwrap();
+        let start = StdInstant::now();
+        // The next token is 2 s away at 0.5/s; the dispatcher sleeps on it.
+        let waiting = {
+            let limiter = Arc::clone(&limiter);
+            let acme = acme.clone();
+            tokio::spawn(async move { limiter.acquire(&acme, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        limiter.set_rate(20.0);
+        assert_eq!(limiter.rate(), 20.0);
+        waiting.await.unwrap().unwrap();
+        assert!(start.elapsed() < Duration::from_millis(600), "{:?}", start.elapsed());
+
+        // The new rate paces what follows: 21 sends at 20/s take 1 s.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let start = StdInstant::now();
+        for task in spawn_many(&limiter, "acme", 21, &log, start) {
+            task.await.unwrap();
+        }
+        let total = log.lock().unwrap().iter().map(|(_, at)| *at).max().unwrap();
+        assert!(total >= Duration::from_millis(900), "{total:?}");
+        assert!(total < Duration::from_millis(1500), "{total:?}");
+
+        // Lowered while sends wait: 10/s from the change on.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let start = StdInstant::now();
+        let tasks = spawn_many(&limiter, "acme", 12, &log, start);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        limiter.set_rate(10.0);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let mut times: Vec<Duration> = log.lock().unwrap().iter().map(|(_, at)| *at).collect();
+        times.sort_unstable();
+        let after_change: Vec<&Duration> =
+            times.iter().filter(|at| **at > Duration::from_millis(130)).collect();
+        // About 9 sends left after the change, 100 ms apart (the new bucket lets one through
+        // at once).
+        let span = **after_change.last().unwrap() - **after_change.first().unwrap();
+        let expected = Duration::from_millis(100) * (after_change.len() as u32 - 1);
+        assert!(span + Duration::from_millis(60) >= expected, "{times:?}");
     }
 
     #[test]

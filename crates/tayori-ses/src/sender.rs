@@ -10,19 +10,22 @@ use aws_sdk_sesv2::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sesv2::config::retry::RetryConfig;
 use aws_sdk_sesv2::config::timeout::TimeoutConfig;
 use aws_sdk_sesv2::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_sesv2::error::BoxError;
+use aws_sdk_sesv2::error::{BoxError, ProvideErrorMetadata};
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{Destination, EmailContent, MessageTag, RawMessage};
 use chrono::Utc;
-use tayori_app::ports::{EmailSender, SendError, SentEmail, TenantProfile};
+use tayori_app::ports::{
+    AccountRateError, EmailSender, SendError, SendRateControl, SentEmail, TenantProfile,
+};
 use tayori_domain::{OutgoingEmail, TenantId};
 
 use crate::config::{InvalidSesConfig, SesConfig, check_rate};
 use crate::errors::{chain, classify};
-use crate::limiter::FairLimiter;
+use crate::limiter::{FairLimiter, TenantPace};
 use crate::tags::email_tags;
 
-/// Where the global send rate came from.
+/// Where the global send rate at start came from (a worker on PostgreSQL then divides the
+/// account's rate among the live workers through [`SendRateControl`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendRateSource {
     /// The account's maximum send rate, from SES's `GetAccount`, times
@@ -46,35 +49,48 @@ pub struct SesSender {
     client: Client,
     limiter: Arc<FairLimiter>,
     max_rate_wait: Duration,
-    send_rate: f64,
     send_rate_source: SendRateSource,
 }
 
 impl std::fmt::Debug for SesSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SesSender")
-            .field("send_rate", &self.send_rate)
+            .field("send_rate", &self.limiter.rate())
             .field("send_rate_source", &self.send_rate_source)
             .field("max_rate_wait", &self.max_rate_wait)
             .finish_non_exhaustive()
     }
 }
 
-/// Each tenant's own cap in emails per second, from the tenants' profiles (`max_send_rate`);
-/// tenants without one share the global rate fairly with the others.
-pub fn tenant_send_rates<'a>(
+/// How one tenant is paced beside the others, from its profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantPacing {
+    /// Its own cap in emails per second (`max_send_rate`), if any.
+    pub max_send_rate: Option<u32>,
+    /// Sends it gets per turn while other tenants wait too (`weight`, at least 1).
+    pub weight: u32,
+}
+
+/// Each tenant's cap and weight, from the tenants' profiles (`max_send_rate`, `weight`);
+/// tenants not listed share the global rate with weight 1 and no cap.
+pub fn tenant_pacing<'a>(
     profiles: impl IntoIterator<Item = &'a TenantProfile>,
-) -> HashMap<TenantId, u32> {
+) -> HashMap<TenantId, TenantPacing> {
     profiles
         .into_iter()
-        .filter_map(|profile| profile.max_send_rate.map(|rate| (profile.id.clone(), rate)))
+        .filter(|profile| profile.max_send_rate.is_some() || profile.weight != 1)
+        .map(|profile| {
+            let pacing =
+                TenantPacing { max_send_rate: profile.max_send_rate, weight: profile.weight };
+            (profile.id.clone(), pacing)
+        })
         .collect()
 }
 
 impl SesSender {
     /// A sender on the SDK configuration `sdk` (the binary loads it with
     /// `aws_config::load_defaults`, so `AWS_REGION`, `AWS_ENDPOINT_URL`, profiles and roles
-    /// apply), paced by `config` and by `tenant_rates` (see [`tenant_send_rates`]).
+    /// apply), paced by `config` and by `tenants` (see [`tenant_pacing`]).
     ///
     /// Checks `config` and the tenant caps first. Then, when `read_account_send_rate` is on,
     /// asks SES for the account's maximum send rate (`GetAccount`, with the SDK's standard
@@ -82,14 +98,23 @@ impl SesSender {
     pub async fn from_sdk_config(
         sdk: &aws_config::SdkConfig,
         config: &SesConfig,
-        tenant_rates: &HashMap<TenantId, u32>,
+        tenants: &HashMap<TenantId, TenantPacing>,
     ) -> Result<Self, InvalidSesConfig> {
         config.validate()?;
-        let mut caps = HashMap::with_capacity(tenant_rates.len());
-        for (tenant, rate) in tenant_rates {
-            let setting = format!("max_send_rate of tenant {tenant}");
-            check_rate(&setting, f64::from(*rate))?;
-            caps.insert(tenant.clone(), f64::from(*rate));
+        let mut paces = HashMap::with_capacity(tenants.len());
+        for (tenant, pacing) in tenants {
+            if let Some(rate) = pacing.max_send_rate {
+                check_rate(&format!("max_send_rate of tenant {tenant}"), f64::from(rate))?;
+            }
+            if !(1..=1000).contains(&pacing.weight) {
+                return Err(InvalidSesConfig::new(
+                    format!("weight of tenant {tenant}"),
+                    "must be a whole number from 1 to 1000",
+                ));
+            }
+            let pace =
+                TenantPace { cap: pacing.max_send_rate.map(f64::from), weight: pacing.weight };
+            paces.insert(tenant.clone(), pace);
         }
 
         let client = Client::from_conf(
@@ -122,7 +147,7 @@ impl SesSender {
                 }
                 Err(error) => {
                     tracing::warn!(
-                        error = %error,
+                        %error,
                         send_rate = config.send_rate,
                         "Could not read the SES account's send rate; using sender.send_rate instead."
                     );
@@ -136,16 +161,15 @@ impl SesSender {
         let burst = NonZeroU32::new(config.send_burst).unwrap_or(NonZeroU32::MIN);
         Ok(Self {
             client,
-            limiter: Arc::new(FairLimiter::new(send_rate, burst, &caps)),
+            limiter: Arc::new(FairLimiter::new(send_rate, burst, &paces)),
             max_rate_wait: config.max_rate_wait,
-            send_rate,
             send_rate_source,
         })
     }
 
     /// The global rate in force, in emails per second.
     pub fn send_rate(&self) -> f64 {
-        self.send_rate
+        self.limiter.rate()
     }
 
     /// Where [`Self::send_rate`] came from.
@@ -155,7 +179,7 @@ impl SesSender {
 }
 
 /// `GetAccount` → `SendQuota.MaxSendRate`, or why it cannot be used.
-async fn account_send_rate(client: &Client) -> Result<f64, String> {
+async fn account_send_rate(client: &Client) -> Result<f64, AccountRateError> {
     let account = client
         .get_account()
         .customize()
@@ -165,17 +189,45 @@ async fn account_send_rate(client: &Client) -> Result<f64, String> {
         )
         .send()
         .await
-        .map_err(|error| chain(&error))?;
+        .map_err(|error| {
+            let reason = chain(&error);
+            let denied = error.raw_response().is_some_and(|raw| raw.status().as_u16() == 403)
+                || error.code().is_some_and(|code| code.starts_with("AccessDenied"));
+            if denied {
+                AccountRateError::Denied { reason }
+            } else {
+                AccountRateError::Unavailable { reason }
+            }
+        })?;
     if !account.sending_enabled() {
         tracing::warn!("SES reports sending as disabled for this account; sends will be refused.");
     }
+    let unusable = |reason: String| AccountRateError::Unavailable { reason };
     let rate = account
         .send_quota()
         .map(|quota| quota.max_send_rate())
-        .ok_or_else(|| "GetAccount returned no SendQuota".to_owned())?;
+        .ok_or_else(|| unusable("GetAccount returned no SendQuota".to_owned()))?;
     check_rate("SendQuota.MaxSendRate", rate)
         .map(|()| rate)
-        .map_err(|error| format!("GetAccount returned an unusable rate: {error}"))
+        .map_err(|error| unusable(format!("GetAccount returned an unusable rate: {error}")))
+}
+
+/// The account's rate, read again; the rate shared among tenants, changed at run time (a worker
+/// on PostgreSQL divides the account's rate among the live workers).
+#[async_trait]
+impl SendRateControl for SesSender {
+    async fn account_send_rate(&self) -> Result<f64, AccountRateError> {
+        account_send_rate(&self.client).await
+    }
+
+    fn set_send_rate(&self, per_second: f64) {
+        // The use case computes it from checked rates; a value out of range is not applied
+        // rather than turned into a quota governor cannot hold.
+        match check_rate("send rate share", per_second) {
+            Ok(()) => self.limiter.set_rate(per_second),
+            Err(error) => tracing::warn!(%error, "Send rate not changed."),
+        }
+    }
 }
 
 #[async_trait]
@@ -204,7 +256,7 @@ impl EmailSender for SesSender {
             reason: format!(
                 "waited {:.1} s for a send slot under the rate limits (global {} emails/s)",
                 self.max_rate_wait.as_secs_f64(),
-                self.send_rate
+                self.limiter.rate()
             ),
             retry_after: Some(exceeded.retry_after),
         })?;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use mail_parser::MessageParser;
 use tayori_app::ports::{EmailSender, PauseScope, SendError};
-use tayori_ses::{SendRateSource, SesConfig, SesSender};
+use tayori_ses::{SendRateSource, SesConfig, SesSender, TenantPacing};
 
 use support::{Reply, StandIn, base64_decode, delivery_id, email, fast_config, sdk_config, sender};
 
@@ -258,9 +258,13 @@ async fn invalid_settings_are_refused_at_construction_with_their_name() {
     let error = SesSender::from_sdk_config(&sdk, &config, &HashMap::new()).await.unwrap_err();
     assert_eq!(error.setting, "sender.connect_timeout");
 
-    let caps = HashMap::from([(tayori_domain::TenantId::parse("acme-invest").unwrap(), 0)]);
+    let acme = tayori_domain::TenantId::parse("acme-invest").unwrap();
+    let caps = HashMap::from([(acme.clone(), TenantPacing { max_send_rate: Some(0), weight: 1 })]);
     let error = SesSender::from_sdk_config(&sdk, &fast_config(), &caps).await.unwrap_err();
     assert_eq!(error.setting, "max_send_rate of tenant acme-invest");
+    let weights = HashMap::from([(acme, TenantPacing { max_send_rate: None, weight: 1001 })]);
+    let error = SesSender::from_sdk_config(&sdk, &fast_config(), &weights).await.unwrap_err();
+    assert_eq!(error.setting, "weight of tenant acme-invest");
 }
 
 #[tokio::test]

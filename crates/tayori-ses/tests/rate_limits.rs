@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tayori_app::ports::{EmailSender, SendError};
 use tayori_domain::TenantId;
-use tayori_ses::{SesConfig, SesSender};
+use tayori_ses::{SesConfig, SesSender, TenantPacing};
 
 use support::{Received, StandIn, delivery_id, email, fast_config, sdk_config};
 
@@ -22,8 +22,13 @@ async fn sender_with(
     config: SesConfig,
     caps: &[(&str, u32)],
 ) -> Arc<SesSender> {
-    let caps: HashMap<TenantId, u32> =
-        caps.iter().map(|(tenant, rate)| (TenantId::parse(tenant).unwrap(), *rate)).collect();
+    let caps: HashMap<TenantId, TenantPacing> = caps
+        .iter()
+        .map(|(tenant, rate)| {
+            let pacing = TenantPacing { max_send_rate: Some(*rate), weight: 1 };
+            (TenantId::parse(tenant).unwrap(), pacing)
+        })
+        .collect();
     Arc::new(
         SesSender::from_sdk_config(&sdk_config(&stand_in.url).await, &config, &caps).await.unwrap(),
     )

@@ -33,9 +33,14 @@ pub(crate) struct TenantConfig {
     producers: Option<Vec<String>>,
     /// Prefixes of the CloudEvents `source` allowed for the tenant (absent: any).
     sources: Option<Vec<String>>,
+    /// Its share of the send rate beside other busy tenants (1-1000, default 1).
+    weight: Option<i64>,
     /// Options for Amazon SES.
     ses: Option<SesConfig>,
 }
+
+/// The highest `weight`: a tenant may get a thousand sends for another's one, no more.
+const MAX_WEIGHT: u32 = 1000;
 
 /// `[ses]` in `tenant.toml`.
 #[derive(Debug, Deserialize)]
@@ -238,6 +243,19 @@ impl TenantConfig {
             producers: self.producers.map(|list| check_producers(&list, &mut errors)),
             sources: self.sources.map(|list| check_sources(&list, &mut errors)),
         };
+        let weight = match self.weight {
+            None => 1,
+            Some(weight) => match u32::try_from(weight) {
+                Ok(weight @ 1..=MAX_WEIGHT) => weight,
+                _ => {
+                    errors.push(FieldError::new(
+                        "weight",
+                        format!("must be a whole number from 1 to {MAX_WEIGHT}"),
+                    ));
+                    1
+                }
+            },
+        };
         let mut sending = SendingOptions::default();
         if let Some(ses) = self.ses {
             if let Some(raw) = ses.configuration_set {
@@ -267,6 +285,7 @@ impl TenantConfig {
                         sending,
                         max_send_rate,
                         publishers,
+                        weight,
                     },
                     fallback_locales,
                     event_types,
@@ -379,6 +398,7 @@ mod tests {
             fallback_locales = ["en", "ja"]
             event_types = ["account.deposit_completed", "auth.password_reset"]
             max_send_rate = 20
+            weight = 3
 
             [ses]
             configuration_set = "acme-invest-transactional"
@@ -391,6 +411,7 @@ mod tests {
         assert_eq!(profile.reply_to.unwrap().address.as_str(), "support@acme-invest.example");
         assert_eq!(profile.default_locale.as_str(), "ja");
         assert_eq!(profile.max_send_rate, Some(20));
+        assert_eq!(profile.weight, 3);
         assert_eq!(profile.sending.configuration_set.as_deref(), Some("acme-invest-transactional"));
         assert_eq!(profile.sending.provider_tenant.as_deref(), Some("acme_invest"));
         let fallbacks: Vec<&str> = settings.fallback_locales.iter().map(Locale::as_str).collect();
@@ -408,6 +429,7 @@ mod tests {
         assert_eq!(profile.default_locale.as_str(), "en-US");
         assert_eq!(profile.sending, SendingOptions::default());
         assert_eq!(profile.max_send_rate, None);
+        assert_eq!(profile.weight, 1);
         assert!(settings.fallback_locales.is_empty());
     }
 
@@ -485,6 +507,31 @@ mod tests {
             "{errors:?}"
         );
         assert!(errors[1].message.contains("tayori's own"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_weight_outside_1_to_1000_is_named() {
+        for bad in ["0", "-2", "1001", "1.5", "\"3\""] {
+            let text = format!("{MINIMAL}weight = {bad}\n");
+            let errors = match TenantConfig::parse(&text) {
+                Ok(config) => config.into_settings(id()).unwrap_err(),
+                // Not a whole number: refused by the parser, which names the key too.
+                Err((line, message)) => {
+                    assert_eq!(line, Some(4), "{bad}: {message}");
+                    assert!(message.contains("weight"), "{bad}: {message}");
+                    continue;
+                }
+            };
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert_eq!(errors[0].key, "weight");
+            assert_eq!(errors[0].line(&text), Some(4));
+            assert_eq!(errors[0].message, "weight: must be a whole number from 1 to 1000");
+        }
+        for good in [1, 1000] {
+            let text = format!("{MINIMAL}weight = {good}\n");
+            let settings = TenantConfig::parse(&text).unwrap().into_settings(id()).unwrap();
+            assert_eq!(settings.profile.weight, good);
+        }
     }
 
     #[test]

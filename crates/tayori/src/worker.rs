@@ -16,7 +16,7 @@ use tayori_postgres::{
     PostgresActivityBoard, PostgresFeedbackStore, PostgresHeldEvents, PostgresStore,
     PostgresSuppressions,
 };
-use tayori_ses::{SesSender, tenant_send_rates};
+use tayori_ses::{SesSender, tenant_pacing};
 use tayori_sqlite::SqliteStore;
 use tayori_sqs::{ConsumerReport, SqsConsumer};
 use tayori_templates::{ReloadableTemplates, TemplateSet};
@@ -249,7 +249,7 @@ pub(crate) async fn email_sender(
         SenderConfig::Ses(ses) => {
             // Tenant caps are read once: a reload that changes a `max_send_rate` needs a
             // restart to take effect (docs/configuration.md).
-            let rates = tenant_send_rates(templates.tenants());
+            let rates = tenant_pacing(templates.tenants());
             let sender = SesSender::from_sdk_config(aws, ses, &rates)
                 .await
                 .context("invalid configuration")?;

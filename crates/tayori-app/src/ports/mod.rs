@@ -10,12 +10,14 @@ mod held;
 mod previews;
 mod queue;
 mod retention;
+mod send_rate;
 mod sender;
 mod store;
 mod suppression;
 mod templates;
 mod tenants;
 mod unsubscribe;
+mod workers;
 
 pub use activity::{ActivityBoard, TenantActivity};
 pub use admin::{
@@ -37,6 +39,7 @@ pub use previews::{
 };
 pub use queue::{EventQueue, QueueError};
 pub use retention::{PrunableCounts, RetentionStore};
+pub use send_rate::{AccountRateError, SendRateControl};
 pub use sender::{EmailSender, PauseScope, SendError, SentEmail};
 pub use store::{
     AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage,
@@ -47,3 +50,4 @@ pub use suppression::{NoSuppressions, Suppression, SuppressionError, Suppression
 pub use templates::{MessageClass, RenderError, RenderedEmail, TemplateRenderer};
 pub use tenants::{TenantDirectory, TenantProfile};
 pub use unsubscribe::UnsubscribeStore;
+pub use workers::WorkerRegistry;

@@ -20,6 +20,9 @@ pub struct TenantProfile {
     pub max_send_rate: Option<u32>,
     /// Who may publish events for it (`producers` and `sources`); open when neither is given.
     pub publishers: PublisherRules,
+    /// Its share of the send rate while other tenants are waiting too: a tenant of weight 3
+    /// gets three sends for every one of a tenant of weight 1 (1 to 1000; 1 when not set).
+    pub weight: u32,
 }
 
 /// The configured tenants.

@@ -54,6 +54,7 @@ pub fn tenant_profile(tenant: &str) -> TenantProfile {
         sending: Default::default(),
         max_send_rate: None,
         publishers: Default::default(),
+        weight: 1,
     }
 }
 

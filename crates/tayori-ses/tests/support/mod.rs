@@ -146,12 +146,23 @@ struct StandInState {
     started: Instant,
     script: Arc<Mutex<VecDeque<Reply>>>,
     received: Arc<Mutex<Vec<Received>>>,
-    account_rate: Option<f64>,
+    account: Arc<Mutex<Account>>,
+}
+
+/// What the stand-in answers to `GetAccount`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Account {
+    /// A `SendQuota` with this `MaxSendRate`.
+    Rate(f64),
+    /// 404, like moto.
+    NotFound,
+    /// 403 `AccessDeniedException`: no `ses:GetAccount` permission.
+    Denied,
 }
 
 /// A fault-injecting SES v2 stand-in on 127.0.0.1: answers `POST /v2/email/outbound-emails`
 /// with the scripted replies in order (then `Accept`), and `GET /v2/email/account` with the
-/// given send rate (404 without one, like moto).
+/// given send rate (404 without one, like moto; [`StandIn::set_account`] changes it).
 pub struct StandIn {
     pub url: String,
     state: StandInState,
@@ -163,7 +174,7 @@ impl StandIn {
             started: Instant::now(),
             script: Arc::new(Mutex::new(script.into())),
             received: Arc::new(Mutex::new(Vec::new())),
-            account_rate,
+            account: Arc::new(Mutex::new(account_rate.map_or(Account::NotFound, Account::Rate))),
         };
         let router = Router::new()
             .route("/v2/email/outbound-emails", post(send_email))
@@ -178,6 +189,11 @@ impl StandIn {
     /// Every `SendEmail` received so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
+    }
+
+    /// Changes what `GetAccount` answers from now on.
+    pub fn set_account(&self, account: Account) {
+        *self.state.account.lock().unwrap() = account;
     }
 
     /// Queues more replies.
@@ -230,8 +246,9 @@ async fn send_email(State(state): State<StandInState>, body: Bytes) -> Response 
 }
 
 async fn get_account(State(state): State<StandInState>) -> Response {
-    match state.account_rate {
-        Some(rate) => {
+    let account = *state.account.lock().unwrap();
+    match account {
+        Account::Rate(rate) => {
             let body = serde_json::json!({
                 "SendQuota": { "Max24HourSend": 50000.0, "MaxSendRate": rate, "SentLast24Hours": 0.0 },
                 "SendingEnabled": true,
@@ -245,10 +262,19 @@ async fn get_account(State(state): State<StandInState>) -> Response {
             )
                 .into_response()
         }
-        None => (
+        Account::NotFound => (
             StatusCode::NOT_FOUND,
             [(HeaderName::from_static("x-amzn-errortype"), "NotFoundException")],
             "{}",
+        )
+            .into_response(),
+        Account::Denied => (
+            StatusCode::FORBIDDEN,
+            [
+                (HeaderName::from_static("content-type"), "application/json"),
+                (HeaderName::from_static("x-amzn-errortype"), "AccessDeniedException"),
+            ],
+            r#"{"message":"not authorized to perform ses:GetAccount"}"#,
         )
             .into_response(),
     }
