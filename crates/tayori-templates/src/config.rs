@@ -515,10 +515,9 @@ mod tests {
             let text = format!("{MINIMAL}weight = {bad}\n");
             let errors = match TenantConfig::parse(&text) {
                 Ok(config) => config.into_settings(id()).unwrap_err(),
-                // Not a whole number: refused by the parser, which names the key too.
+                // Not a whole number: refused by the parser, which points at the key's line.
                 Err((line, message)) => {
                     assert_eq!(line, Some(4), "{bad}: {message}");
-                    assert!(message.contains("weight"), "{bad}: {message}");
                     continue;
                 }
             };
