@@ -4,7 +4,8 @@
 //! lists deliveries; SES feedback (timeline, feedback status, automatic suppressions); the events
 //! held while their tenant is paused; what each worker's tenants are doing (for the console); the admin
 //! store (tokens, audit log, suppressions, links, searches) and the suppression list; the deletion
-//! of records past their retention (`tayori prune`); and the embedded migrations in
+//! of records past their retention (`tayori prune`); the registry of running workers that divide
+//! the SES account's send rate; and the embedded migrations in
 //! `migrations/postgres/` ([`MIGRATOR`]). The
 //! event path's writes are group-committed: concurrent calls share one transaction and one
 //! commit, and each call still returns only once its own write is durable (`group_commit.rs`). It
@@ -27,6 +28,7 @@ mod store;
 mod suppressions;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod workers;
 mod writes;
 
 pub use activity::PostgresActivityBoard;
@@ -41,6 +43,7 @@ pub use held::PostgresHeldEvents;
 pub use retention::PostgresRetention;
 pub use store::PostgresStore;
 pub use suppressions::PostgresSuppressions;
+pub use workers::PostgresWorkerRegistry;
 
 /// The migrations, embedded in the binary; applied by `tayori migrate` (and at the start of the
 /// worker and the admin server). Migrations applied by a newer version and unknown to this one
