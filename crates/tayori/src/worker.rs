@@ -6,17 +6,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tayori_app::handle_event::SendingPauses;
-use tayori_app::ports::{DeliveryStore, EmailSender, NoSuppressions, SuppressionList};
+use tayori_app::ports::{
+    DeliveryStore, EmailSender, NoSuppressions, SuppressionList, WorkerRegistry,
+};
 use tayori_app::{
-    DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler, PublishActivity,
-    ReleaseHeldEvents, Released,
+    AccountRateSettings, DeliveryPolicy, EventHandler, FeedbackHandler, MessageHandler,
+    PublishActivity, ReleaseHeldEvents, Released, ShareSendRate, Sharing,
 };
 use tayori_outbox::FileOutbox;
 use tayori_postgres::{
     PostgresActivityBoard, PostgresFeedbackStore, PostgresHeldEvents, PostgresStore,
-    PostgresSuppressions,
+    PostgresSuppressions, PostgresWorkerRegistry,
 };
-use tayori_ses::{SesSender, tenant_pacing};
+use tayori_ses::{SesConfig, SesSender, tenant_pacing};
 use tayori_sqlite::SqliteStore;
 use tayori_sqs::{ConsumerReport, SqsConsumer};
 use tayori_templates::{ReloadableTemplates, TemplateSet};
@@ -43,6 +45,9 @@ pub struct WorkerApp {
     feedback_consumer: Option<JoinHandle<ConsumerReport>>,
     /// The release of events held for paused tenants (PostgreSQL only).
     release_held: Option<JoinHandle<Released>>,
+    /// The division of the SES account's rate among the workers (SES sender only), and its
+    /// loop.
+    rate_sharing: Option<(Arc<ShareSendRate>, JoinHandle<()>)>,
     reload_on_hangup: Option<JoinHandle<()>>,
     /// `/healthz`, `/readyz`, `/metrics`, when `http.listen` is set.
     pub endpoints: Option<crate::http_health::HealthServer>,
@@ -95,6 +100,7 @@ pub async fn start_with_aws(
     let mut feedback_store = None;
     let mut held_events = None;
     let mut activity_board = None;
+    let mut pool = None;
     let store: Arc<dyn DeliveryStore> = match &config.store {
         StoreConfig::Postgres { .. } => {
             let postgres = config.store.postgres().context("store")?;
@@ -108,6 +114,7 @@ pub async fn start_with_aws(
             feedback_store = Some(PostgresFeedbackStore::new(store.pool().clone()));
             held_events = Some(Arc::new(PostgresHeldEvents::new(store.pool().clone())));
             activity_board = Some(Arc::new(PostgresActivityBoard::new(store.pool().clone())));
+            pool = Some(store.pool().clone());
             Arc::new(store)
         }
         StoreConfig::Sqlite { path } => {
@@ -117,13 +124,29 @@ pub async fn start_with_aws(
         }
     };
 
-    let sender = email_sender(&config.sender, &templates.current(), &aws).await?;
-
-    let sqs = aws_sdk_sqs::Client::new(&aws);
     let worker_id = config.worker_id.clone().unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
         format!("{host}-{}", std::process::id())
     });
+    let (sender, rate_sharing): (Arc<dyn EmailSender>, _) = match &config.sender {
+        SenderConfig::Outbox(outbox) => (Arc::new(FileOutbox::new(outbox.clone())), None),
+        SenderConfig::Ses(ses) => {
+            let sender = Arc::new(ses_sender(ses, &templates.current(), &aws).await?);
+            let registry = pool.map(|pool| {
+                Arc::new(PostgresWorkerRegistry::new(pool, &worker_id)) as Arc<dyn WorkerRegistry>
+            });
+            let sharing = share_send_rate(ses, sender.clone(), registry, &worker_id);
+            // Registered, and paced by its share, before the first message is taken.
+            sharing.round().await;
+            let looping = {
+                let sharing = sharing.clone();
+                tokio::spawn(async move { sharing.run().await })
+            };
+            (sender as Arc<dyn EmailSender>, Some((sharing, looping)))
+        }
+    };
+
+    let sqs = aws_sdk_sqs::Client::new(&aws);
     let handler = Arc::new(EventHandler {
         store: store.clone(),
         tenants: templates.clone(),
@@ -224,6 +247,7 @@ pub async fn start_with_aws(
         publish_activity,
         feedback_consumer,
         release_held,
+        rate_sharing,
         reload_on_hangup,
         endpoints,
     })
@@ -238,7 +262,9 @@ fn add_report(total: &mut ConsumerReport, more: &ConsumerReport) {
     total.handed_back += more.handed_back;
 }
 
-/// The sender the configuration names; the admin server's resend uses the same one.
+/// The sender the configuration names; the admin server's resend uses the same one (with SES,
+/// at `sender.account_rate_share` of the account's rate read at start: it is not in the
+/// workers' registry).
 pub(crate) async fn email_sender(
     config: &SenderConfig,
     templates: &TemplateSet,
@@ -246,22 +272,66 @@ pub(crate) async fn email_sender(
 ) -> anyhow::Result<Arc<dyn EmailSender>> {
     Ok(match config {
         SenderConfig::Outbox(outbox) => Arc::new(FileOutbox::new(outbox.clone())),
-        SenderConfig::Ses(ses) => {
-            // Tenant caps are read once: a reload that changes a `max_send_rate` needs a
-            // restart to take effect (docs/configuration.md).
-            let rates = tenant_pacing(templates.tenants());
-            let sender = SesSender::from_sdk_config(aws, ses, &rates)
-                .await
-                .context("invalid configuration")?;
-            info!(
-                send_rate = sender.send_rate(),
-                source = ?sender.send_rate_source(),
-                capped_tenants = rates.len(),
-                "SES sender ready"
-            );
-            Arc::new(sender)
-        }
+        SenderConfig::Ses(ses) => Arc::new(ses_sender(ses, templates, aws).await?),
     })
+}
+
+/// The SES sender, with the tenants' caps and weights.
+async fn ses_sender(
+    ses: &SesConfig,
+    templates: &TemplateSet,
+    aws: &aws_config::SdkConfig,
+) -> anyhow::Result<SesSender> {
+    // Tenant caps and weights are read once: a reload that changes a `max_send_rate` or a
+    // `weight` needs a restart to take effect (docs/configuration.md).
+    let pacing = tenant_pacing(templates.tenants());
+    let sender =
+        SesSender::from_sdk_config(aws, ses, &pacing).await.context("invalid configuration")?;
+    info!(
+        send_rate = sender.send_rate(),
+        source = ?sender.send_rate_source(),
+        paced_tenants = pacing.len(),
+        "SES sender ready"
+    );
+    Ok(sender)
+}
+
+/// How a worker's SES sender takes its share of the account's rate: divided among the live
+/// workers in PostgreSQL's registry, or, without one (SQLite), `sender.account_rate_share` of it.
+fn share_send_rate(
+    ses: &SesConfig,
+    sender: Arc<SesSender>,
+    registry: Option<Arc<dyn WorkerRegistry>>,
+    worker_id: &str,
+) -> Arc<ShareSendRate> {
+    let account = AccountRateSettings {
+        read_from_account: ses.read_account_send_rate,
+        configured: ses.send_rate,
+        refresh_every: ses.quota_refresh,
+    };
+    let sharing = match registry {
+        Some(registry) => {
+            if ses.account_rate_share != 1.0 {
+                info!(
+                    account_rate_share = ses.account_rate_share,
+                    headroom = ses.headroom,
+                    "sender.account_rate_share is not used by workers on PostgreSQL: they divide \
+                     sender.headroom of the account's rate among the live workers"
+                );
+            }
+            // Unique per process: several processes may be configured with one worker_id.
+            let started = chrono::Utc::now().timestamp_micros();
+            Sharing::AmongLiveWorkers {
+                registry,
+                worker: format!("{worker_id}/{}/{started}", std::process::id()),
+                headroom: ses.headroom,
+                heartbeat_every: ses.registry_heartbeat,
+                live_for: ses.registry_dead_after,
+            }
+        }
+        None => Sharing::Fixed { fraction_of_account: ses.account_rate_share },
+    };
+    Arc::new(ShareSendRate::new(sender, Arc::new(SystemClock), account, sharing))
 }
 
 /// What SIGHUP does: load the templates again; a set with problems is refused (logged with its
@@ -321,6 +391,12 @@ impl WorkerApp {
                 Ok(report) => info!(?report, "SES feedback consumer stopped"),
                 Err(error) => warn!(error = %error, "the SES feedback consumer panicked"),
             }
+        }
+        // The sends are done: leave the registry so that the other workers take this one's
+        // share at their next heartbeat.
+        if let Some((sharing, looping)) = self.rate_sharing {
+            looping.abort();
+            sharing.leave().await;
         }
         // Probes and scrapes are answered until the work in flight is done.
         if let Some(endpoints) = self.endpoints {
