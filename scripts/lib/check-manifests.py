@@ -149,9 +149,15 @@ def main(rendered_path, config_path):
               f"ScaledObject {name}: scaleTargetRef {spec['scaleTargetRef']['name']!r} is not a Deployment here")
         check(1 <= spec.get("minReplicaCount", 0) <= spec.get("maxReplicaCount", 0),
               f"ScaledObject {name}: need 1 <= minReplicaCount <= maxReplicaCount")
-        share = config.get("sender", {}).get("account_rate_share", 1.0)
-        check(spec.get("maxReplicaCount", 0) * share <= 1.0 + 1e-9,
-              f"ScaledObject {name}: maxReplicaCount ({spec.get('maxReplicaCount')}) x sender.account_rate_share "
+        # The workers divide sender.headroom of the SES rate among themselves whatever their
+        # number; the admin server's resends take sender.account_rate_share each beside them.
+        sender = config.get("sender", {})
+        headroom = sender.get("headroom", 0.9)
+        share = sender.get("account_rate_share", 1.0)
+        admin = next((d for n, d in deployments.items() if n.startswith("tayori-admin")), None)
+        admin_replicas = admin["spec"].get("replicas", 1) if admin else 0
+        check(headroom + admin_replicas * share <= 1.0 + 1e-9,
+              f"sender.headroom ({headroom}) + {admin_replicas} admin replicas x sender.account_rate_share "
               f"({share}) exceeds the account's SES rate")
         aws = next((m["data"] for n, m in config_maps.items() if n.startswith("tayori-aws")), {})
         # The worker's queues: the shared events queue and the dedicated ones (a TOML array of

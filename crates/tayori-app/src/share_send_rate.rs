@@ -197,6 +197,21 @@ impl ShareSendRate {
         share
     }
 
+    /// The first round, before the worker takes any message. When other workers are live, it
+    /// waits one heartbeat interval and rounds again: by then each of them has counted this
+    /// one and lowered its share, so a joining worker never pushes the sum above `headroom ×`
+    /// the account's rate.
+    pub async fn join(&self) -> Share {
+        let share = self.round().await;
+        match &self.sharing {
+            Sharing::AmongLiveWorkers { heartbeat_every, .. } if share.live_workers > 1 => {
+                self.clock.sleep(*heartbeat_every).await;
+                self.round().await
+            }
+            _ => share,
+        }
+    }
+
     /// Rounds forever, one per heartbeat interval (without a registry, one per refresh of the
     /// account's rate). Stop it by dropping (aborting) it, then call [`Self::leave`].
     pub async fn run(&self) {

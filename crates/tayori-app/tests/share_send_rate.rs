@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::executor::block_on;
-use tayori_app::ports::{AccountRateError, SendRateControl, StoreError, WorkerRegistry};
+use tayori_app::ports::{AccountRateError, Clock, SendRateControl, StoreError, WorkerRegistry};
 use tayori_app::testing::ManualClock;
 use tayori_app::{AccountRateSettings, RateSource, ShareSendRate, Sharing};
 
@@ -189,6 +189,35 @@ fn without_the_account_rate_the_configured_rate_is_divided() {
     assert!(close(share.rate, 0.9 * 2.0 / 2.0), "{share:?}");
     assert!(close(block_on(b.round()).rate, 0.9));
     assert_eq!(*not_read.reads.lock().unwrap(), 0, "read_from_account = false asks nothing");
+}
+
+#[test]
+fn a_worker_joining_others_waits_a_heartbeat_so_the_sum_never_exceeds_the_headroom() {
+    let clock = Arc::new(ManualClock::new());
+    let registry = Arc::new(FakeRegistry::default());
+    let first_sender = FakeSender::new(Some(30.0));
+    let first =
+        ShareSendRate::new(first_sender.clone(), clock.clone(), SETTINGS, among(&registry, "a"));
+    let started = clock.now();
+    assert!(close(block_on(first.join()).rate, 27.0));
+    assert_eq!(clock.now(), started, "alone: no wait");
+
+    let second = ShareSendRate::new(
+        FakeSender::new(Some(30.0)),
+        clock.clone(),
+        SETTINGS,
+        among(&registry, "b"),
+    );
+    // The newcomer starts sending only after one heartbeat interval, by which time the first
+    // worker's loop has counted it.
+    let joining = async {
+        let share = second.join().await;
+        (share, clock.now())
+    };
+    let (share, joined_at) = block_on(joining);
+    assert_eq!(joined_at - started, chrono::Duration::seconds(2), "one heartbeat interval");
+    assert!(close(share.rate, 13.5));
+    assert!(close(block_on(first.round()).rate, 13.5));
 }
 
 #[test]

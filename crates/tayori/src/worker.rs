@@ -137,7 +137,7 @@ pub async fn start_with_aws(
             });
             let sharing = share_send_rate(ses, sender.clone(), registry, &worker_id);
             // Registered, and paced by its share, before the first message is taken.
-            sharing.round().await;
+            sharing.join().await;
             let looping = {
                 let sharing = sharing.clone();
                 tokio::spawn(async move { sharing.run().await })

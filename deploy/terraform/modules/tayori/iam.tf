@@ -50,8 +50,9 @@ data "aws_iam_policy_document" "worker" {
     }
   }
 
-  # The account's send rate, read once at start (sender.read_account_send_rate). Not scoped by
-  # resource in SES.
+  # The account's send rate, read at start and every sender.quota_refresh_seconds, which the
+  # workers divide among themselves (sender.read_account_send_rate). Not scoped by resource in
+  # SES.
   statement {
     sid       = "ReadSendQuota"
     actions   = ["ses:GetAccount"]
