@@ -1,9 +1,9 @@
 //! One SES account's send rate, divided among the worker processes that are running.
 //!
-//! Every worker runs [`ShareSendRate::run`] beside its consumer. Each round it beats its
-//! heartbeat in the [`WorkerRegistry`] (which answers how many workers are live), reads the
-//! account's maximum rate from the sender when a refresh is due, and sets its sender's rate to
-//! `headroom × account rate ÷ live workers`. A worker that joins is counted by the others at
+//! Every worker runs [`ShareSendRate::run`] beside its consumer. Every heartbeat interval it
+//! beats its heartbeat in the [`WorkerRegistry`] (which answers how many workers are live), every
+//! refresh interval it reads the account's maximum rate from the sender, and after each it sets
+//! its sender's rate to `headroom × account rate ÷ live workers`. A worker that joins is counted by the others at
 //! their next heartbeat, one that stops gracefully leaves the registry ([`ShareSendRate::leave`])
 //! and is counted out at once, and a killed one after `live_for`: the sum of the shares comes
 //! back to `headroom × account rate` within one heartbeat of any change the registry sees.
@@ -105,8 +105,8 @@ impl ShareSendRate {
         Self { control, clock, account, sharing, state: Mutex::new(State::default()) }
     }
 
-    /// One round: heartbeat, the account's rate when a refresh is due, the share set on the
-    /// sender (and logged when it changed), the gauges.
+    /// One round: the account's rate when a refresh is due, the heartbeat, then the share set on
+    /// the sender (and logged when it changed) and the gauges.
     pub async fn round(&self) -> Share {
         let now = self.clock.now();
         let refresh_due = {
@@ -116,62 +116,82 @@ impl ShareSendRate {
             })
         };
         if refresh_due {
-            let read = match self.account.read_from_account {
-                true => Some(self.control.account_send_rate().await),
-                false => None,
-            };
-            let mut state = self.lock();
-            state.refreshed_at = Some(now);
-            state.account = Some(match (read, state.account) {
-                (Some(Ok(rate)), _) => (rate, RateSource::Account),
-                (Some(Err(error)), Some((last, RateSource::Account))) => {
-                    // A hiccup must not drop a large account to the configured rate (often
-                    // the sandbox's 1/s): the last rate read stays until one is read again.
-                    warn!(
-                        %error,
-                        account_send_rate = last,
-                        "Could not read the SES account's send rate again; keeping the last one read."
-                    );
-                    (last, RateSource::Account)
-                }
-                (Some(Err(error)), _) => {
-                    warn!(
-                        %error,
-                        send_rate = self.account.configured,
-                        "Could not read the SES account's send rate; using sender.send_rate as the account's rate."
-                    );
-                    (self.account.configured, RateSource::Configured)
-                }
-                (None, _) => (self.account.configured, RateSource::Configured),
-            });
+            self.refresh_account_rate().await;
         }
-        let live_workers = match &self.sharing {
-            Sharing::AmongLiveWorkers { registry, worker, live_for, .. } => {
-                let beat = registry.heartbeat(worker, now, *live_for).await;
-                let mut state = self.lock();
-                match beat {
-                    Ok(live) => {
-                        if state.registry_failing {
-                            info!(live_workers = live, "The worker registry answers again.");
-                        }
-                        state.registry_failing = false;
-                        state.live_workers = Some(live.max(1));
-                    }
-                    Err(error) => {
-                        if !state.registry_failing {
-                            warn!(%error, "Cannot beat this worker's heartbeat; keeping the last count of live workers.");
-                        }
-                        state.registry_failing = true;
-                    }
-                }
-                state.live_workers.unwrap_or(1)
-            }
-            Sharing::Fixed { .. } => 1,
-        };
+        self.beat().await;
+        self.apply()
+    }
 
+    /// Reads the account's rate (or takes the configured one).
+    async fn refresh_account_rate(&self) {
+        let now = self.clock.now();
+        let read = match self.account.read_from_account {
+            true => Some(self.control.account_send_rate().await),
+            false => None,
+        };
+        let mut state = self.lock();
+        state.refreshed_at = Some(now);
+        state.account = Some(match (read, state.account) {
+            (Some(Ok(rate)), _) => (rate, RateSource::Account),
+            (Some(Err(error)), Some((last, RateSource::Account))) => {
+                // A hiccup must not drop a large account to the configured rate (often the
+                // sandbox's 1/s): the last rate read stays until one is read again.
+                warn!(
+                    %error,
+                    account_send_rate = last,
+                    "Could not read the SES account's send rate again; keeping the last one read."
+                );
+                (last, RateSource::Account)
+            }
+            (Some(Err(error)), _) => {
+                warn!(
+                    %error,
+                    send_rate = self.account.configured,
+                    "Could not read the SES account's send rate; using sender.send_rate as the account's rate."
+                );
+                (self.account.configured, RateSource::Configured)
+            }
+            (None, _) => (self.account.configured, RateSource::Configured),
+        });
+    }
+
+    /// Beats the heartbeat and keeps the count of live workers (the last one while the registry
+    /// fails).
+    async fn beat(&self) {
+        let Sharing::AmongLiveWorkers { registry, worker, live_for, .. } = &self.sharing else {
+            return;
+        };
+        let beat = registry.heartbeat(worker, self.clock.now(), *live_for).await;
+        let mut state = self.lock();
+        match beat {
+            Ok(live) => {
+                if state.registry_failing {
+                    info!(live_workers = live, "The worker registry answers again.");
+                }
+                state.registry_failing = false;
+                state.live_workers = Some(live.max(1));
+            }
+            Err(error) => {
+                if !state.registry_failing {
+                    warn!(
+                        %error,
+                        "Cannot beat this worker's heartbeat; keeping the last count of live workers."
+                    );
+                }
+                state.registry_failing = true;
+            }
+        }
+    }
+
+    /// Sets the share that the account's rate and the live workers known now give.
+    fn apply(&self) -> Share {
         let mut state = self.lock();
         let (account_rate, source) =
             state.account.unwrap_or((self.account.configured, RateSource::Configured));
+        let live_workers = match &self.sharing {
+            Sharing::AmongLiveWorkers { .. } => state.live_workers.unwrap_or(1),
+            Sharing::Fixed { .. } => 1,
+        };
         let rate = match (&self.sharing, source) {
             (Sharing::AmongLiveWorkers { headroom, .. }, _) => {
                 headroom * account_rate / f64::from(live_workers)
@@ -212,17 +232,29 @@ impl ShareSendRate {
         }
     }
 
-    /// Rounds forever, one per heartbeat interval (without a registry, one per refresh of the
-    /// account's rate). Stop it by dropping (aborting) it, then call [`Self::leave`].
+    /// Runs forever: a heartbeat every interval, and the account's rate read again every
+    /// refresh, in two loops so that a slow `GetAccount` never delays a heartbeat (a late one
+    /// would let the others count this worker out while it still sends). Stop it by dropping
+    /// (aborting) it, then call [`Self::leave`].
     pub async fn run(&self) {
-        let every = match &self.sharing {
-            Sharing::AmongLiveWorkers { heartbeat_every, .. } => *heartbeat_every,
-            Sharing::Fixed { .. } => self.account.refresh_every,
+        let heartbeats = async {
+            let Sharing::AmongLiveWorkers { heartbeat_every, .. } = &self.sharing else {
+                return std::future::pending().await;
+            };
+            loop {
+                self.clock.sleep(*heartbeat_every).await;
+                self.beat().await;
+                self.apply();
+            }
         };
-        loop {
-            self.clock.sleep(every).await;
-            self.round().await;
-        }
+        let refreshes = async {
+            loop {
+                self.clock.sleep(self.account.refresh_every).await;
+                self.refresh_account_rate().await;
+                self.apply();
+            }
+        };
+        futures::future::join(heartbeats, refreshes).await;
     }
 
     /// Leaves the registry, so that the other workers take this one's share at their next
