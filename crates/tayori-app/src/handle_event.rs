@@ -28,6 +28,10 @@ use crate::ports::{
 use crate::ports::{HeldEntry, HeldEvent, HeldEvents, TenantPauseList};
 use crate::telemetry;
 
+/// The longest wait under the send rate an event takes in a slot; a longer one goes back to the
+/// queue for about that long.
+const RATE_WAIT_BEFORE_HAND_BACK: Duration = Duration::from_secs(1);
+
 /// The first wait before looking again at a key another worker holds.
 const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_secs(5);
 
@@ -435,6 +439,23 @@ impl EventHandler {
                 delivery_id: Some(delivery_id),
                 reason: format!("this tenant's sends were throttled; waiting until {until}"),
                 retry_after: (until - self.clock.now()).to_std().ok(),
+            });
+        }
+
+        // Its sends already queue under its send rate for longer than a moment: back to the
+        // queue for about that long rather than holding a slot while it waits.
+        let wait = self.sender.expected_wait(&key.tenant);
+        if wait > RATE_WAIT_BEFORE_HAND_BACK {
+            let label = telemetry::tenant_label(&*self.tenants, &key.tenant);
+            telemetry::tenant_handed_back(&label, "rate_capped");
+            return Err(RetryLater {
+                delivery_id: Some(delivery_id),
+                reason: format!(
+                    "this tenant's emails queue for about {:.1} s under its send rate; back on \
+                     the queue until then",
+                    wait.as_secs_f64()
+                ),
+                retry_after: Some(wait),
             });
         }
 

@@ -373,6 +373,26 @@ fn throttling_is_retried_with_the_hint_and_then_sent() {
 }
 
 #[test]
+fn a_tenant_whose_sends_queue_under_its_send_rate_goes_back_to_the_queue_without_a_claim() {
+    let w = world();
+    let invest = tayori_domain::TenantId::parse("acme-invest").unwrap();
+    w.sender.expect_wait(&invest, Duration::from_millis(4500));
+    let retry = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+    assert_eq!(retry.retry_after, Some(Duration::from_millis(4500)));
+    assert!(retry.reason.contains("under its send rate"), "{retry:?}");
+    let id = retry.delivery_id.unwrap();
+    assert!(block_on(w.store.delivery(id, None)).unwrap().is_none(), "nothing claimed");
+    assert_eq!(w.sender.calls(), 0);
+    // Another tenant is not held back; a wait of a moment is waited in the slot.
+    let mut bank = example_event();
+    bank["tenant"] = json!("acme-bank");
+    assert!(block_on(w.handler.handle(&message(&bank))).is_ok());
+    w.sender.expect_wait(&invest, Duration::from_millis(800));
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+}
+
+#[test]
 fn transient_errors_that_outlast_the_policy_end_in_failed() {
     let unavailable = || SendError::Unavailable { reason: "connection reset".into() };
     let w = world_with(

@@ -50,6 +50,8 @@ pub(crate) struct FairLimiter {
     /// Wakes the dispatcher when the global rate changes.
     changed: Notify,
     caps: HashMap<TenantId, DefaultDirectRateLimiter>,
+    /// The caps' rates, for [`FairLimiter::expected_wait`].
+    cap_rates: HashMap<TenantId, f64>,
     weights: HashMap<TenantId, u32>,
     queues: Mutex<Queues>,
     /// Held by the one waiter that hands out the next token.
@@ -119,6 +121,10 @@ impl FairLimiter {
                     Some((tenant.clone(), cap))
                 })
                 .collect(),
+            cap_rates: paces
+                .iter()
+                .filter_map(|(tenant, pace)| Some((tenant.clone(), pace.cap?)))
+                .collect(),
             weights: paces
                 .iter()
                 .filter(|(_, pace)| pace.weight > 1)
@@ -127,6 +133,24 @@ impl FairLimiter {
             queues: Mutex::new(Queues::default()),
             dispatcher: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// About how long an email of `tenant` queued now would wait: those of the tenant waiting
+    /// ahead of it, at the lower of its cap and its weighted share of the global rate among
+    /// the tenants waiting now (itself included).
+    pub(crate) fn expected_wait(&self, tenant: &TenantId) -> Duration {
+        let weight = |t: &TenantId| f64::from(self.weights.get(t).copied().unwrap_or(1));
+        let rate = self.rate();
+        let queues = self.lock();
+        let ahead = queues.waiting.get(tenant).map_or(0, VecDeque::len);
+        let others: f64 = queues.ring.iter().filter(|t| *t != tenant).map(weight).sum();
+        drop(queues);
+        let share = rate * weight(tenant) / (weight(tenant) + others);
+        let pace = self.cap_rates.get(tenant).map_or(share, |cap| cap.min(share));
+        if ahead == 0 || pace <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(((ahead + 1) as f64 / pace).min(3600.0))
     }
 
     /// The global rate in force, in emails per second.
@@ -562,6 +586,38 @@ mod tests {
         let span = **after_change.last().unwrap() - **after_change.first().unwrap();
         let expected = Duration::from_millis(100) * (after_change.len() as u32 - 1);
         assert!(span + Duration::from_millis(60) >= expected, "{times:?}");
+    }
+
+    #[tokio::test]
+    async fn the_expected_wait_counts_the_tenants_queue_at_its_cap_or_share() {
+        let limiter = limiter(10.0, &[("capped", 2.0)]);
+        let (capped, free) = (tenant("capped"), tenant("free"));
+        assert_eq!(limiter.expected_wait(&capped), Duration::ZERO, "nothing waiting");
+        // Queue 6 of each (the first token goes at once; the rest wait).
+        let mut tasks = Vec::new();
+        for name in ["capped", "free"] {
+            for _ in 0..6 {
+                let limiter = limiter.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _ = limiter.acquire(&tenant(name), Duration::from_secs(30)).await;
+                }));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let waiting = |t: &TenantId| limiter.lock().waiting.get(t).map_or(0, VecDeque::len);
+        let (ahead_capped, ahead_free) = (waiting(&capped), waiting(&free));
+        assert!(ahead_capped >= 4 && ahead_free >= 4, "{ahead_capped} {ahead_free}");
+        // The capped tenant: its queue at 2/s (below its share of 5/s).
+        let expected = Duration::from_secs_f64((ahead_capped + 1) as f64 / 2.0);
+        let got = limiter.expected_wait(&capped);
+        assert!(got.abs_diff(expected) < Duration::from_millis(1), "{got:?} vs {expected:?}");
+        // The free one: its half of 10/s.
+        let expected = Duration::from_secs_f64((ahead_free + 1) as f64 / 5.0);
+        let got = limiter.expected_wait(&free);
+        assert!(got.abs_diff(expected) < Duration::from_millis(1), "{got:?} vs {expected:?}");
+        for task in tasks {
+            task.abort();
+        }
     }
 
     #[test]

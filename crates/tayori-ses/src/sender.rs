@@ -232,6 +232,10 @@ impl SendRateControl for SesSender {
 
 #[async_trait]
 impl EmailSender for SesSender {
+    fn expected_wait(&self, tenant: &TenantId) -> Duration {
+        self.limiter.expected_wait(tenant)
+    }
+
     /// One `SendEmail` call at most; see [`SesSender`] and `docs/configuration.md` for the
     /// mapping of its errors. An email `tayori-mime` cannot build is `Rejected` without a call;
     /// a wait for the rate limits beyond `sender.max_rate_wait` is `Throttled` without a call.

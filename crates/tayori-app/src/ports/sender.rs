@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tayori_domain::OutgoingEmail;
+use tayori_domain::{OutgoingEmail, TenantId};
 
 /// The sender accepted an email.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,4 +78,13 @@ pub trait EmailSender: Send + Sync {
     /// send twice), and MUST return `Ok` only when the service accepted it. Errors MUST be
     /// mapped to the variant that says whether anything may have been sent.
     async fn send(&self, email: &OutgoingEmail) -> Result<SentEmail, SendError>;
+
+    /// About how long an email of `tenant` handed over now would wait for its turn under the
+    /// sender's rate limits (its tenant's `max_send_rate`, its weighted share of the account's
+    /// rate), so that the use case can hand a message back to the queue instead of holding a
+    /// slot for that long. A guess from the emails waiting now; zero for a sender without
+    /// limits.
+    fn expected_wait(&self, _tenant: &TenantId) -> Duration {
+        Duration::ZERO
+    }
 }

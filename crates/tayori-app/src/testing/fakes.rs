@@ -173,6 +173,8 @@ pub struct RecordingSender {
     sent: Mutex<Vec<OutgoingEmail>>,
     script: Mutex<VecDeque<SendError>>,
     calls: Mutex<u32>,
+    /// What [`EmailSender::expected_wait`] answers, per tenant.
+    waits: Mutex<HashMap<TenantId, Duration>>,
 }
 
 impl RecordingSender {
@@ -195,6 +197,11 @@ impl RecordingSender {
     pub fn calls(&self) -> u32 {
         *lock(&self.calls)
     }
+
+    /// Says that `tenant`'s emails would wait `wait` under the rate limits from now on.
+    pub fn expect_wait(&self, tenant: &TenantId, wait: Duration) {
+        lock(&self.waits).insert(tenant.clone(), wait);
+    }
 }
 
 #[async_trait]
@@ -207,6 +214,10 @@ impl EmailSender for RecordingSender {
         let mut sent = lock(&self.sent);
         sent.push(email.clone());
         Ok(SentEmail { provider_message_id: format!("fake-{}", sent.len()) })
+    }
+
+    fn expected_wait(&self, tenant: &TenantId) -> Duration {
+        lock(&self.waits).get(tenant).copied().unwrap_or_default()
     }
 }
 
