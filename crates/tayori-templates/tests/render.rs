@@ -119,6 +119,15 @@ fn shipped_templates_load_with_the_three_demo_tenants() {
     assert_eq!(pay.sending.configuration_set.as_deref(), Some("acme-pay-receipts"));
     assert_eq!(pay.sending.provider_tenant.as_deref(), Some("acme-pay"));
     assert_eq!(pay.max_send_rate, Some(5));
+    assert_eq!(pay.weight, 1);
+    // Bound to moto's fixed SenderId and its own sources (docs/tenancy.md); the two financial
+    // tenants list neither, so the worker warns about them at start.
+    assert_eq!(
+        pay.publishers.producers.as_deref(),
+        Some(&["AIDAIT2UOQQY3AUEKVGXU".to_owned()][..])
+    );
+    assert_eq!(pay.publishers.sources.as_deref(), Some(&["acme-pay/".to_owned()][..]));
+    assert!(bank.publishers.is_open());
 
     assert!(set.tenant(&TenantId::parse("nobody").unwrap()).is_none());
     assert_eq!(set.event_types(&TenantId::parse("nobody").unwrap()).count(), 0);
