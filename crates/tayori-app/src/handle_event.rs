@@ -29,8 +29,9 @@ use crate::ports::{HeldEntry, HeldEvent, HeldEvents, TenantPauseList};
 use crate::telemetry;
 
 /// The longest wait under the send rate an event takes in a slot; a longer one goes back to the
-/// queue for about that long.
-const RATE_WAIT_BEFORE_HAND_BACK: Duration = Duration::from_secs(1);
+/// queue for about that long. Not shorter: each hand-back costs two queue calls and a receive,
+/// and the limiter must keep enough emails waiting to use every token of its rate.
+const RATE_WAIT_BEFORE_HAND_BACK: Duration = Duration::from_secs(2);
 
 /// The first wait before looking again at a key another worker holds.
 const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_secs(5);

@@ -387,7 +387,7 @@ fn a_tenant_whose_sends_queue_under_its_send_rate_goes_back_to_the_queue_without
     let mut bank = example_event();
     bank["tenant"] = json!("acme-bank");
     assert!(block_on(w.handler.handle(&message(&bank))).is_ok());
-    w.sender.expect_wait(&invest, Duration::from_millis(800));
+    w.sender.expect_wait(&invest, Duration::from_millis(1800));
     let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
     assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
 }

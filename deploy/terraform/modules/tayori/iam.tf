@@ -17,13 +17,15 @@ locals {
 
 data "aws_iam_policy_document" "worker" {
   # The consumer: long poll, delete after the outcome is recorded, extend visibility while
-  # working (heartbeat) and set it for a backoff.
+  # working (heartbeat) and set it for a backoff or a hand-back; read the redrive policy's
+  # maxReceiveCount at start (a message one receive short of it is never handed back).
   statement {
     sid = "ConsumeEvents"
     actions = [
       "sqs:ReceiveMessage",
       "sqs:DeleteMessage",
       "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
     ]
     resources = local.events_queue_arns
   }
@@ -35,6 +37,7 @@ data "aws_iam_policy_document" "worker" {
       "sqs:ReceiveMessage",
       "sqs:DeleteMessage",
       "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
     ]
     resources = [aws_sqs_queue.feedback.arn]
   }
