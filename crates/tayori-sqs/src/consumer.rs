@@ -405,11 +405,15 @@ async fn wait_for_slot<'a>(
     receive_count: u32,
 ) -> Option<TenantSlot<'a>> {
     let place = shared.waiting_room.clone().try_acquire_owned().ok();
-    // A message near the dead-letter queue's maxReceiveCount waits here even with the room full
-    // (keeping its place in the worker's capacity): another return could move it to the DLQ.
+    // With the room full the message waits here anyway, keeping its place in the worker's
+    // capacity (so the pollers pause), when handing it back could do harm or no good: near the
+    // dead-letter queue's maxReceiveCount another return could move it there, and with every
+    // slot in use no other tenant could start meanwhile (handing back would only churn the
+    // queue: measured, a fifth of the throughput with two tenants at their shares).
     let last_chance =
         shared.max_receive_count.is_some_and(|max| receive_count.saturating_add(1) >= max);
-    if place.is_none() && !last_chance {
+    let saturated = shared.slots.running() >= shared.config.max_in_flight;
+    if place.is_none() && !last_chance && !saturated {
         let delay = shared.slots.hand_back(tenant);
         info!(%tenant, delay_seconds = delay.as_secs(), "tenant over its share; handing the message back");
         set_visibility(shared, receipt, delay.as_secs() as i32).await;

@@ -37,6 +37,8 @@ struct Counts {
     /// When the messages handed back lately are due to come back, so that the next one is
     /// given a later turn rather than all returning at once.
     away: VecDeque<Instant>,
+    /// When one of its messages last left a slot or the line.
+    last_active: Option<Instant>,
     /// Average time a message of the tenant held its slot lately (a moving average), for the
     /// delay of a hand-back.
     average_hold: Duration,
@@ -73,12 +75,16 @@ impl TenantSlots {
 
     /// How many slots `tenant` may hold now.
     fn limit(&self, counts: &HashMap<TenantId, Counts>, tenant: &TenantId) -> usize {
-        let others_busy =
-            counts.iter().any(|(other, c)| other != tenant && c.running + c.waiting > 0);
+        let others_busy = counts.iter().any(|(other, c)| other != tenant && c.present());
         if !others_busy {
             return self.max_in_flight;
         }
         self.overrides.get(tenant.as_str()).copied().unwrap_or(self.share)
+    }
+
+    /// Slots in use now, every tenant's together.
+    pub(crate) fn running(&self) -> usize {
+        self.lock().values().map(|c| c.running).sum()
     }
 
     /// A slot for `tenant` when it is under its share now.
@@ -141,31 +147,31 @@ impl TenantSlots {
     }
 
     fn give_back(&self, tenant: &TenantId, held: Duration) {
-        let mut counts = self.lock();
-        if let Some(entry) = counts.get_mut(tenant) {
+        self.release(tenant, |entry| {
             entry.running = entry.running.saturating_sub(1);
             // A moving average over about the last eight messages.
             entry.average_hold = (entry.average_hold * 7 + held) / 8;
-            let snapshot = entry.clone();
-            forget_if_idle(&mut counts, tenant);
-            let limit = self.limit(&counts, tenant);
-            report(tenant, &snapshot, limit);
-        }
-        drop(counts);
-        self.freed.notify_waiters();
+        });
     }
 
     fn leave_line(&self, tenant: &TenantId) {
+        self.release(tenant, |entry| entry.waiting = entry.waiting.saturating_sub(1));
+    }
+
+    /// Applies `change` to a tenant that gives up a slot or a place in line, then wakes every
+    /// waiter: the tenant's own may take the slot, and others' limits may have grown back if
+    /// the tenant has no work left.
+    fn release(&self, tenant: &TenantId, change: impl FnOnce(&mut Counts)) {
         let mut counts = self.lock();
         if let Some(entry) = counts.get_mut(tenant) {
-            entry.waiting = entry.waiting.saturating_sub(1);
+            change(entry);
+            entry.last_active = Some(Instant::now());
             let snapshot = entry.clone();
             forget_if_idle(&mut counts, tenant);
             let limit = self.limit(&counts, tenant);
             report(tenant, &snapshot, limit);
         }
         drop(counts);
-        // Others' limits may have grown back with this tenant gone.
         self.freed.notify_waiters();
     }
 }
@@ -179,9 +185,22 @@ fn forget_if_idle(counts: &mut HashMap<TenantId, Counts>, tenant: &TenantId) {
         while entry.away.front().is_some_and(|back| *back <= now) {
             entry.away.pop_front();
         }
-        if entry.running + entry.waiting == 0 && entry.away.is_empty() {
+        if !entry.present() && entry.away.is_empty() {
             counts.remove(tenant);
         }
+    }
+}
+
+/// How long a tenant counts as present after its last message left its slot: a steady tenant
+/// whose messages finish at once is in the worker only now and then, and must still keep a
+/// flooding one to its share rather than leave it every slot between two of its messages.
+const PRESENT_FOR: Duration = Duration::from_secs(1);
+
+impl Counts {
+    /// Has messages here, or had one within [`PRESENT_FOR`].
+    fn present(&self) -> bool {
+        self.running + self.waiting > 0
+            || self.last_active.is_some_and(|at| at.elapsed() < PRESENT_FOR)
     }
 }
 
