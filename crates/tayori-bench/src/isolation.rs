@@ -167,6 +167,9 @@ pub struct ScenarioRun {
     pub scenario: Scenario,
     /// B's `SentTimestamp` → SES accepted.
     pub b_latency: Option<Summary>,
+    /// Where B's time went: `SentTimestamp` → first receive (waiting in the queue), and first
+    /// receive → SES accepted (in the worker).
+    pub b_split: (Option<Summary>, Option<Summary>),
     /// B's window: first publish → last publish answered.
     pub window: Duration,
     /// B's emails SES accepted within the window.
@@ -345,11 +348,14 @@ async fn scenario_run(
         entry.1 += 1;
     }
     let mut b_latencies = Vec::new();
+    let (mut b_queued, mut b_worked) = (Vec::new(), Vec::new());
     let mut b_sent_in_window = 0;
     for record in &deleted {
         let Some((TENANT_B, _, tag)) = published.get(&record.message_id) else { continue };
         if let Some((at, _)) = accepted.get(tag.as_str()) {
             b_latencies.push(at.saturating_duration_since(record.sent_at));
+            b_queued.push(record.first_received.saturating_duration_since(record.sent_at));
+            b_worked.push(at.saturating_duration_since(record.first_received));
             if *at >= window_start && *at <= window_end {
                 b_sent_in_window += 1;
             }
@@ -374,6 +380,7 @@ async fn scenario_run(
     Ok(ScenarioRun {
         scenario,
         b_latency: Summary::of(b_latencies),
+        b_split: (Summary::of(b_queued), Summary::of(b_worked)),
         window: window_end.saturating_duration_since(window_start),
         b_sent_in_window,
         b,

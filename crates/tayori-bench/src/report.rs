@@ -257,6 +257,10 @@ pub fn isolation_scenario(run: &ScenarioRun, settings: Settings) {
         Some(latency) => println!("{TENANT_B} SentTimestamp → SES accepted: {latency}"),
         None => println!("{TENANT_B}: no email accepted"),
     }
+    if let (Some(queued), Some(worked)) = run.b_split {
+        println!("  of which SentTimestamp → first receive (in the queue): {queued}");
+        println!("  and first receive → SES accepted (in the worker): {worked}");
+    }
     println!(
         "{TENANT_B} throughput: {} of {} offered accepted within its {:.1} s window ({:.2} %)",
         run.b_sent_in_window,
@@ -307,10 +311,10 @@ pub fn isolation_table(runs: &[ScenarioRun], settings: Settings, throughput: Opt
         settings.slow.as_secs_f64()
     );
     println!(
-        "| scenario | B p50 | B p99 | B max | B share | A published / sent / decided / held / \
-         queued / lost / twice | worker total |"
+        "| scenario | B p50 | B p99 | B max | B p99 in queue / in worker | B share | A published / \
+         sent / decided / held / queued / lost / twice | worker total | others' CPU |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for run in runs {
         let latency = |f: fn(&Summary) -> Duration| {
             run.b_latency.as_ref().map_or("–".to_owned(), |l| stats::ms(f(l)))
@@ -331,8 +335,13 @@ pub fn isolation_table(runs: &[ScenarioRun], settings: Settings, throughput: Opt
             Some(plain) => format!("{rate:.0}/s ({:.0} % of {plain:.0})", rate / plain * 100.0),
             None => format!("{rate:.0}/s"),
         });
+        let split = match run.b_split {
+            (Some(queued), Some(worked)) => format!("{} / {}", ms(queued.p99), ms(worked.p99)),
+            _ => "–".to_owned(),
+        };
+        let others = run.cpu.others().map_or("–".to_owned(), |c| format!("{c:.2} cores"));
         println!(
-            "| {} | {} | {} | {} | {:.2} % | {a} | {total} |",
+            "| {} | {} | {} | {} | {split} | {:.2} % | {a} | {total} | {others} |",
             run.scenario.name(),
             latency(|l| l.p50),
             latency(|l| l.p99),
