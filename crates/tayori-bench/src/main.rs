@@ -15,7 +15,10 @@
 //! - the limit: the same SDK calls without tayori's pipeline (receive 10 → 10 × `SendEmail` →
 //!   `DeleteMessageBatch`), with the same concurrency, against the same stand-in, and the ratio;
 //! - where the time goes: every port call timed per event, and the store's calls on their own;
-//! - where the CPU goes: this process, the stand-in's thread, PostgreSQL, everything else.
+//! - where the CPU goes: this process, the stand-in's thread, PostgreSQL, everything else;
+//! - tenant isolation (issue 21, `--runs isolation`): one tenant's latency and throughput beside
+//!   another tenant's burst, throttled sends, slow sends and pause, on a stand-in queue that
+//!   delivers as SQS fair queues (or in plain order, `--fair-queues off`).
 //!
 //! It wires the adapters itself rather than through the `tayori` binary, because the binary
 //! reads its settings from the environment and a file; the wiring is the same as
