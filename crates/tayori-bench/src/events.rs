@@ -151,6 +151,15 @@ impl EventFactory {
         Ok(BenchEvent { body, delivery_tag: delivery_tag(event.key.delivery_id()) })
     }
 
+    /// Event number `i` of `phase` for `tenant` alone, round-robin over that tenant's variants.
+    pub fn event_of(&self, tenant: &str, phase: &str, i: usize) -> anyhow::Result<BenchEvent> {
+        let of_tenant: Vec<usize> =
+            (0..self.variants.len()).filter(|v| self.variants[*v].tenant == tenant).collect();
+        anyhow::ensure!(!of_tenant.is_empty(), "no sample of tenant {tenant} renders");
+        let (body, event, _) = self.build_variant(of_tenant[i % of_tenant.len()], phase, i)?;
+        Ok(BenchEvent { body, delivery_tag: delivery_tag(event.key.delivery_id()) })
+    }
+
     /// Event number `i` of `phase` as the worker decodes it, with its rendered subject.
     pub fn decoded(&self, phase: &str, i: usize) -> anyhow::Result<(Event, Subject)> {
         let (_, event, subject) = self.build(phase, i)?;
@@ -158,7 +167,16 @@ impl EventFactory {
     }
 
     fn build(&self, phase: &str, i: usize) -> anyhow::Result<(String, Event, &Subject)> {
-        let variant = &self.variants[i % self.variants.len()];
+        self.build_variant(i % self.variants.len(), phase, i)
+    }
+
+    fn build_variant(
+        &self,
+        variant: usize,
+        phase: &str,
+        i: usize,
+    ) -> anyhow::Result<(String, Event, &Subject)> {
+        let variant = &self.variants[variant];
         let mut envelope = variant.envelope.clone();
         envelope["id"] = Value::String(format!("{phase}-{i:07}"));
         envelope["source"] = Value::String(format!("{}/bench", variant.tenant));

@@ -15,7 +15,10 @@
 //! - the limit: the same SDK calls without tayori's pipeline (receive 10 → 10 × `SendEmail` →
 //!   `DeleteMessageBatch`), with the same concurrency, against the same stand-in, and the ratio;
 //! - where the time goes: every port call timed per event, and the store's calls on their own;
-//! - where the CPU goes: this process, the stand-in's thread, PostgreSQL, everything else.
+//! - where the CPU goes: this process, the stand-in's thread, PostgreSQL, everything else;
+//! - tenant isolation (issue 21, `--runs isolation`): one tenant's latency and throughput beside
+//!   another tenant's burst, throttled sends, slow sends and pause, on a stand-in queue that
+//!   delivers as SQS fair queues (or in plain order, `--fair-queues off`).
 //!
 //! It wires the adapters itself rather than through the `tayori` binary, because the binary
 //! reads its settings from the environment and a file; the wiring is the same as
@@ -24,8 +27,10 @@
 mod cpu;
 mod database;
 mod events;
+mod fair_queue;
 mod hold_release;
 mod instrument;
+mod isolation;
 mod prune_beside;
 mod report;
 mod runs;
@@ -118,6 +123,39 @@ struct Args {
     /// The hold-release run's release rounds: events of a round handled at once.
     #[arg(long, default_value_t = tayori_app::ReleaseSettings::default().concurrency)]
     release_concurrency: usize,
+    /// How the stand-in's queues deliver messages with a `MessageGroupId`: as Amazon SQS fair
+    /// queues (`on`) or in plain order (`off`).
+    #[arg(long, value_enum, default_value = "on")]
+    fair_queues: Switch,
+    /// The isolation run's scenarios (not a default run), in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "alone,burst,throttled,slow,paused"
+    )]
+    isolation_scenarios: Vec<isolation::Scenario>,
+    /// The isolation run: acme-bank's offered load, events per second.
+    #[arg(long, default_value_t = 200)]
+    isolation_rate: u32,
+    /// The isolation run: acme-bank's window in each scenario, seconds (acme-invest's feeder
+    /// runs as long).
+    #[arg(long, default_value_t = 25)]
+    isolation_seconds: u64,
+    /// The isolation run: acme-invest's burst in the `burst` scenario, events.
+    #[arg(long, default_value_t = 50_000)]
+    isolation_burst: usize,
+    /// The isolation run: acme-invest's offered load in `throttled`, `slow` and `paused`,
+    /// events per second.
+    #[arg(long, default_value_t = 200)]
+    isolation_a_rate: u32,
+    /// The isolation run: SES's delay for acme-invest's sends in `slow`, milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    isolation_slow_ms: u64,
+    /// The isolation run: how long to wait for acme-invest's events after acme-bank's window,
+    /// seconds (the burst waits at least 300).
+    #[arg(long, default_value_t = 60)]
+    isolation_drain_seconds: u64,
     /// Keep the bench's database afterwards (its name is printed).
     #[arg(long)]
     keep_database: bool,
@@ -147,6 +185,16 @@ enum Run {
     HoldRelease,
     /// The same, with the latency run feeding the worker from the resume on, beside the release.
     LatencyRelease,
+    /// Tenant isolation (issue 21): acme-bank's latency alone and beside acme-invest's burst,
+    /// throttled sends, slow sends and pause (`--isolation-*`, `--fair-queues`).
+    Isolation,
+}
+
+/// A flag's on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 /// `tayori worker`'s default log filter (`crates/tayori/src/telemetry.rs`).
@@ -360,6 +408,19 @@ async fn bench(
                     pruned.deleted as f64 / pruned.elapsed.as_secs_f64().max(1e-9),
                     if pruned.finished { ", finished before the run ended" } else { "" }
                 );
+            }
+            Run::Isolation => {
+                let settings = isolation::Settings {
+                    b_rate: args.isolation_rate,
+                    seconds: args.isolation_seconds,
+                    burst: args.isolation_burst,
+                    a_rate: args.isolation_a_rate,
+                    slow: Duration::from_millis(args.isolation_slow_ms),
+                    drain: Duration::from_secs(args.isolation_drain_seconds),
+                    fair: args.fair_queues == Switch::On,
+                };
+                isolation::run(&setup, settings, &args.isolation_scenarios, summary.throughput)
+                    .await?;
             }
             Run::Store => {
                 let result = runs::store_only(&setup, args.events, args.max_in_flight).await?;

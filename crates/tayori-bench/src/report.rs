@@ -3,8 +3,9 @@
 use std::time::{Duration, Instant};
 
 use crate::instrument::Step;
+use crate::isolation::{Accounting, Scenario, ScenarioRun, Settings, TENANT_A, TENANT_B};
 use crate::runs::{BareRun, StoreOnlyRun, WorkerRun};
-use crate::stats::{Summary, ms};
+use crate::stats::{self, Summary, ms};
 use tayori_postgres::WriteBatchStats;
 
 /// Prints a worker phase.
@@ -245,5 +246,143 @@ pub fn hold_release(run: &crate::hold_release::HoldRelease, settings: tayori_app
     println!("{} (release phase)", run.release_cpu.line());
     if let Some(peak) = run.peak_rss {
         println!("peak RSS during hold and release: {peak:.1} MiB");
+    }
+}
+
+/// One isolation scenario (issue 21).
+pub fn isolation_scenario(run: &ScenarioRun, settings: Settings) {
+    let mode = if settings.fair { "fair queues" } else { "plain delivery" };
+    println!("\n== Isolation, {} ({mode})", run.scenario.name());
+    match &run.b_latency {
+        Some(latency) => println!("{TENANT_B} SentTimestamp → SES accepted: {latency}"),
+        None => println!("{TENANT_B}: no email accepted"),
+    }
+    if let (Some(queued), Some(worked)) = run.b_split {
+        println!("  of which SentTimestamp → first receive (in the queue): {queued}");
+        println!("  and first receive → SES accepted (in the worker): {worked}");
+    }
+    println!(
+        "{TENANT_B} throughput: {} of {} offered accepted within its {:.1} s window ({:.2} %)",
+        run.b_sent_in_window,
+        run.b.published,
+        run.window.as_secs_f64(),
+        run.b_share() * 100.0
+    );
+    println!("{TENANT_B}: {}", run.b.line());
+    if let Some(a) = &run.a {
+        println!("{TENANT_A}: {}", a.line());
+        match run.a_drained {
+            Some(after) => println!(
+                "{TENANT_A}: every event decided or held {:.1} s after B's window",
+                after.as_secs_f64()
+            ),
+            None => println!(
+                "{TENANT_A}: NOT every event decided within {:.0} s after B's window (unfinished, \
+                 not lost: see 'still on the queue')",
+                settings.drain.as_secs_f64()
+            ),
+        }
+    }
+    if let Some((rate, span)) = run.burst_rate {
+        println!(
+            "worker total while the burst drained: {rate:.0} emails/s ({:.1} s from the start to \
+             A's last email)",
+            span.as_secs_f64()
+        );
+    }
+    println!("consumer: {:?}", run.report);
+    println!(
+        "stand-in: a group found noisy {} times; {} messages handed out ahead of a noisy group's",
+        run.fairness.0, run.fairness.1
+    );
+    println!("cpu: {}", run.cpu.line());
+}
+
+/// The isolation run's table and the targets of issue 21.
+pub fn isolation_table(runs: &[ScenarioRun], settings: Settings, throughput: Option<f64>) {
+    let mode = if settings.fair { "on" } else { "off" };
+    println!(
+        "\n== Isolation summary (fair queues {mode}; {TENANT_B} at {}/s for {} s; burst {}; \
+         {TENANT_A} at {}/s; slow {:.1} s)",
+        settings.b_rate,
+        settings.seconds,
+        settings.burst,
+        settings.a_rate,
+        settings.slow.as_secs_f64()
+    );
+    println!(
+        "| scenario | B p50 | B p99 | B max | B p99 in queue / in worker | B share | A published / \
+         sent / decided / held / queued / lost / twice | worker total | others' CPU |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for run in runs {
+        let latency = |f: fn(&Summary) -> Duration| {
+            run.b_latency.as_ref().map_or("–".to_owned(), |l| stats::ms(f(l)))
+        };
+        let a = run.a.as_ref().map_or("–".to_owned(), |a| {
+            format!(
+                "{} / {} / {} / {} / {} / {} / {}",
+                a.published,
+                a.sent,
+                a.decided(),
+                a.held,
+                a.queued,
+                a.lost,
+                a.sent_twice as i64 + a.accepted_twice_in_store
+            )
+        });
+        let total = run.burst_rate.map_or("–".to_owned(), |(rate, _)| match throughput {
+            Some(plain) => format!("{rate:.0}/s ({:.0} % of {plain:.0})", rate / plain * 100.0),
+            None => format!("{rate:.0}/s"),
+        });
+        let split = match run.b_split {
+            (Some(queued), Some(worked)) => format!("{} / {}", ms(queued.p99), ms(worked.p99)),
+            _ => "–".to_owned(),
+        };
+        let others = run.cpu.others().map_or("–".to_owned(), |c| format!("{c:.2} cores"));
+        println!(
+            "| {} | {} | {} | {} | {split} | {:.2} % | {a} | {total} | {others} |",
+            run.scenario.name(),
+            latency(|l| l.p50),
+            latency(|l| l.p99),
+            latency(|l| l.max),
+            run.b_share() * 100.0
+        );
+    }
+
+    println!("\nTargets (issue 21):");
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let alone = runs.iter().find(|r| r.scenario == Scenario::Alone).and_then(|r| r.b_latency);
+    for run in runs {
+        let name = run.scenario.name();
+        let p99 = run.b_latency.map(|l| l.p99);
+        match (run.scenario, p99) {
+            (Scenario::Burst, Some(p99)) => println!(
+                "  {name}: B p99 {} ≤ 50 ms: {}",
+                stats::ms(p99),
+                verdict(p99 <= Duration::from_millis(50))
+            ),
+            (Scenario::Throttled | Scenario::Slow | Scenario::Paused, Some(p99)) => {
+                if let Some(alone) = alone {
+                    let bound =
+                        (alone.p99 + alone.p99 / 10).max(alone.p99 + Duration::from_millis(5));
+                    println!(
+                        "  {name}: B p99 {} within {} (alone {} +10 % or +5 ms): {}",
+                        stats::ms(p99),
+                        stats::ms(bound),
+                        stats::ms(alone.p99),
+                        verdict(p99 <= bound)
+                    );
+                }
+            }
+            _ => {}
+        }
+        println!(
+            "  {name}: B throughput {:.2} % of offered ≥ 99 %: {}",
+            run.b_share() * 100.0,
+            verdict(run.b_share() >= 0.99)
+        );
+        let clean = run.b.clean() && run.a.as_ref().is_none_or(Accounting::clean);
+        println!("  {name}: none of A's or B's events lost or sent twice: {}", verdict(clean));
     }
 }

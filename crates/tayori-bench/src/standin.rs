@@ -9,14 +9,23 @@
 //!   poll returns as soon as a message is available, else when its wait time is over. Messages
 //!   whose visibility runs out come back. Shapes follow `aws-sdk-sqs`'s
 //!   `src/protocol_serde/` (`MD5OfBody` is left out: the Rust SDK does not check it).
+//!   `MessageGroupId` is accepted on a standard queue and returned with `SenderId` (the
+//!   caller's access key id: SQS reports the IAM user or role behind it) when asked for.
+//!   Receives follow Amazon SQS fair queues (quiet groups' messages before a noisy group's, see
+//!   `fair_queue`) unless [`StandIn::set_fair_queues`] switches them to plain delivery.
 //! - SES v2: `POST /v2/email/outbound-emails` (`SendEmail`) answers `{"MessageId": ...}` and
-//!   records when it was called and the `tayori-delivery-id` tag.
+//!   records when it accepted the email, its `tayori-delivery-id` and `tayori-tenant` tags. Per
+//!   tenant it can answer throttling errors instead, or accept after a delay
+//!   ([`StandIn::set_ses_answer`]).
 //!
 //! It runs on a runtime and thread of its own, so the CPU it uses can be read apart from the
-//! worker's (`/proc/self/task/<tid>/stat`). Each queue is a `VecDeque` of visible messages plus
-//! a map of those in flight behind one mutex; the work per call is a few map operations.
+//! worker's (`/proc/self/task/<tid>/stat`). Each queue is its visible messages per group plus a
+//! map of those in flight behind one mutex; the work per call is a few map operations.
+//!
+//! The file is longer than the guide's ~600 lines because the tests of the SDK shapes sit at its
+//! end, next to the handlers they check.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -33,6 +42,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::cpu::ThreadCpu;
+use crate::fair_queue::{Group, GroupCounts, Visible};
 
 const AMZ_JSON_1_0: &str = "application/x-amz-json-1.0";
 /// SQS's default visibility timeout, for a receive that names none.
@@ -58,13 +68,27 @@ pub struct MessageRecord {
     pub deleted_at: Instant,
 }
 
-/// One `SendEmail` call.
+/// One `SendEmail` call that was accepted.
 #[derive(Debug, Clone)]
 pub struct SesRecord {
     /// The `tayori-delivery-id` tag, when the call had one.
     pub delivery_id: Option<String>,
-    /// When the stand-in received the call.
+    /// The `tayori-tenant` tag, when the call had one.
+    pub tenant: Option<String>,
+    /// When the stand-in accepted the email (after the delay, for a tenant answered slowly).
     pub at: Instant,
+}
+
+/// How `SendEmail` answers a tenant's emails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SesAnswer {
+    /// Accepts them at once.
+    Accept,
+    /// Refuses them with HTTP 400 `TooManyRequestsException`, as SES when the account's or the
+    /// tenant's sending rate is exceeded (no `Retry-After`).
+    Throttle,
+    /// Accepts them after this delay.
+    Delay(Duration),
 }
 
 /// A queue's counts.
@@ -78,6 +102,10 @@ pub struct QueueStats {
     pub deleted: usize,
     /// Receives that handed out a message already received before.
     pub redelivered: u64,
+    /// Times a group was found noisy (fair queues).
+    pub noisy_episodes: u64,
+    /// Messages handed out ahead of a noisy group's older ones (fair queues).
+    pub reordered: u64,
 }
 
 impl StandIn {
@@ -116,6 +144,31 @@ impl StandIn {
             .context("cannot start the stand-in's thread")?;
         let (address, cpu) = started.recv().context("the stand-in's thread died")??;
         Ok(StandIn { state, endpoint: format!("http://{address}"), cpu })
+    }
+
+    /// Fair queues (the default) or plain delivery, for every queue from now on.
+    pub fn set_fair_queues(&self, fair: bool) {
+        self.state.plain_delivery.store(!fair, Ordering::Release);
+    }
+
+    /// How `SendEmail` answers `tenant`'s emails from now on (`Accept` by default).
+    pub fn set_ses_answer(&self, tenant: &str, answer: SesAnswer) {
+        let mut answers = lock(&self.state.ses_answers);
+        match answer {
+            SesAnswer::Accept => answers.remove(tenant),
+            other => answers.insert(tenant.to_owned(), other),
+        };
+    }
+
+    /// `SendEmail` calls refused with a throttling error so far, by tenant tag (handed over).
+    pub fn take_ses_throttled(&self) -> HashMap<String, u64> {
+        std::mem::take(&mut *lock(&self.state.ses_throttled))
+    }
+
+    /// The counts of one message group of the queue.
+    pub fn group_counts(&self, name: &str, group: &str) -> GroupCounts {
+        let group: Group = Some(Arc::from(group));
+        self.queue(name).map(|q| q.lock().visible.group_counts(&group)).unwrap_or_default()
     }
 
     /// `http://127.0.0.1:PORT`: the endpoint for both SDK clients.
@@ -172,6 +225,11 @@ struct StandInState {
     next_message: AtomicU64,
     ses: Mutex<Vec<SesRecord>>,
     ses_calls: AtomicU64,
+    /// Plain delivery instead of fair queues.
+    plain_delivery: AtomicBool,
+    /// Tenants whose emails are not simply accepted.
+    ses_answers: Mutex<HashMap<String, SesAnswer>>,
+    ses_throttled: Mutex<HashMap<String, u64>>,
 }
 
 impl StandInState {
@@ -193,7 +251,7 @@ struct Queue {
 
 #[derive(Default)]
 struct QueueInner {
-    visible: VecDeque<u64>,
+    visible: Visible,
     messages: HashMap<u64, Stored>,
     in_flight: HashMap<u64, InFlight>,
     /// The earliest `visible_at` in `in_flight` (or earlier): no scan is needed before it.
@@ -205,6 +263,8 @@ struct QueueInner {
 
 struct Stored {
     body: Arc<str>,
+    group: Group,
+    sender_id: Arc<str>,
     sent_at: Instant,
     sent_epoch_ms: u128,
     receive_count: u32,
@@ -234,6 +294,8 @@ struct Wanted {
     receive_count: bool,
     sent_timestamp: bool,
     first_receive_timestamp: bool,
+    group_id: bool,
+    sender_id: bool,
 }
 
 impl Queue {
@@ -243,11 +305,14 @@ impl Queue {
 
     fn stats(&self) -> QueueStats {
         let inner = self.lock();
+        let (noisy_episodes, reordered) = inner.visible.fairness_counts();
         QueueStats {
             visible: inner.visible.len(),
             in_flight: inner.in_flight.len(),
             deleted: inner.deleted_count,
             redelivered: inner.redelivered,
+            noisy_episodes,
+            reordered,
         }
     }
 }
@@ -270,17 +335,31 @@ impl QueueInner {
             }
         });
         expired.sort_unstable();
-        self.visible.extend(expired);
+        for id in expired {
+            if let Some(message) = self.messages.get(&id) {
+                self.visible.end_flight(&message.group);
+                self.visible.push(&message.group, id, false);
+            }
+        }
         self.next_expiry = next;
     }
 
-    fn take(&mut self, max: usize, visibility: Duration, wanted: Wanted) -> Vec<OutMessage> {
+    fn take(
+        &mut self,
+        max: usize,
+        visibility: Duration,
+        wanted: Wanted,
+        fair: bool,
+    ) -> Vec<OutMessage> {
         let now = Instant::now();
         self.requeue_expired(now);
+        if fair {
+            self.visible.classify(now);
+        }
         let now_ms = epoch_ms();
         let mut out = Vec::new();
         while out.len() < max {
-            let Some(id) = self.visible.pop_front() else { break };
+            let Some((_, id)) = self.visible.pop(fair) else { break };
             let Some(message) = self.messages.get_mut(&id) else { continue };
             message.receive_count += 1;
             if message.receive_count > 1 {
@@ -299,6 +378,14 @@ impl QueueInner {
             }
             if wanted.first_receive_timestamp {
                 attributes.insert("ApproximateFirstReceiveTimestamp", first_ms.to_string());
+            }
+            if wanted.group_id
+                && let Some(group) = &message.group
+            {
+                attributes.insert("MessageGroupId", group.to_string());
+            }
+            if wanted.sender_id {
+                attributes.insert("SenderId", message.sender_id.to_string());
             }
             out.push(OutMessage {
                 message_id: message_id(id),
@@ -320,11 +407,11 @@ impl QueueInner {
         }
         let was_in_flight = self.in_flight.remove(&id).is_some();
         if let Some(message) = self.messages.remove(&id) {
-            if !was_in_flight {
+            if was_in_flight {
+                self.visible.end_flight(&message.group);
+            } else {
                 // Its visibility had run out: it waits among the visible ones (rare; a scan).
-                if let Some(position) = self.visible.iter().position(|v| *v == id) {
-                    self.visible.remove(position);
-                }
+                self.visible.remove(&message.group, id);
             }
             let now = Instant::now();
             self.deleted_count += 1;
@@ -350,7 +437,10 @@ impl QueueInner {
         };
         if seconds <= 0 {
             self.in_flight.remove(&id);
-            self.visible.push_back(id);
+            if let Some(message) = self.messages.get(&id) {
+                self.visible.end_flight(&message.group);
+                self.visible.push(&message.group, id, false);
+            }
             return Ok(true);
         }
         let visible_at = Instant::now() + Duration::from_secs(seconds.unsigned_abs().into());
@@ -359,18 +449,20 @@ impl QueueInner {
         Ok(false)
     }
 
-    fn send(&mut self, id: u64, body: &str) {
+    fn send(&mut self, id: u64, body: &str, group: Group, sender_id: Arc<str>) {
+        self.visible.push(&group, id, true);
         self.messages.insert(
             id,
             Stored {
                 body: Arc::from(body),
+                group,
+                sender_id,
                 sent_at: Instant::now(),
                 sent_epoch_ms: epoch_ms(),
                 receive_count: 0,
                 first_received: None,
             },
         );
-        self.visible.push_back(id);
     }
 }
 
@@ -460,8 +552,8 @@ async fn sqs(State(state): State<Arc<StandInState>>, headers: HeaderMap, body: B
         "DeleteMessage" => delete_message(&state, &body),
         "ChangeMessageVisibility" => change_message_visibility(&state, &body),
         "ChangeMessageVisibilityBatch" => change_message_visibility_batch(&state, &body),
-        "SendMessageBatch" => send_message_batch(&state, &body),
-        "SendMessage" => send_message(&state, &body),
+        "SendMessageBatch" => send_message_batch(&state, &body, sender_id(&headers)),
+        "SendMessage" => send_message(&state, &body, sender_id(&headers)),
         "GetQueueAttributes" => get_queue_attributes(&state, &body),
         other => Err(SqsError::new(
             "UnsupportedOperation",
@@ -501,6 +593,8 @@ async fn receive_message(state: &StandInState, body: &[u8]) -> Result<Response, 
         wanted.receive_count |= all || name == "ApproximateReceiveCount";
         wanted.sent_timestamp |= all || name == "SentTimestamp";
         wanted.first_receive_timestamp |= all || name == "ApproximateFirstReceiveTimestamp";
+        wanted.group_id |= all || name == "MessageGroupId";
+        wanted.sender_id |= all || name == "SenderId";
     }
 
     let deadline = tokio::time::Instant::now() + wait;
@@ -511,7 +605,8 @@ async fn receive_message(state: &StandInState, body: &[u8]) -> Result<Response, 
         arrival.as_mut().enable();
         let (messages, next_expiry) = {
             let mut inner = queue.lock();
-            let messages = inner.take(max, visibility, wanted);
+            let fair = !state.plain_delivery.load(Ordering::Relaxed);
+            let messages = inner.take(max, visibility, wanted, fair);
             (messages, inner.next_expiry)
         };
         let now = tokio::time::Instant::now();
@@ -643,9 +738,26 @@ fn change_message_visibility_batch(
 struct SendEntry {
     id: String,
     message_body: String,
+    message_group_id: Option<String>,
 }
 
-fn send_message_batch(state: &StandInState, body: &[u8]) -> Result<Response, SqsError> {
+/// Who calls: the access key id of the request's SigV4 `Credential` (SQS reports the IAM user
+/// or role behind it; the bench gives each producer its own key).
+fn sender_id(headers: &HeaderMap) -> Arc<str> {
+    let authorization =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let key = authorization
+        .split_once("Credential=")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or("anonymous");
+    Arc::from(key)
+}
+
+fn send_message_batch(
+    state: &StandInState,
+    body: &[u8],
+    sender_id: Arc<str>,
+) -> Result<Response, SqsError> {
     let input: BatchInput<SendEntry> = parse(body)?;
     check_batch(&input.entries)?;
     let queue = state.queue(&input.queue_url)?;
@@ -653,7 +765,8 @@ fn send_message_batch(state: &StandInState, body: &[u8]) -> Result<Response, Sqs
     let mut inner = queue.lock();
     for entry in &input.entries {
         let id = state.next_message.fetch_add(1, Ordering::Relaxed);
-        inner.send(id, &entry.message_body);
+        let group = entry.message_group_id.as_deref().map(Arc::from);
+        inner.send(id, &entry.message_body, group, sender_id.clone());
         output.successful.push(json!({ "Id": entry.id, "MessageId": message_id(id) }));
     }
     drop(inner);
@@ -666,13 +779,19 @@ fn send_message_batch(state: &StandInState, body: &[u8]) -> Result<Response, Sqs
 struct SendInput {
     queue_url: String,
     message_body: String,
+    message_group_id: Option<String>,
 }
 
-fn send_message(state: &StandInState, body: &[u8]) -> Result<Response, SqsError> {
+fn send_message(
+    state: &StandInState,
+    body: &[u8],
+    sender_id: Arc<str>,
+) -> Result<Response, SqsError> {
     let input: SendInput = parse(body)?;
     let queue = state.queue(&input.queue_url)?;
     let id = state.next_message.fetch_add(1, Ordering::Relaxed);
-    queue.lock().send(id, &input.message_body);
+    let group = input.message_group_id.map(Arc::from);
+    queue.lock().send(id, &input.message_body, group, sender_id);
     queue.arrivals.notify_waiters();
     Ok(amz_json(&json!({ "MessageId": message_id(id) })))
 }
@@ -716,9 +835,11 @@ struct EmailTag {
     value: String,
 }
 
-/// SES v2 `SendEmail`: accepts anything that parses, records the call, answers a message id.
+/// SES v2 `SendEmail`: accepts anything that parses (after a delay, for a tenant answered
+/// slowly), records the call, answers a message id; or refuses it with a throttling error, for
+/// a tenant answered so.
 async fn ses_send_email(State(state): State<Arc<StandInState>>, body: Bytes) -> Response {
-    let at = Instant::now();
+    let mut at = Instant::now();
     let input: SendEmailInput = match serde_json::from_slice(&body) {
         Ok(input) => input,
         Err(error) => {
@@ -731,13 +852,32 @@ async fn ses_send_email(State(state): State<Arc<StandInState>>, body: Bytes) -> 
                 .into_response();
         }
     };
-    let delivery_id = input
-        .email_tags
-        .into_iter()
-        .find(|tag| tag.name == tayori_ses::DELIVERY_ID_TAG)
-        .map(|tag| tag.value);
+    let tag =
+        |name: &str| input.email_tags.iter().find(|t| t.name == name).map(|t| t.value.clone());
+    let (delivery_id, tenant) = (tag(tayori_ses::DELIVERY_ID_TAG), tag(tayori_ses::TENANT_TAG));
+    let answer = match &tenant {
+        Some(tenant) => lock(&state.ses_answers).get(tenant).copied(),
+        None => None,
+    };
+    match answer {
+        None | Some(SesAnswer::Accept) => {}
+        Some(SesAnswer::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            at = Instant::now();
+        }
+        Some(SesAnswer::Throttle) => {
+            *lock(&state.ses_throttled).entry(tenant.unwrap_or_default()).or_default() += 1;
+            let body = json!({ "message": "Maximum sending rate exceeded." });
+            return (
+                StatusCode::BAD_REQUEST,
+                [("x-amzn-errortype", "TooManyRequestsException")],
+                axum::Json(body),
+            )
+                .into_response();
+        }
+    }
     let n = state.ses_calls.fetch_add(1, Ordering::Relaxed);
-    lock(&state.ses).push(SesRecord { delivery_id, at });
+    lock(&state.ses).push(SesRecord { delivery_id, tenant, at });
     axum::Json(json!({ "MessageId": format!("standin-{n:010}") })).into_response()
 }
 
@@ -891,5 +1031,69 @@ mod tests {
 
         let missing = sqs.receive_message().queue_url("http://x/0/nope").send().await.unwrap_err();
         assert!(missing.into_service_error().is_queue_does_not_exist());
+    }
+
+    #[tokio::test]
+    async fn groups_and_senders_are_returned_and_ses_answers_per_tenant() {
+        let standin = StandIn::start().unwrap();
+        let sqs = client(&standin).await;
+        let url = standin.create_queue("g");
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body("b")
+            .message_group_id("acme-bank")
+            .send()
+            .await
+            .unwrap();
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_system_attribute_names(MessageSystemAttributeName::SenderId)
+            .send()
+            .await
+            .unwrap();
+        let attributes = received.messages()[0].attributes().unwrap();
+        assert_eq!(attributes[&MessageSystemAttributeName::MessageGroupId], "acme-bank");
+        assert_eq!(attributes[&MessageSystemAttributeName::SenderId], "t", "the access key id");
+        assert_eq!(standin.group_counts("g", "acme-bank").in_flight, 1);
+
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("t", "t", None, None, "t"))
+            .endpoint_url(standin.endpoint())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let ses = aws_sdk_sesv2::Client::new(&sdk);
+        let send = || {
+            let tag = aws_sdk_sesv2::types::MessageTag::builder()
+                .name(tayori_ses::TENANT_TAG)
+                .value("acme-invest")
+                .build()
+                .unwrap();
+            let content = aws_sdk_sesv2::types::EmailContent::builder()
+                .raw(
+                    aws_sdk_sesv2::types::RawMessage::builder()
+                        .data(aws_sdk_sesv2::primitives::Blob::new("x"))
+                        .build()
+                        .unwrap(),
+                )
+                .build();
+            ses.send_email().content(content).email_tags(tag).send()
+        };
+        standin.set_ses_answer("acme-invest", SesAnswer::Throttle);
+        let refused = send().await.unwrap_err().into_service_error();
+        assert!(refused.is_too_many_requests_exception(), "{refused:?}");
+        assert_eq!(standin.take_ses_throttled()["acme-invest"], 1);
+        standin.set_ses_answer("acme-invest", SesAnswer::Delay(Duration::from_millis(300)));
+        let started = Instant::now();
+        send().await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        standin.set_ses_answer("acme-invest", SesAnswer::Accept);
+        send().await.unwrap();
+        let accepted = standin.take_ses();
+        assert_eq!(accepted.len(), 2);
+        assert_eq!(accepted[0].tenant.as_deref(), Some("acme-invest"));
     }
 }
