@@ -208,9 +208,9 @@ pub struct EventHandler {
 pub struct SendingPauses {
     local: Mutex<HashMap<Option<TenantId>, DateTime<Utc>>>,
     /// Tenants whose sends the mail service (or the rate limits) throttled a moment ago, until
-    /// when: their next events go back to the queue without a claim instead of spending a send
-    /// attempt and a slot on the same answer.
-    throttled: Mutex<HashMap<TenantId, DateTime<Utc>>>,
+    /// when, and how many times in a row: their next events go back to the queue without a claim
+    /// instead of spending a send attempt and a slot on the same answer.
+    throttled: Mutex<HashMap<TenantId, (DateTime<Utc>, u32)>>,
     shared: Option<SharedPauses>,
 }
 
@@ -271,23 +271,35 @@ impl SendingPauses {
         self.local.lock().unwrap_or_else(PoisonError::into_inner).insert(scope, until);
     }
 
-    /// How long a tenant's events wait after one of its sends was throttled without a hint.
+    /// How long a tenant's events wait after one of its sends was throttled without a hint; it
+    /// doubles with each throttled send in a row (1, 2, 4 ... s), so that a tenant SES keeps
+    /// throttling sends one probe now and then while its backlog waits on the queue, instead of
+    /// passing through the worker every second.
     const THROTTLE_WAIT: Duration = Duration::from_secs(1);
     /// The longest such wait, whatever the hint.
     const THROTTLE_WAIT_MAX: Duration = Duration::from_secs(60);
 
     fn throttle(&self, tenant: &TenantId, now: DateTime<Utc>, hint: Option<Duration>) {
-        let wait = hint.unwrap_or(Self::THROTTLE_WAIT).min(Self::THROTTLE_WAIT_MAX);
-        let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
         let mut throttled = self.throttled.lock().unwrap_or_else(PoisonError::into_inner);
-        throttled.retain(|_, until| *until > now);
-        throttled.insert(tenant.clone(), until);
+        let in_a_row = throttled.get(tenant).map_or(0, |(_, n)| *n).saturating_add(1);
+        let doubled = Self::THROTTLE_WAIT.saturating_mul(1 << in_a_row.saturating_sub(1).min(10));
+        let wait = hint.unwrap_or(doubled).min(Self::THROTTLE_WAIT_MAX);
+        let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
+        throttled.insert(tenant.clone(), (until, in_a_row));
+    }
+
+    /// A send of this tenant went through: its throttling is over.
+    fn throttle_over(&self, tenant: &TenantId) {
+        let mut throttled = self.throttled.lock().unwrap_or_else(PoisonError::into_inner);
+        if !throttled.is_empty() {
+            throttled.remove(tenant);
+        }
     }
 
     /// The end of the throttling wait of this tenant, if one is running.
     fn throttled_until(&self, tenant: &TenantId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let throttled = self.throttled.lock().unwrap_or_else(PoisonError::into_inner);
-        throttled.get(tenant).filter(|until| **until > now).copied()
+        throttled.get(tenant).map(|(until, _)| *until).filter(|until| *until > now)
     }
 
     /// The end of the pause that applies to this tenant, if one is running.
@@ -502,6 +514,7 @@ impl EventHandler {
         let sent = self.sender.send(&email).await;
         telemetry::send_finished(&key.tenant, sent.as_ref().map(|_| ()), send_started.elapsed());
         if let Ok(sent) = &sent {
+            self.pauses.throttle_over(&key.tenant);
             telemetry::receive_to_send(&key.tenant, in_flight.elapsed());
             // Every later line of this event carries the mail service's id (SES message id).
             tracing::Span::current()

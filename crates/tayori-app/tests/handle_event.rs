@@ -393,6 +393,33 @@ fn a_tenant_whose_sends_queue_under_its_send_rate_goes_back_to_the_queue_without
 }
 
 #[test]
+fn a_tenant_throttled_again_and_again_waits_longer_each_time_until_a_send_goes_through() {
+    let throttled = || SendError::Throttled { reason: "TooManyRequests".into(), retry_after: None };
+    let w = world_with(
+        RecordingSender::failing_with(vec![throttled(), throttled(), throttled()]),
+        DeliveryPolicy::default(),
+    );
+    // Each throttled send doubles the tenant's wait: 1 s, 2 s, 4 s.
+    for expected in [1, 2, 4] {
+        let first = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+        assert!(first.reason.contains("TooManyRequests"), "{first:?}");
+        let held_back = block_on(w.handler.handle(&message(&example_event()))).unwrap_err();
+        assert!(held_back.reason.contains("throttled; waiting"), "{held_back:?}");
+        assert_eq!(held_back.retry_after, Some(Duration::from_secs(expected)));
+        w.clock.advance(Duration::from_secs(expected));
+    }
+    // The fourth try is sent; the next throttle starts again at 1 s.
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Sent { .. }, .. }));
+    w.sender.fail_next(vec![throttled()]);
+    let mut other = example_event();
+    other["id"] = json!("after-recovery");
+    assert!(block_on(w.handler.handle(&message(&other))).is_err());
+    let held_back = block_on(w.handler.handle(&message(&other))).unwrap_err();
+    assert_eq!(held_back.retry_after, Some(Duration::from_secs(1)));
+}
+
+#[test]
 fn transient_errors_that_outlast_the_policy_end_in_failed() {
     let unavailable = || SendError::Unavailable { reason: "connection reset".into() };
     let w = world_with(
