@@ -394,7 +394,9 @@ impl EventHandler {
             && let Some(reason) =
                 profile.publishers.refusal(&key.tenant, key.source.as_str(), publisher)
         {
-            warn!(%reason, "refused an event from a producer the tenant does not allow");
+            // Recorded with its reason and counted as rejected; info, not warn: a misconfigured
+            // producer would otherwise flood the log with one line per event.
+            info!(%reason, "refused an event from a producer the tenant does not allow");
             return self.reject_unkeyed(message, Some(key.tenant.clone()), reason).await;
         }
 
