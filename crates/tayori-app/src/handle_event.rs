@@ -272,17 +272,22 @@ impl SendingPauses {
     }
 
     /// How long a tenant's events wait after one of its sends was throttled without a hint; it
-    /// doubles with each throttled send in a row (1, 2, 4 ... s), so that a tenant SES keeps
+    /// doubles with each throttled send in a row (1, 2, 4, 8 s), so that a tenant SES keeps
     /// throttling sends one probe now and then while its backlog waits on the queue, instead of
     /// passing through the worker every second.
     const THROTTLE_WAIT: Duration = Duration::from_secs(1);
-    /// The longest such wait, whatever the hint.
+    /// The longest such doubled wait: a probe every 8 s at most while SES keeps throttling, so
+    /// that the backlog goes out within seconds once it stops.
+    const THROTTLE_WAIT_DOUBLED_MAX: Duration = Duration::from_secs(8);
+    /// The longest wait, whatever the hint.
     const THROTTLE_WAIT_MAX: Duration = Duration::from_secs(60);
 
     fn throttle(&self, tenant: &TenantId, now: DateTime<Utc>, hint: Option<Duration>) {
         let mut throttled = self.throttled.lock().unwrap_or_else(PoisonError::into_inner);
         let in_a_row = throttled.get(tenant).map_or(0, |(_, n)| *n).saturating_add(1);
-        let doubled = Self::THROTTLE_WAIT.saturating_mul(1 << in_a_row.saturating_sub(1).min(10));
+        let doubled = Self::THROTTLE_WAIT
+            .saturating_mul(1 << in_a_row.saturating_sub(1).min(10))
+            .min(Self::THROTTLE_WAIT_DOUBLED_MAX);
         let wait = hint.unwrap_or(doubled).min(Self::THROTTLE_WAIT_MAX);
         let until = now + chrono::Duration::from_std(wait).unwrap_or_default();
         throttled.insert(tenant.clone(), (until, in_a_row));
