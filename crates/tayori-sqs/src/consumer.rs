@@ -16,7 +16,7 @@ use tayori_app::{InboundMessage, MessageHandler};
 use tayori_domain::{Publisher, TenantId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{Id as TaskId, JoinSet};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::ConsumerConfig;
 use crate::deleter::Deleter;
@@ -334,8 +334,10 @@ async fn pause_after_failure(failures: u32, shutdown: &mut watch::Receiver<bool>
 
 /// The life of one message: hand it to the use case while a heartbeat keeps it invisible, then
 /// delete it (decided) or leave it with a backoff (retry later).
-async fn work(shared: Arc<Shared>, mut received: Received) {
-    let message = received.message.clone();
+async fn work(shared: Arc<Shared>, received: Received) {
+    // The capacity is taken apart from the message: a message over its tenant's share gives it
+    // up while it waits.
+    let Received { message, mut count, _bytes } = received;
     let message = &message;
     let message_id = message.message_id().unwrap_or_default().to_owned();
     let receipt = message.receipt_handle().unwrap_or_default().to_owned();
@@ -361,7 +363,7 @@ async fn work(shared: Arc<Shared>, mut received: Received) {
                 None => match wait_for_slot(
                     &shared,
                     tenant,
-                    &mut received.count,
+                    &mut count,
                     &receipt,
                     receive_count,
                 )
@@ -415,7 +417,8 @@ async fn wait_for_slot<'a>(
     let saturated = shared.slots.running() >= shared.config.max_in_flight;
     if place.is_none() && !last_chance && !saturated {
         let delay = shared.slots.hand_back(tenant);
-        info!(%tenant, delay_seconds = delay.as_secs(), "tenant over its share; handing the message back");
+        // Counted (`tayori_tenant_hand_backs_total`); a flood would fill the info log.
+        debug!(%tenant, delay_seconds = delay.as_secs(), "tenant over its share; handing the message back");
         set_visibility(shared, receipt, delay.as_secs() as i32).await;
         tayori_app::telemetry::tenant_handed_back(tenant.as_str(), "over_share");
         shared.counters.handed_back.fetch_add(1, Ordering::Relaxed);
