@@ -2,7 +2,7 @@
 //! feedback use case, behind one trait so that one consumer serves both queues.
 
 use async_trait::async_trait;
-use tayori_domain::TenantId;
+use tayori_domain::{Publisher, TenantId};
 use tracing::debug;
 
 use crate::{EventHandler, FeedbackHandler, Handled, InboundMessage, RetryLater};
@@ -37,11 +37,11 @@ impl MessageHandler for EventHandler {
     /// The tenant of the message's group (`<tenant>` or `<tenant>:<key>`), else of the body's
     /// `tenant` attribute (inside an SNS notification too); only a configured one.
     fn tenant_of(&self, message: &InboundMessage) -> Option<TenantId> {
-        let grouped = message.publisher.as_ref().and_then(|p| p.group_id.as_deref());
+        let grouped = message.publisher.as_ref().and_then(Publisher::group_tenant);
         let named = match grouped {
-            Some(group) => group.split(':').next().map(str::to_owned),
-            None => tenant_in_body(&message.body),
-        }?;
+            Some(tenant) => tenant.to_owned(),
+            None => tenant_in_body(&message.body)?,
+        };
         let tenant = TenantId::parse(&named).ok()?;
         self.tenants.tenant(&tenant).map(|profile| profile.id.clone())
     }

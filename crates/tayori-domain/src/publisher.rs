@@ -21,6 +21,23 @@ pub struct Publisher {
     pub trusted: bool,
 }
 
+impl Publisher {
+    /// The tenant its group names: the whole group id, or on a FIFO queue its part before the
+    /// first `:` (`<tenant>:<ordering key>`).
+    pub fn group_tenant(&self) -> Option<&str> {
+        let group = self.group_id.as_deref()?;
+        Some(group.split_once(':').map_or(group, |(tenant, _)| tenant))
+    }
+
+    /// Whether one of `entries` names its sender: a sender id equal to the entry, or an IAM
+    /// role's session (`<role id>:<session>`) of the role the entry names.
+    pub fn sent_by_one_of(&self, entries: &[String]) -> bool {
+        let Some(sender) = self.sender_id.as_deref() else { return false };
+        let role = sender.split_once(':').map(|(role, _)| role);
+        entries.iter().any(|entry| entry == sender || Some(entry.as_str()) == role)
+    }
+}
+
 /// A tenant's `producers` and `sources`. Each list is optional; an absent list allows anyone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublisherRules {
@@ -47,15 +64,13 @@ impl PublisherRules {
         publisher: &Publisher,
     ) -> Option<String> {
         let tenant = tenant.as_str();
-        if let Some(group) = &publisher.group_id {
-            let group_tenant =
-                group.split_once(':').map_or(group.as_str(), |(group_tenant, _)| group_tenant);
-            if group_tenant != tenant {
-                return Some(format!(
-                    "MessageGroupId {group:?} names another tenant than the event's {tenant:?}; \
-                     producers set it to their own tenant id"
-                ));
-            }
+        if let (Some(group), Some(group_tenant)) = (&publisher.group_id, publisher.group_tenant())
+            && group_tenant != tenant
+        {
+            return Some(format!(
+                "MessageGroupId {group:?} names another tenant than the event's {tenant:?}; \
+                 producers set it to their own tenant id"
+            ));
         }
         if source.starts_with(RESERVED_SOURCE_PREFIX) {
             return Some(format!(
@@ -72,9 +87,7 @@ impl PublisherRules {
                      events only from its producers"
                 ));
             };
-            let role = sender.split_once(':').map(|(role, _)| role);
-            let allowed = producers.iter().any(|p| p == sender || Some(p.as_str()) == role);
-            if !allowed {
+            if !publisher.sent_by_one_of(producers) {
                 return Some(format!(
                     "producer {sender:?} may not publish for tenant {tenant:?} (not in its \
                      producers)"

@@ -479,16 +479,13 @@ async fn max_receive_count(client: &Client, config: &ConsumerConfig) -> Option<u
 fn publisher(config: &ConsumerConfig, message: &Message) -> Publisher {
     let attribute =
         |name: MessageSystemAttributeName| message.attributes().and_then(|a| a.get(&name)).cloned();
-    let sender_id = attribute(MessageSystemAttributeName::SenderId);
-    let trusted = sender_id.as_ref().is_some_and(|sender| {
-        let role = sender.split_once(':').map(|(role, _)| role);
-        config.trusted_producers.iter().any(|t| t == sender || Some(t.as_str()) == role)
-    });
-    Publisher {
-        sender_id,
+    let mut publisher = Publisher {
+        sender_id: attribute(MessageSystemAttributeName::SenderId),
         group_id: attribute(MessageSystemAttributeName::MessageGroupId),
-        trusted,
-    }
+        trusted: false,
+    };
+    publisher.trusted = publisher.sent_by_one_of(&config.trusted_producers);
+    publisher
 }
 
 /// Renews the message's visibility while it is worked on. Never returns.
