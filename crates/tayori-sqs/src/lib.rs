@@ -12,10 +12,10 @@
 //! for). It never reads the environment;
 //! the binary hands it an SQS client and a [`ConsumerConfig`].
 
+mod batched;
 mod config;
 mod consumer;
 mod dead_letters;
-mod deleter;
 mod redrive;
 mod slots;
 
