@@ -496,8 +496,12 @@ fn publisher(config: &ConsumerConfig, message: &Message) -> Publisher {
     publisher
 }
 
-/// Renews the message's visibility while it is worked on. Never returns.
+/// Renews the message's visibility while it is worked on (unless the heartbeat is off). Never
+/// returns.
 async fn heartbeat(shared: &Shared, receipt: &str) -> std::convert::Infallible {
+    if shared.config.heartbeat_interval.is_zero() {
+        return std::future::pending().await;
+    }
     let mut ticks = tokio::time::interval(shared.config.heartbeat_interval);
     ticks.tick().await; // the first tick is immediate; the receive just set the visibility
     loop {
