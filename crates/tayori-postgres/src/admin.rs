@@ -141,7 +141,7 @@ fn token_record(row: &PgRow) -> Result<TokenRecord, StoreError> {
 /// detail shows.
 const SUMMARY_COLUMNS: &str = "tenant_id, source, event_id, delivery_id, event_type, recipient, \
     status, reason, provider_message_id, subject, claim_count, duplicate_count, receive_count, \
-    lease_expires_at, created_at, updated_at, decided_at";
+    lease_expires_at, created_at, updated_at, decided_at, reconciled_at";
 
 fn delivery_summary(row: &PgRow) -> Result<DeliveryRecord, StoreError> {
     let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
@@ -166,6 +166,7 @@ fn delivery_summary(row: &PgRow) -> Result<DeliveryRecord, StoreError> {
         created_at: row.try_get("created_at").map_err(store_error)?,
         updated_at: row.try_get("updated_at").map_err(store_error)?,
         decided_at: row.try_get("decided_at").map_err(store_error)?,
+        reconciled_at: row.try_get("reconciled_at").map_err(store_error)?,
     })
 }
 

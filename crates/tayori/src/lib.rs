@@ -11,6 +11,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dev;
+#[cfg(feature = "failpoints")]
+pub mod failpoints;
 pub mod http_health;
 pub mod metrics;
 pub mod prune_cmd;
