@@ -582,11 +582,12 @@ pub fn store_write_batch_replayed() {
 pub fn feedback_recorded(kind: &'static str, recorded: Option<&crate::ports::FeedbackRecorded>) {
     use crate::ports::FeedbackRecorded;
     let result = match recorded {
+        Some(FeedbackRecorded::Matched { reconciled: true, .. }) => "reconciled",
         Some(FeedbackRecorded::Matched { .. }) => "matched",
         Some(FeedbackRecorded::Unmatched) => "unmatched",
         Some(FeedbackRecorded::Duplicate) => "duplicate",
         Some(FeedbackRecorded::Invalid) => "invalid",
-        None => "retry",
+        Some(FeedbackRecorded::NotDecidedYet) | None => "retry",
     };
     counter!(FEEDBACK, "kind" => kind, "result" => result).increment(1);
 }

@@ -440,6 +440,38 @@ impl AdminStore for PostgresAdminStore {
         audited_change(&self.pool, change, audit).await
     }
 
+    async fn expire_unknown_sends(
+        &self,
+        tenant: &TenantId,
+        only: Option<DeliveryId>,
+        decided_before: DateTime<Utc>,
+        reason_prefix: &str,
+        audit: &AuditEntry,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let expired: Vec<Uuid> = sqlx::query_scalar(
+            "update deliveries set status = 'failed', reason = $4 || coalesce(reason, ''), \
+                 updated_at = $5 \
+             where tenant_id = $1 and status = 'unknown' and decided_at < $2 \
+                 and ($3::uuid is null or delivery_id = $3) \
+             returning delivery_id",
+        )
+        .bind(tenant.as_str())
+        .bind(decided_before)
+        .bind(only.map(|id| id.as_uuid()))
+        .bind(reason_prefix)
+        .bind(audit.at)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        for id in &expired {
+            let entry = AuditEntry { object_id: Some(id.to_string()), ..audit.clone() };
+            insert_audit(&mut tx, &entry).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(expired.into_iter().map(DeliveryId::from_uuid).collect())
+    }
+
     async fn resume_tenant(
         &self,
         tenant: &TenantId,
