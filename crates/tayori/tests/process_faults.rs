@@ -486,8 +486,8 @@ async fn failpoint_case(failpoint: &'static str, run: &str) -> FailpointCase {
             [queue]
             url = "{queue}"
             wait_time_seconds = 1
-            visibility_timeout_seconds = 4
-            heartbeat_interval = 2
+            visibility_timeout_seconds = 10
+            heartbeat_interval = 3
             backoff_first = 1
             backoff_max = 2
             shutdown_grace = 5
@@ -495,11 +495,13 @@ async fn failpoint_case(failpoint: &'static str, run: &str) -> FailpointCase {
             kind = "ses"
             read_account_send_rate = false
             send_rate = 100
-            call_timeout = 5
+            call_timeout = 3
+            connect_timeout = 1
+            max_rate_wait = 5
             [templates]
             dir = "{templates}"
             [delivery]
-            lease_seconds = 4
+            lease_seconds = 10
             [feedback]
             queue_url = "{feedback}"
             unknown_send_window_seconds = {UNKNOWN_WINDOW_SECONDS}
@@ -536,13 +538,13 @@ fn spawn_worker_with(case: &FailpointCase, run: &str, failpoint: Option<&str>) -
 async fn ses_emails(case: &FailpointCase) -> HashMap<String, Vec<String>> {
     let mut by_recipient: HashMap<String, Vec<String>> = HashMap::new();
     for (message_id, raw) in support::ses_messages_containing(&case.recipients).await {
+        // The `To:` header may be folded; the address is the one in angle brackets.
         let to = raw
-            .lines()
-            .find_map(|line| line.strip_prefix("To: "))
-            .and_then(|to| to.split(&case.recipients).nth(1))
+            .split(&format!("<{}", case.recipients))
+            .nth(1)
             .and_then(|rest| rest.split('@').next())
             .map(|i| format!("{}{i}@example.com", case.recipients))
-            .unwrap_or_else(|| panic!("no recipient of this case in {raw}"));
+            .unwrap_or_else(|| panic!("no recipient of this case in {}", &raw[..300]));
         by_recipient.entry(to).or_default().push(message_id);
     }
     by_recipient
@@ -602,7 +604,8 @@ async fn run_failpoint_case(case: FailpointCase, run: String) -> CaseResult {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     // SIGABRT from the failpoint, not a crash of another kind.
-    assert_eq!(exit.signal(), Some(6), "{}: {exit:?}", case.failpoint);
+    let log = || std::fs::read_to_string(case.dir.path().join(format!("worker-{run}-killed.log")));
+    assert_eq!(exit.signal(), Some(6), "{}: {exit:?}; {:?}", case.failpoint, log());
 
     let mut second = spawn_worker_with(&case, &format!("{run}-restarted"), None);
     let deliveries =
