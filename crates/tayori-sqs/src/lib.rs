@@ -13,10 +13,10 @@
 //! the binary hands it an SQS client and a [`ConsumerConfig`]. With the `failpoints` feature
 //! (crash tests only) the delete of handled messages has a failpoint.
 
+mod batched;
 mod config;
 mod consumer;
 mod dead_letters;
-mod deleter;
 mod redrive;
 mod slots;
 
