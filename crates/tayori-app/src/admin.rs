@@ -739,11 +739,11 @@ impl AdminService {
     /// [`resend`](Self::resend) would (a new linked delivery, audited `delivery.resend`), after
     /// the cause of a run of failures is fixed: a sending identity verified again, a
     /// configuration set restored; `unknown` ones (a send without an answer) only once the
-    /// unknown-send window has passed without an SES report ("not seen by SES"). Safe to repeat: each is only ever given its *first* resend
-    /// (one key per failed delivery), so a delivery resent once is never mailed again, two
-    /// calls racing for one mail it once, and a first resend left undecided (throttled, or the
-    /// call stopped) is taken again by the next call and finishes. One that cannot be resent is
-    /// reported with why and passed over.
+    /// unknown-send window has passed without an SES report ("not seen by SES"). Safe to
+    /// repeat: each is only ever given its *first* resend (one key per failed delivery), so a
+    /// delivery resent once is never mailed again, two calls racing for one mail it once, and a
+    /// first resend left undecided (throttled, or the call stopped) is taken again by the next
+    /// call and finishes. One that cannot be resent is reported with why and passed over.
     pub async fn resend_failed(
         &self,
         who: &Principal,

@@ -299,11 +299,12 @@ pub const UNKNOWN_TENANT: &str = "_unknown";
 /// Label of bodies without a readable tenant.
 pub const NO_TENANT: &str = "_none";
 
-const OUTCOME_LABELS: [DeliveryStatus; 4] = [
+const OUTCOME_LABELS: [DeliveryStatus; 5] = [
     DeliveryStatus::Sent,
     DeliveryStatus::Failed,
     DeliveryStatus::Rejected,
     DeliveryStatus::Suppressed,
+    DeliveryStatus::Unknown,
 ];
 const SEND_ERROR_KINDS: [&str; 5] = ["throttled", "unavailable", "paused", "rejected", "ambiguous"];
 
