@@ -348,6 +348,7 @@ impl EventHandler {
         // Metrics are reported here, once per message, so that every way out of the path is
         // counted the same way (`telemetry` names them).
         let in_flight = telemetry::InFlight::enter();
+        failpoint!("event.after_receive");
         // 1. Decode. A body that breaks the contract is still recorded, never dropped.
         let decoded = decode_message_body(&message.body);
         let tenant = match &decoded {
@@ -500,6 +501,7 @@ impl EventHandler {
             Claimed::Won { attempt } => attempt,
             Claimed::Lost(handled) => return Ok(handled),
         };
+        failpoint!("event.after_claim");
         if let Some(outcome) = self.outcome_of_earlier_attempts(key, attempt).await? {
             return self.decide(key, outcome, None).await;
         }
@@ -521,6 +523,7 @@ impl EventHandler {
         let sent = self.sender.send(&email).await;
         telemetry::send_finished(&key.tenant, sent.as_ref().map(|_| ()), send_started.elapsed());
         if let Ok(sent) = &sent {
+            failpoint!("event.after_accepted");
             self.pauses.throttle_over(&key.tenant);
             telemetry::receive_to_send(&key.tenant, in_flight.elapsed());
             // Every later line of this event carries the mail service's id (SES message id).
@@ -537,10 +540,12 @@ impl EventHandler {
                 self.decide_after_send(key, end, outcome, &email.subject).await
             }
             Err(error @ SendError::Ambiguous { .. }) if !self.policy.resend_unknown => {
+                // `unknown` until an SES report about the email reconciles it as sent, or the
+                // unknown-send window passes without one (`docs/idempotency.md`).
                 let detail = error.to_string();
                 let end = AttemptEnd { attempt, result: AttemptResult::Unknown, detail: &detail };
                 let reason = format!("{detail}; not resent automatically (resend_unknown = false)");
-                self.decide_after_send(key, end, Outcome::Failed { reason }, &email.subject).await
+                self.decide_after_send(key, end, Outcome::Unknown { reason }, &email.subject).await
             }
             Err(error) if error.is_transient() || matches!(error, SendError::Ambiguous { .. }) => {
                 let result = if error.is_transient() {
@@ -624,6 +629,7 @@ impl EventHandler {
             event
         });
         let to_render = with_link.as_ref().unwrap_or(event);
+        failpoint!("event.mid_render");
         let rendered = match tracing::info_span!("render")
             .in_scope(|| self.renderer.render(tenant, to_render))
         {
@@ -762,7 +768,7 @@ impl EventHandler {
     /// - an attempt the service accepted → `sent` with that message id;
     /// - an attempt the service refused for good → `failed` with its reason;
     /// - an attempt without a result (the worker died mid-send) or with an unknown result →
-    ///   `failed` as unknown, unless `resend_unknown` allows trying again;
+    ///   `unknown` (an SES report may reconcile it), unless `resend_unknown` allows trying again;
     /// - only transient errors, or no attempt at all → nothing: go on and send.
     async fn outcome_of_earlier_attempts(
         &self,
@@ -793,7 +799,7 @@ impl EventHandler {
             return Ok(None);
         }
         if let Some(unknown) = earlier.iter().find(|a| a.result == Some(AttemptResult::Unknown)) {
-            return Ok(Some(Outcome::Failed {
+            return Ok(Some(Outcome::Unknown {
                 reason: format!(
                     "{}; not resent automatically (resend_unknown = false)",
                     detail_of(unknown)
@@ -815,7 +821,7 @@ impl EventHandler {
             .await
             .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
         warn!(attempt = unfinished.attempt, "an earlier send never finished; not resending");
-        Ok(Some(Outcome::Failed {
+        Ok(Some(Outcome::Unknown {
             reason: format!(
                 "result unknown: send attempt {} started at {} never finished ({detail}); \
                  not resent automatically (resend_unknown = false)",
@@ -900,6 +906,7 @@ impl EventHandler {
     ) -> Handled {
         match recorded {
             RecordOutcome::Recorded => {
+                failpoint!("event.after_outcome");
                 info!(
                     %delivery_id,
                     outcome = %outcome.status(),

@@ -445,7 +445,7 @@ fn an_unknown_send_result_is_not_resent_by_default() {
         DeliveryPolicy::default(),
     );
     let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
-    let Handled::Decided { outcome: Outcome::Failed { reason }, .. } = handled else {
+    let Handled::Decided { outcome: Outcome::Unknown { reason }, .. } = handled else {
         panic!("{handled:?}")
     };
     assert!(reason.contains("not resent automatically"), "{reason}");
@@ -495,7 +495,7 @@ fn a_worker_that_died_during_the_send_is_not_followed_by_a_second_send() {
     w.clock.advance(Duration::from_secs(121));
 
     let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
-    let Handled::Decided { outcome: Outcome::Failed { reason }, delivery_id } = handled else {
+    let Handled::Decided { outcome: Outcome::Unknown { reason }, delivery_id } = handled else {
         panic!("{handled:?}")
     };
     assert!(reason.contains("never finished"), "{reason}");
@@ -601,7 +601,7 @@ fn a_long_store_outage_after_the_send_leaves_the_lease_so_nothing_is_resent() {
     // ...and after it runs out, the unfinished attempt stops a second send.
     w.clock.advance(Duration::from_secs(300));
     let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
-    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Failed { .. }, .. }));
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Unknown { .. }, .. }));
     assert_eq!(w.sender.calls(), 1);
     assert!(retry.delivery_id.is_some());
 }

@@ -127,13 +127,14 @@ fn delivery_record(row: &SqliteRow) -> Result<DeliveryRecord, StoreError> {
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
         decided_at: optional_time(row, "decided_at")?,
+        reconciled_at: optional_time(row, "reconciled_at")?,
     })
 }
 
 const DELIVERY_COLUMNS: &str = "tenant_id, source, event_id, delivery_id, event_type, recipient, \
     status, reason, provider_message_id, subject, claim_count, duplicate_count, receive_count, \
     lease_expires_at, \
-    event_json, raw_body, created_at, updated_at, decided_at";
+    event_json, raw_body, created_at, updated_at, decided_at, reconciled_at";
 
 fn lease_end(request: &ClaimRequest) -> DateTime<Utc> {
     request.now + chrono::Duration::from_std(request.lease).unwrap_or(chrono::Duration::MAX)

@@ -132,6 +132,9 @@ async fn delete_batch(client: &Client, queue_url: &str, timeout: Duration, batch
         })
         .collect();
     let count = entries.len();
+    // The crash tests' "during the delete": the receipts are taken, no call made.
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!("sqs.during_delete");
     let call = client.delete_message_batch().queue_url(queue_url).set_entries(Some(entries)).send();
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(output)) => {

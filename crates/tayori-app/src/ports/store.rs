@@ -199,6 +199,9 @@ pub struct DeliveryRecord {
     pub updated_at: DateTime<Utc>,
     /// When the outcome was recorded.
     pub decided_at: Option<DateTime<Utc>>,
+    /// When an SES report about the email made an `unknown` delivery `sent` (reconciled); `None`
+    /// for every other delivery.
+    pub reconciled_at: Option<DateTime<Utc>>,
 }
 
 /// Where a page of deliveries ends: the next page starts after it (newest first).

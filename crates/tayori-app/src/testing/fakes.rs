@@ -336,6 +336,7 @@ impl DeliveryStore for InMemoryStore {
                     created_at: request.now,
                     updated_at: request.now,
                     decided_at: None,
+                    reconciled_at: None,
                 },
             );
             return Ok(Claim::Claimed { attempt: 1 });

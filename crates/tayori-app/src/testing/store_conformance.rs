@@ -63,6 +63,7 @@ macro_rules! store_conformance_tests {
             listing_is_newest_first_tenant_scoped_and_paginated,
             lookup_by_id_respects_tenant_scope,
             concurrent_writes_of_every_kind_get_their_own_answers,
+            an_unknown_send_is_decided_as_unknown,
         );
     };
     (@cases tokio, $make:expr; $($case:ident),* $(,)?) => {
@@ -469,6 +470,7 @@ pub async fn every_outcome_round_trips(h: &dyn StoreUnderTest) {
         (Outcome::Suppressed { reason: "tenant list: bounce".into() }, DeliveryStatus::Suppressed),
         (Outcome::Rejected { reason: "data.to.email: no '@'".into() }, DeliveryStatus::Rejected),
         (Outcome::Failed { reason: "MessageRejected: bad".into() }, DeliveryStatus::Failed),
+        (Outcome::Unknown { reason: "timed out after 20 s".into() }, DeliveryStatus::Unknown),
     ];
     for (i, (outcome, status)) in cases.iter().enumerate() {
         let k = key(&format!("outcome-{i}"));
@@ -639,4 +641,47 @@ pub async fn concurrent_writes_of_every_kind_get_their_own_answers(h: &dyn Store
     }
     let attempts = store.attempts(&leased.tenant, leased.delivery_id()).await.expect("attempts");
     assert!(attempts.is_empty(), "a lost claim to send starts nothing");
+}
+
+/// A send whose result is unknown decides the delivery as `unknown` (with its attempt, in one
+/// write): a redelivery finds it decided and a late outcome cannot overwrite it; it is listed
+/// under its own status and not reconciled.
+pub async fn an_unknown_send_is_decided_as_unknown(h: &dyn StoreUnderTest) {
+    let store = h.store();
+    let k = key("unknown-send");
+    assert_eq!(
+        store.claim_and_start_attempt(&claim_at(&k, "w1", at(0))).await.expect("claim"),
+        Claim::Claimed { attempt: 1 }
+    );
+    let end = AttemptEnd { attempt: 1, result: AttemptResult::Unknown, detail: "timed out" };
+    let unknown = Outcome::Unknown { reason: "timed out; not resent automatically".into() };
+    let recorded = store
+        .record_attempt_finished_and_outcome(&k, end, &unknown, None, at(2))
+        .await
+        .expect("record");
+    assert_eq!(recorded, RecordOutcome::Recorded);
+    assert_eq!(
+        claim(&*store, &claim_at(&k, "w2", at(100))).await,
+        Claim::AlreadyDecided { status: DeliveryStatus::Unknown }
+    );
+    assert_eq!(
+        store.record_outcome(&k, &sent("ses-late"), None, at(3)).await.expect("record"),
+        RecordOutcome::AlreadyDecided { status: DeliveryStatus::Unknown }
+    );
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.status, DeliveryStatus::Unknown);
+    assert_eq!(record.reason.as_deref(), unknown.reason());
+    assert_eq!((record.provider_message_id, record.reconciled_at), (None, None));
+    let query = DeliveryQuery {
+        status: Some(DeliveryStatus::Unknown),
+        limit: 10,
+        ..DeliveryQuery::default()
+    };
+    let listed = store.deliveries(&query).await.expect("list").deliveries;
+    assert_eq!(listed.iter().map(|d| d.delivery_id).collect::<Vec<_>>(), [k.delivery_id()]);
+    let attempts = store.attempts(&k.tenant, k.delivery_id()).await.expect("attempts");
+    assert_eq!(
+        attempts.iter().map(|a| a.result).collect::<Vec<_>>(),
+        [Some(AttemptResult::Unknown)]
+    );
 }
