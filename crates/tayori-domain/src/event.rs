@@ -456,10 +456,106 @@ mod tests {
         assert!(err.reason.len() < 200, "{} bytes", err.reason.len());
     }
 
+    /// Any JSON value: scalars with odd strings (controls, quotes, huge), nested arrays and
+    /// objects whose keys include the envelope's own member names.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,40}".prop_map(Value::from),
+            "[\u{0}-\u{1f}\u{7f}\"\\\\a]{0,10}".prop_map(Value::from),
+        ];
+        let keys = prop_oneof![
+            prop::sample::select(vec![
+                "specversion",
+                "id",
+                "source",
+                "type",
+                "tenant",
+                "time",
+                "subject",
+                "datacontenttype",
+                "data",
+                "to",
+                "email",
+                "name",
+                "locale",
+                "variables",
+                "Type",
+                "Message",
+            ])
+            .prop_map(str::to_owned),
+            "\\PC{0,8}",
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(keys.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A JSON pointer into the example: every member, nested ones included.
+    fn example_paths() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "/specversion",
+            "/id",
+            "/source",
+            "/type",
+            "/time",
+            "/tenant",
+            "/datacontenttype",
+            "/data",
+            "/data/to",
+            "/data/to/email",
+            "/data/to/name",
+            "/data/to/locale",
+            "/data/variables",
+            "/data/variables/amount",
+        ])
+    }
+
+    fn event_or_reason(body: &[u8]) -> Result<(), TestCaseError> {
+        if let Err(error) = decode_message_body(body) {
+            prop_assert!(!error.reason.trim().is_empty(), "no reason for {:?}", body);
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode_message_body(&body);
+            event_or_reason(&body)?;
+        }
+
+        /// Any JSON at all: an event, or a rejection with a reason.
+        #[test]
+        fn any_json_gives_an_event_or_a_reason(value in any_json(), wrap in any::<bool>()) {
+            let body = if wrap {
+                json!({ "Type": "Notification", "Message": value.to_string() }).to_string()
+            } else {
+                value.to_string()
+            };
+            event_or_reason(body.as_bytes())?;
+        }
+
+        /// The example with any member replaced by any JSON, or removed.
+        #[test]
+        fn any_member_replaced_gives_an_event_or_a_reason(
+            path in example_paths(),
+            value in prop::option::of(any_json()),
+        ) {
+            let mut event = example();
+            let (parent, member) = path.rsplit_once('/').unwrap();
+            let parent = event.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+            match value {
+                Some(value) => parent.insert(member.to_owned(), value),
+                None => parent.remove(member),
+            };
+            event_or_reason(event.to_string().as_bytes())?;
         }
 
         #[test]
