@@ -275,8 +275,9 @@ struct StoreState {
     unkeyed: HashMap<String, UnkeyedRejectionRecord>,
 }
 
-/// A [`DeliveryStore`] in memory; passes the conformance suite. Can be made unavailable to test
-/// how the use case handles outages.
+/// A [`DeliveryStore`] in memory; passes the conformance suite (NUL in text refused, as
+/// PostgreSQL refuses it). Can be made unavailable to test how the use case handles outages,
+/// or made to refuse writes as a store refuses data it cannot keep.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     state: Mutex<StoreState>,
