@@ -128,6 +128,8 @@ impl From<StoreError> for AdminError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(cause) => AdminError::Unavailable(cause),
+            // What the operator sent cannot be stored as it is (NUL in a reason, ...).
+            StoreError::Refused(cause) => AdminError::Invalid(cause),
             StoreError::Unexpected(error) => AdminError::Unexpected(error),
         }
     }

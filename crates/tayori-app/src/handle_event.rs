@@ -497,7 +497,7 @@ impl EventHandler {
             Prepared::Send(_) => ClaimPurpose::Send,
             Prepared::Decide(_) => ClaimPurpose::Decide,
         };
-        let attempt = match self.claim(&request, purpose).await? {
+        let attempt = match self.claim(message, &request, purpose).await? {
             Claimed::Won { attempt } => attempt,
             Claimed::Lost(handled) => return Ok(handled),
         };
@@ -661,7 +661,7 @@ impl EventHandler {
         let key = &event.key;
         let request = self.claim_request(&event, message.receive_count);
         let result = async {
-            match self.claim(&request, ClaimPurpose::Decide).await? {
+            match self.claim(message, &request, ClaimPurpose::Decide).await? {
                 Claimed::Won { attempt } => {
                     let outcome = match self.outcome_of_earlier_attempts(key, attempt).await? {
                         Some(outcome) => outcome,
@@ -695,7 +695,7 @@ impl EventHandler {
             raw_body: Some(raw_body),
             ..self.bare_claim_request(&key, message.receive_count)
         };
-        match self.claim(&request, ClaimPurpose::Decide).await? {
+        match self.claim(message, &request, ClaimPurpose::Decide).await? {
             Claimed::Won { .. } => {
                 self.decide(&key, Outcome::Rejected { reason: error.reason }, None).await
             }
@@ -717,15 +717,20 @@ impl EventHandler {
             reason: reason.clone(),
             now: self.clock.now(),
         };
-        self.store
-            .record_unkeyed_rejection(&rejection)
-            .await
-            .map_err(|e| retry_later(None, &e, None))?;
+        let recorded = match self.store.record_unkeyed_rejection(&rejection).await {
+            Err(StoreError::Refused(cause)) => {
+                let reason = storable_text(&reason, &cause);
+                self.store.record_unkeyed_rejection(&UnkeyedRejection { reason, ..rejection }).await
+            }
+            other => other,
+        };
+        recorded.map_err(|e| retry_later(None, &e, None))?;
         Ok(Handled::RejectedWithoutKey { reason })
     }
 
     async fn claim(
         &self,
+        message: &InboundMessage,
         request: &ClaimRequest,
         purpose: ClaimPurpose,
     ) -> Result<Claimed, RetryLater> {
@@ -733,8 +738,20 @@ impl EventHandler {
         let claim = match purpose {
             ClaimPurpose::Send => self.store.claim_and_start_attempt(request).await,
             ClaimPurpose::Decide => self.store.claim(request).await,
-        }
-        .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+        };
+        let claim = match claim {
+            // It would be refused again: rejected with the store's reason, never retried.
+            Err(StoreError::Refused(cause)) => {
+                return self.reject_unstorable(message, request, cause).await.map(Claimed::Lost);
+            }
+            other => other.map_err(|e| retry_later(Some(delivery_id), &e, None))?,
+        };
+        self.claimed(request, claim).await
+    }
+
+    /// What a claim's answer comes to.
+    async fn claimed(&self, request: &ClaimRequest, claim: Claim) -> Result<Claimed, RetryLater> {
+        let delivery_id = request.key.delivery_id();
         match claim {
             Claim::Claimed { attempt } => Ok(Claimed::Won { attempt }),
             Claim::AlreadyDecided { status } => {
@@ -837,11 +854,16 @@ impl EventHandler {
         subject: Option<&Subject>,
     ) -> Result<Handled, RetryLater> {
         let delivery_id = key.delivery_id();
-        let recorded = self
-            .store
-            .record_outcome(key, &outcome, subject, self.clock.now())
-            .await
-            .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+        let (outcome, recorded) =
+            match self.store.record_outcome(key, &outcome, subject, self.clock.now()).await {
+                Err(StoreError::Refused(cause)) => {
+                    let outcome = storable_outcome(&outcome, &cause);
+                    let now = self.clock.now();
+                    (outcome.clone(), self.store.record_outcome(key, &outcome, None, now).await)
+                }
+                recorded => (outcome, recorded),
+            };
+        let recorded = recorded.map_err(|e| retry_later(Some(delivery_id), &e, None))?;
         Ok(self.decided(delivery_id, outcome, recorded))
     }
 
@@ -865,6 +887,20 @@ impl EventHandler {
                 .await
             {
                 Ok(recorded) => return Ok(self.decided(delivery_id, outcome, recorded)),
+                // Refused for its text: waiting cannot help; recorded with text the store keeps.
+                Err(StoreError::Refused(cause)) => {
+                    let outcome = storable_outcome(&outcome, &cause);
+                    let detail = storable_text(end.detail, &cause);
+                    let end = AttemptEnd { detail: &detail, ..end };
+                    return match self
+                        .store
+                        .record_attempt_finished_and_outcome(key, end, &outcome, None, now)
+                        .await
+                    {
+                        Ok(recorded) => Ok(self.decided(delivery_id, outcome, recorded)),
+                        Err(error) => Err(retry_later(Some(delivery_id), &error, None)),
+                    };
+                }
                 Err(error) => match waits.next() {
                     Some(wait) => {
                         warn!(error = %error, "could not record the outcome of a send; retrying");
@@ -890,6 +926,14 @@ impl EventHandler {
             let now = self.clock.now();
             match self.store.record_attempt_finished(key, attempt, result, detail, now).await {
                 Ok(()) => return Ok(()),
+                Err(StoreError::Refused(cause)) => {
+                    let detail = storable_text(detail, &cause);
+                    return self
+                        .store
+                        .record_attempt_finished(key, attempt, result, &detail, now)
+                        .await
+                        .map_err(|e| retry_later(Some(key.delivery_id()), &e, None));
+                }
                 Err(error) => match waits.next() {
                     Some(wait) => self.clock.sleep(*wait).await,
                     None => return Err(retry_later(Some(key.delivery_id()), &error, None)),
@@ -935,6 +979,40 @@ impl EventHandler {
         }
         info!(reason = %reason, "transient failure; the message will be retried");
         RetryLater { delivery_id: Some(key.delivery_id()), reason, retry_after }
+    }
+
+    /// The store refused the claim for the data it carries and would refuse it again (see
+    /// [`StoreError::Refused`]): the event is rejected with the store's reason, against its key
+    /// with its raw body (bytes, which every store keeps) and nothing else, or, should the store
+    /// refuse even that, without a key. Either way it has its one outcome and leaves the queue.
+    async fn reject_unstorable(
+        &self,
+        message: &InboundMessage,
+        request: &ClaimRequest,
+        cause: String,
+    ) -> Result<Handled, RetryLater> {
+        let key = &request.key;
+        let reason = format!("the delivery store cannot keep this event as it is: {cause}");
+        warn!(%reason, "rejecting an event the store refuses");
+        let bare = ClaimRequest {
+            raw_body: Some(RawBody::capture(&message.body)),
+            ..self.bare_claim_request(key, message.receive_count)
+        };
+        match self.store.claim(&bare).await {
+            Ok(claim) => match self.claimed(&bare, claim).await? {
+                Claimed::Won { attempt } => {
+                    // A takeover may follow an attempt that sent: that decides it instead.
+                    let outcome = self.outcome_of_earlier_attempts(key, attempt).await?;
+                    let outcome = outcome.unwrap_or(Outcome::Rejected { reason });
+                    self.decide(key, outcome, None).await
+                }
+                Claimed::Lost(handled) => Ok(handled),
+            },
+            Err(StoreError::Refused(_)) => {
+                self.reject_unkeyed(message, Some(key.tenant.clone()), reason).await
+            }
+            Err(error) => Err(retry_later(Some(key.delivery_id()), &error, None)),
+        }
     }
 
     fn claim_request(&self, event: &Event, receive_count: u32) -> ClaimRequest {
@@ -989,6 +1067,27 @@ fn retry_later(
     retry_after: Option<Duration>,
 ) -> RetryLater {
     RetryLater { delivery_id, reason: error.to_string(), retry_after }
+}
+
+/// Text the store refused, made storable: NUL, which PostgreSQL cannot keep in text, written as
+/// the escape `\u{0}`, with the store's reason for the operator.
+fn storable_text(text: &str, cause: &str) -> String {
+    format!("{} (stored with NUL escaped: {cause})", text.replace('\0', "\\u{0}"))
+}
+
+/// The same outcome with its text made storable ([`storable_text`]): a sent email stays sent.
+fn storable_outcome(outcome: &Outcome, cause: &str) -> Outcome {
+    match outcome {
+        Outcome::Sent { provider_message_id } => {
+            Outcome::Sent { provider_message_id: provider_message_id.replace('\0', "\\u{0}") }
+        }
+        Outcome::Suppressed { reason } => {
+            Outcome::Suppressed { reason: storable_text(reason, cause) }
+        }
+        Outcome::Rejected { reason } => Outcome::Rejected { reason: storable_text(reason, cause) },
+        Outcome::Failed { reason } => Outcome::Failed { reason: storable_text(reason, cause) },
+        Outcome::Unknown { reason } => Outcome::Unknown { reason: storable_text(reason, cause) },
+    }
 }
 
 /// The event's copy as stored: sensitive variables replaced by `"***"`, so that neither the

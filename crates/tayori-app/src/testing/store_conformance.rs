@@ -16,7 +16,7 @@ use tayori_domain::{
 
 use crate::ports::{
     AttemptEnd, AttemptResult, Claim, ClaimRequest, DeliveryQuery, DeliveryStore, RecordOutcome,
-    UnkeyedRejection,
+    StoreError, UnkeyedRejection,
 };
 
 /// A store on a fresh, empty database, as the suite needs it.
@@ -64,6 +64,7 @@ macro_rules! store_conformance_tests {
             lookup_by_id_respects_tenant_scope,
             concurrent_writes_of_every_kind_get_their_own_answers,
             an_unknown_send_is_decided_as_unknown,
+            what_an_event_carries_is_kept_as_given_or_refused_alike,
         );
     };
     (@cases tokio, $make:expr; $($case:ident),* $(,)?) => {
@@ -684,4 +685,91 @@ pub async fn an_unknown_send_is_decided_as_unknown(h: &dyn StoreUnderTest) {
         attempts.iter().map(|a| a.result).collect::<Vec<_>>(),
         [Some(AttemptResult::Unknown)]
     );
+}
+
+/// Whatever bytes an event carries, every store meets them the same way (PostgreSQL cannot keep
+/// NUL in text, SQLite could, and both must agree): the event's JSON copy, whose control
+/// characters are escapes (`\u0000`), and raw bodies of any bytes are kept as given; text that
+/// holds NUL itself is refused with `Refused`, changing nothing, and the delivery can still be
+/// decided with text the store keeps. Other control characters are kept as they are.
+pub async fn what_an_event_carries_is_kept_as_given_or_refused_alike(h: &dyn StoreUnderTest) {
+    fn refused<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) {
+        match result {
+            Err(StoreError::Refused(reason)) => assert!(!reason.is_empty(), "{what}"),
+            other => panic!("{what}: expected Refused, got {other:?}"),
+        }
+    }
+    let store = h.store();
+
+    // Kept: the JSON copy with escaped control characters, a raw body with NUL and non-UTF-8.
+    let envelope =
+        serde_json::json!({ "data": { "variables": { "note": "a\u{0}b\u{7}\r\n\u{7f}" } } });
+    let event_json = envelope.to_string();
+    assert!(event_json.contains("\\u0000") && !event_json.contains('\0'), "{event_json}");
+    let raw = RawBody::capture(b"{\"id\":\"a\x00b\"}\xff\x00");
+    let k = key("carries-escapes");
+    let request = ClaimRequest {
+        event_json: Some(event_json.clone()),
+        raw_body: Some(raw.clone()),
+        ..claim_at(&k, "w1", at(0))
+    };
+    assert_eq!(claim(&*store, &request).await, Claim::Claimed { attempt: 1 });
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.event_json.as_deref(), Some(event_json.as_str()));
+    assert_eq!(record.raw_body.as_deref(), Some(raw.kept.as_slice()));
+
+    // Refused, changing nothing: a claim whose JSON copy holds NUL itself.
+    let k2 = key("carries-nul");
+    let bad =
+        ClaimRequest { event_json: Some("{\"v\":\"a\0b\"}".into()), ..claim_at(&k2, "w1", at(0)) };
+    refused("claim with NUL in event_json", store.claim(&bad).await);
+    assert_eq!(store.delivery(k2.delivery_id(), None).await.expect("read"), None);
+
+    // An outcome whose reason holds NUL is refused; the delivery stays as it was, and is decided
+    // with a reason the store keeps (other control characters included).
+    let nul_reason = Outcome::Rejected { reason: "template error: a\0b".into() };
+    refused("outcome with NUL", store.record_outcome(&k, &nul_reason, None, at(1)).await);
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!((record.status, record.reason), (DeliveryStatus::Processing, None));
+    let kept = Outcome::Rejected { reason: "template error: a\\u{0}b \u{7}\t\r\n\u{7f}".into() };
+    let recorded = store.record_outcome(&k, &kept, None, at(2)).await.expect("record");
+    assert_eq!(recorded, RecordOutcome::Recorded);
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.status, DeliveryStatus::Rejected);
+    assert_eq!(record.reason.as_deref(), kept.reason());
+
+    // A send's result and outcome refused together: neither is recorded.
+    let k3 = key("send-result-with-nul");
+    let to_send = claim_at(&k3, "w1", at(0));
+    let claimed = store.claim_and_start_attempt(&to_send).await.expect("claim");
+    assert_eq!(claimed, Claim::Claimed { attempt: 1 });
+    let end = AttemptEnd { attempt: 1, result: AttemptResult::PermanentError, detail: "554 a\0b" };
+    let failed = Outcome::Failed { reason: "554 a\0b".into() };
+    refused(
+        "result and outcome with NUL",
+        store.record_attempt_finished_and_outcome(&k3, end, &failed, None, at(1)).await,
+    );
+    let attempts = store.attempts(&k3.tenant, k3.delivery_id()).await.expect("attempts");
+    assert_eq!(attempts.iter().map(|a| a.result).collect::<Vec<_>>(), vec![None]);
+    let record = store.delivery(k3.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.status, DeliveryStatus::Processing);
+    refused(
+        "attempt result with NUL",
+        store.record_attempt_finished(&k3, 1, AttemptResult::PermanentError, "a\0b", at(1)).await,
+    );
+
+    // Unkeyed: a body of any bytes is kept; a reason holding NUL is refused.
+    let body = b"\x00\x01not json\xff".to_vec();
+    let rejection = |reason: &str| UnkeyedRejection {
+        tenant: None,
+        raw_body: RawBody::capture(&body),
+        reason: reason.into(),
+        now: at(3),
+    };
+    refused("unkeyed with NUL", store.record_unkeyed_rejection(&rejection("x\0y")).await);
+    assert!(store.unkeyed_rejections(10).await.expect("list").is_empty());
+    store.record_unkeyed_rejection(&rejection("body is not valid JSON")).await.expect("kept");
+    let rows = store.unkeyed_rejections(10).await.expect("list");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].raw_body, body);
 }
