@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tayori_app::ports::{FeedbackPolicy, ReputationGuard, ReputationThresholds};
 use tayori_app::{DeliveryPolicy, ReleaseSettings};
 use tayori_outbox::OutboxConfig;
-use tayori_postgres::PostgresConfig;
+use tayori_postgres::{PostgresConfig, SessionLimits};
 use tayori_ses::SesConfig;
 use tayori_sqs::ConsumerConfig;
 
@@ -245,6 +245,18 @@ pub enum StoreConfig {
         /// Group commit: at most this many writes in one batch.
         #[serde(default = "default_max_writes_per_batch")]
         max_writes_per_batch: usize,
+        /// The longest one statement may run, in seconds (0: no limit).
+        #[serde(default = "default_statement_timeout")]
+        statement_timeout_seconds: f64,
+        /// The longest a statement may wait for a lock, in seconds (0: no limit).
+        #[serde(default = "default_lock_timeout")]
+        lock_timeout_seconds: f64,
+        /// How long a session may sit in an open transaction before the server ends it.
+        #[serde(default = "default_idle_in_transaction_timeout")]
+        idle_in_transaction_timeout_seconds: f64,
+        /// After this long without traffic the server probes the connection (TCP keepalive).
+        #[serde(default = "default_keepalive_idle")]
+        keepalive_idle_seconds: u64,
     },
     /// One SQLite file: for a single worker on one machine.
     Sqlite {
@@ -265,6 +277,22 @@ fn default_max_writes_per_batch() -> usize {
     tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH
 }
 
+fn default_statement_timeout() -> f64 {
+    SessionLimits::default().statement_timeout.as_secs_f64()
+}
+
+fn default_lock_timeout() -> f64 {
+    SessionLimits::default().lock_timeout.as_secs_f64()
+}
+
+fn default_idle_in_transaction_timeout() -> f64 {
+    SessionLimits::default().idle_in_transaction_timeout.as_secs_f64()
+}
+
+fn default_keepalive_idle() -> u64 {
+    SessionLimits::default().keepalive_idle.as_secs()
+}
+
 /// The most writes one batch may carry: a batch's rows are held in memory and sent as arrays,
 /// and a claim carries the event (up to 1 MiB of body).
 const MAX_WRITES_PER_BATCH_LIMIT: usize = 4096;
@@ -275,11 +303,29 @@ impl StoreConfig {
             max_connections,
             write_batches_in_flight,
             max_writes_per_batch,
+            statement_timeout_seconds,
+            lock_timeout_seconds,
+            idle_in_transaction_timeout_seconds,
+            keepalive_idle_seconds,
             ..
         } = self
         else {
             return Ok(());
         };
+        for (setting, seconds) in [
+            ("statement_timeout_seconds", statement_timeout_seconds),
+            ("lock_timeout_seconds", lock_timeout_seconds),
+            ("idle_in_transaction_timeout_seconds", idle_in_transaction_timeout_seconds),
+        ] {
+            anyhow::ensure!(
+                (0.0..=86_400.0).contains(seconds),
+                "store.{setting} ({seconds}) must be between 0 (no limit) and 86400"
+            );
+        }
+        anyhow::ensure!(
+            *keepalive_idle_seconds >= 1,
+            "store.keepalive_idle_seconds must be at least 1"
+        );
         anyhow::ensure!(*max_connections >= 1, "store.max_connections must be at least 1");
         // Each batch holds a connection of the pool while it runs, so there cannot be more
         // batches than connections (and the event path's reads want some left over).
@@ -304,11 +350,23 @@ impl StoreConfig {
                 max_connections,
                 write_batches_in_flight,
                 max_writes_per_batch,
+                statement_timeout_seconds,
+                lock_timeout_seconds,
+                idle_in_transaction_timeout_seconds,
+                keepalive_idle_seconds,
             } => {
                 let mut config = PostgresConfig::new(url);
                 config.max_connections = *max_connections;
                 config.write_batches_in_flight = *write_batches_in_flight;
                 config.max_writes_per_batch = *max_writes_per_batch;
+                // Validated to be within 0..=86400 by `validate`.
+                let seconds = |s: f64| Duration::try_from_secs_f64(s).unwrap_or_default();
+                config.session = SessionLimits {
+                    statement_timeout: seconds(*statement_timeout_seconds),
+                    lock_timeout: seconds(*lock_timeout_seconds),
+                    idle_in_transaction_timeout: seconds(*idle_in_transaction_timeout_seconds),
+                    keepalive_idle: Duration::from_secs(*keepalive_idle_seconds),
+                };
                 Some(config)
             }
             StoreConfig::Sqlite { .. } => None,
@@ -440,8 +498,11 @@ impl WorkerConfig {
             .filter(|key| SECTIONS.iter().any(|s| key.as_str().to_ascii_lowercase().starts_with(s)))
             .split("__");
         let figment = figment.merge(environment);
-        let config: WorkerConfig =
+        let mut config: WorkerConfig =
             figment.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if !figment.contains("queue.handling_deadline_seconds") {
+            config.queue.handling_deadline = config.default_handling_deadline();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -485,6 +546,21 @@ impl WorkerConfig {
             .collect()
     }
 
+    /// `queue.handling_deadline_seconds` when it is not set: 90 s, or, when the lease is not
+    /// longer than that, halfway between the longest send and the lease's end.
+    fn default_handling_deadline(&self) -> Duration {
+        let lease = Duration::from_secs(self.delivery.lease_seconds);
+        let longest_send = match &self.sender {
+            SenderConfig::Ses(ses) => ses.max_rate_wait + ses.call_timeout,
+            SenderConfig::Outbox(_) => Duration::ZERO,
+        };
+        let preferred = ConsumerConfig::default().handling_deadline;
+        if preferred < lease && preferred > longest_send {
+            return preferred;
+        }
+        longest_send + lease.saturating_sub(longest_send) / 2
+    }
+
     /// Cross-field checks, each naming its setting.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.store.validate().context("invalid configuration")?;
@@ -518,6 +594,14 @@ impl WorkerConfig {
             "invalid configuration: delivery.lease_seconds ({lease}) must be at least \
              queue.visibility_timeout_seconds ({}): a redelivered message must find the lease held",
             self.queue.visibility_timeout_seconds
+        );
+        // Past its deadline a message is abandoned; the lease must outlast that, or another
+        // worker could take the key over while this one is still at it.
+        anyhow::ensure!(
+            self.queue.handling_deadline < Duration::from_secs(lease),
+            "invalid configuration: queue.handling_deadline_seconds ({}) must be shorter than \
+             delivery.lease_seconds ({lease})",
+            self.queue.handling_deadline.as_secs_f64()
         );
         anyhow::ensure!(
             self.delivery.max_attempts >= 1,
@@ -576,6 +660,14 @@ impl WorkerConfig {
                 Duration::from_secs(lease) > longest_send,
                 "invalid configuration: delivery.lease_seconds ({lease}) must exceed \
                  sender.max_rate_wait + sender.call_timeout ({} s)",
+                longest_send.as_secs_f64()
+            );
+            // A deadline that can cut a send short turns its result into an unknown one.
+            anyhow::ensure!(
+                self.queue.handling_deadline > longest_send,
+                "invalid configuration: queue.handling_deadline_seconds ({}) must exceed \
+                 sender.max_rate_wait + sender.call_timeout ({} s)",
+                self.queue.handling_deadline.as_secs_f64(),
                 longest_send.as_secs_f64()
             );
         }
