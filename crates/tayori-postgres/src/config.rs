@@ -35,7 +35,8 @@ pub struct PostgresConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionLimits {
-    /// `statement_timeout`: the longest one statement may run (0 turns it off).
+    /// `statement_timeout`: the longest one statement may run (0 turns it off). Migrations run
+    /// without it (`PostgresStore::migrate`).
     #[serde(with = "seconds")]
     pub statement_timeout: Duration,
     /// `lock_timeout`: the longest a statement may wait for a row or table lock; shorter than
@@ -130,6 +131,8 @@ mod seconds {
     use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        f64::deserialize(deserializer).map(Duration::from_secs_f64)
+        // `try_`: a negative or non-finite number is an error to report, not a panic.
+        Duration::try_from_secs_f64(f64::deserialize(deserializer)?)
+            .map_err(serde::de::Error::custom)
     }
 }

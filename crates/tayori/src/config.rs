@@ -245,18 +245,9 @@ pub enum StoreConfig {
         /// Group commit: at most this many writes in one batch.
         #[serde(default = "default_max_writes_per_batch")]
         max_writes_per_batch: usize,
-        /// The longest one statement may run, in seconds (0: no limit).
-        #[serde(default = "default_statement_timeout")]
-        statement_timeout_seconds: f64,
-        /// The longest a statement may wait for a lock, in seconds (0: no limit).
-        #[serde(default = "default_lock_timeout")]
-        lock_timeout_seconds: f64,
-        /// How long a session may sit in an open transaction before the server ends it.
-        #[serde(default = "default_idle_in_transaction_timeout")]
-        idle_in_transaction_timeout_seconds: f64,
-        /// After this long without traffic the server probes the connection (TCP keepalive).
-        #[serde(default = "default_keepalive_idle")]
-        keepalive_idle_seconds: u64,
+        /// Timeouts and keepalive of every connection (`[store.session]`, in seconds).
+        #[serde(default)]
+        session: SessionLimits,
     },
     /// One SQLite file: for a single worker on one machine.
     Sqlite {
@@ -277,22 +268,6 @@ fn default_max_writes_per_batch() -> usize {
     tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH
 }
 
-fn default_statement_timeout() -> f64 {
-    SessionLimits::default().statement_timeout.as_secs_f64()
-}
-
-fn default_lock_timeout() -> f64 {
-    SessionLimits::default().lock_timeout.as_secs_f64()
-}
-
-fn default_idle_in_transaction_timeout() -> f64 {
-    SessionLimits::default().idle_in_transaction_timeout.as_secs_f64()
-}
-
-fn default_keepalive_idle() -> u64 {
-    SessionLimits::default().keepalive_idle.as_secs()
-}
-
 /// The most writes one batch may carry: a batch's rows are held in memory and sent as arrays,
 /// and a claim carries the event (up to 1 MiB of body).
 const MAX_WRITES_PER_BATCH_LIMIT: usize = 4096;
@@ -303,28 +278,26 @@ impl StoreConfig {
             max_connections,
             write_batches_in_flight,
             max_writes_per_batch,
-            statement_timeout_seconds,
-            lock_timeout_seconds,
-            idle_in_transaction_timeout_seconds,
-            keepalive_idle_seconds,
+            session,
             ..
         } = self
         else {
             return Ok(());
         };
-        for (setting, seconds) in [
-            ("statement_timeout_seconds", statement_timeout_seconds),
-            ("lock_timeout_seconds", lock_timeout_seconds),
-            ("idle_in_transaction_timeout_seconds", idle_in_transaction_timeout_seconds),
+        let day = Duration::from_secs(86_400);
+        for (setting, limit) in [
+            ("statement_timeout", session.statement_timeout),
+            ("lock_timeout", session.lock_timeout),
+            ("idle_in_transaction_timeout", session.idle_in_transaction_timeout),
         ] {
             anyhow::ensure!(
-                (0.0..=86_400.0).contains(seconds),
-                "store.{setting} ({seconds}) must be between 0 (no limit) and 86400"
+                limit <= day,
+                "store.session.{setting} must be between 0 (no limit) and 86400 seconds"
             );
         }
         anyhow::ensure!(
-            *keepalive_idle_seconds >= 1,
-            "store.keepalive_idle_seconds must be at least 1"
+            (Duration::from_secs(1)..=day).contains(&session.keepalive_idle),
+            "store.session.keepalive_idle must be between 1 and 86400 seconds"
         );
         anyhow::ensure!(*max_connections >= 1, "store.max_connections must be at least 1");
         // Each batch holds a connection of the pool while it runs, so there cannot be more
@@ -350,23 +323,13 @@ impl StoreConfig {
                 max_connections,
                 write_batches_in_flight,
                 max_writes_per_batch,
-                statement_timeout_seconds,
-                lock_timeout_seconds,
-                idle_in_transaction_timeout_seconds,
-                keepalive_idle_seconds,
+                session,
             } => {
                 let mut config = PostgresConfig::new(url);
                 config.max_connections = *max_connections;
                 config.write_batches_in_flight = *write_batches_in_flight;
                 config.max_writes_per_batch = *max_writes_per_batch;
-                // Validated to be within 0..=86400 by `validate`.
-                let seconds = |s: f64| Duration::try_from_secs_f64(s).unwrap_or_default();
-                config.session = SessionLimits {
-                    statement_timeout: seconds(*statement_timeout_seconds),
-                    lock_timeout: seconds(*lock_timeout_seconds),
-                    idle_in_transaction_timeout: seconds(*idle_in_transaction_timeout_seconds),
-                    keepalive_idle: Duration::from_secs(*keepalive_idle_seconds),
-                };
+                config.session = *session;
                 Some(config)
             }
             StoreConfig::Sqlite { .. } => None,
