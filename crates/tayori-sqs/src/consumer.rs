@@ -1,4 +1,7 @@
 //! The polling loops and the life of one message.
+//!
+//! About 700 lines: the poll loop, the life of a message and the SQS calls they share read
+//! best together; the store's health (`health`) and the tenants' slots (`slots`) live beside it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,10 +118,6 @@ struct Shared {
 const KIB: usize = 1024;
 /// The largest SQS message: capacity for it is reserved before each receive.
 const MAX_MESSAGE_KIB: usize = 1024;
-/// How often the store is probed (`MessageHandler::probe`), and the longest one probe may take:
-/// an outage is seen within about 3 s, and the pollers stop.
-const PROBE_EVERY: Duration = Duration::from_secs(1);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// While the store is down, each poller still receives once this often: a probe of its own,
 /// in case the store works while its probe fails (a handled message reopens the gate). It costs
 /// those messages one receive each.
@@ -174,7 +173,11 @@ impl SqsConsumer {
         let byte_capacity = Arc::new(Semaphore::new(shared.config.max_in_flight_bytes / KIB));
         let (to_dispatch, mut dispatch) = mpsc::channel::<Received>(shared.config.max_in_flight);
 
-        let prober = tokio::spawn(probe_store(shared.clone(), shutdown.clone()));
+        let prober = tokio::spawn(crate::health::probe_store(
+            shared.handler.clone(),
+            shared.health.clone(),
+            shutdown.clone(),
+        ));
         let mut pollers = JoinSet::new();
         for poller in 0..shared.config.pollers {
             pollers.spawn(
@@ -589,26 +592,6 @@ fn publisher(config: &ConsumerConfig, message: &Message) -> Publisher {
     };
     publisher.trusted = publisher.sent_by_one_of(&config.trusted_producers);
     publisher
-}
-
-/// Probes the handler's store every `PROBE_EVERY` until the stop; the answers open and close
-/// the pollers' gate (`health`).
-async fn probe_store(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(PROBE_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {},
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        let answer = match tokio::time::timeout(PROBE_TIMEOUT, shared.handler.probe()).await {
-            Ok(answer) => answer,
-            Err(_elapsed) => {
-                Err(format!("the store's probe gave no answer within {PROBE_TIMEOUT:?}"))
-            }
-        };
-        shared.health.store_answered(answer);
-    }
 }
 
 /// Renews the message's visibility while it is worked on. Never returns.

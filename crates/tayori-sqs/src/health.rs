@@ -3,9 +3,10 @@
 //! the last probe succeed?). While the store is down the pollers stop receiving, so that an
 //! outage does not spend the messages' receives towards the dead-letter queue.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use tayori_app::MessageHandler;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -128,6 +129,35 @@ impl ConsumerHealth {
             _ => {}
         }
         state.store = Some(result);
+    }
+}
+
+/// How often the store is probed, and the longest one probe may take: an outage is seen within
+/// about 3 s, and the pollers stop.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Probes the handler's store ([`MessageHandler::probe`]) every `PROBE_EVERY` until the stop;
+/// the answers open and close the pollers' gate.
+pub(crate) async fn probe_store(
+    handler: Arc<dyn MessageHandler>,
+    health: Arc<ConsumerHealth>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(PROBE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {},
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let answer = match tokio::time::timeout(PROBE_TIMEOUT, handler.probe()).await {
+            Ok(answer) => answer,
+            Err(_elapsed) => {
+                Err(format!("the store's probe gave no answer within {PROBE_TIMEOUT:?}"))
+            }
+        };
+        health.store_answered(answer);
     }
 }
 
