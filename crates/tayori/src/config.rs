@@ -660,6 +660,34 @@ mod tests {
     }
 
     #[test]
+    fn store_session_limits_and_the_handling_deadline_are_read_and_checked() {
+        let base = "[store]\nkind = \"postgres\"\nurl = \"postgres://tayori@db/tayori\"\n";
+        let queue = "[queue]\nurl = \"https://sqs.example/q\"\n";
+        let ses = "[sender]\nkind = \"ses\"\n";
+        let file = write(&format!(
+            "{base}[store.session]\nlock_timeout = 1.5\n{queue}{ses}[delivery]\nlease_seconds = 60\n"
+        ));
+        let config = WorkerConfig::load(Some(file.path())).expect("valid");
+        let session = config.store.postgres().expect("postgres").session;
+        assert_eq!(session.lock_timeout, Duration::from_millis(1500));
+        assert_eq!(session.statement_timeout, Duration::from_secs(30), "the default");
+        // 90 s does not fit under a 60 s lease: halfway between the longest send (20 + 10 s)
+        // and the lease.
+        assert_eq!(config.queue.handling_deadline, Duration::from_secs(45));
+
+        let file = write(&format!(
+            "{base}{queue}handling_deadline_seconds = 120\n{ses}[delivery]\nlease_seconds = 120\n"
+        ));
+        let error = format!("{:#}", WorkerConfig::load(Some(file.path())).unwrap_err());
+        assert!(error.contains("queue.handling_deadline_seconds"), "{error}");
+
+        // Refused, not a panic (serde names the section only: the variant is internally tagged).
+        let file = write(&format!("{base}[store.session]\nlock_timeout = -1\n{queue}{ses}"));
+        let error = format!("{:#}", WorkerConfig::load(Some(file.path())).unwrap_err());
+        assert!(error.contains("store") && error.contains("negative"), "{error}");
+    }
+
+    #[test]
     fn reads_a_file_and_names_what_is_wrong() {
         let ok = write(
             r#"
