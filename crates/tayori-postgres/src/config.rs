@@ -59,7 +59,7 @@ impl Default for SessionLimits {
     fn default() -> Self {
         Self {
             statement_timeout: Duration::from_secs(30),
-            lock_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(2),
             idle_in_transaction_timeout: Duration::from_secs(60),
             keepalive_idle: Duration::from_secs(30),
         }
