@@ -23,8 +23,12 @@ pub struct DeliverySummary {
     pub event_type: Option<String>,
     /// The recipient.
     pub recipient: Option<String>,
-    /// `processing`, `sent`, `suppressed`, `rejected` or `failed`.
+    /// `processing`, `sent`, `suppressed`, `rejected`, `failed` or `unknown` (the send's result
+    /// is unknown: SES may have accepted it; see `reconciled_at`).
     pub status: String,
+    /// When an SES report about the email made an `unknown` delivery `sent` (RFC 3339): it is
+    /// "sent, reconciled", and its `provider_message_id` is the one SES reported.
+    pub reconciled_at: Option<String>,
     /// Why (every outcome but `sent`).
     pub reason: Option<String>,
     /// The rendered subject.
@@ -49,6 +53,7 @@ impl From<&DeliveryRecord> for DeliverySummary {
             event_type: r.event_type.clone(),
             recipient: r.recipient.clone(),
             status: r.status.to_string(),
+            reconciled_at: r.reconciled_at.map(|t| t.to_rfc3339()),
             reason: r.reason.clone(),
             subject: r.subject.clone(),
             provider_message_id: r.provider_message_id.clone(),

@@ -1232,3 +1232,89 @@ async fn dead_letters_are_shown_by_event_never_by_body_and_redriven_with_a_reaso
     let (_, audit) = h.call("GET", "/api/v1/audit?action=dlq.redrive", Some(&viewer), None).await;
     assert_eq!(audit[0]["object_id"], "feedback", "{audit}");
 }
+
+#[tokio::test]
+async fn unknown_sends_wait_for_ses_then_a_report_reconciles_one_and_the_window_frees_the_other() {
+    use tayori_app::ports::{FeedbackPolicy, FeedbackRecord, FeedbackStore};
+    let h = harness().await;
+    let (operator, _) = h.token(Role::Operator, &["acme-invest"]).await;
+    let (from, until) = window_around_now();
+    let ambiguous = || tayori_app::ports::SendError::Ambiguous {
+        reason: "no answer within the call timeout".into(),
+    };
+    h.sender.fail_next(vec![ambiguous(), ambiguous()]);
+    let reported = h.publish(&invest_deposit("unknown-1", "reported@example.com")).await;
+    let silent = h.publish(&invest_deposit("unknown-2", "silent@example.com")).await;
+    let detail = |id| format!("/api/v1/deliveries/{id}");
+    let (_, shown) = h.call("GET", &detail(silent), Some(&operator), None).await;
+    assert_eq!(shown["status"], "unknown", "{shown}");
+    let why = shown["not_resendable"].as_str().unwrap();
+    assert!(why.contains("result is unknown"), "{why}");
+
+    // Within the window: neither the single resend nor the bulk one takes them.
+    let reason = json!({ "reason": "the customer asked" });
+    let resend = format!("/api/v1/deliveries/{silent}/resend");
+    let (status, body) = h.call("POST", &resend, Some(&operator), Some(&reason)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let bulk = json!({
+        "tenant": "acme-invest", "from": from, "until": until, "reason": "incident over",
+    });
+    let uri = "/api/v1/deliveries/resend-failed";
+    let (status, page) = h.call("POST", uri, Some(&operator), Some(&bulk)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"], json!([]), "{page}");
+
+    // SES reports on the first: sent, reconciled, with SES's message id.
+    let mut event: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            common::manifest_dir().join("../../tests/fixtures/ses-events/delivery.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    event["mail"]["messageId"] = json!("ses-reported-later");
+    event["mail"]["tags"] = json!({
+        "tayori-tenant": ["acme-invest"], "tayori-delivery-id": [reported.to_string()],
+    });
+    let parsed = tayori_domain::parse_feedback(event.to_string().as_bytes()).unwrap();
+    let feedback = tayori_postgres::PostgresFeedbackStore::new(h.store.pool().clone());
+    feedback
+        .record_feedback(
+            FeedbackRecord::Event(&parsed),
+            &FeedbackPolicy::default(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let (_, shown) = h.call("GET", &detail(reported), Some(&operator), None).await;
+    assert_eq!(shown["status"], "sent", "{shown}");
+    assert_eq!(shown["provider_message_id"], "ses-reported-later");
+    assert!(shown["reconciled_at"].is_string(), "{shown}");
+    // The console shows it so (the token's secret is the session cookie's value).
+    let (secret, _) = h.token(Role::Viewer, &[]).await;
+    let (_, _, page) =
+        h.page("GET", &format!("/console/deliveries/{reported}"), Some(&secret), None).await;
+    assert!(page.contains("sent (reconciled)"), "{page}");
+    let (_, _, page) =
+        h.page("GET", &format!("/console/deliveries/{silent}"), Some(&operator), None).await;
+    assert!(page.contains("Cannot resend: its send"), "{page}");
+    assert!(page.contains("result is unknown and SES may have accepted it"), "{page}");
+
+    // The window passes (moved back in the database: four hours is the default).
+    sqlx::query("update deliveries set decided_at = decided_at - interval '5 hours'")
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    let sends_before = h.sender.sent().len();
+    let (status, page) = h.call("POST", uri, Some(&operator), Some(&bulk)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the one SES never reported on: {page}");
+    assert_eq!(items[0]["origin"]["delivery_id"], silent.to_string());
+    assert!(items[0]["origin"]["reason"].as_str().unwrap().starts_with("not seen by SES"));
+    assert_eq!(items[0]["result"]["status"], "sent", "{page}");
+    assert_eq!(h.sender.sent().len(), sends_before + 1, "no second email for the reconciled one");
+    let (_, audit) =
+        h.call("GET", "/api/v1/audit?action=delivery.unknown_expired", Some(&operator), None).await;
+    assert_eq!(audit.as_array().map(Vec::len), Some(1), "{audit}");
+}

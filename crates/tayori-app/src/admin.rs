@@ -128,6 +128,8 @@ impl From<StoreError> for AdminError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(cause) => AdminError::Unavailable(cause),
+            // What the operator sent cannot be stored as it is (NUL in a reason, ...).
+            StoreError::Refused(cause) => AdminError::Invalid(cause),
             StoreError::Unexpected(error) => AdminError::Unexpected(error),
         }
     }
@@ -572,6 +574,9 @@ pub struct AdminService {
     /// What the running workers say their tenants are doing; none where no worker publishes
     /// (SQLite, the command line).
     pub activity: Option<Arc<dyn ActivityBoard>>,
+    /// How long a delivery whose send's result is unknown waits for an SES report before it
+    /// may be resent, as "not seen by SES" (`[feedback] unknown_send_window_seconds`).
+    pub unknown_send_window: std::time::Duration,
 }
 
 impl AdminService {
@@ -637,7 +642,10 @@ impl AdminService {
         let attempts = self.deliveries.attempts(&record.tenant, id).await?;
         let links = self.admin.links(&record.tenant, id).await?;
         let mut feedback = self.admin.feedback(&record.tenant, id).await?;
-        let not_resendable = self.resend_body(&record, LinkKind::Resend, 1).err();
+        let not_resendable = match self.unknown_until(&record) {
+            Some(until) => Some(unknown_not_resendable(until)),
+            None => self.resend_body(&record, LinkKind::Resend, 1).err(),
+        };
         mask_for(who, &mut record);
         if !who.sees_addresses() {
             for entry in &mut feedback.timeline {
@@ -654,9 +662,60 @@ impl AdminService {
         id: DeliveryId,
         reason: &str,
     ) -> Result<ActionResult, AdminError> {
-        let origin = self.visible_delivery(who, id).await?;
+        let mut origin = self.visible_delivery(who, id).await?;
         who.require_act()?;
+        if origin.status == DeliveryStatus::Unknown {
+            if let Some(until) = self.unknown_until(&origin) {
+                return Err(AdminError::Invalid(format!(
+                    "this delivery cannot be resent yet: {}",
+                    unknown_not_resendable(until)
+                )));
+            }
+            let tenant = origin.tenant.clone();
+            self.expire_unknown(who, &tenant, Some(id)).await?;
+            origin = self.visible_delivery(who, id).await?;
+        }
         self.derive_and_handle(who, &origin, LinkKind::Resend, reason, Numbering::Next).await
+    }
+
+    /// Until when an `unknown` delivery waits for an SES report before it may be resent;
+    /// `None` for any other delivery, or once the window has passed.
+    fn unknown_until(&self, record: &DeliveryRecord) -> Option<DateTime<Utc>> {
+        if record.status != DeliveryStatus::Unknown {
+            return None;
+        }
+        let window = Duration::from_std(self.unknown_send_window).unwrap_or(Duration::MAX);
+        let until = record.decided_at.unwrap_or(record.updated_at).checked_add_signed(window)?;
+        (until > self.clock.now()).then_some(until)
+    }
+
+    /// Makes the tenant's `unknown` deliveries past the window `failed` ("not seen by SES"), so
+    /// that a resend can take them (only `only`, when given).
+    async fn expire_unknown(
+        &self,
+        who: &Principal,
+        tenant: &TenantId,
+        only: Option<DeliveryId>,
+    ) -> Result<(), AdminError> {
+        let now = self.clock.now();
+        let window = Duration::from_std(self.unknown_send_window).unwrap_or(Duration::MAX);
+        let Some(decided_before) = now.checked_sub_signed(window) else { return Ok(()) };
+        let reason = format!(
+            "not seen by SES: no SES report within {} s of a send whose result was unknown; \
+             resendable. Before: ",
+            self.unknown_send_window.as_secs()
+        );
+        let mut audit = who.audit(now, "delivery.unknown_expired");
+        audit.tenant = Some(tenant.clone());
+        audit.object_kind = Some("delivery".into());
+        audit.reason = Some("not seen by SES within the unknown-send window".into());
+        audit.detail = serde_json::json!({ "window_seconds": self.unknown_send_window.as_secs() });
+        let expired =
+            self.admin.expire_unknown_sends(tenant, only, decided_before, &reason, &audit).await?;
+        if !expired.is_empty() {
+            info!(%tenant, count = expired.len(), "unknown sends not seen by SES are now failed");
+        }
+        Ok(())
     }
 
     /// Feeds a rejected delivery's event through again (after a fix, e.g. a template added) as a
@@ -681,11 +740,12 @@ impl AdminService {
     /// Resends a page of `tenant`'s failed deliveries that have no decided resend, each as
     /// [`resend`](Self::resend) would (a new linked delivery, audited `delivery.resend`), after
     /// the cause of a run of failures is fixed: a sending identity verified again, a
-    /// configuration set restored. Safe to repeat: each is only ever given its *first* resend
-    /// (one key per failed delivery), so a delivery resent once is never mailed again, two
-    /// calls racing for one mail it once, and a first resend left undecided (throttled, or the
-    /// call stopped) is taken again by the next call and finishes. One that cannot be resent is
-    /// reported with why and passed over.
+    /// configuration set restored; `unknown` ones (a send without an answer) only once the
+    /// unknown-send window has passed without an SES report ("not seen by SES"). Safe to
+    /// repeat: each is only ever given its *first* resend (one key per failed delivery), so a
+    /// delivery resent once is never mailed again, two calls racing for one mail it once, and a
+    /// first resend left undecided (throttled, or the call stopped) is taken again by the next
+    /// call and finishes. One that cannot be resent is reported with why and passed over.
     pub async fn resend_failed(
         &self,
         who: &Principal,
@@ -702,6 +762,10 @@ impl AdminService {
         if !(1..=MAX_FAILED_RESENDS).contains(&request.limit) {
             return Err(AdminError::Invalid(format!("limit must be 1 to {MAX_FAILED_RESENDS}")));
         }
+        // Sends whose result is unknown wait for SES's report; those past the window without
+        // one become `failed` ("not seen by SES") here, and this search takes them. Also on a
+        // dry run: it records what the window decided, not a resend.
+        self.expire_unknown(who, tenant, None).await?;
         let search = DeliverySearch {
             tenants,
             status: Some(DeliveryStatus::Failed),
@@ -1463,6 +1527,15 @@ fn required_reason(reason: &str) -> Result<&str, AdminError> {
     } else {
         Ok(reason)
     }
+}
+
+/// Why an `unknown` delivery cannot be resent before `until`.
+fn unknown_not_resendable(until: DateTime<Utc>) -> String {
+    format!(
+        "its send's result is unknown and SES may have accepted it; it waits for SES's report \
+         (which makes it sent, reconciled) until {}, and can be resent after that if none came",
+        until.to_rfc3339()
+    )
 }
 
 fn no_tenant(tenant: Option<&TenantId>) -> AdminError {

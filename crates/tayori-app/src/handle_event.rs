@@ -348,6 +348,7 @@ impl EventHandler {
         // Metrics are reported here, once per message, so that every way out of the path is
         // counted the same way (`telemetry` names them).
         let in_flight = telemetry::InFlight::enter();
+        failpoint!("event.after_receive");
         // 1. Decode. A body that breaks the contract is still recorded, never dropped.
         let decoded = decode_message_body(&message.body);
         let tenant = match &decoded {
@@ -496,10 +497,11 @@ impl EventHandler {
             Prepared::Send(_) => ClaimPurpose::Send,
             Prepared::Decide(_) => ClaimPurpose::Decide,
         };
-        let attempt = match self.claim(&request, purpose).await? {
+        let attempt = match self.claim(message, &request, purpose).await? {
             Claimed::Won { attempt } => attempt,
             Claimed::Lost(handled) => return Ok(handled),
         };
+        failpoint!("event.after_claim");
         if let Some(outcome) = self.outcome_of_earlier_attempts(key, attempt).await? {
             return self.decide(key, outcome, None).await;
         }
@@ -521,6 +523,7 @@ impl EventHandler {
         let sent = self.sender.send(&email).await;
         telemetry::send_finished(&key.tenant, sent.as_ref().map(|_| ()), send_started.elapsed());
         if let Ok(sent) = &sent {
+            failpoint!("event.after_accepted");
             self.pauses.throttle_over(&key.tenant);
             telemetry::receive_to_send(&key.tenant, in_flight.elapsed());
             // Every later line of this event carries the mail service's id (SES message id).
@@ -537,10 +540,12 @@ impl EventHandler {
                 self.decide_after_send(key, end, outcome, &email.subject).await
             }
             Err(error @ SendError::Ambiguous { .. }) if !self.policy.resend_unknown => {
+                // `unknown` until an SES report about the email reconciles it as sent, or the
+                // unknown-send window passes without one (`docs/idempotency.md`).
                 let detail = error.to_string();
                 let end = AttemptEnd { attempt, result: AttemptResult::Unknown, detail: &detail };
                 let reason = format!("{detail}; not resent automatically (resend_unknown = false)");
-                self.decide_after_send(key, end, Outcome::Failed { reason }, &email.subject).await
+                self.decide_after_send(key, end, Outcome::Unknown { reason }, &email.subject).await
             }
             Err(error) if error.is_transient() || matches!(error, SendError::Ambiguous { .. }) => {
                 let result = if error.is_transient() {
@@ -624,6 +629,7 @@ impl EventHandler {
             event
         });
         let to_render = with_link.as_ref().unwrap_or(event);
+        failpoint!("event.mid_render");
         let rendered = match tracing::info_span!("render")
             .in_scope(|| self.renderer.render(tenant, to_render))
         {
@@ -655,7 +661,7 @@ impl EventHandler {
         let key = &event.key;
         let request = self.claim_request(&event, message.receive_count);
         let result = async {
-            match self.claim(&request, ClaimPurpose::Decide).await? {
+            match self.claim(message, &request, ClaimPurpose::Decide).await? {
                 Claimed::Won { attempt } => {
                     let outcome = match self.outcome_of_earlier_attempts(key, attempt).await? {
                         Some(outcome) => outcome,
@@ -689,7 +695,7 @@ impl EventHandler {
             raw_body: Some(raw_body),
             ..self.bare_claim_request(&key, message.receive_count)
         };
-        match self.claim(&request, ClaimPurpose::Decide).await? {
+        match self.claim(message, &request, ClaimPurpose::Decide).await? {
             Claimed::Won { .. } => {
                 self.decide(&key, Outcome::Rejected { reason: error.reason }, None).await
             }
@@ -711,15 +717,20 @@ impl EventHandler {
             reason: reason.clone(),
             now: self.clock.now(),
         };
-        self.store
-            .record_unkeyed_rejection(&rejection)
-            .await
-            .map_err(|e| retry_later(None, &e, None))?;
+        let recorded = match self.store.record_unkeyed_rejection(&rejection).await {
+            Err(StoreError::Refused(cause)) => {
+                let reason = storable_text(&reason, &cause);
+                self.store.record_unkeyed_rejection(&UnkeyedRejection { reason, ..rejection }).await
+            }
+            other => other,
+        };
+        recorded.map_err(|e| retry_later(None, &e, None))?;
         Ok(Handled::RejectedWithoutKey { reason })
     }
 
     async fn claim(
         &self,
+        message: &InboundMessage,
         request: &ClaimRequest,
         purpose: ClaimPurpose,
     ) -> Result<Claimed, RetryLater> {
@@ -727,8 +738,20 @@ impl EventHandler {
         let claim = match purpose {
             ClaimPurpose::Send => self.store.claim_and_start_attempt(request).await,
             ClaimPurpose::Decide => self.store.claim(request).await,
-        }
-        .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+        };
+        let claim = match claim {
+            // It would be refused again: rejected with the store's reason, never retried.
+            Err(StoreError::Refused(cause)) => {
+                return self.reject_unstorable(message, request, cause).await.map(Claimed::Lost);
+            }
+            other => other.map_err(|e| retry_later(Some(delivery_id), &e, None))?,
+        };
+        self.claimed(request, claim).await
+    }
+
+    /// What a claim's answer comes to.
+    async fn claimed(&self, request: &ClaimRequest, claim: Claim) -> Result<Claimed, RetryLater> {
+        let delivery_id = request.key.delivery_id();
         match claim {
             Claim::Claimed { attempt } => Ok(Claimed::Won { attempt }),
             Claim::AlreadyDecided { status } => {
@@ -762,7 +785,7 @@ impl EventHandler {
     /// - an attempt the service accepted → `sent` with that message id;
     /// - an attempt the service refused for good → `failed` with its reason;
     /// - an attempt without a result (the worker died mid-send) or with an unknown result →
-    ///   `failed` as unknown, unless `resend_unknown` allows trying again;
+    ///   `unknown` (an SES report may reconcile it), unless `resend_unknown` allows trying again;
     /// - only transient errors, or no attempt at all → nothing: go on and send.
     async fn outcome_of_earlier_attempts(
         &self,
@@ -793,7 +816,7 @@ impl EventHandler {
             return Ok(None);
         }
         if let Some(unknown) = earlier.iter().find(|a| a.result == Some(AttemptResult::Unknown)) {
-            return Ok(Some(Outcome::Failed {
+            return Ok(Some(Outcome::Unknown {
                 reason: format!(
                     "{}; not resent automatically (resend_unknown = false)",
                     detail_of(unknown)
@@ -815,7 +838,7 @@ impl EventHandler {
             .await
             .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
         warn!(attempt = unfinished.attempt, "an earlier send never finished; not resending");
-        Ok(Some(Outcome::Failed {
+        Ok(Some(Outcome::Unknown {
             reason: format!(
                 "result unknown: send attempt {} started at {} never finished ({detail}); \
                  not resent automatically (resend_unknown = false)",
@@ -831,11 +854,16 @@ impl EventHandler {
         subject: Option<&Subject>,
     ) -> Result<Handled, RetryLater> {
         let delivery_id = key.delivery_id();
-        let recorded = self
-            .store
-            .record_outcome(key, &outcome, subject, self.clock.now())
-            .await
-            .map_err(|e| retry_later(Some(delivery_id), &e, None))?;
+        let (outcome, recorded) =
+            match self.store.record_outcome(key, &outcome, subject, self.clock.now()).await {
+                Err(StoreError::Refused(cause)) => {
+                    let outcome = storable_outcome(&outcome, &cause);
+                    let now = self.clock.now();
+                    (outcome.clone(), self.store.record_outcome(key, &outcome, None, now).await)
+                }
+                recorded => (outcome, recorded),
+            };
+        let recorded = recorded.map_err(|e| retry_later(Some(delivery_id), &e, None))?;
         Ok(self.decided(delivery_id, outcome, recorded))
     }
 
@@ -859,6 +887,20 @@ impl EventHandler {
                 .await
             {
                 Ok(recorded) => return Ok(self.decided(delivery_id, outcome, recorded)),
+                // Refused for its text: waiting cannot help; recorded with text the store keeps.
+                Err(StoreError::Refused(cause)) => {
+                    let outcome = storable_outcome(&outcome, &cause);
+                    let detail = storable_text(end.detail, &cause);
+                    let end = AttemptEnd { detail: &detail, ..end };
+                    return match self
+                        .store
+                        .record_attempt_finished_and_outcome(key, end, &outcome, None, now)
+                        .await
+                    {
+                        Ok(recorded) => Ok(self.decided(delivery_id, outcome, recorded)),
+                        Err(error) => Err(retry_later(Some(delivery_id), &error, None)),
+                    };
+                }
                 Err(error) => match waits.next() {
                     Some(wait) => {
                         warn!(error = %error, "could not record the outcome of a send; retrying");
@@ -884,6 +926,14 @@ impl EventHandler {
             let now = self.clock.now();
             match self.store.record_attempt_finished(key, attempt, result, detail, now).await {
                 Ok(()) => return Ok(()),
+                Err(StoreError::Refused(cause)) => {
+                    let detail = storable_text(detail, &cause);
+                    return self
+                        .store
+                        .record_attempt_finished(key, attempt, result, &detail, now)
+                        .await
+                        .map_err(|e| retry_later(Some(key.delivery_id()), &e, None));
+                }
                 Err(error) => match waits.next() {
                     Some(wait) => self.clock.sleep(*wait).await,
                     None => return Err(retry_later(Some(key.delivery_id()), &error, None)),
@@ -900,6 +950,7 @@ impl EventHandler {
     ) -> Handled {
         match recorded {
             RecordOutcome::Recorded => {
+                failpoint!("event.after_outcome");
                 info!(
                     %delivery_id,
                     outcome = %outcome.status(),
@@ -928,6 +979,40 @@ impl EventHandler {
         }
         info!(reason = %reason, "transient failure; the message will be retried");
         RetryLater { delivery_id: Some(key.delivery_id()), reason, retry_after }
+    }
+
+    /// The store refused the claim for the data it carries and would refuse it again (see
+    /// [`StoreError::Refused`]): the event is rejected with the store's reason, against its key
+    /// with its raw body (bytes, which every store keeps) and nothing else, or, should the store
+    /// refuse even that, without a key. Either way it has its one outcome and leaves the queue.
+    async fn reject_unstorable(
+        &self,
+        message: &InboundMessage,
+        request: &ClaimRequest,
+        cause: String,
+    ) -> Result<Handled, RetryLater> {
+        let key = &request.key;
+        let reason = format!("the delivery store cannot keep this event as it is: {cause}");
+        warn!(%reason, "rejecting an event the store refuses");
+        let bare = ClaimRequest {
+            raw_body: Some(RawBody::capture(&message.body)),
+            ..self.bare_claim_request(key, message.receive_count)
+        };
+        match self.store.claim(&bare).await {
+            Ok(claim) => match self.claimed(&bare, claim).await? {
+                Claimed::Won { attempt } => {
+                    // A takeover may follow an attempt that sent: that decides it instead.
+                    let outcome = self.outcome_of_earlier_attempts(key, attempt).await?;
+                    let outcome = outcome.unwrap_or(Outcome::Rejected { reason });
+                    self.decide(key, outcome, None).await
+                }
+                Claimed::Lost(handled) => Ok(handled),
+            },
+            Err(StoreError::Refused(_)) => {
+                self.reject_unkeyed(message, Some(key.tenant.clone()), reason).await
+            }
+            Err(error) => Err(retry_later(Some(key.delivery_id()), &error, None)),
+        }
     }
 
     fn claim_request(&self, event: &Event, receive_count: u32) -> ClaimRequest {
@@ -982,6 +1067,27 @@ fn retry_later(
     retry_after: Option<Duration>,
 ) -> RetryLater {
     RetryLater { delivery_id, reason: error.to_string(), retry_after }
+}
+
+/// Text the store refused, made storable: NUL, which PostgreSQL cannot keep in text, written as
+/// the escape `\u{0}`, with the store's reason for the operator.
+fn storable_text(text: &str, cause: &str) -> String {
+    format!("{} (stored with NUL escaped: {cause})", text.replace('\0', "\\u{0}"))
+}
+
+/// The same outcome with its text made storable ([`storable_text`]): a sent email stays sent.
+fn storable_outcome(outcome: &Outcome, cause: &str) -> Outcome {
+    match outcome {
+        Outcome::Sent { provider_message_id } => {
+            Outcome::Sent { provider_message_id: provider_message_id.replace('\0', "\\u{0}") }
+        }
+        Outcome::Suppressed { reason } => {
+            Outcome::Suppressed { reason: storable_text(reason, cause) }
+        }
+        Outcome::Rejected { reason } => Outcome::Rejected { reason: storable_text(reason, cause) },
+        Outcome::Failed { reason } => Outcome::Failed { reason: storable_text(reason, cause) },
+        Outcome::Unknown { reason } => Outcome::Unknown { reason: storable_text(reason, cause) },
+    }
 }
 
 /// The event's copy as stored: sensitive variables replaced by `"***"`, so that neither the

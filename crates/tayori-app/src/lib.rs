@@ -10,7 +10,17 @@
 //! depends only on the domain; it must not name a concrete technology: no async runtime,
 //! database driver, AWS SDK, HTTP framework or template engine (a check in `scripts/test`
 //! enforces that). In-memory fakes of every port and the store
-//! conformance suite live behind the `testing` feature.
+//! conformance suite live behind the `testing` feature; failpoints at the event path's
+//! boundaries (for the binary's crash tests) behind the `failpoints` feature.
+
+/// A failpoint of the crash tests (tikv's fail-rs): the binary arms it to kill the process here
+/// (`docs/idempotency.md`, "Crash points"). Without the `failpoints` feature it is nothing.
+macro_rules! failpoint {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name);
+    };
+}
 
 pub mod accept_event;
 pub mod admin;

@@ -299,11 +299,12 @@ pub const UNKNOWN_TENANT: &str = "_unknown";
 /// Label of bodies without a readable tenant.
 pub const NO_TENANT: &str = "_none";
 
-const OUTCOME_LABELS: [DeliveryStatus; 4] = [
+const OUTCOME_LABELS: [DeliveryStatus; 5] = [
     DeliveryStatus::Sent,
     DeliveryStatus::Failed,
     DeliveryStatus::Rejected,
     DeliveryStatus::Suppressed,
+    DeliveryStatus::Unknown,
 ];
 const SEND_ERROR_KINDS: [&str; 5] = ["throttled", "unavailable", "paused", "rejected", "ambiguous"];
 
@@ -582,11 +583,12 @@ pub fn store_write_batch_replayed() {
 pub fn feedback_recorded(kind: &'static str, recorded: Option<&crate::ports::FeedbackRecorded>) {
     use crate::ports::FeedbackRecorded;
     let result = match recorded {
+        Some(FeedbackRecorded::Matched { reconciled: true, .. }) => "reconciled",
         Some(FeedbackRecorded::Matched { .. }) => "matched",
         Some(FeedbackRecorded::Unmatched) => "unmatched",
         Some(FeedbackRecorded::Duplicate) => "duplicate",
         Some(FeedbackRecorded::Invalid) => "invalid",
-        None => "retry",
+        Some(FeedbackRecorded::NotDecidedYet) | None => "retry",
     };
     counter!(FEEDBACK, "kind" => kind, "result" => result).increment(1);
 }

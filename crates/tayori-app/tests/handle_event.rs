@@ -445,7 +445,7 @@ fn an_unknown_send_result_is_not_resent_by_default() {
         DeliveryPolicy::default(),
     );
     let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
-    let Handled::Decided { outcome: Outcome::Failed { reason }, .. } = handled else {
+    let Handled::Decided { outcome: Outcome::Unknown { reason }, .. } = handled else {
         panic!("{handled:?}")
     };
     assert!(reason.contains("not resent automatically"), "{reason}");
@@ -495,7 +495,7 @@ fn a_worker_that_died_during_the_send_is_not_followed_by_a_second_send() {
     w.clock.advance(Duration::from_secs(121));
 
     let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
-    let Handled::Decided { outcome: Outcome::Failed { reason }, delivery_id } = handled else {
+    let Handled::Decided { outcome: Outcome::Unknown { reason }, delivery_id } = handled else {
         panic!("{handled:?}")
     };
     assert!(reason.contains("never finished"), "{reason}");
@@ -601,7 +601,7 @@ fn a_long_store_outage_after_the_send_leaves_the_lease_so_nothing_is_resent() {
     // ...and after it runs out, the unfinished attempt stops a second send.
     w.clock.advance(Duration::from_secs(300));
     let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
-    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Failed { .. }, .. }));
+    assert!(matches!(handled, Handled::Decided { outcome: Outcome::Unknown { .. }, .. }));
     assert_eq!(w.sender.calls(), 1);
     assert!(retry.delivery_id.is_some());
 }
@@ -954,4 +954,103 @@ fn a_discarded_event_is_rejected_with_the_reason_once_and_never_sent() {
     };
     assert!(reason.contains("specversion"), "{reason}");
     assert_eq!(w.sender.sent().len(), 1);
+}
+
+#[test]
+fn an_id_with_a_control_character_is_refused_without_a_key_and_kept() {
+    let w = world();
+    let mut event = example_event();
+    event["id"] = json!("01JD8Z6Q7K2V4X9M3N5P1R0T8W\u{0}");
+    let handled = block_on(w.handler.handle(&message(&event))).unwrap();
+    let Handled::RejectedWithoutKey { reason } = handled else { panic!("{handled:?}") };
+    assert!(reason.starts_with("id: id must not contain control characters"), "{reason}");
+    let kept = block_on(w.store.unkeyed_rejections(10)).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].raw_body, event.to_string().into_bytes());
+    assert!(w.sender.sent().is_empty());
+}
+
+#[test]
+fn data_values_with_nul_are_sent_and_their_copy_kept_escaped() {
+    let w = world();
+    let mut event = example_event();
+    event["data"]["variables"]["note"] = json!("a\u{0}b");
+    event["data"]["to"]["name"] = Value::Null;
+    event["subject"] = Value::Null;
+    let handled = block_on(w.handler.handle(&message(&event))).unwrap();
+    let Handled::Decided { delivery_id, outcome: Outcome::Sent { .. } } = handled else {
+        panic!("{handled:?}")
+    };
+    assert_eq!(w.sender.sent()[0].to.name, None, "a null name is no name");
+    let record = block_on(w.store.delivery(delivery_id, None)).unwrap().unwrap();
+    let copy = record.event_json.unwrap();
+    assert!(copy.contains(r#""note":"a\u0000b""#), "{copy}");
+}
+
+#[test]
+fn a_claim_the_store_refuses_for_its_data_is_rejected_with_the_reason_not_retried() {
+    let w = world();
+    w.store.refuse_next_writes(1);
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { delivery_id, outcome: Outcome::Rejected { reason } } = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(reason.contains("cannot keep this event as it is"), "{reason}");
+    assert!(reason.contains("fake refusal"), "{reason}");
+    let record = block_on(w.store.delivery(delivery_id, None)).unwrap().unwrap();
+    assert_eq!(record.raw_body.as_deref(), Some(example_event().to_string().as_bytes()));
+    assert_eq!(record.event_json, None, "only what the store keeps");
+    assert!(w.sender.sent().is_empty());
+    // Decided once: the next copy is a duplicate.
+    let again = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    assert!(matches!(again, Handled::Duplicate { status: DeliveryStatus::Rejected, .. }));
+}
+
+#[test]
+fn a_key_the_store_refuses_altogether_ends_as_an_unkeyed_rejection() {
+    let w = world();
+    w.store.refuse_next_writes(2);
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::RejectedWithoutKey { reason } = handled else { panic!("{handled:?}") };
+    assert!(reason.contains("cannot keep this event as it is"), "{reason}");
+    let kept = block_on(w.store.unkeyed_rejections(10)).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].tenant.as_deref(), Some("acme-invest"));
+    assert!(w.sender.sent().is_empty());
+}
+
+#[test]
+fn a_send_result_the_store_refuses_for_its_text_is_recorded_escaped_not_retried() {
+    let w = world_with(
+        RecordingSender::failing_with(vec![SendError::Rejected { reason: "554 a\0b".into() }]),
+        DeliveryPolicy::default(),
+    );
+    let before = tayori_app::ports::Clock::now(&*w.clock);
+    let handled = block_on(w.handler.handle(&message(&example_event()))).unwrap();
+    let Handled::Decided { delivery_id, outcome: Outcome::Failed { reason } } = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(reason.contains(r"554 a\u{0}b (stored with NUL escaped: "), "{reason}");
+    assert!(!reason.contains('\0'), "{reason}");
+    // No backoff was slept: a refusal is not an outage.
+    assert_eq!(tayori_app::ports::Clock::now(&*w.clock), before);
+    let record = block_on(w.store.delivery(delivery_id, None)).unwrap().unwrap();
+    assert_eq!(record.status, DeliveryStatus::Failed);
+    assert_eq!(record.reason.as_deref(), Some(reason.as_str()));
+    let attempts = block_on(w.store.attempts(&record.tenant, delivery_id)).unwrap();
+    assert_eq!(attempts[0].result, Some(AttemptResult::PermanentError));
+    assert!(attempts[0].detail.as_deref().unwrap().contains(r"a\u{0}b"));
+    assert_eq!(w.sender.calls(), 1);
+}
+
+#[test]
+fn an_unkeyed_rejection_the_store_refuses_is_kept_with_its_text_made_storable() {
+    let w = world();
+    w.store.refuse_next_writes(1);
+    let handled =
+        block_on(w.handler.handle(&InboundMessage::first(b"{\"oops\": ".to_vec()))).unwrap();
+    assert!(matches!(handled, Handled::RejectedWithoutKey { .. }), "{handled:?}");
+    let kept = block_on(w.store.unkeyed_rejections(10)).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].reason.contains("not valid JSON"), "{}", kept[0].reason);
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, FixedOffset, Timelike};
 use serde_json::{Map, Value};
 
+use crate::ids::{is_c0_or_del, truncate_for_message};
 use crate::{
     DisplayName, EmailAddress, EventId, EventSource, EventType, IdempotencyKey, Locale, TenantId,
 };
@@ -105,27 +106,44 @@ pub fn decode_message_body(body: &[u8]) -> Result<Event, DecodeError> {
 
     match fields.get("specversion") {
         Some(Value::String(v)) if v == "1.0" => {}
-        Some(other) => return Err(fail(format!("specversion: must be \"1.0\", got {other}"))),
+        Some(other) => {
+            return Err(fail(format!("specversion: must be \"1.0\", got {}", shown(other))));
+        }
         None => return Err(fail("specversion: missing".into())),
     }
     let id = id.map_err(fail)?;
     let source = source.map_err(fail)?;
     let event_type = event_type.clone().map_err(fail)?;
     let tenant = tenant.map_err(fail)?;
-    let time = match fields.get("time") {
+    // Optional attributes given as `null` are absent (CloudEvents JSON format).
+    let time = match optional(fields, "time") {
         None => None,
         Some(Value::String(t)) => Some(parse_time(t).map_err(|e| fail(format!("time: {e}")))?),
         Some(other) => {
             return Err(fail(format!("time: must be a string, got {}", json_kind(other))));
         }
     };
-    match fields.get("datacontenttype") {
+    match optional(fields, "datacontenttype") {
         None => {}
         Some(Value::String(t)) if t == "application/json" => {}
         Some(other) => {
             return Err(fail(format!(
-                "datacontenttype: must be \"application/json\", got {other}"
+                "datacontenttype: must be \"application/json\", got {}",
+                shown(other)
             )));
+        }
+    }
+    match optional(fields, "subject") {
+        None => {}
+        Some(Value::String(s)) if !s.chars().any(is_c0_or_del) => {}
+        Some(Value::String(s)) => {
+            return Err(fail(format!(
+                "subject: must not contain control characters (U+0000-U+001F, U+007F), got {:?}",
+                truncate_for_message(s)
+            )));
+        }
+        Some(other) => {
+            return Err(fail(format!("subject: must be a string, got {}", json_kind(other))));
         }
     }
     let data = match fields.get("data") {
@@ -146,7 +164,7 @@ pub fn decode_message_body(body: &[u8]) -> Result<Event, DecodeError> {
         .map_err(|e| format!("data.to.{e}"))
         .and_then(|s| EmailAddress::parse(s).map_err(|e| format!("data.to.email: {e}")))
         .map_err(fail)?;
-    let name = match to.get("name") {
+    let name = match optional(to, "name") {
         None => None,
         Some(Value::String(s)) => {
             Some(DisplayName::parse(s).map_err(|e| fail(format!("data.to.name: {e}")))?)
@@ -155,7 +173,7 @@ pub fn decode_message_body(body: &[u8]) -> Result<Event, DecodeError> {
             return Err(fail(format!("data.to.name: must be a string, got {}", json_kind(other))));
         }
     };
-    let locale = match to.get("locale") {
+    let locale = match optional(to, "locale") {
         None => None,
         Some(Value::String(s)) => {
             Some(Locale::parse(s).map_err(|e| fail(format!("data.to.locale: {e}")))?)
@@ -167,7 +185,7 @@ pub fn decode_message_body(body: &[u8]) -> Result<Event, DecodeError> {
             )));
         }
     };
-    let variables = match data.get("variables") {
+    let variables = match optional(data, "variables") {
         None => Map::new(),
         Some(Value::Object(vars)) => vars.clone(),
         Some(other) => {
@@ -234,12 +252,24 @@ fn parse_time(raw: &str) -> Result<DateTime<FixedOffset>, String> {
     Ok(time)
 }
 
+/// An optional member: `null` is the same as absent, as the CloudEvents JSON format says of
+/// attributes, so that producers whose serializers write `null` for an unset field are not
+/// refused. The contract applies the rule to every optional field (`data.to.name`, ...).
+fn optional<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    fields.get(name).filter(|value| !value.is_null())
+}
+
 fn required_str<'a>(fields: &'a Map<String, Value>, name: &str) -> Result<&'a str, String> {
     match fields.get(name) {
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(format!("{name}: must be a string, got {}", json_kind(other))),
         None => Err(format!("{name}: missing")),
     }
+}
+
+/// A wrong value as JSON text, cut short: a reason quotes it, and a body may be 1 MiB.
+fn shown(value: &Value) -> String {
+    truncate_for_message(&value.to_string())
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -356,10 +386,176 @@ mod tests {
         }
     }
 
+    #[test]
+    fn null_optional_fields_are_absent() {
+        let mut event = example();
+        for attribute in ["time", "datacontenttype", "subject", "dataschema", "traceparent"] {
+            event[attribute] = Value::Null;
+        }
+        event["data"]["to"]["name"] = Value::Null;
+        event["data"]["to"]["locale"] = Value::Null;
+        event["data"]["variables"] = Value::Null;
+        let decoded = decode_message_body(event.to_string().as_bytes()).unwrap();
+        assert_eq!(decoded.time, None);
+        assert_eq!(decoded.recipient.name, None);
+        assert_eq!(decoded.recipient.locale, None);
+        assert!(decoded.variables.is_empty());
+
+        // Required fields stay required: null is a wrong type there.
+        for (path, reason) in [
+            ("/id", "id: must be a string, got null"),
+            ("/tenant", "tenant: must be a string, got null"),
+            ("/data", "data: must be an object, got null"),
+            ("/data/to/email", "data.to.email: must be a string, got null"),
+        ] {
+            let mut event = example();
+            *event.pointer_mut(path).unwrap() = Value::Null;
+            let err = decode_message_body(event.to_string().as_bytes()).unwrap_err();
+            assert_eq!(err.reason, reason);
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_identifying_attributes() {
+        for (field, value, reason) in [
+            ("id", "01JD\u{0}", "id: id must not contain control characters"),
+            ("id", "01JD\u{7f}", "id: id must not contain control characters"),
+            ("source", "acme/\u{0}", "source: source must be a non-empty URI-reference"),
+            ("type", "account.\u{0}", "type: type must match"),
+            ("tenant", "acme\u{0}", "tenant: tenant must match"),
+            ("subject", "line\nbreak", "subject: must not contain control characters"),
+        ] {
+            let mut event = example();
+            event[field] = json!(value);
+            let err = decode_message_body(event.to_string().as_bytes()).unwrap_err();
+            assert!(err.reason.starts_with(reason), "{field}: {}", err.reason);
+            // Quoted with escapes, never raw: the reason itself is text every store keeps.
+            assert!(!err.reason.contains(['\0', '\n', '\u{7f}']), "{}", err.reason);
+        }
+        let mut event = example();
+        event["subject"] = json!(42);
+        let err = decode_message_body(event.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.reason, "subject: must be a string, got a number");
+    }
+
+    #[test]
+    fn data_values_may_hold_any_character() {
+        let mut event = example();
+        event["subject"] = json!("account 42, C1 \u{85} allowed");
+        event["data"]["variables"]["note"] = json!("a\u{0}b\r\n\u{7f}");
+        let decoded = decode_message_body(event.to_string().as_bytes()).unwrap();
+        assert_eq!(decoded.variables["note"], "a\u{0}b\r\n\u{7f}");
+    }
+
+    #[test]
+    fn a_huge_wrong_value_is_quoted_short() {
+        let mut event = example();
+        event["specversion"] = json!("x".repeat(100_000));
+        let err = decode_message_body(event.to_string().as_bytes()).unwrap_err();
+        assert!(err.reason.starts_with("specversion: must be \"1.0\""), "{}", err.reason);
+        assert!(err.reason.len() < 200, "{} bytes", err.reason.len());
+    }
+
+    /// Any JSON value: scalars with odd strings (controls, quotes, huge), nested arrays and
+    /// objects whose keys include the envelope's own member names.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,40}".prop_map(Value::from),
+            "[\u{0}-\u{1f}\u{7f}\"\\\\a]{0,10}".prop_map(Value::from),
+        ];
+        let keys = prop_oneof![
+            prop::sample::select(vec![
+                "specversion",
+                "id",
+                "source",
+                "type",
+                "tenant",
+                "time",
+                "subject",
+                "datacontenttype",
+                "data",
+                "to",
+                "email",
+                "name",
+                "locale",
+                "variables",
+                "Type",
+                "Message",
+            ])
+            .prop_map(str::to_owned),
+            "\\PC{0,8}",
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(keys.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A JSON pointer into the example: every member, nested ones included.
+    fn example_paths() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "/specversion",
+            "/id",
+            "/source",
+            "/type",
+            "/time",
+            "/tenant",
+            "/datacontenttype",
+            "/data",
+            "/data/to",
+            "/data/to/email",
+            "/data/to/name",
+            "/data/to/locale",
+            "/data/variables",
+            "/data/variables/amount",
+        ])
+    }
+
+    fn event_or_reason(body: &[u8]) -> Result<(), TestCaseError> {
+        if let Err(error) = decode_message_body(body) {
+            prop_assert!(!error.reason.trim().is_empty(), "no reason for {:?}", body);
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode_message_body(&body);
+            event_or_reason(&body)?;
+        }
+
+        /// Any JSON at all: an event, or a rejection with a reason.
+        #[test]
+        fn any_json_gives_an_event_or_a_reason(value in any_json(), wrap in any::<bool>()) {
+            let body = if wrap {
+                json!({ "Type": "Notification", "Message": value.to_string() }).to_string()
+            } else {
+                value.to_string()
+            };
+            event_or_reason(body.as_bytes())?;
+        }
+
+        /// The example with any member replaced by any JSON, or removed.
+        #[test]
+        fn any_member_replaced_gives_an_event_or_a_reason(
+            path in example_paths(),
+            value in prop::option::of(any_json()),
+        ) {
+            let mut event = example();
+            let (parent, member) = path.rsplit_once('/').unwrap();
+            let parent = event.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+            match value {
+                Some(value) => parent.insert(member.to_owned(), value),
+                None => parent.remove(member),
+            };
+            event_or_reason(event.to_string().as_bytes())?;
         }
 
         #[test]

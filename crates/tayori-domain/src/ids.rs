@@ -114,27 +114,45 @@ impl EventSource {
 }
 string_newtype!(EventSource);
 
-/// The producer's id of an event (CloudEvents `id`): 1–256 characters, unique per source.
+/// The producer's id of an event (CloudEvents `id`): 1–256 characters without control
+/// characters, unique per source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventId(String);
 
 /// Why a string is not an [`EventId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("id must be 1 to 256 characters, got {0} characters")]
-pub struct InvalidEventId(usize);
+pub enum InvalidEventId {
+    /// Empty, or longer than 256 characters.
+    #[error("id must be 1 to 256 characters, got {0} characters")]
+    Length(usize),
+    /// A character in U+0000–U+001F or U+007F.
+    #[error("id must not contain control characters (U+0000-U+001F, U+007F), got {0:?}")]
+    ControlCharacter(String),
+}
 
 impl EventId {
-    /// Parses an event id. Any characters are allowed, as CloudEvents allows.
+    /// Parses an event id: any characters but the C0 controls and DEL. CloudEvents allows
+    /// those too, but the id is part of the key every store must keep, and PostgreSQL refuses
+    /// NUL in text; an id that some store cannot keep would leave its event without an outcome.
     pub fn parse(raw: &str) -> Result<Self, InvalidEventId> {
         let count = raw.chars().count();
-        if (1..=256).contains(&count) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(InvalidEventId(count))
+        if !(1..=256).contains(&count) {
+            return Err(InvalidEventId::Length(count));
         }
+        if raw.chars().any(is_c0_or_del) {
+            return Err(InvalidEventId::ControlCharacter(truncate_for_message(raw)));
+        }
+        Ok(Self(raw.to_owned()))
     }
 }
+
 string_newtype!(EventId);
+
+/// The control characters the contract refuses in the envelope's identifying attributes:
+/// U+0000–U+001F and U+007F (the C0 set and DEL; JSON Schema: `[\u0000-\u001F\u007F]`).
+pub(crate) fn is_c0_or_del(c: char) -> bool {
+    c <= '\u{1f}' || c == '\u{7f}'
+}
 
 /// The identity of an event for deduplication: (tenant, source, id).
 ///
@@ -244,6 +262,20 @@ mod tests {
         assert!(EventId::parse(&"便".repeat(256)).is_ok());
         assert!(EventId::parse(&"a".repeat(257)).is_err());
         assert!(EventId::parse("").is_err());
+    }
+
+    #[test]
+    fn event_id_refuses_control_characters_only() {
+        for bad in ["a\0b", "\0", "tab\there", "line\n", "\u{1f}", "del\u{7f}"] {
+            let err = EventId::parse(bad).unwrap_err();
+            assert!(matches!(err, InvalidEventId::ControlCharacter(_)), "{bad:?}: {err}");
+            // The reason is written with escapes, so it is storable text itself.
+            assert!(!err.to_string().chars().any(is_c0_or_del), "{err}");
+        }
+        // C1 controls, spaces and any other Unicode stay allowed, as CloudEvents allows them.
+        for good in ["a b", "\u{80}\u{9f}", "便り", "id with / and : and \u{2028}"] {
+            assert!(EventId::parse(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub enum Outcome {
         /// The sender's refusal or the last transient error.
         reason: String,
     },
+    /// The send's result is unknown (no answer, or the worker died mid-send): the mail service
+    /// may have accepted it. An SES report about the email later makes it `sent` (reconciled);
+    /// without one it becomes resendable once the unknown-send window has passed.
+    Unknown {
+        /// What left the result unknown.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -39,6 +46,7 @@ impl Outcome {
             Outcome::Suppressed { .. } => DeliveryStatus::Suppressed,
             Outcome::Rejected { .. } => DeliveryStatus::Rejected,
             Outcome::Failed { .. } => DeliveryStatus::Failed,
+            Outcome::Unknown { .. } => DeliveryStatus::Unknown,
         }
     }
 
@@ -48,7 +56,8 @@ impl Outcome {
             Outcome::Sent { .. } => None,
             Outcome::Suppressed { reason }
             | Outcome::Rejected { reason }
-            | Outcome::Failed { reason } => Some(reason),
+            | Outcome::Failed { reason }
+            | Outcome::Unknown { reason } => Some(reason),
         }
     }
 
@@ -75,16 +84,20 @@ pub enum DeliveryStatus {
     Rejected,
     /// See [`Outcome::Failed`].
     Failed,
+    /// See [`Outcome::Unknown`]. Decided (a redelivery sends nothing), but not final: an SES
+    /// report about it makes it `sent`.
+    Unknown,
 }
 
 impl DeliveryStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [DeliveryStatus; 5] = [
+    pub const ALL: [DeliveryStatus; 6] = [
         DeliveryStatus::Processing,
         DeliveryStatus::Sent,
         DeliveryStatus::Suppressed,
         DeliveryStatus::Rejected,
         DeliveryStatus::Failed,
+        DeliveryStatus::Unknown,
     ];
 
     /// The name stored and shown.
@@ -95,6 +108,7 @@ impl DeliveryStatus {
             DeliveryStatus::Suppressed => "suppressed",
             DeliveryStatus::Rejected => "rejected",
             DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Unknown => "unknown",
         }
     }
 

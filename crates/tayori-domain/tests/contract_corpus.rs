@@ -251,6 +251,15 @@ fn valid_fixtures_decode_to_what_they_say() {
 
     let long_id = decode_message_body(&read("id-256-chars.json")).unwrap();
     assert_eq!(long_id.key.id.as_str().chars().count(), 256);
+
+    // `null` is absent: no name, no locale (the tenant's default applies), no variables.
+    let nulls = decode_message_body(&read("optional-fields-null.json")).unwrap();
+    assert!(nulls.time.is_none() && nulls.recipient.name.is_none());
+    assert!(nulls.recipient.locale.is_none() && nulls.variables.is_empty());
+
+    // Data values are the template's, whatever characters they hold.
+    let controls = decode_message_body(&read("variables-control-characters.json")).unwrap();
+    assert_eq!(controls.variables["note"], "NUL \u{0}, CR LF \r\n, DEL \u{7f}");
 }
 
 #[test]
@@ -326,7 +335,7 @@ proptest! {
     #[test]
     fn parser_and_schema_agree_on_generated_fields(
         field in prop::sample::select(vec![
-            "specversion", "id", "source", "type", "tenant", "time", "datacontenttype",
+            "specversion", "id", "source", "type", "tenant", "time", "datacontenttype", "subject",
             "data.to.email", "data.to.name", "data.to.locale",
         ]),
         raw in field_strings(),
@@ -340,8 +349,8 @@ proptest! {
     #[test]
     fn parser_and_schema_agree_on_wrong_types_and_absence(
         field in prop::sample::select(vec![
-            "specversion", "id", "source", "type", "tenant", "time", "datacontenttype", "data",
-            "data.to", "data.to.email", "data.to.name", "data.to.locale", "data.variables",
+            "specversion", "id", "source", "type", "tenant", "time", "datacontenttype", "subject",
+            "data", "data.to", "data.to.email", "data.to.name", "data.to.locale", "data.variables",
         ]),
         value in prop_oneof![
             Just(None),

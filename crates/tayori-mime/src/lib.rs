@@ -2,7 +2,8 @@
 //! sender hands on (SES raw send, the file outbox, ...), so every sender sends the same message.
 //! It owns the header set (`From`, `To`, `Reply-To`, `Subject`, `Date`, `Message-ID`,
 //! `MIME-Version`, `X-Tayori-Delivery-Id`, and any extra headers a caller adds), their encoding
-//! (RFC 2047 for non-ASCII names and subjects, always by `mail-builder`, never by hand) and the
+//! (RFC 2047 for non-ASCII names and subjects, by `mail-builder`, and for names and subjects
+//! that look like encoded words, by the encoder it uses, `encodify`; never by hand) and the
 //! `multipart/alternative` body with the text part first and the HTML part second. It is pure:
 //! it must not touch IO of any kind (no files, network, clock or environment; the caller passes
 //! the `Date`), and it implements no port.
@@ -10,6 +11,8 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
+use encodify::Fold;
+use encodify::rfc2047::{self, WordEncoder};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::date::Date;
@@ -123,12 +126,18 @@ pub fn build_message_with_headers(
         check_extra_header(name, value)?;
     }
 
-    let mut message = MessageBuilder::new().from(address(&email.from)).to(address(&email.to));
+    let mut message = mailbox_header(MessageBuilder::new(), "From", &email.from);
+    message = mailbox_header(message, "To", &email.to);
     if let Some(reply_to) = &email.reply_to {
-        message = message.reply_to(address(reply_to));
+        message = mailbox_header(message, "Reply-To", reply_to);
     }
+    let subject = email.subject.as_str();
+    message = if looks_encoded(subject) {
+        message.header("Subject", Raw::new(encoded_words(rfc2047::Q_TEXT, subject)))
+    } else {
+        message.subject(subject)
+    };
     message = message
-        .subject(email.subject.as_str())
         .date(Date::new(date.timestamp()))
         .message_id(email.message_id())
         .header("MIME-Version", Raw::new("1.0"))
@@ -144,6 +153,43 @@ pub fn build_message_with_headers(
     let mut bytes = Vec::new();
     message.serialize(&mut bytes);
     Ok(bytes)
+}
+
+/// Adds `From`, `To` or `Reply-To` for `mailbox`: as mail-builder writes it, or, when the name
+/// looks like encoded words, with the name written as encoded words itself.
+fn mailbox_header<'x>(
+    message: MessageBuilder<'x>,
+    header: &'static str,
+    mailbox: &'x Mailbox,
+) -> MessageBuilder<'x> {
+    match mailbox.name.as_ref().map(|name| name.as_str()) {
+        Some(name) if looks_encoded(name) => {
+            let name = encoded_words(rfc2047::Q_PHRASE, name);
+            message.header(header, Raw::new(format!("{name} <{}>", mailbox.address.as_str())))
+        }
+        _ => match header {
+            "From" => message.from(address(mailbox)),
+            "To" => message.to(address(mailbox)),
+            _ => message.reply_to(address(mailbox)),
+        },
+    }
+}
+
+/// Text a reader would take for RFC 2047 encoded words (`=?utf-8?B?QWRtaW4=?=` reads as
+/// `Admin`) and decode instead of showing. mail-builder writes ASCII text as it is (a name
+/// quoted, where RFC 2047 forbids decoding, but readers decode it anyway), so such text is
+/// encoded here.
+fn looks_encoded(text: &str) -> bool {
+    text.contains("=?")
+}
+
+/// `text` as UTF-8 encoded words separated by spaces, on one line: the header writer folds
+/// between them, and readers join adjacent encoded words without the space.
+fn encoded_words(encoder: WordEncoder, text: &str) -> String {
+    let one_line = Fold::new(usize::MAX, b" ", 0);
+    let mut words = String::new();
+    encoder.encode_words("utf-8", text, &mut 0, one_line, &mut words);
+    words
 }
 
 /// A mailbox as mail-builder takes it. An empty or blank name is left out rather than written

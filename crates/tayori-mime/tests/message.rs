@@ -280,3 +280,30 @@ fn subscription_mail_gets_one_click_unsubscribe_headers_and_transactional_mail_n
     let result = build_message(&subscription, date());
     assert!(matches!(result, Err(MimeError::LineBreakInHeader { .. })), "{result:?}");
 }
+
+/// Text that looks like RFC 2047 encoded words is encoded itself, so readers show it as written
+/// rather than decode it (`=?utf-8?B?QWRtaW4=?=` would read as `Admin`).
+#[test]
+fn text_that_looks_like_encoded_words_reads_back_as_written() {
+    let mut email = email();
+    email.subject = Subject::parse("=?utf-8?B?QWRtaW4=?= notice").unwrap();
+    email.to = mailbox("taro.yamada@example.com", Some("=?utf-8?Q?Support?="));
+    email.from = mailbox("noreply@acme.example.com", Some("Acme =?x?"));
+    let bytes = build_message(&email, date()).unwrap();
+    let message = parse(&bytes);
+    assert_eq!(message.subject(), Some("=?utf-8?B?QWRtaW4=?= notice"));
+    assert_eq!(
+        name_and_address(message.to()),
+        (Some("=?utf-8?Q?Support?=".to_owned()), "taro.yamada@example.com".to_owned())
+    );
+    assert_eq!(
+        name_and_address(message.from()),
+        (Some("Acme =?x?".to_owned()), "noreply@acme.example.com".to_owned())
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains("QWRtaW4=?= notice"), "written as it is:\n{text}");
+    // The order of the headers is unchanged.
+    let names: Vec<&str> =
+        text.lines().filter_map(|l| l.split_once(':').map(|(n, _)| n)).take(3).collect();
+    assert_eq!(names, ["From", "To", "Reply-To"]);
+}

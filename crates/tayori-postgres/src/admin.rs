@@ -141,7 +141,7 @@ fn token_record(row: &PgRow) -> Result<TokenRecord, StoreError> {
 /// detail shows.
 const SUMMARY_COLUMNS: &str = "tenant_id, source, event_id, delivery_id, event_type, recipient, \
     status, reason, provider_message_id, subject, claim_count, duplicate_count, receive_count, \
-    lease_expires_at, created_at, updated_at, decided_at";
+    lease_expires_at, created_at, updated_at, decided_at, reconciled_at";
 
 fn delivery_summary(row: &PgRow) -> Result<DeliveryRecord, StoreError> {
     let tenant: String = row.try_get("tenant_id").map_err(store_error)?;
@@ -166,6 +166,7 @@ fn delivery_summary(row: &PgRow) -> Result<DeliveryRecord, StoreError> {
         created_at: row.try_get("created_at").map_err(store_error)?,
         updated_at: row.try_get("updated_at").map_err(store_error)?,
         decided_at: row.try_get("decided_at").map_err(store_error)?,
+        reconciled_at: row.try_get("reconciled_at").map_err(store_error)?,
     })
 }
 
@@ -437,6 +438,38 @@ impl AdminStore for PostgresAdminStore {
         .bind(audit.at)
         .bind(&audit.token_id);
         audited_change(&self.pool, change, audit).await
+    }
+
+    async fn expire_unknown_sends(
+        &self,
+        tenant: &TenantId,
+        only: Option<DeliveryId>,
+        decided_before: DateTime<Utc>,
+        reason_prefix: &str,
+        audit: &AuditEntry,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let expired: Vec<Uuid> = sqlx::query_scalar(
+            "update deliveries set status = 'failed', reason = $4 || coalesce(reason, ''), \
+                 updated_at = $5 \
+             where tenant_id = $1 and status = 'unknown' and decided_at < $2 \
+                 and ($3::uuid is null or delivery_id = $3) \
+             returning delivery_id",
+        )
+        .bind(tenant.as_str())
+        .bind(decided_before)
+        .bind(only.map(|id| id.as_uuid()))
+        .bind(reason_prefix)
+        .bind(audit.at)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        for id in &expired {
+            let entry = AuditEntry { object_id: Some(id.to_string()), ..audit.clone() };
+            insert_audit(&mut tx, &entry).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(expired.into_iter().map(DeliveryId::from_uuid).collect())
     }
 
     async fn resume_tenant(

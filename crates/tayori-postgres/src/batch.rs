@@ -568,6 +568,7 @@ fn outcome_status(request: &WriteRequest) -> DeliveryStatus {
 pub(crate) fn copy_error(error: &StoreError) -> StoreError {
     match error {
         StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+        StoreError::Refused(message) => StoreError::Refused(message.clone()),
         StoreError::Unexpected(error) => StoreError::Unexpected(anyhow::anyhow!("{error:#}")),
     }
 }

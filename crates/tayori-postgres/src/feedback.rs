@@ -100,26 +100,41 @@ fn storable_json(value: &serde_json::Value) -> String {
     without_nul(&value.to_string()).replace("\\u0000", "\\ufffd")
 }
 
+/// The delivery a feedback event is about, as found.
+struct Found {
+    tenant: String,
+    delivery_id: Uuid,
+    feedback_status: Option<String>,
+    status: String,
+    /// Whether the delivery has no provider message id (its send's result was unknown, or it
+    /// has none yet).
+    without_message_id: bool,
+}
+
 /// The delivery an event is about: by tags when both are present (and the message id agrees,
-/// when the event has one), else by SES message id. Locks the row until the transaction ends,
-/// so that concurrent feedback for one delivery applies the precedence one at a time.
+/// when the event has one and the delivery has one), else by SES message id. Locks the row
+/// until the transaction ends, so that concurrent feedback for one delivery applies the
+/// precedence one at a time.
 async fn find_delivery(
     tx: &mut Transaction<'_, Postgres>,
     event: &FeedbackEvent,
-) -> Result<Option<(String, Uuid, Option<String>)>, StoreError> {
+) -> Result<Option<Found>, StoreError> {
     let row = match (&event.tenant, &event.delivery_id) {
         (Some(tenant), Some(delivery_id)) => sqlx::query(
-            "select tenant_id, delivery_id, feedback_status from deliveries \
+            "select tenant_id, delivery_id, feedback_status, status, \
+                 coalesce(provider_message_id, '') = '' as without_message_id \
+             from deliveries \
              where tenant_id = $1 and delivery_id = $2 \
-                 and ($3::text is null or provider_message_id = $3) \
+                 and ($3::text is null or provider_message_id = $3 \
+                      or coalesce(provider_message_id, '') = '') \
              for update",
         )
         .bind(tenant.as_str())
         .bind(delivery_id.as_uuid())
         .bind(&event.ses_message_id),
         _ => sqlx::query(
-            "select tenant_id, delivery_id, feedback_status from deliveries \
-             where provider_message_id = $1 limit 1 for update",
+            "select tenant_id, delivery_id, feedback_status, status, false as without_message_id \
+             from deliveries where provider_message_id = $1 limit 1 for update",
         )
         .bind(&event.ses_message_id),
     }
@@ -127,11 +142,13 @@ async fn find_delivery(
     .await
     .map_err(store_error)?;
     row.map(|row| {
-        Ok((
-            row.try_get("tenant_id").map_err(store_error)?,
-            row.try_get("delivery_id").map_err(store_error)?,
-            row.try_get("feedback_status").map_err(store_error)?,
-        ))
+        Ok(Found {
+            tenant: row.try_get("tenant_id").map_err(store_error)?,
+            delivery_id: row.try_get("delivery_id").map_err(store_error)?,
+            feedback_status: row.try_get("feedback_status").map_err(store_error)?,
+            status: row.try_get("status").map_err(store_error)?,
+            without_message_id: row.try_get("without_message_id").map_err(store_error)?,
+        })
     })
     .transpose()
 }
@@ -334,8 +351,13 @@ impl FeedbackStore for PostgresFeedbackStore {
                         .await?;
                         if new { FeedbackRecorded::Unmatched } else { FeedbackRecorded::Duplicate }
                     }
-                    Some((tenant, delivery_id, current)) => {
-                        let delivery = Some((tenant.as_str(), delivery_id));
+                    // Its outcome is being recorded (or its worker died): the report comes back
+                    // later rather than find an undecided delivery (nothing is written).
+                    Some(found) if found.status == "processing" && found.without_message_id => {
+                        return Ok(FeedbackRecorded::NotDecidedYet);
+                    }
+                    Some(found) => {
+                        let delivery = Some((found.tenant.as_str(), found.delivery_id));
                         let new = claim_identity(
                             &mut tx, id, "matched", kind, delivery, message_id, None, &body, now,
                         )
@@ -343,16 +365,18 @@ impl FeedbackStore for PostgresFeedbackStore {
                         if !new {
                             FeedbackRecorded::Duplicate
                         } else {
-                            record_matched(
-                                &mut tx,
-                                &tenant,
-                                delivery_id,
-                                current,
-                                event,
-                                policy,
-                                now,
-                            )
-                            .await?
+                            let reconciled = match message_id {
+                                Some(message_id) => {
+                                    reconcile(&mut tx, &found, event, message_id, now).await?
+                                }
+                                None => false,
+                            };
+                            let mut recorded =
+                                record_matched(&mut tx, &found, event, policy, now).await?;
+                            if let FeedbackRecorded::Matched { reconciled: r, .. } = &mut recorded {
+                                *r = reconciled;
+                            }
+                            recorded
                         }
                     }
                 }
@@ -363,16 +387,68 @@ impl FeedbackStore for PostgresFeedbackStore {
     }
 }
 
+/// Makes a delivery whose send's result was unknown (`unknown`, or `failed` after the window,
+/// without a provider message id) `sent` with the reported message id, audited: SES only
+/// reports on emails it accepted. True when it did.
+async fn reconcile(
+    tx: &mut Transaction<'_, Postgres>,
+    found: &Found,
+    event: &FeedbackEvent,
+    message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if !found.without_message_id || !matches!(found.status.as_str(), "unknown" | "failed") {
+        return Ok(false);
+    }
+    let previous_reason: Option<String> = sqlx::query_scalar(
+        "update deliveries d set status = 'sent', provider_message_id = $3, reason = null, \
+             reconciled_at = $4, updated_at = $4 \
+         from deliveries old \
+         where d.tenant_id = $1 and d.delivery_id = $2 \
+             and old.tenant_id = d.tenant_id and old.delivery_id = d.delivery_id \
+         returning old.reason",
+    )
+    .bind(&found.tenant)
+    .bind(found.delivery_id)
+    .bind(message_id)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    let tenant = TenantId::parse(&found.tenant).map_err(|e| StoreError::Unexpected(e.into()))?;
+    let audit = AuditEntry {
+        at: now,
+        token_id: COMMAND_LINE_TOKEN_ID.into(),
+        role: FEEDBACK_ACTOR.into(),
+        action: "delivery.reconcile".into(),
+        tenant: Some(tenant),
+        object_kind: Some("delivery".into()),
+        object_id: Some(found.delivery_id.to_string()),
+        reason: Some(format!(
+            "SES reported {} for this email: its send, whose result was unknown, was accepted",
+            event.kind.name()
+        )),
+        detail: json!({
+            "previous_status": found.status,
+            "previous_reason": previous_reason,
+            "ses_message_id": message_id,
+            "feedback_id": event.identity.as_str(),
+        }),
+    };
+    insert_audit(tx, &audit).await?;
+    Ok(true)
+}
+
 /// Timeline entry, feedback status, suppressions.
 async fn record_matched(
     tx: &mut Transaction<'_, Postgres>,
-    tenant: &str,
-    delivery_id: Uuid,
-    current: Option<String>,
+    found: &Found,
     event: &FeedbackEvent,
     policy: &FeedbackPolicy,
     now: DateTime<Utc>,
 ) -> Result<FeedbackRecorded, StoreError> {
+    let (tenant, delivery_id) = (found.tenant.as_str(), found.delivery_id);
+    let current = found.feedback_status.clone();
     let recipients: Vec<String> = event.recipients.iter().map(|r| r.as_str().to_owned()).collect();
     sqlx::query(
         "insert into delivery_feedback (tenant_id, delivery_id, feedback_id, kind, detail, \
@@ -426,6 +502,7 @@ async fn record_matched(
         status,
         suppressed,
         paused,
+        reconciled: false,
     })
 }
 

@@ -190,13 +190,14 @@ fn delivery_record(row: &PgRow) -> Result<DeliveryRecord, StoreError> {
         created_at: row.try_get("created_at").map_err(get_err)?,
         updated_at: row.try_get("updated_at").map_err(get_err)?,
         decided_at: row.try_get("decided_at").map_err(get_err)?,
+        reconciled_at: row.try_get("reconciled_at").map_err(get_err)?,
     })
 }
 
 const DELIVERY_COLUMNS: &str = "tenant_id, source, event_id, delivery_id, event_type, recipient, \
     status, reason, provider_message_id, subject, claim_count, duplicate_count, receive_count, \
     lease_expires_at, \
-    event_json, raw_body, created_at, updated_at, decided_at";
+    event_json, raw_body, created_at, updated_at, decided_at, reconciled_at";
 
 #[async_trait]
 impl DeliveryStore for PostgresStore {

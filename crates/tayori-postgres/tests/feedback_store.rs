@@ -456,3 +456,122 @@ fn manifest_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
 }
+
+/// A claimed delivery of acme-invest, without an outcome.
+async fn claimed(store: &PostgresStore, id: &str) -> IdempotencyKey {
+    let key = IdempotencyKey::new(
+        TenantId::parse("acme-invest").unwrap(),
+        EventSource::parse("core-banking").unwrap(),
+        EventId::parse(id).unwrap(),
+    );
+    let request = ClaimRequest {
+        key: key.clone(),
+        event_type: None,
+        recipient: Some(EmailAddress::parse("taro@example.com").unwrap()),
+        event_json: None,
+        raw_body: None,
+        owner: "test".into(),
+        receive_count: 1,
+        lease: Duration::from_secs(60),
+        now: Utc::now(),
+    };
+    store.claim(&request).await.unwrap();
+    key
+}
+
+#[tokio::test]
+async fn a_report_on_an_unknown_send_reconciles_it_and_one_on_an_undecided_send_comes_back() {
+    use tayori_app::ports::DeliveryStore as _;
+    use tayori_domain::DeliveryStatus;
+    let config = tayori_postgres::testing::fresh_database().await;
+    let store = PostgresStore::connect(&config).await.unwrap();
+    let feedback = PostgresFeedbackStore::new(store.pool().clone());
+    let admin = PostgresAdminStore::new(store.pool().clone());
+    let unknown = Outcome::Unknown { reason: "timed out; not resent automatically".into() };
+
+    // Still processing (its worker is about to record `unknown`): nothing recorded, comes back.
+    let key = claimed(&store, "ambiguous-1").await;
+    let send = about("send", &key, "ses-found-later", true);
+    assert_eq!(record(&feedback, &send).await, FeedbackRecorded::NotDecidedYet);
+    store.record_outcome(&key, &unknown, None, Utc::now()).await.unwrap();
+    let before = store.delivery(key.delivery_id(), None).await.unwrap().unwrap();
+    assert_eq!((before.status, before.reconciled_at), (DeliveryStatus::Unknown, None));
+
+    // The same report again: the delivery is sent, with SES's message id, audited.
+    let recorded = record(&feedback, &send).await;
+    assert!(
+        matches!(
+            recorded,
+            FeedbackRecorded::Matched { reconciled: true, status: Some(FeedbackStatus::Sent), .. }
+        ),
+        "{recorded:?}"
+    );
+    let after = store.delivery(key.delivery_id(), None).await.unwrap().unwrap();
+    assert_eq!(after.status, DeliveryStatus::Sent);
+    assert_eq!(after.provider_message_id.as_deref(), Some("ses-found-later"));
+    assert!(after.reconciled_at.is_some());
+    assert_eq!(after.reason, None);
+    let audit = admin
+        .audit(&AuditQuery {
+            action: Some("delivery.reconcile".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].entry.object_id.as_deref(), Some(key.delivery_id().to_string().as_str()));
+    assert_eq!(audit[0].entry.detail["previous_status"], "unknown");
+    // A later report is matched by the message id now, and reconciles nothing more.
+    let delivered = about("delivery", &key, "ses-found-later", false);
+    assert!(matches!(
+        record(&feedback, &delivered).await,
+        FeedbackRecorded::Matched {
+            reconciled: false,
+            status: Some(FeedbackStatus::Delivered),
+            ..
+        }
+    ));
+
+    // A delivery that had its message id is never taken by another id's tags.
+    let other = sent(&store, "plain", "ses-plain").await;
+    let forged = about("send", &other, "ses-not-plain", true);
+    assert_eq!(record(&feedback, &forged).await, FeedbackRecorded::Unmatched);
+
+    // An unknown send past the window becomes failed ("not seen by SES"), audited; a report
+    // that comes even later still reconciles it.
+    let late = claimed(&store, "ambiguous-2").await;
+    store.record_outcome(&late, &unknown, None, Utc::now()).await.unwrap();
+    let audit_entry = tayori_postgres::testing::operator_audit(
+        &late.tenant,
+        "delivery.unknown_expired",
+        "not seen by SES",
+    );
+    let in_window = admin
+        .expire_unknown_sends(
+            &late.tenant,
+            None,
+            Utc::now() - chrono::Duration::hours(1),
+            "not seen by SES: ",
+            &audit_entry,
+        )
+        .await
+        .unwrap();
+    assert!(in_window.is_empty(), "decided a moment ago: still waiting");
+    let expired = admin
+        .expire_unknown_sends(&late.tenant, None, Utc::now(), "not seen by SES: ", &audit_entry)
+        .await
+        .unwrap();
+    assert_eq!(expired, [late.delivery_id()]);
+    let failed = store.delivery(late.delivery_id(), None).await.unwrap().unwrap();
+    assert_eq!(failed.status, DeliveryStatus::Failed);
+    assert!(failed.reason.as_deref().unwrap().starts_with("not seen by SES: timed out"));
+    let bounce = about("bounce-permanent", &late, "ses-very-late", true);
+    assert!(matches!(
+        record(&feedback, &bounce).await,
+        FeedbackRecorded::Matched { reconciled: true, .. }
+    ));
+    let reconciled = store.delivery(late.delivery_id(), None).await.unwrap().unwrap();
+    assert_eq!(reconciled.status, DeliveryStatus::Sent);
+    assert_eq!(reconciled.provider_message_id.as_deref(), Some("ses-very-late"));
+}

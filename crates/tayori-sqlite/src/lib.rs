@@ -3,7 +3,7 @@
 //!
 //! It owns the SQLite twin of the PostgreSQL schema (`migrations/sqlite/`, embedded as
 //! [`MIGRATOR`]) and the same claim/lease/outcome semantics, proven by the same conformance
-//! suite. It must not know about queues, templates or senders, and never reads the environment.
+//! suite; text PostgreSQL cannot keep (NUL) it refuses too, so that both stores agree. It must not know about queues, templates or senders, and never reads the environment.
 //! One file, one writer at a time: fine for a developer's machine and small deployments, not for
 //! a fleet of workers (use PostgreSQL there).
 

@@ -9,9 +9,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use tayori_app::ports::{
-    AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage, DeliveryQuery,
-    DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
-    UnkeyedRejectionRecord,
+    AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage,
+    DeliveryQuery, DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
+    UnkeyedRejectionRecord, refuse_nul,
 };
 use tayori_domain::{DeliveryId, DeliveryStatus, IdempotencyKey, Outcome, Subject, TenantId};
 
@@ -70,8 +70,20 @@ fn store_error(error: sqlx::Error) -> StoreError {
         {
             StoreError::Unavailable(error.to_string())
         }
+        // SQLITE_TOOBIG (18): a value past the size limit is refused again however often.
+        sqlx::Error::Database(db)
+            if db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 18) =>
+        {
+            StoreError::Refused(error.to_string())
+        }
         _ => StoreError::Unexpected(anyhow::Error::new(error)),
     }
+}
+
+/// SQLite keeps NUL in text, PostgreSQL does not: refused here too (the port's rule), so that an
+/// event meets the same fate on both stores.
+fn storable(texts: &[(&str, Option<&str>)]) -> Result<(), StoreError> {
+    texts.iter().try_for_each(|(field, text)| text.map_or(Ok(()), |text| refuse_nul(field, text)))
 }
 
 fn micros(at: DateTime<Utc>) -> i64 {
@@ -127,13 +139,14 @@ fn delivery_record(row: &SqliteRow) -> Result<DeliveryRecord, StoreError> {
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
         decided_at: optional_time(row, "decided_at")?,
+        reconciled_at: optional_time(row, "reconciled_at")?,
     })
 }
 
 const DELIVERY_COLUMNS: &str = "tenant_id, source, event_id, delivery_id, event_type, recipient, \
     status, reason, provider_message_id, subject, claim_count, duplicate_count, receive_count, \
     lease_expires_at, \
-    event_json, raw_body, created_at, updated_at, decided_at";
+    event_json, raw_body, created_at, updated_at, decided_at, reconciled_at";
 
 fn lease_end(request: &ClaimRequest) -> DateTime<Utc> {
     request.now + chrono::Duration::from_std(request.lease).unwrap_or(chrono::Duration::MAX)
@@ -143,6 +156,10 @@ fn lease_end(request: &ClaimRequest) -> DateTime<Utc> {
 impl DeliveryStore for SqliteStore {
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim, StoreError> {
         let key = &request.key;
+        storable(&[
+            ("event_json", request.event_json.as_deref()),
+            ("lease_owner", Some(&request.owner)),
+        ])?;
         // The same single-statement claim as on PostgreSQL; SQLite runs it under its one write
         // lock, so concurrent claims are serialised and exactly one gets a row back.
         let claimed: Option<i64> = sqlx::query_scalar(
@@ -221,6 +238,11 @@ impl DeliveryStore for SqliteStore {
         subject: Option<&Subject>,
         at: DateTime<Utc>,
     ) -> Result<RecordOutcome, StoreError> {
+        storable(&[
+            ("reason", outcome.reason()),
+            ("provider_message_id", outcome.provider_message_id()),
+            ("subject", subject.map(Subject::as_str)),
+        ])?;
         let updated = sqlx::query(
             "update deliveries \
              set status = ?4, reason = ?5, provider_message_id = ?6, \
@@ -307,6 +329,7 @@ impl DeliveryStore for SqliteStore {
         detail: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        storable(&[("detail", Some(detail))])?;
         sqlx::query(
             "update delivery_attempts set finished_at = ?4, result = ?5, detail = ?6 \
              where tenant_id = ?1 and delivery_id = ?2 and attempt = ?3",
@@ -323,10 +346,30 @@ impl DeliveryStore for SqliteStore {
         Ok(())
     }
 
+    async fn record_attempt_finished_and_outcome(
+        &self,
+        key: &IdempotencyKey,
+        end: AttemptEnd<'_>,
+        outcome: &Outcome,
+        subject: Option<&Subject>,
+        at: DateTime<Utc>,
+    ) -> Result<RecordOutcome, StoreError> {
+        // Refused before either write, as PostgreSQL's one transaction refuses both.
+        storable(&[
+            ("detail", Some(end.detail)),
+            ("reason", outcome.reason()),
+            ("provider_message_id", outcome.provider_message_id()),
+            ("subject", subject.map(Subject::as_str)),
+        ])?;
+        self.record_attempt_finished(key, end.attempt, end.result, end.detail, at).await?;
+        self.record_outcome(key, outcome, subject, at).await
+    }
+
     async fn record_unkeyed_rejection(
         &self,
         rejection: &UnkeyedRejection,
     ) -> Result<(), StoreError> {
+        storable(&[("reason", Some(&rejection.reason))])?;
         sqlx::query(
             "insert into unkeyed_rejections (body_sha256, tenant_id, reason, raw_body, body_size, \
                  times_seen, first_seen_at, last_seen_at) \

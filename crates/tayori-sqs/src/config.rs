@@ -24,7 +24,9 @@ pub struct ConsumerConfig {
     /// Visibility set on receive and renewed by the heartbeat, in seconds. Shorter than the
     /// store's lease: see docs/idempotency.md.
     pub visibility_timeout_seconds: i32,
-    /// How often the heartbeat renews the visibility of a message still being worked on.
+    /// How often the heartbeat renews the visibility of a message still being worked on; zero
+    /// turns the heartbeat off (a message whose handling outlasts the visibility timeout then
+    /// comes back to another consumer, which finds the store's lease held and leaves it).
     #[serde(with = "seconds")]
     pub heartbeat_interval: Duration,
     /// The longest the use case may work on one message (waiting for a tenant's slot not
@@ -119,8 +121,8 @@ impl ConsumerConfig {
         if self.max_in_flight_bytes < 1024 * 1024 {
             return fail("max_in_flight_bytes", "must be at least 1 MiB (one message)");
         }
-        if !(10..=43_200).contains(&self.visibility_timeout_seconds) {
-            return fail("visibility_timeout_seconds", "must be between 10 and 43200");
+        if !(5..=43_200).contains(&self.visibility_timeout_seconds) {
+            return fail("visibility_timeout_seconds", "must be between 5 and 43200");
         }
         if self.heartbeat_interval.as_secs_f64() * 2.0 > f64::from(self.visibility_timeout_seconds)
         {

@@ -22,7 +22,7 @@ use tokio::task::{Id as TaskId, JoinSet};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::ConsumerConfig;
-use crate::deleter::Deleter;
+use crate::batched::{Deleter, VisibilityChanger};
 use crate::health::ConsumerHealth;
 use crate::slots::{TenantSlot, TenantSlots};
 
@@ -100,6 +100,8 @@ struct Shared {
     config: ConsumerConfig,
     handler: Arc<dyn MessageHandler>,
     deleter: Deleter,
+    /// Backoffs and hand-backs, batched.
+    later: VisibilityChanger,
     counters: Counters,
     /// `max_in_flight`, taken by the pollers before each receive.
     count_capacity: Arc<Semaphore>,
@@ -145,7 +147,12 @@ impl SqsConsumer {
     /// Polls until `shutdown` turns true, then stops polling, lets work in flight finish within
     /// the grace period, releases what is left, flushes pending deletes, and returns a report.
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> ConsumerReport {
-        let (deleter, deleter_task) = Deleter::spawn(
+        let (deleter, deleter_task) = Deleter::spawn_deleter(
+            self.client.clone(),
+            self.config.queue_url.clone(),
+            self.config.call_timeout,
+        );
+        let (later, later_task) = VisibilityChanger::spawn_visibility_changer(
             self.client.clone(),
             self.config.queue_url.clone(),
             self.config.call_timeout,
@@ -167,6 +174,7 @@ impl SqsConsumer {
             config: self.config,
             handler: self.handler,
             deleter,
+            later,
             counters: Counters::default(),
         });
         let count_capacity = shared.count_capacity.clone();
@@ -235,7 +243,7 @@ impl SqsConsumer {
         let _ = prober.await;
         let report = shared.counters.report();
         drop(shared);
-        let _ = deleter_task.await;
+        let _ = tokio::join!(deleter_task, later_task);
         info!(?report, "SQS consumer stopped");
         report
     }
@@ -442,7 +450,7 @@ async fn work(shared: Arc<Shared>, received: Received) {
         // handler's timeouts on it.
         if !probe && !shared.health.store_is_up() {
             debug!("the store is down; putting the message back");
-            set_visibility(&shared, &receipt, STORE_DOWN_DELAY_SECONDS).await;
+            shared.later.set(receipt, STORE_DOWN_DELAY_SECONDS);
             shared.counters.released_store_down.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -480,7 +488,7 @@ async fn work(shared: Arc<Shared>, received: Received) {
                     delay = delay.max(STORE_DOWN_DELAY_SECONDS);
                 }
                 info!(reason = %retry.reason, delay_seconds = delay, "leaving the message for a retry");
-                set_visibility(&shared, &receipt, delay).await;
+                shared.later.set(receipt, delay);
                 shared.counters.backed_off.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -513,7 +521,7 @@ async fn wait_for_slot<'a>(
         let delay = shared.slots.hand_back(tenant);
         // Counted (`tayori_tenant_hand_backs_total`); a flood would fill the info log.
         debug!(%tenant, delay_seconds = delay.as_secs(), "tenant over its share; handing the message back");
-        set_visibility(shared, receipt, delay.as_secs() as i32).await;
+        shared.later.set(receipt.to_owned(), delay.as_secs() as i32);
         tayori_app::telemetry::tenant_handed_back(tenant.as_str(), "over_share");
         shared.counters.handed_back.fetch_add(1, Ordering::Relaxed);
         return None;
@@ -594,8 +602,12 @@ fn publisher(config: &ConsumerConfig, message: &Message) -> Publisher {
     publisher
 }
 
-/// Renews the message's visibility while it is worked on. Never returns.
+/// Renews the message's visibility while it is worked on (unless the heartbeat is off). Never
+/// returns.
 async fn heartbeat(shared: &Shared, receipt: &str) -> std::convert::Infallible {
+    if shared.config.heartbeat_interval.is_zero() {
+        return std::future::pending().await;
+    }
     let mut ticks = tokio::time::interval(shared.config.heartbeat_interval);
     ticks.tick().await; // the first tick is immediate; the receive just set the visibility
     loop {

@@ -12,12 +12,13 @@
 //! ([`SqsDeadLetters`]). It must not parse events, render, send or touch the store itself: those
 //! are the use case's and the other adapters' (it asks the use case which tenant a message is
 //! for). It never reads the environment;
-//! the binary hands it an SQS client and a [`ConsumerConfig`].
+//! the binary hands it an SQS client and a [`ConsumerConfig`]. With the `failpoints` feature
+//! (crash tests only) the delete of handled messages has a failpoint.
 
+mod batched;
 mod config;
 mod consumer;
 mod dead_letters;
-mod deleter;
 mod health;
 mod redrive;
 mod slots;

@@ -565,6 +565,9 @@ async fn admin_service(
             Sends::Never => DeadLetterQueues::default(),
         },
         activity: Some(Arc::new(PostgresActivityBoard::new(store.pool().clone()))),
+        unknown_send_window: std::time::Duration::from_secs(
+            config.feedback.unknown_send_window_seconds,
+        ),
     });
     Ok((service, store))
 }

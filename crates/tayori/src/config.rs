@@ -177,7 +177,15 @@ pub struct FeedbackConfig {
     pub reputation_complaint_rate: f64,
     /// Sent deliveries in the window below which a tenant's rates are not judged.
     pub reputation_min_sent: u64,
+    /// How long a delivery whose send's result is unknown (`unknown`) waits for an SES report
+    /// (which makes it sent, reconciled) before a resend may take it, in seconds.
+    pub unknown_send_window_seconds: u64,
 }
+
+/// The default of `[feedback] unknown_send_window_seconds`: 4 h. SES publishes its Send event
+/// within seconds and Delivery or Bounce within minutes; hours cover a feedback queue that
+/// was stopped or backed up.
+pub const DEFAULT_UNKNOWN_SEND_WINDOW_SECONDS: u64 = 4 * 3600;
 
 impl Default for FeedbackConfig {
     fn default() -> Self {
@@ -192,6 +200,7 @@ impl Default for FeedbackConfig {
             reputation_bounce_rate: thresholds.bounce_rate,
             reputation_complaint_rate: thresholds.complaint_rate,
             reputation_min_sent: thresholds.min_sent,
+            unknown_send_window_seconds: DEFAULT_UNKNOWN_SEND_WINDOW_SECONDS,
         }
     }
 }

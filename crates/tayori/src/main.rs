@@ -49,6 +49,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Prune(args) => tayori::prune_cmd::run(args).await,
         Command::Worker(args) => {
+            #[cfg(feature = "failpoints")]
+            tayori::failpoints::arm_from_env()?;
             let config = WorkerConfig::load(args.config.as_deref())?;
             let report = worker::start(config).await?.run_until_signal().await?;
             eprintln!(

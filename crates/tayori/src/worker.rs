@@ -81,6 +81,7 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(region)
         .timeout_config(timeouts)
+        .http_client(aws_http_client())
         .load()
         .await
 }
@@ -95,6 +96,21 @@ pub fn require_region(aws: &aws_config::SdkConfig) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The SDK's default HTTPS client with idle connections kept 30 s instead of 90 s: load
+/// balancers and NAT gateways forget idle connections silently (an ALB after 60 s by default),
+/// and a call sent on a forgotten one hangs until a timeout (measured: a long poll 23 s, in
+/// `crates/tayori-sqs/tests/endpoint_faults.rs`).
+pub fn aws_http_client() -> aws_sdk_sqs::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_https()
+}
+
+/// How long the AWS clients keep an idle connection for reuse.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connects everything and starts consuming, with AWS settings from the standard chain.
 pub async fn start(config: WorkerConfig) -> anyhow::Result<WorkerApp> {

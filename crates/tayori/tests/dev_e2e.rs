@@ -141,3 +141,65 @@ async fn dev_on_postgres_sends_once_counts_duplicates_and_records_rejections() {
     let (app, _data) = spawn_app(Some(config.url)).await;
     the_foundation_path(app).await;
 }
+
+/// Item 3 of issue 22: every event ends in one recorded outcome whatever its bytes, and the two
+/// stores agree. An id with NUL (once accepted, then refused by every PostgreSQL write and
+/// retried forever, answered 503) is refused by the contract; NUL inside data values and `null`
+/// optional fields are an ordinary event, sent.
+async fn whatever_its_bytes(app: DevApp) {
+    let mut nul_id: Value = serde_json::from_slice(&example_body()).expect("json");
+    nul_id["id"] = "01JD8Z6Q7K2V4X9M3N5P1R0T8W\u{0}".into();
+    let (status, rejected) = post(&app, nul_id.to_string().into_bytes()).await;
+    assert_eq!(status, 400, "{rejected}");
+    let reason = rejected["reason"].as_str().expect("reason");
+    assert!(reason.starts_with("id: id must not contain control characters"), "{reason}");
+    let kept = app.store.unkeyed_rejections(10).await.expect("store");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].raw_body, nul_id.to_string().into_bytes());
+
+    let event = serde_json::json!({
+        "specversion": "1.0",
+        "id": "01JD8Z6Q7K2V4X9M3N5P1R0NUL",
+        "source": "acme-invest/security",
+        "type": "security.alert",
+        "tenant": "acme-invest",
+        "time": null, "subject": null, "datacontenttype": null, "traceparent": null,
+        "data": {
+            "to": { "email": "taro.yamada@example.com", "name": null, "locale": null },
+            "variables": {
+                "alert": "new_sign_in",
+                "occurred_at": "2026-11-27T08:15:00+09:00",
+                "device": "Chrome\u{0} on Windows",
+                "location": "Osaka"
+            }
+        }
+    });
+    let (status, body) = post(&app, event.to_string().into_bytes()).await;
+    assert_eq!(status, 202, "{body}");
+    let id = DeliveryId::parse(body["delivery_id"].as_str().expect("id")).expect("uuid");
+    let record = wait_for(&app, id, 0).await;
+    assert_eq!(record.status, DeliveryStatus::Sent, "{:?}", record.reason);
+    let copy = record.event_json.expect("the event's copy");
+    assert!(copy.contains(r#""device":"Chrome\u0000 on Windows""#), "{copy}");
+    let files = eml_files(&app.outbox_dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let raw = std::fs::read(&files[0]).expect("eml");
+    let message = mail_parser::MessageParser::default().parse(&raw).expect("parses as email");
+    let to = message.to().and_then(|to| to.first()).expect("to");
+    assert_eq!((to.name(), to.address()), (None, Some("taro.yamada@example.com")));
+    assert!(message.body_text(0).expect("text").contains("Chrome"));
+    app.shutdown().await.expect("graceful shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_on_sqlite_gives_every_event_one_outcome_whatever_its_bytes() {
+    let (app, _data) = spawn_app(None).await;
+    whatever_its_bytes(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_on_postgres_gives_every_event_one_outcome_whatever_its_bytes() {
+    let config = tayori_postgres::testing::fresh_database().await;
+    let (app, _data) = spawn_app(Some(config.url)).await;
+    whatever_its_bytes(app).await;
+}

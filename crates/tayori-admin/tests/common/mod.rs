@@ -134,6 +134,7 @@ pub async fn harness() -> Harness {
             feedback: Some(feedback_dead_letters.clone()),
         },
         activity: Some(Arc::new(PostgresActivityBoard::new(store.pool().clone()))),
+        unknown_send_window: Duration::from_secs(4 * 3600),
     });
     let router = router(AdminState { service: service.clone(), secure_cookies: false });
     Harness {

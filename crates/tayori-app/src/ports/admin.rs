@@ -419,6 +419,20 @@ pub trait AdminStore: Send + Sync {
         audit: &AuditEntry,
     ) -> Result<bool, StoreError>;
 
+    /// Makes the tenant's `unknown` deliveries (sends whose result is unknown) decided before
+    /// `decided_before` `failed`, `reason_prefix` put before their reason, so that they can be
+    /// resent: no SES report came for them within the unknown-send window. Only `only`, when
+    /// given. It MUST write one audit entry per delivery changed (the entry given, with the
+    /// delivery as its object) in the same transaction, and return the deliveries changed.
+    async fn expire_unknown_sends(
+        &self,
+        tenant: &TenantId,
+        only: Option<DeliveryId>,
+        decided_before: DateTime<Utc>,
+        reason_prefix: &str,
+        audit: &AuditEntry,
+    ) -> Result<Vec<DeliveryId>, StoreError>;
+
     /// The tenants paused now (only `tenants`, when given), by tenant.
     async fn paused_tenants(
         &self,

@@ -119,7 +119,14 @@ pub enum FeedbackRecorded {
         suppressed: u32,
         /// Whether this event paused the tenant (the reputation guard).
         paused: bool,
+        /// Whether this event made an `unknown` delivery `sent` (reconciled): SES reported on
+        /// an email whose send had no answer.
+        reconciled: bool,
     },
+    /// The delivery the event's tags name has no outcome yet (its worker is recording it, or
+    /// died and the lease has not run out): nothing was recorded, the message must come back,
+    /// so that a report on a send about to be recorded `unknown` is not lost.
+    NotDecidedYet,
     /// No delivery matches its tags or message id: kept as unmatched.
     Unmatched,
     /// Kept as invalid with its reason.
@@ -139,7 +146,14 @@ pub trait FeedbackStore: Send + Sync {
     /// - It MUST match an event to a delivery by its `tayori-tenant` and `tayori-delivery-id`
     ///   tags when both are present, else by SES message id (the delivery's provider message
     ///   id); a delivery found by tags whose provider message id differs from the event's is not
-    ///   a match.
+    ///   a match (one without a provider message id is).
+    /// - When the delivery found by tags is still `processing` without a provider message id,
+    ///   it MUST record nothing and return `NotDecidedYet`.
+    /// - When the delivery found by tags is `unknown` or `failed` without a provider message id
+    ///   (its send's result was unknown), and the event has an SES message id, it MUST make the
+    ///   delivery `sent` with that id as its provider message id and `reconciled_at = now`, and
+    ///   audit it (action `delivery.reconcile`), in the same transaction: SES only reports on
+    ///   emails it accepted.
     /// - On a match it MUST append a timeline entry (keys leading with the tenant) and set the
     ///   feedback status to [`FeedbackStatus::after`] of the current one and the event's.
     /// - On a match of an event that [suppresses](tayori_domain::FeedbackKind::suppresses), it

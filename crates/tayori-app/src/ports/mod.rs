@@ -44,7 +44,7 @@ pub use sender::{EmailSender, PauseScope, SendError, SentEmail};
 pub use store::{
     AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage,
     DeliveryQuery, DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
-    UnkeyedRejectionRecord,
+    UnkeyedRejectionRecord, refuse_nul,
 };
 pub use suppression::{NoSuppressions, Suppression, SuppressionError, SuppressionList};
 pub use templates::{MessageClass, RenderError, RenderedEmail, TemplateRenderer};

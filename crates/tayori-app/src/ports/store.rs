@@ -199,6 +199,9 @@ pub struct DeliveryRecord {
     pub updated_at: DateTime<Utc>,
     /// When the outcome was recorded.
     pub decided_at: Option<DateTime<Utc>>,
+    /// When an SES report about the email made an `unknown` delivery `sent` (reconciled); `None`
+    /// for every other delivery.
+    pub reconciled_at: Option<DateTime<Utc>>,
 }
 
 /// Where a page of deliveries ends: the next page starts after it (newest first).
@@ -232,15 +235,31 @@ pub struct DeliveryPage {
     pub next: Option<DeliveryCursor>,
 }
 
-/// The store failed. Callers retry `Unavailable`; `Unexpected` means a bug or corrupt data.
+/// The store failed. Callers retry `Unavailable`; `Refused` will fail again for the same data;
+/// `Unexpected` means a bug or corrupt data.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or is restarting; try again later.
     #[error("delivery store unavailable: {0}")]
     Unavailable(String),
+    /// The store cannot keep the data this write carries (PostgreSQL: a data exception, SQLSTATE
+    /// class 22, such as NUL in text; or a program limit, 54000). The same write would be
+    /// refused again: callers record what they can instead of retrying it.
+    #[error("delivery store refused the data: {0}")]
+    Refused(String),
     /// Anything else.
     #[error("delivery store failed: {0:#}")]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// The text rule every store applies, so that they all agree on what they keep: text holding
+/// U+0000 is refused with [`StoreError::Refused`], since PostgreSQL cannot keep NUL in `text`.
+/// Stores that could (SQLite, the in-memory fake) call this on every text they write.
+pub fn refuse_nul(field: &str, text: &str) -> Result<(), StoreError> {
+    if text.contains('\0') {
+        return Err(StoreError::Refused(format!("{field}: text must not contain NUL (U+0000)")));
+    }
+    Ok(())
 }
 
 /// Records which events were decided, so that a redelivered event is never mailed twice.
@@ -248,6 +267,12 @@ pub enum StoreError {
 /// Keys, indexes and queries lead with the tenant. Times come from the caller's [`ClaimRequest::now`]
 /// and `at` arguments, never from the database's clock, so that every worker agrees on leases
 /// with its own clock and tests can move time.
+///
+/// Every store MUST keep text as given, or refuse the write with [`StoreError::Refused`] and
+/// change nothing; all of them MUST refuse text containing NUL ([`refuse_nul`]), which
+/// PostgreSQL cannot keep, so that an event meets the same fate on each. Bytes (raw bodies) are
+/// kept whatever they hold, and JSON text (`event_json`) carries its control characters as
+/// escapes, so both always fit.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     /// Claims a key for a lease.

@@ -11,12 +11,13 @@ use tayori_domain::{
 };
 
 use crate::ports::{
-    AttemptRecord, AttemptResult, Claim, ClaimRequest, Clock, DeadLetterDepth, DeadLetterError,
-    DeadLetterMessage, DeadLetters, DeliveryCursor, DeliveryPage, DeliveryQuery, DeliveryRecord,
-    DeliveryStore, EmailSender, HeldEntry, HeldEvent, HeldEvents, HeldSummary, LeasedEvent,
-    MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError, SentEmail, StoreError,
-    Suppression, SuppressionError, SuppressionList, TemplateRenderer, TenantDirectory,
+    AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, Clock, DeadLetterDepth,
+    DeadLetterError, DeadLetterMessage, DeadLetters, DeliveryCursor, DeliveryPage, DeliveryQuery,
+    DeliveryRecord, DeliveryStore, EmailSender, HeldEntry, HeldEvent, HeldEvents, HeldSummary,
+    LeasedEvent, MessageClass, RecordOutcome, RenderError, RenderedEmail, SendError, SentEmail,
+    StoreError, Suppression, SuppressionError, SuppressionList, TemplateRenderer, TenantDirectory,
     TenantHolding, TenantPauseList, TenantProfile, UnkeyedRejection, UnkeyedRejectionRecord,
+    refuse_nul,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -274,13 +275,16 @@ struct StoreState {
     unkeyed: HashMap<String, UnkeyedRejectionRecord>,
 }
 
-/// A [`DeliveryStore`] in memory; passes the conformance suite. Can be made unavailable to test
-/// how the use case handles outages.
+/// A [`DeliveryStore`] in memory; passes the conformance suite (NUL in text refused, as
+/// PostgreSQL refuses it). Can be made unavailable to test how the use case handles outages,
+/// or made to refuse writes as a store refuses data it cannot keep.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     state: Mutex<StoreState>,
     /// (calls to let through first, calls to fail after them)
     outage: Mutex<(u32, u32)>,
+    /// Writes still to refuse as PostgreSQL refuses data it cannot keep.
+    refusals: Mutex<u32>,
 }
 
 impl InMemoryStore {
@@ -292,6 +296,27 @@ impl InMemoryStore {
     /// Lets `ok` calls through, then fails the `failing` calls after them with `Unavailable`.
     pub fn fail_calls_after(&self, ok: u32, failing: u32) {
         *lock(&self.outage) = (ok, failing);
+    }
+
+    /// Makes the next `writes` writes (claims, outcomes, attempt results, unkeyed rejections)
+    /// fail with `Refused`, as a store refuses data it cannot keep, changing nothing.
+    pub fn refuse_next_writes(&self, writes: u32) {
+        *lock(&self.refusals) = writes;
+    }
+
+    /// The port's text rule ([`refuse_nul`]), then any refusal asked for.
+    fn check_storable(&self, texts: &[(&str, Option<&str>)]) -> Result<(), StoreError> {
+        for (field, text) in texts {
+            if let Some(text) = text {
+                refuse_nul(field, text)?;
+            }
+        }
+        let mut refusals = lock(&self.refusals);
+        if *refusals > 0 {
+            *refusals -= 1;
+            return Err(StoreError::Refused("fake refusal of this data".into()));
+        }
+        Ok(())
     }
 
     fn check_available(&self) -> Result<(), StoreError> {
@@ -310,6 +335,10 @@ impl InMemoryStore {
 impl DeliveryStore for InMemoryStore {
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim, StoreError> {
         self.check_available()?;
+        self.check_storable(&[
+            ("event_json", request.event_json.as_deref()),
+            ("lease_owner", Some(&request.owner)),
+        ])?;
         let mut state = lock(&self.state);
         let id = request.key.delivery_id();
         let lease_end = request.now + chrono::Duration::from_std(request.lease).unwrap_or_default();
@@ -336,6 +365,7 @@ impl DeliveryStore for InMemoryStore {
                     created_at: request.now,
                     updated_at: request.now,
                     decided_at: None,
+                    reconciled_at: None,
                 },
             );
             return Ok(Claim::Claimed { attempt: 1 });
@@ -374,6 +404,11 @@ impl DeliveryStore for InMemoryStore {
         at: DateTime<Utc>,
     ) -> Result<RecordOutcome, StoreError> {
         self.check_available()?;
+        self.check_storable(&[
+            ("reason", outcome.reason()),
+            ("provider_message_id", outcome.provider_message_id()),
+            ("subject", subject.map(Subject::as_str)),
+        ])?;
         let mut state = lock(&self.state);
         let record = state
             .deliveries
@@ -434,6 +469,7 @@ impl DeliveryStore for InMemoryStore {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.check_available()?;
+        self.check_storable(&[("detail", Some(detail))])?;
         if let Some(record) = lock(&self.state).attempts.get_mut(&(key.delivery_id(), attempt)) {
             record.finished_at = Some(at);
             record.result = Some(result);
@@ -442,11 +478,32 @@ impl DeliveryStore for InMemoryStore {
         Ok(())
     }
 
+    async fn record_attempt_finished_and_outcome(
+        &self,
+        key: &IdempotencyKey,
+        end: AttemptEnd<'_>,
+        outcome: &Outcome,
+        subject: Option<&Subject>,
+        at: DateTime<Utc>,
+    ) -> Result<RecordOutcome, StoreError> {
+        // Refused as a whole, before either part, as PostgreSQL's one transaction is; outages
+        // still count the two calls, as before.
+        self.check_storable(&[
+            ("detail", Some(end.detail)),
+            ("reason", outcome.reason()),
+            ("provider_message_id", outcome.provider_message_id()),
+            ("subject", subject.map(Subject::as_str)),
+        ])?;
+        self.record_attempt_finished(key, end.attempt, end.result, end.detail, at).await?;
+        self.record_outcome(key, outcome, subject, at).await
+    }
+
     async fn record_unkeyed_rejection(
         &self,
         rejection: &UnkeyedRejection,
     ) -> Result<(), StoreError> {
         self.check_available()?;
+        self.check_storable(&[("reason", Some(&rejection.reason))])?;
         let mut state = lock(&self.state);
         state
             .unkeyed

@@ -16,7 +16,7 @@ use tayori_domain::{
 
 use crate::ports::{
     AttemptEnd, AttemptResult, Claim, ClaimRequest, DeliveryQuery, DeliveryStore, RecordOutcome,
-    UnkeyedRejection,
+    StoreError, UnkeyedRejection,
 };
 
 /// A store on a fresh, empty database, as the suite needs it.
@@ -63,6 +63,8 @@ macro_rules! store_conformance_tests {
             listing_is_newest_first_tenant_scoped_and_paginated,
             lookup_by_id_respects_tenant_scope,
             concurrent_writes_of_every_kind_get_their_own_answers,
+            an_unknown_send_is_decided_as_unknown,
+            what_an_event_carries_is_kept_as_given_or_refused_alike,
         );
     };
     (@cases tokio, $make:expr; $($case:ident),* $(,)?) => {
@@ -469,6 +471,7 @@ pub async fn every_outcome_round_trips(h: &dyn StoreUnderTest) {
         (Outcome::Suppressed { reason: "tenant list: bounce".into() }, DeliveryStatus::Suppressed),
         (Outcome::Rejected { reason: "data.to.email: no '@'".into() }, DeliveryStatus::Rejected),
         (Outcome::Failed { reason: "MessageRejected: bad".into() }, DeliveryStatus::Failed),
+        (Outcome::Unknown { reason: "timed out after 20 s".into() }, DeliveryStatus::Unknown),
     ];
     for (i, (outcome, status)) in cases.iter().enumerate() {
         let k = key(&format!("outcome-{i}"));
@@ -639,4 +642,134 @@ pub async fn concurrent_writes_of_every_kind_get_their_own_answers(h: &dyn Store
     }
     let attempts = store.attempts(&leased.tenant, leased.delivery_id()).await.expect("attempts");
     assert!(attempts.is_empty(), "a lost claim to send starts nothing");
+}
+
+/// A send whose result is unknown decides the delivery as `unknown` (with its attempt, in one
+/// write): a redelivery finds it decided and a late outcome cannot overwrite it; it is listed
+/// under its own status and not reconciled.
+pub async fn an_unknown_send_is_decided_as_unknown(h: &dyn StoreUnderTest) {
+    let store = h.store();
+    let k = key("unknown-send");
+    assert_eq!(
+        store.claim_and_start_attempt(&claim_at(&k, "w1", at(0))).await.expect("claim"),
+        Claim::Claimed { attempt: 1 }
+    );
+    let end = AttemptEnd { attempt: 1, result: AttemptResult::Unknown, detail: "timed out" };
+    let unknown = Outcome::Unknown { reason: "timed out; not resent automatically".into() };
+    let recorded = store
+        .record_attempt_finished_and_outcome(&k, end, &unknown, None, at(2))
+        .await
+        .expect("record");
+    assert_eq!(recorded, RecordOutcome::Recorded);
+    assert_eq!(
+        claim(&*store, &claim_at(&k, "w2", at(100))).await,
+        Claim::AlreadyDecided { status: DeliveryStatus::Unknown }
+    );
+    assert_eq!(
+        store.record_outcome(&k, &sent("ses-late"), None, at(3)).await.expect("record"),
+        RecordOutcome::AlreadyDecided { status: DeliveryStatus::Unknown }
+    );
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.status, DeliveryStatus::Unknown);
+    assert_eq!(record.reason.as_deref(), unknown.reason());
+    assert_eq!((record.provider_message_id, record.reconciled_at), (None, None));
+    let query = DeliveryQuery {
+        status: Some(DeliveryStatus::Unknown),
+        limit: 10,
+        ..DeliveryQuery::default()
+    };
+    let listed = store.deliveries(&query).await.expect("list").deliveries;
+    assert_eq!(listed.iter().map(|d| d.delivery_id).collect::<Vec<_>>(), [k.delivery_id()]);
+    let attempts = store.attempts(&k.tenant, k.delivery_id()).await.expect("attempts");
+    assert_eq!(
+        attempts.iter().map(|a| a.result).collect::<Vec<_>>(),
+        [Some(AttemptResult::Unknown)]
+    );
+}
+
+/// Whatever bytes an event carries, every store meets them the same way (PostgreSQL cannot keep
+/// NUL in text, SQLite could, and both must agree): the event's JSON copy, whose control
+/// characters are escapes (`\u0000`), and raw bodies of any bytes are kept as given; text that
+/// holds NUL itself is refused with `Refused`, changing nothing, and the delivery can still be
+/// decided with text the store keeps. Other control characters are kept as they are.
+pub async fn what_an_event_carries_is_kept_as_given_or_refused_alike(h: &dyn StoreUnderTest) {
+    fn refused<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) {
+        match result {
+            Err(StoreError::Refused(reason)) => assert!(!reason.is_empty(), "{what}"),
+            other => panic!("{what}: expected Refused, got {other:?}"),
+        }
+    }
+    let store = h.store();
+
+    // Kept: the JSON copy with escaped control characters, a raw body with NUL and non-UTF-8.
+    let envelope =
+        serde_json::json!({ "data": { "variables": { "note": "a\u{0}b\u{7}\r\n\u{7f}" } } });
+    let event_json = envelope.to_string();
+    assert!(event_json.contains("\\u0000") && !event_json.contains('\0'), "{event_json}");
+    let raw = RawBody::capture(b"{\"id\":\"a\x00b\"}\xff\x00");
+    let k = key("carries-escapes");
+    let request = ClaimRequest {
+        event_json: Some(event_json.clone()),
+        raw_body: Some(raw.clone()),
+        ..claim_at(&k, "w1", at(0))
+    };
+    assert_eq!(claim(&*store, &request).await, Claim::Claimed { attempt: 1 });
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.event_json.as_deref(), Some(event_json.as_str()));
+    assert_eq!(record.raw_body.as_deref(), Some(raw.kept.as_slice()));
+
+    // Refused, changing nothing: a claim whose JSON copy holds NUL itself.
+    let k2 = key("carries-nul");
+    let bad =
+        ClaimRequest { event_json: Some("{\"v\":\"a\0b\"}".into()), ..claim_at(&k2, "w1", at(0)) };
+    refused("claim with NUL in event_json", store.claim(&bad).await);
+    assert_eq!(store.delivery(k2.delivery_id(), None).await.expect("read"), None);
+
+    // An outcome whose reason holds NUL is refused; the delivery stays as it was, and is decided
+    // with a reason the store keeps (other control characters included).
+    let nul_reason = Outcome::Rejected { reason: "template error: a\0b".into() };
+    refused("outcome with NUL", store.record_outcome(&k, &nul_reason, None, at(1)).await);
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!((record.status, record.reason), (DeliveryStatus::Processing, None));
+    let kept = Outcome::Rejected { reason: "template error: a\\u{0}b \u{7}\t\r\n\u{7f}".into() };
+    let recorded = store.record_outcome(&k, &kept, None, at(2)).await.expect("record");
+    assert_eq!(recorded, RecordOutcome::Recorded);
+    let record = store.delivery(k.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.status, DeliveryStatus::Rejected);
+    assert_eq!(record.reason.as_deref(), kept.reason());
+
+    // A send's result and outcome refused together: neither is recorded.
+    let k3 = key("send-result-with-nul");
+    let to_send = claim_at(&k3, "w1", at(0));
+    let claimed = store.claim_and_start_attempt(&to_send).await.expect("claim");
+    assert_eq!(claimed, Claim::Claimed { attempt: 1 });
+    let end = AttemptEnd { attempt: 1, result: AttemptResult::PermanentError, detail: "554 a\0b" };
+    let failed = Outcome::Failed { reason: "554 a\0b".into() };
+    refused(
+        "result and outcome with NUL",
+        store.record_attempt_finished_and_outcome(&k3, end, &failed, None, at(1)).await,
+    );
+    let attempts = store.attempts(&k3.tenant, k3.delivery_id()).await.expect("attempts");
+    assert_eq!(attempts.iter().map(|a| a.result).collect::<Vec<_>>(), vec![None]);
+    let record = store.delivery(k3.delivery_id(), None).await.expect("read").expect("exists");
+    assert_eq!(record.status, DeliveryStatus::Processing);
+    refused(
+        "attempt result with NUL",
+        store.record_attempt_finished(&k3, 1, AttemptResult::PermanentError, "a\0b", at(1)).await,
+    );
+
+    // Unkeyed: a body of any bytes is kept; a reason holding NUL is refused.
+    let body = b"\x00\x01not json\xff".to_vec();
+    let rejection = |reason: &str| UnkeyedRejection {
+        tenant: None,
+        raw_body: RawBody::capture(&body),
+        reason: reason.into(),
+        now: at(3),
+    };
+    refused("unkeyed with NUL", store.record_unkeyed_rejection(&rejection("x\0y")).await);
+    assert!(store.unkeyed_rejections(10).await.expect("list").is_empty());
+    store.record_unkeyed_rejection(&rejection("body is not valid JSON")).await.expect("kept");
+    let rows = store.unkeyed_rejections(10).await.expect("list");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].raw_body, body);
 }

@@ -62,3 +62,5 @@ pub async fn queue_with_dlq(
     }
     (queue.send().await.unwrap().queue_url.unwrap(), dlq_url)
 }
+
+pub mod fault_proxy;
