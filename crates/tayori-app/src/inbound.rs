@@ -22,6 +22,14 @@ pub trait MessageHandler: Send + Sync {
     fn tenant_of(&self, _message: &InboundMessage) -> Option<TenantId> {
         None
     }
+
+    /// Whether what handling needs (the store) is reachable now, with the reason when not; the
+    /// driving adapter asks every second or so and stops taking messages while it fails, so
+    /// that an outage does not spend their receives (and send them to the dead-letter queue).
+    /// MUST answer within a few seconds. The default has nothing to check.
+    async fn probe(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -44,6 +52,11 @@ impl MessageHandler for EventHandler {
         };
         let tenant = TenantId::parse(&named).ok()?;
         self.tenants.tenant(&tenant).map(|profile| profile.id.clone())
+    }
+
+    /// The delivery store's [`probe`](crate::ports::DeliveryStore::probe).
+    async fn probe(&self) -> Result<(), String> {
+        self.store.probe().await.map_err(|error| error.to_string())
     }
 }
 

@@ -22,6 +22,65 @@ pub struct PostgresConfig {
     /// Group commit: at most this many writes in one batch.
     #[serde(default = "default_max_writes_per_batch")]
     pub max_writes_per_batch: usize,
+    /// What the server does to each connection's statements and sessions (timeouts, keepalive).
+    #[serde(default)]
+    pub session: SessionLimits,
+}
+
+/// Limits set on every connection as PostgreSQL session parameters (in the startup packet, so
+/// that they hold from the first statement and survive `RESET ALL`). They bound how long one
+/// stuck statement, lock wait or dead connection can hold a worker's message, so that a
+/// half-open connection or an operator's open transaction ends in an error the use case retries
+/// instead of a message kept invisible forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionLimits {
+    /// `statement_timeout`: the longest one statement may run (0 turns it off). Migrations run
+    /// without it (`PostgresStore::migrate`).
+    #[serde(with = "seconds")]
+    pub statement_timeout: Duration,
+    /// `lock_timeout`: the longest a statement may wait for a row or table lock; shorter than
+    /// the statement timeout, so that a row held by someone else costs one write a retry
+    /// rather than stalling a whole group-committed batch (0 turns it off).
+    #[serde(with = "seconds")]
+    pub lock_timeout: Duration,
+    /// `idle_in_transaction_session_timeout`: a session that sits in an open transaction this
+    /// long is ended by the server, releasing its locks (0 turns it off).
+    #[serde(with = "seconds")]
+    pub idle_in_transaction_timeout: Duration,
+    /// `tcp_keepalives_idle`: after this long without traffic the server probes the
+    /// connection (every `tcp_keepalives_interval` = a third of it, 3 times) and drops it when
+    /// the worker's end is gone, so that a vanished worker's transaction and locks end.
+    #[serde(with = "seconds")]
+    pub keepalive_idle: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(2),
+            idle_in_transaction_timeout: Duration::from_secs(60),
+            keepalive_idle: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SessionLimits {
+    /// The session parameters, as PostgreSQL takes them (milliseconds, or seconds for the
+    /// keepalive ones; at least 1 where 0 would mean "off" by accident).
+    pub fn parameters(&self) -> [(&'static str, String); 6] {
+        let ms = |d: Duration| d.as_millis().to_string();
+        let keepalive = self.keepalive_idle.as_secs().max(1);
+        [
+            ("statement_timeout", ms(self.statement_timeout)),
+            ("lock_timeout", ms(self.lock_timeout)),
+            ("idle_in_transaction_session_timeout", ms(self.idle_in_transaction_timeout)),
+            ("tcp_keepalives_idle", keepalive.to_string()),
+            ("tcp_keepalives_interval", (keepalive / 3).max(1).to_string()),
+            ("tcp_keepalives_count", "3".to_owned()),
+        ]
+    }
 }
 
 impl PostgresConfig {
@@ -33,6 +92,7 @@ impl PostgresConfig {
             acquire_timeout: default_acquire_timeout(),
             write_batches_in_flight: default_write_batches_in_flight(),
             max_writes_per_batch: default_max_writes_per_batch(),
+            session: SessionLimits::default(),
         }
     }
 }
@@ -71,6 +131,8 @@ mod seconds {
     use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        f64::deserialize(deserializer).map(Duration::from_secs_f64)
+        // `try_`: a negative or non-finite number is an error to report, not a panic.
+        Duration::try_from_secs_f64(f64::deserialize(deserializer)?)
+            .map_err(serde::de::Error::custom)
     }
 }

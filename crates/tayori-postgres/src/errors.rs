@@ -23,10 +23,15 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
 
 /// SQLSTATEs that mean "try again": connection exceptions (08), serialization failures and
 /// deadlocks (40001, 40P01), too many connections (53300), server shutting down or starting
-/// (57P01–57P03).
+/// (57P01–57P03), and the session limits firing (`SessionLimits`): a statement cancelled by
+/// `statement_timeout` (57014), a lock not granted within `lock_timeout` (55P03), a session
+/// ended by `idle_in_transaction_session_timeout` (25P03).
 fn is_transient_sqlstate(code: &str) -> bool {
     code.starts_with("08")
-        || matches!(code, "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03")
+        || matches!(
+            code,
+            "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "25P03"
+        )
 }
 
 /// SQLSTATEs that mean "not this data, ever": data exceptions (class 22: NUL in text is 22021,
@@ -48,6 +53,8 @@ mod tests {
     fn classifies_sqlstates() {
         assert!(is_transient_sqlstate("08006"));
         assert!(is_transient_sqlstate("57P01"));
+        assert!(is_transient_sqlstate("57014"), "statement_timeout");
+        assert!(is_transient_sqlstate("55P03"), "lock_timeout");
         assert!(!is_transient_sqlstate("23505"));
         for data in ["22021", "22P05", "22P02", "22003", "54000"] {
             assert!(is_data_sqlstate(data), "{data}");

@@ -1,15 +1,18 @@
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Postgres, QueryBuilder, Row};
 use tayori_app::ports::{
     AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage,
     DeliveryQuery, DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
     UnkeyedRejectionRecord,
 };
 use tayori_domain::{DeliveryId, DeliveryStatus, IdempotencyKey, Outcome, Subject, TenantId};
+use tokio::sync::Mutex;
 
 use crate::PostgresConfig;
 use crate::errors::store_error;
@@ -26,15 +29,76 @@ pub struct PostgresStore {
     /// The event path's writes go through it (`group_commit.rs`); reads and rare writes use
     /// the pool directly.
     writes: Arc<GroupCommit>,
+    /// The health probe's own connection.
+    probe: Arc<Probe>,
+}
+
+/// The health probe (`DeliveryStore::probe`) runs on a connection of its own, outside the
+/// pool, so that a pool busy with the event path's work is not taken for an outage, and an
+/// outage is seen as soon as a fresh connection cannot be made.
+#[derive(Debug)]
+struct Probe {
+    /// How to connect (`None`: a store made from a pool probes through the pool).
+    options: Option<PgConnectOptions>,
+    connection: Mutex<Option<PgConnection>>,
+}
+
+/// The longest one probe may take, connecting included.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Probe {
+    /// Writes are possible: the server answers and is not a read-only standby (a failover can
+    /// leave the URL on one).
+    async fn check(&self, pool: &PgPool) -> Result<(), StoreError> {
+        const SQL: &str = "select pg_is_in_recovery()";
+        let Some(options) = &self.options else {
+            let in_recovery: bool =
+                sqlx::query_scalar(SQL).fetch_one(pool).await.map_err(store_error)?;
+            return read_write(in_recovery);
+        };
+        let mut slot = self.connection.lock().await;
+        let attempt = async {
+            let connection = match slot.as_mut() {
+                Some(connection) => connection,
+                None => slot.insert(PgConnection::connect_with(options).await?),
+            };
+            sqlx::query_scalar::<_, bool>(SQL).fetch_one(connection).await
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+            Ok(Ok(in_recovery)) => read_write(in_recovery),
+            Ok(Err(error)) => {
+                // Connect again next time: the server may be back by then.
+                *slot = None;
+                Err(store_error(error))
+            }
+            Err(_elapsed) => {
+                *slot = None;
+                Err(StoreError::Unavailable(format!("no answer within {PROBE_TIMEOUT:?}")))
+            }
+        }
+    }
+}
+
+fn read_write(in_recovery: bool) -> Result<(), StoreError> {
+    if in_recovery {
+        return Err(StoreError::Unavailable(
+            "the server is a read-only standby (in recovery)".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 impl PostgresStore {
-    /// Connects a pool (without applying migrations).
+    /// Connects a pool (without applying migrations). Every connection carries the session
+    /// limits of `config.session` (timeouts, keepalive).
     pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(&config.url)
+            .map_err(store_error)?
+            .options(config.session.parameters());
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
-            .connect(&config.url)
+            .connect_with(options.clone())
             .await
             .map_err(store_error)?;
         let writes = GroupCommit::new(
@@ -42,10 +106,12 @@ impl PostgresStore {
             config.write_batches_in_flight,
             config.max_writes_per_batch,
         );
-        Ok(Self { pool, writes: Arc::new(writes) })
+        let probe = Arc::new(Probe { options: Some(options), connection: Mutex::default() });
+        Ok(Self { pool, writes: Arc::new(writes), probe })
     }
 
-    /// Wraps an existing pool, with the default group commit settings.
+    /// Wraps an existing pool, with the default group commit settings (its probe goes through
+    /// the pool).
     pub fn from_pool(pool: PgPool) -> Self {
         let defaults = PostgresConfig::new("");
         let writes = GroupCommit::new(
@@ -53,7 +119,8 @@ impl PostgresStore {
             defaults.write_batches_in_flight,
             defaults.max_writes_per_batch,
         );
-        Self { pool, writes: Arc::new(writes) }
+        let probe = Arc::new(Probe { options: None, connection: Mutex::default() });
+        Self { pool, writes: Arc::new(writes), probe }
     }
 
     /// What the group committer has done so far (batches, writes, replays).
@@ -68,9 +135,16 @@ impl PostgresStore {
         }
     }
 
-    /// Applies the embedded migrations that are not applied yet.
+    /// Applies the embedded migrations that are not applied yet, on a connection of its own
+    /// without the statement and lock timeouts (a migration may rewrite a large table, or wait
+    /// for the workers' locks); the connection is closed afterwards, not returned to the pool.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        crate::MIGRATOR.run(&self.pool).await
+        let mut connection = self.pool.acquire().await?.detach();
+        sqlx::query("set statement_timeout = 0").execute(&mut connection).await?;
+        sqlx::query("set lock_timeout = 0").execute(&mut connection).await?;
+        let migrated = crate::MIGRATOR.run(&mut connection).await;
+        let _ = connection.close().await;
+        migrated
     }
 
     /// The pool, for health checks.
@@ -288,6 +362,10 @@ impl DeliveryStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.probe.check(&self.pool).await
     }
 
     async fn deliveries(&self, query: &DeliveryQuery) -> Result<DeliveryPage, StoreError> {

@@ -29,6 +29,12 @@ pub struct ConsumerConfig {
     /// comes back to another consumer, which finds the store's lease held and leaves it).
     #[serde(with = "seconds")]
     pub heartbeat_interval: Duration,
+    /// The longest the use case may work on one message (waiting for a tenant's slot not
+    /// counted): past it the message is abandoned, its visibility no longer renewed, so it
+    /// comes back rather than staying invisible behind a stuck call. Shorter than the store's
+    /// lease (`delivery.lease_seconds`, checked by the binary).
+    #[serde(rename = "handling_deadline_seconds", with = "seconds")]
+    pub handling_deadline: Duration,
     /// The longest any SQS call other than the long poll may take.
     #[serde(with = "seconds")]
     pub call_timeout: Duration,
@@ -68,6 +74,7 @@ impl Default for ConsumerConfig {
             max_in_flight_bytes: 64 * 1024 * 1024,
             visibility_timeout_seconds: 60,
             heartbeat_interval: Duration::from_secs(20),
+            handling_deadline: Duration::from_secs(90),
             call_timeout: Duration::from_secs(10),
             backoff_first: Duration::from_secs(2),
             backoff_max: Duration::from_secs(15 * 60),
@@ -120,6 +127,9 @@ impl ConsumerConfig {
         if self.heartbeat_interval.as_secs_f64() * 2.0 > f64::from(self.visibility_timeout_seconds)
         {
             return fail("heartbeat_interval", "must be at most half the visibility timeout");
+        }
+        if self.handling_deadline < Duration::from_secs(1) {
+            return fail("handling_deadline_seconds", "must be at least 1");
         }
         if self.trusted_producers.iter().any(|p| p.is_empty() || p.contains(char::is_whitespace)) {
             return fail("trusted_producers", "entries must be SQS SenderIds (no spaces)");

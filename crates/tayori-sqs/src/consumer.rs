@@ -1,4 +1,7 @@
 //! The polling loops and the life of one message.
+//!
+//! About 700 lines: the poll loop, the life of a message and the SQS calls they share read
+//! best together; the store's health (`health`) and the tenants' slots (`slots`) live beside it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::ConsumerConfig;
 use crate::batched::{Deleter, VisibilityChanger};
+use crate::health::ConsumerHealth;
 use crate::slots::{TenantSlot, TenantSlots};
 
 /// What a consumer did, returned when it stops.
@@ -38,6 +42,10 @@ pub struct ConsumerReport {
     /// Messages of a tenant over its share handed back to the queue with a delay, because the
     /// waiting room was full (see `slots`).
     pub handed_back: u64,
+    /// Messages whose handling outlasted `handling_deadline`, left to come back.
+    pub timed_out: u64,
+    /// Messages put back unhandled because the store was down when their turn came.
+    pub released_store_down: u64,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +56,8 @@ struct Counters {
     released_unstarted: AtomicU64,
     abandoned: AtomicU64,
     handed_back: AtomicU64,
+    timed_out: AtomicU64,
+    released_store_down: AtomicU64,
 }
 
 impl Counters {
@@ -59,6 +69,8 @@ impl Counters {
             released_unstarted: self.released_unstarted.load(Ordering::Relaxed),
             abandoned: self.abandoned.load(Ordering::Relaxed),
             handed_back: self.handed_back.load(Ordering::Relaxed),
+            timed_out: self.timed_out.load(Ordering::Relaxed),
+            released_store_down: self.released_store_down.load(Ordering::Relaxed),
         }
     }
 }
@@ -70,6 +82,7 @@ pub struct SqsConsumer {
     client: Client,
     config: ConsumerConfig,
     handler: Arc<dyn MessageHandler>,
+    health: Arc<ConsumerHealth>,
 }
 
 /// A received message with the capacity it holds until it is finished: one of `max_in_flight`
@@ -78,6 +91,8 @@ struct Received {
     message: Message,
     count: Option<OwnedSemaphorePermit>,
     _bytes: Option<OwnedSemaphorePermit>,
+    /// Received by a probe receive while the store was down: handled anyway, to find out.
+    probe: bool,
 }
 
 struct Shared {
@@ -98,16 +113,35 @@ struct Shared {
     max_receive_count: Option<u32>,
     /// Turns true when the consumer is asked to stop.
     shutdown: watch::Receiver<bool>,
+    /// The queue's and the store's health; its store gate holds the pollers off.
+    health: Arc<ConsumerHealth>,
 }
 
 const KIB: usize = 1024;
 /// The largest SQS message: capacity for it is reserved before each receive.
 const MAX_MESSAGE_KIB: usize = 1024;
+/// While the store is down, each poller still receives once this often: a probe of its own,
+/// in case the store works while its probe fails (a handled message reopens the gate). It costs
+/// those messages one receive each.
+const PROBE_RECEIVE_EVERY: Duration = Duration::from_secs(30);
+/// A message put back while the store is down comes back after this long (not at once, where
+/// the next probe receive could take it again and spend another of its receives).
+const STORE_DOWN_DELAY_SECONDS: i32 = 15;
 
 impl SqsConsumer {
     /// A consumer of `config.queue_url`; call [`SqsConsumer::run`].
     pub fn new(client: Client, config: ConsumerConfig, handler: Arc<dyn MessageHandler>) -> Self {
-        Self { client, config, handler }
+        // A long poll and its call timeout, and some slack: a queue silent for longer is down.
+        let fresh_for = Duration::from_secs(config.wait_time_seconds.max(0) as u64)
+            + config.call_timeout
+            + Duration::from_secs(15);
+        let health = Arc::new(ConsumerHealth::new(fresh_for));
+        Self { client, config, handler, health }
+    }
+
+    /// The consumer's view of its queue and store, for `/readyz`.
+    pub fn health(&self) -> Arc<ConsumerHealth> {
+        self.health.clone()
     }
 
     /// Polls until `shutdown` turns true, then stops polling, lets work in flight finish within
@@ -123,10 +157,11 @@ impl SqsConsumer {
             self.config.queue_url.clone(),
             self.config.call_timeout,
         );
-        let max_receive_count = max_receive_count(&self.client, &self.config).await;
+        let max_receive_count = max_receive_count(&self.client, &self.config, &self.health).await;
         let shared = Arc::new(Shared {
             max_receive_count,
             shutdown: shutdown.clone(),
+            health: self.health,
             // One batch more than the slots: with one tenant in every slot the pollers still
             // receive, so that other tenants' messages are seen (and that tenant's wait, or are
             // handed back, off the worker's capacity).
@@ -146,6 +181,11 @@ impl SqsConsumer {
         let byte_capacity = Arc::new(Semaphore::new(shared.config.max_in_flight_bytes / KIB));
         let (to_dispatch, mut dispatch) = mpsc::channel::<Received>(shared.config.max_in_flight);
 
+        let prober = tokio::spawn(crate::health::probe_store(
+            shared.handler.clone(),
+            shared.health.clone(),
+            shutdown.clone(),
+        ));
         let mut pollers = JoinSet::new();
         for poller in 0..shared.config.pollers {
             pollers.spawn(
@@ -200,6 +240,7 @@ impl SqsConsumer {
                 }
             }
         }
+        let _ = prober.await;
         let report = shared.counters.report();
         drop(shared);
         let _ = tokio::join!(deleter_task, later_task);
@@ -233,6 +274,8 @@ async fn poll(
     let config = &shared.config;
     let batch = config.batch_size as usize;
     let mut failures = 0u32;
+    let mut store_up = shared.health.subscribe_store();
+    let mut last_receive = tokio::time::Instant::now();
     loop {
         // Reserve room for a full batch of the largest messages before asking for it, so that
         // what is received can always start at once (its visibility is already ticking).
@@ -253,6 +296,21 @@ async fn poll(
                 None => return,
             },
         };
+        // While the store is down, receive only once per PROBE_RECEIVE_EVERY: each receive
+        // counts towards the dead-letter queue's maxReceiveCount, and nothing can be decided.
+        // Checked after the reservation, which may have waited for the work in flight.
+        if !*store_up.borrow_and_update() {
+            let probe_at = last_receive + PROBE_RECEIVE_EVERY;
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = store_up.wait_for(|up| *up) => {},
+                _ = tokio::time::sleep_until(probe_at) => {
+                    info!("the store is still down; one probe receive");
+                },
+            }
+        }
+        let probe = !*store_up.borrow();
         // The long poll is not cancelled by a stop: messages SQS hands out in a cancelled call
         // would stay invisible. It ends within its wait time; what it brings is released below.
         let receive = shared
@@ -270,19 +328,25 @@ async fn poll(
             .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
             .send();
         let limit = Duration::from_secs(config.wait_time_seconds as u64) + config.call_timeout;
+        last_receive = tokio::time::Instant::now();
+        shared.health.receiving();
         let messages = match tokio::time::timeout(limit, receive).await {
             Ok(Ok(output)) => {
                 failures = 0;
+                shared.health.queue_answered(Ok(()));
                 output.messages.unwrap_or_default()
             }
             Ok(Err(error)) => {
                 failures += 1;
-                warn!(error = %DisplayErrorContext(&error), failures, "receiving from SQS failed");
+                let error = DisplayErrorContext(&error).to_string();
+                shared.health.queue_answered(Err(error.clone()));
+                warn!(error = %error, failures, "receiving from SQS failed");
                 pause_after_failure(failures, &mut shutdown).await;
                 continue;
             }
             Err(_elapsed) => {
                 failures += 1;
+                shared.health.queue_answered(Err(format!("no answer within {limit:?}")));
                 warn!(?limit, failures, "receiving from SQS timed out (a hung long poll)");
                 pause_after_failure(failures, &mut shutdown).await;
                 continue;
@@ -304,7 +368,7 @@ async fn poll(
             let (Some(count), bytes) = (count_permit.split(1), byte_permit.split(kib)) else {
                 break; // cannot happen: at most `batch` messages of at most 1 MiB each
             };
-            let received = Received { message, count: Some(count), _bytes: bytes };
+            let received = Received { message, count: Some(count), _bytes: bytes, probe };
             if dispatch.send(received).await.is_err() {
                 return;
             }
@@ -345,7 +409,7 @@ async fn pause_after_failure(failures: u32, shutdown: &mut watch::Receiver<bool>
 async fn work(shared: Arc<Shared>, received: Received) {
     // The capacity is taken apart from the message: a message over its tenant's share gives it
     // up while it waits.
-    let Received { message, mut count, _bytes } = received;
+    let Received { message, mut count, _bytes, probe } = received;
     let message = &message;
     let message_id = message.message_id().unwrap_or_default().to_owned();
     let receipt = message.receipt_handle().unwrap_or_default().to_owned();
@@ -382,17 +446,47 @@ async fn work(shared: Arc<Shared>, received: Received) {
                 },
             },
         };
-        let handled = tokio::select! {
-            handled = shared.handler.handle_message(&inbound) => handled,
-            never = heartbeat(&shared, &receipt) => match never {},
+        // The store went down while it waited: back to the queue, without spending a
+        // handler's timeouts on it.
+        if !probe && !shared.health.store_is_up() {
+            debug!("the store is down; putting the message back");
+            shared.later.set(receipt, STORE_DOWN_DELAY_SECONDS);
+            shared.counters.released_store_down.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Bounded: a call stuck on a dead connection must not keep the message invisible
+        // forever through the heartbeat. Past the deadline it is dropped, and the message
+        // comes back when its last renewal runs out.
+        let handling = async {
+            tokio::select! {
+                handled = shared.handler.handle_message(&inbound) => handled,
+                never = heartbeat(&shared, &receipt) => match never {},
+            }
+        };
+        let Ok(handled) = tokio::time::timeout(shared.config.handling_deadline, handling).await
+        else {
+            warn!(
+                deadline_seconds = shared.config.handling_deadline.as_secs(),
+                "handling the message outlasted its deadline; abandoned, it will come back"
+            );
+            shared.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+            return;
         };
         match handled {
             Ok(()) => {
                 shared.deleter.delete(receipt);
                 shared.counters.deleted.fetch_add(1, Ordering::Relaxed);
+                // Decided, so the store took its writes: a probe that failed was wrong.
+                if !shared.health.store_is_up() {
+                    shared.health.store_answered(Ok(()));
+                }
             }
             Err(retry) => {
-                let delay = retry_delay(&shared.config, retry.retry_after, receive_count);
+                let mut delay = retry_delay(&shared.config, retry.retry_after, receive_count);
+                if !shared.health.store_is_up() {
+                    // An outage: come back once it may be over, not into the next probe receive.
+                    delay = delay.max(STORE_DOWN_DELAY_SECONDS);
+                }
                 info!(reason = %retry.reason, delay_seconds = delay, "leaving the message for a retry");
                 shared.later.set(receipt, delay);
                 shared.counters.backed_off.fetch_add(1, Ordering::Relaxed);
@@ -458,20 +552,32 @@ async fn wait_for_slot<'a>(
 
 /// The queue's `maxReceiveCount`, or `None` without a redrive policy (or when it cannot be
 /// read: then hand-backs are not limited by it, which the log says).
-async fn max_receive_count(client: &Client, config: &ConsumerConfig) -> Option<u32> {
+///
+/// The queue's first answer, for readiness (`health`).
+async fn max_receive_count(
+    client: &Client,
+    config: &ConsumerConfig,
+    health: &ConsumerHealth,
+) -> Option<u32> {
     let call = client
         .get_queue_attributes()
         .queue_url(&config.queue_url)
         .attribute_names(QueueAttributeName::RedrivePolicy)
         .send();
     let attributes = match tokio::time::timeout(config.call_timeout, call).await {
-        Ok(Ok(output)) => output.attributes.unwrap_or_default(),
+        Ok(Ok(output)) => {
+            health.queue_answered(Ok(()));
+            output.attributes.unwrap_or_default()
+        }
         Ok(Err(error)) => {
-            warn!(error = %DisplayErrorContext(&error), "could not read the queue's redrive policy");
+            let error = DisplayErrorContext(&error).to_string();
+            warn!(error = %error, "could not read the queue's redrive policy");
+            health.queue_answered(Err(error));
             return None;
         }
         Err(_elapsed) => {
             warn!("reading the queue's redrive policy timed out");
+            health.queue_answered(Err(format!("no answer within {:?}", config.call_timeout)));
             return None;
         }
     };

@@ -18,7 +18,7 @@ use tayori_app::testing::{
 };
 use tayori_app::{DeliveryPolicy, EventHandler};
 use tayori_domain::{DeliveryStatus, OutgoingEmail, PublisherRules};
-use tayori_sqs::{ConsumerConfig, ConsumerReport, SqsConsumer, redrive};
+use tayori_sqs::{ConsumerConfig, ConsumerReport, SqsConsumer};
 use tokio::sync::watch;
 
 mod support;
@@ -214,10 +214,13 @@ async fn a_transient_failure_leaves_the_message_with_a_backoff_and_it_is_sent_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_store_down_messages_move_to_the_dlq_and_redrive_brings_them_back() {
+async fn with_the_store_down_the_consumer_holds_off_and_nothing_reaches_the_dlq() {
     let client = sqs().await;
+    // Two receives without a decision would move a message to the DLQ.
     let (queue, dlq) = queue_with_dlq(&client, "storedown", 2, false).await;
-    publish(&client, &queue, &event("stuck")).await;
+    for i in 0..3 {
+        publish(&client, &queue, &event(&format!("stuck-{i}"))).await;
+    }
 
     let store = Arc::new(InMemoryStore::default());
     store.fail_next(u32::MAX);
@@ -228,29 +231,63 @@ async fn with_the_store_down_messages_move_to_the_dlq_and_redrive_brings_them_ba
         fast_config(&queue),
         handler(store.clone(), sender.clone()),
     );
+    let health = consumer.health();
     let running = tokio::spawn(consumer.run(stopped));
-    // Received twice (both backed off), then SQS moves it to the DLQ on the third receive.
-    eventually(40, "the message reaches the DLQ", async || messages_in(&client, &dlq).await.0 == 1)
-        .await;
-    stop.send(true).unwrap();
-    running.await.unwrap();
+    eventually(5, "the store seen down", async || !health.store_is_up()).await;
+    assert!(health.store().unwrap_err().contains("fake outage"), "{:?}", health.store());
+    // With backoffs of 1–2 s, receiving on would have moved them to the DLQ within seconds.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(messages_in(&client, &dlq).await, (0, 0), "nothing in the DLQ");
     assert!(sender.sent().is_empty());
 
-    // The store is back: redrive, and the event is sent once.
+    // The store is back: the consumer receives again and each event is sent once.
     store.fail_next(0);
-    let report = redrive(&client, &dlq, &queue, None, |_| {}).await.unwrap();
-    assert_eq!(report.moved, 1);
-    assert_eq!(messages_in(&client, &dlq).await, (0, 0));
-    let (stop, stopped) = watch::channel(false);
-    let consumer = SqsConsumer::new(
-        client.clone(),
-        fast_config(&queue),
-        handler(store.clone(), sender.clone()),
-    );
-    let running = tokio::spawn(consumer.run(stopped));
-    eventually(30, "sent after the redrive", async || sender.sent().len() == 1).await;
+    eventually(5, "the store seen back", async || health.store_is_up()).await;
+    eventually(40, "all sent", async || sender.sent().len() == 3).await;
+    eventually(10, "deleted", async || messages_in(&client, &queue).await == (0, 0)).await;
     stop.send(true).unwrap();
-    running.await.unwrap();
+    let report = running.await.unwrap();
+    assert_eq!(messages_in(&client, &dlq).await, (0, 0));
+    // Each message was received at most once before the outage was seen, and once after it
+    // (no probe receive falls inside the 12 s).
+    assert!(report.received <= 6, "{report:?}");
+    assert_eq!(report.deleted, 3, "{report:?}");
+}
+
+/// Never answers.
+struct Hanging;
+
+#[async_trait]
+impl EmailSender for Hanging {
+    async fn send(&self, _email: &OutgoingEmail) -> Result<SentEmail, SendError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_handling_outlasts_its_deadline_is_abandoned_and_comes_back() {
+    let client = sqs().await;
+    let (queue, _dlq) = queue_with_dlq(&client, "deadline", 5, false).await;
+    publish(&client, &queue, &event("hangs")).await;
+
+    let store = Arc::new(InMemoryStore::default());
+    let (stop, stopped) = watch::channel(false);
+    let config = ConsumerConfig {
+        handling_deadline: Duration::from_secs(3),
+        shutdown_grace: Duration::from_secs(1),
+        ..fast_config(&queue)
+    };
+    let consumer = SqsConsumer::new(client.clone(), config, handler(store, Arc::new(Hanging)));
+    let running = tokio::spawn(consumer.run(stopped));
+    // The heartbeat (every 2 s, visibility 10 s) would keep it invisible for as long as the
+    // send hangs; abandoned after 3 s, it is visible again about 10 s after the last renewal.
+    // The second receive finds the abandoned claim's lease held and backs off.
+    tokio::time::sleep(Duration::from_secs(18)).await;
+    stop.send(true).unwrap();
+    let report = running.await.unwrap();
+    assert_eq!(report.timed_out, 1, "{report:?}");
+    assert!(report.received >= 2, "it came back: {report:?}");
+    assert_eq!(report.deleted, 0, "{report:?}");
 }
 
 /// Takes `delay` per send.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tayori_app::ports::{FeedbackPolicy, ReputationGuard, ReputationThresholds};
 use tayori_app::{DeliveryPolicy, ReleaseSettings};
 use tayori_outbox::OutboxConfig;
-use tayori_postgres::PostgresConfig;
+use tayori_postgres::{PostgresConfig, SessionLimits};
 use tayori_ses::SesConfig;
 use tayori_sqs::ConsumerConfig;
 
@@ -254,6 +254,9 @@ pub enum StoreConfig {
         /// Group commit: at most this many writes in one batch.
         #[serde(default = "default_max_writes_per_batch")]
         max_writes_per_batch: usize,
+        /// Timeouts and keepalive of every connection (`[store.session]`, in seconds).
+        #[serde(default)]
+        session: SessionLimits,
     },
     /// One SQLite file: for a single worker on one machine.
     Sqlite {
@@ -284,11 +287,27 @@ impl StoreConfig {
             max_connections,
             write_batches_in_flight,
             max_writes_per_batch,
+            session,
             ..
         } = self
         else {
             return Ok(());
         };
+        let day = Duration::from_secs(86_400);
+        for (setting, limit) in [
+            ("statement_timeout", session.statement_timeout),
+            ("lock_timeout", session.lock_timeout),
+            ("idle_in_transaction_timeout", session.idle_in_transaction_timeout),
+        ] {
+            anyhow::ensure!(
+                limit <= day,
+                "store.session.{setting} must be between 0 (no limit) and 86400 seconds"
+            );
+        }
+        anyhow::ensure!(
+            (Duration::from_secs(1)..=day).contains(&session.keepalive_idle),
+            "store.session.keepalive_idle must be between 1 and 86400 seconds"
+        );
         anyhow::ensure!(*max_connections >= 1, "store.max_connections must be at least 1");
         // Each batch holds a connection of the pool while it runs, so there cannot be more
         // batches than connections (and the event path's reads want some left over).
@@ -313,11 +332,13 @@ impl StoreConfig {
                 max_connections,
                 write_batches_in_flight,
                 max_writes_per_batch,
+                session,
             } => {
                 let mut config = PostgresConfig::new(url);
                 config.max_connections = *max_connections;
                 config.write_batches_in_flight = *write_batches_in_flight;
                 config.max_writes_per_batch = *max_writes_per_batch;
+                config.session = *session;
                 Some(config)
             }
             StoreConfig::Sqlite { .. } => None,
@@ -449,8 +470,11 @@ impl WorkerConfig {
             .filter(|key| SECTIONS.iter().any(|s| key.as_str().to_ascii_lowercase().starts_with(s)))
             .split("__");
         let figment = figment.merge(environment);
-        let config: WorkerConfig =
+        let mut config: WorkerConfig =
             figment.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if !figment.contains("queue.handling_deadline_seconds") {
+            config.queue.handling_deadline = config.default_handling_deadline();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -494,6 +518,21 @@ impl WorkerConfig {
             .collect()
     }
 
+    /// `queue.handling_deadline_seconds` when it is not set: 90 s, or, when the lease is not
+    /// longer than that, halfway between the longest send and the lease's end.
+    fn default_handling_deadline(&self) -> Duration {
+        let lease = Duration::from_secs(self.delivery.lease_seconds);
+        let longest_send = match &self.sender {
+            SenderConfig::Ses(ses) => ses.max_rate_wait + ses.call_timeout,
+            SenderConfig::Outbox(_) => Duration::ZERO,
+        };
+        let preferred = ConsumerConfig::default().handling_deadline;
+        if preferred < lease && preferred > longest_send {
+            return preferred;
+        }
+        longest_send + lease.saturating_sub(longest_send) / 2
+    }
+
     /// Cross-field checks, each naming its setting.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.store.validate().context("invalid configuration")?;
@@ -527,6 +566,14 @@ impl WorkerConfig {
             "invalid configuration: delivery.lease_seconds ({lease}) must be at least \
              queue.visibility_timeout_seconds ({}): a redelivered message must find the lease held",
             self.queue.visibility_timeout_seconds
+        );
+        // Past its deadline a message is abandoned; the lease must outlast that, or another
+        // worker could take the key over while this one is still at it.
+        anyhow::ensure!(
+            self.queue.handling_deadline < Duration::from_secs(lease),
+            "invalid configuration: queue.handling_deadline_seconds ({}) must be shorter than \
+             delivery.lease_seconds ({lease})",
+            self.queue.handling_deadline.as_secs_f64()
         );
         anyhow::ensure!(
             self.delivery.max_attempts >= 1,
@@ -587,6 +634,14 @@ impl WorkerConfig {
                  sender.max_rate_wait + sender.call_timeout ({} s)",
                 longest_send.as_secs_f64()
             );
+            // A deadline that can cut a send short turns its result into an unknown one.
+            anyhow::ensure!(
+                self.queue.handling_deadline > longest_send,
+                "invalid configuration: queue.handling_deadline_seconds ({}) must exceed \
+                 sender.max_rate_wait + sender.call_timeout ({} s)",
+                self.queue.handling_deadline.as_secs_f64(),
+                longest_send.as_secs_f64()
+            );
         }
         Ok(())
     }
@@ -611,6 +666,34 @@ mod tests {
         let file = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(file.path(), toml).expect("write");
         file
+    }
+
+    #[test]
+    fn store_session_limits_and_the_handling_deadline_are_read_and_checked() {
+        let base = "[store]\nkind = \"postgres\"\nurl = \"postgres://tayori@db/tayori\"\n";
+        let queue = "[queue]\nurl = \"https://sqs.example/q\"\n";
+        let ses = "[sender]\nkind = \"ses\"\n";
+        let file = write(&format!(
+            "{base}[store.session]\nlock_timeout = 1.5\n{queue}{ses}[delivery]\nlease_seconds = 60\n"
+        ));
+        let config = WorkerConfig::load(Some(file.path())).expect("valid");
+        let session = config.store.postgres().expect("postgres").session;
+        assert_eq!(session.lock_timeout, Duration::from_millis(1500));
+        assert_eq!(session.statement_timeout, Duration::from_secs(30), "the default");
+        // 90 s does not fit under a 60 s lease: halfway between the longest send (20 + 10 s)
+        // and the lease.
+        assert_eq!(config.queue.handling_deadline, Duration::from_secs(45));
+
+        let file = write(&format!(
+            "{base}{queue}handling_deadline_seconds = 120\n{ses}[delivery]\nlease_seconds = 120\n"
+        ));
+        let error = format!("{:#}", WorkerConfig::load(Some(file.path())).unwrap_err());
+        assert!(error.contains("queue.handling_deadline_seconds"), "{error}");
+
+        // Refused, not a panic (serde names the section only: the variant is internally tagged).
+        let file = write(&format!("{base}[store.session]\nlock_timeout = -1\n{queue}{ses}"));
+        let error = format!("{:#}", WorkerConfig::load(Some(file.path())).unwrap_err());
+        assert!(error.contains("store") && error.contains("negative"), "{error}");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! - `GET /healthz`: the process is alive and its consumer is running (liveness: a failure
 //!   restarts the pod);
-//! - `GET /readyz`: the delivery store answers and the templates are loaded (readiness);
+//! - `GET /readyz`: the worker can take work: its last receive from each queue succeeded
+//!   recently, the store's last probe succeeded (it can write), and the templates are loaded
+//!   (readiness; the body says which check failed and why);
 //! - `GET /metrics`: every metric in the Prometheus text format (`docs/metrics.md`).
 //!
 //! No authentication: bind it to an address only the cluster reaches (`http.listen`).
@@ -22,8 +24,8 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
-use tayori_app::ports::{DeliveryQuery, DeliveryStore};
 use tayori_domain::TenantId;
+use tayori_sqs::ConsumerHealth;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -49,18 +51,40 @@ pub trait ReadinessCheck: Send + Sync {
     async fn check(&self) -> Result<String, String>;
 }
 
-/// The delivery store answers a read (the cheapest query through the port the worker uses).
-pub struct StoreReachable(pub Arc<dyn DeliveryStore>);
+/// Every consumer's last receive succeeded, recently (the consumers remember; `/readyz` asks
+/// nothing of SQS itself).
+pub struct QueuesReceiving(pub Vec<(String, Arc<ConsumerHealth>)>);
 
 #[async_trait]
-impl ReadinessCheck for StoreReachable {
+impl ReadinessCheck for QueuesReceiving {
+    fn name(&self) -> &'static str {
+        "queue"
+    }
+
+    async fn check(&self) -> Result<String, String> {
+        let mut details = Vec::new();
+        let mut failed = false;
+        for (queue, health) in &self.0 {
+            let answer = health.queue();
+            failed |= answer.is_err();
+            details.push(format!("{queue}: {}", answer.unwrap_or_else(|reason| reason)));
+        }
+        if failed { Err(details.join("; ")) } else { Ok(details.join("; ")) }
+    }
+}
+
+/// The store's last probe (asked every second by the events consumer, which stops receiving
+/// while it fails) succeeded.
+pub struct StoreWritable(pub Arc<ConsumerHealth>);
+
+#[async_trait]
+impl ReadinessCheck for StoreWritable {
     fn name(&self) -> &'static str {
         "store"
     }
 
     async fn check(&self) -> Result<String, String> {
-        let query = DeliveryQuery { limit: 1, ..Default::default() };
-        self.0.deliveries(&query).await.map(|_| "reachable".to_owned()).map_err(|e| e.to_string())
+        self.0.store()
     }
 }
 
@@ -166,11 +190,13 @@ impl HealthServer {
 
 /// Starts the worker's endpoints when `http.listen` is set: installs the metrics recorder (with
 /// the series of `tenants` at zero) and serves the routes. `alive` turns `/healthz` to 503
-/// once cleared; `loaded_tenants` counts the tenants whose templates are in use.
+/// once cleared; `loaded_tenants` counts the tenants whose templates are in use; `consumers`
+/// are the queues' consumers by queue name, the events queue's first (its probe is the
+/// store's).
 pub async fn start_worker_endpoints(
     config: &HttpConfig,
     tenants: &[TenantId],
-    store: Arc<dyn DeliveryStore>,
+    consumers: Vec<(String, Arc<ConsumerHealth>)>,
     loaded_tenants: Arc<dyn Fn() -> usize + Send + Sync>,
     alive: Arc<AtomicBool>,
 ) -> anyhow::Result<Option<HealthServer>> {
@@ -178,10 +204,14 @@ pub async fn start_worker_endpoints(
         tracing::info!("http.listen is not set: no /healthz, /readyz or /metrics");
         return Ok(None);
     };
+    let Some((_, events)) = consumers.first() else {
+        anyhow::bail!("a worker has at least the events queue's consumer");
+    };
     let state = HealthState {
         alive,
         checks: Arc::new(vec![
-            Box::new(StoreReachable(store)) as Box<dyn ReadinessCheck>,
+            Box::new(StoreWritable(events.clone())) as Box<dyn ReadinessCheck>,
+            Box::new(QueuesReceiving(consumers)),
             Box::new(TemplatesLoaded(loaded_tenants)),
         ]),
         metrics: crate::metrics::install(tenants),
@@ -195,22 +225,45 @@ pub async fn start_worker_endpoints(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use axum::body::Body;
     use axum::http::Request;
-    use tayori_app::testing::InMemoryStore;
     use tower::ServiceExt;
 
     use super::*;
 
-    fn state(store: Arc<InMemoryStore>, tenants: usize, alive: bool) -> HealthState {
+    /// A check whose answer the test sets.
+    #[derive(Clone, Default)]
+    struct Stub(Arc<Mutex<Option<String>>>);
+
+    #[async_trait]
+    impl ReadinessCheck for Stub {
+        fn name(&self) -> &'static str {
+            "store"
+        }
+
+        async fn check(&self) -> Result<String, String> {
+            match self.0.lock().unwrap().clone() {
+                None => Ok("writable".to_owned()),
+                Some(reason) => Err(reason),
+            }
+        }
+    }
+
+    fn state_with(store: Stub, tenants: usize, alive: bool) -> HealthState {
         HealthState {
             alive: Arc::new(AtomicBool::new(alive)),
             checks: Arc::new(vec![
-                Box::new(StoreReachable(store)) as Box<dyn ReadinessCheck>,
+                Box::new(store) as Box<dyn ReadinessCheck>,
                 Box::new(TemplatesLoaded(Arc::new(move || tenants))),
             ]),
             metrics: crate::metrics::install(&[]),
         }
+    }
+
+    fn state(tenants: usize, alive: bool) -> HealthState {
+        state_with(Stub::default(), tenants, alive)
     }
 
     async fn get(state: HealthState, path: &str) -> (StatusCode, String) {
@@ -222,36 +275,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ready_only_when_the_store_answers_and_templates_are_loaded() {
-        let store = Arc::new(InMemoryStore::default());
-        let (status, body) = get(state(store.clone(), 2, true), "/readyz").await;
+    async fn ready_only_when_every_check_holds_and_the_failing_one_says_why() {
+        let store = Stub::default();
+        let (status, body) = get(state_with(store.clone(), 2, true), "/readyz").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(body.contains("2 tenants loaded"), "{body}");
 
-        store.fail_next(1);
-        let (status, body) = get(state(store.clone(), 2, true), "/readyz").await;
+        *store.0.lock().unwrap() = Some("connection refused".to_owned());
+        let (status, body) = get(state_with(store.clone(), 2, true), "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         let body: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(body["checks"]["store"]["ok"], json!(false), "{body}");
+        assert_eq!(body["checks"]["store"]["detail"], json!("connection refused"), "{body}");
         assert_eq!(body["checks"]["templates"]["ok"], json!(true), "{body}");
 
-        let (status, body) = get(state(store, 0, true), "/readyz").await;
+        let (status, body) = get(state(0, true), "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert!(body.contains("no tenant"), "{body}");
     }
 
     #[tokio::test]
     async fn live_until_the_work_loop_ends() {
-        let store = Arc::new(InMemoryStore::default());
-        assert_eq!(get(state(store.clone(), 1, true), "/healthz").await.0, StatusCode::OK);
-        let (status, _) = get(state(store, 1, false), "/healthz").await;
+        assert_eq!(get(state(1, true), "/healthz").await.0, StatusCode::OK);
+        let (status, _) = get(state(1, false), "/healthz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]
     async fn metrics_are_served_as_prometheus_text() {
-        let store = Arc::new(InMemoryStore::default());
-        let (status, body) = get(state(store, 1, true), "/metrics").await;
+        let (status, body) = get(state(1, true), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("# TYPE tayori_build_info gauge"), "{body}");
     }

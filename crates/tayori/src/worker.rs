@@ -55,17 +55,46 @@ pub struct WorkerApp {
 
 /// The AWS settings every client shares: the standard chain (`AWS_REGION`, `AWS_ENDPOINT_URL`,
 /// profiles, web identity in Kubernetes) with explicit timeouts, since the SDK has none for reads.
+///
+/// The region comes from the standard chain too (`AWS_REGION`, the profile's `region`, then
+/// the instance metadata service), with one short attempt at the metadata service instead of
+/// the SDK's several (about 1 s, not 5), so that a machine with neither is told at once.
 pub async fn aws_config() -> aws_config::SdkConfig {
+    use aws_config::environment::region::EnvironmentVariableRegionProvider;
+    use aws_config::imds::region::ImdsRegionProvider;
+    use aws_config::meta::region::RegionProviderChain;
+    use aws_config::profile::ProfileFileRegionProvider;
+
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))
         // Above the 20 s long poll; the consumer also bounds every call itself.
         .read_timeout(Duration::from_secs(30))
         .build();
+    let metadata = aws_config::imds::Client::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .read_timeout(Duration::from_millis(500))
+        .max_attempts(1)
+        .build();
+    let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(ProfileFileRegionProvider::new())
+        .or_else(ImdsRegionProvider::builder().imds_client(metadata).build());
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(region)
         .timeout_config(timeouts)
         .http_client(aws_http_client())
         .load()
         .await
+}
+
+/// Refuses AWS settings without a region: every SQS and SES call would fail with "Missing
+/// Region", forever, while the worker looked healthy.
+pub fn require_region(aws: &aws_config::SdkConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        aws.region().is_some(),
+        "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or `region` in the AWS profile), \
+         e.g. AWS_REGION=ap-northeast-1; the instance metadata service did not answer either"
+    );
+    Ok(())
 }
 
 /// The SDK's default HTTPS client with idle connections kept 30 s instead of 90 s: load
@@ -85,7 +114,9 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connects everything and starts consuming, with AWS settings from the standard chain.
 pub async fn start(config: WorkerConfig) -> anyhow::Result<WorkerApp> {
-    start_with_aws(config, aws_config().await).await
+    let aws = aws_config().await;
+    require_region(&aws)?;
+    start_with_aws(config, aws).await
 }
 
 /// Like [`start`], with the AWS settings given (tests point them at moto).
@@ -189,8 +220,13 @@ pub async fn start_with_aws(
     let (stop, stopped) = watch::channel(false);
     // `/healthz` fails once a consumer's loop has ended.
     let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let spawn_consumer = |queue: tayori_sqs::ConsumerConfig, handler: Arc<dyn MessageHandler>| {
+    // What each consumer knows of its queue and store, for `/readyz`: the events queue's first.
+    let mut health = Vec::new();
+    let mut spawn_consumer = |queue: tayori_sqs::ConsumerConfig,
+                              handler: Arc<dyn MessageHandler>| {
+        let name = queue.queue_url.rsplit('/').next().unwrap_or_default().to_owned();
         let consumer = SqsConsumer::new(sqs.clone(), queue, handler);
+        health.push((name, consumer.health()));
         let (alive, stopped) = (alive.clone(), stopped.clone());
         tokio::spawn(async move {
             let report = consumer.run(stopped).await;
@@ -247,7 +283,7 @@ pub async fn start_with_aws(
     let endpoints = crate::http_health::start_worker_endpoints(
         &config.http,
         &tenant_ids,
-        store.clone(),
+        health,
         loaded_tenants,
         alive,
     )
@@ -276,6 +312,8 @@ fn add_report(total: &mut ConsumerReport, more: &ConsumerReport) {
     total.released_unstarted += more.released_unstarted;
     total.abandoned += more.abandoned;
     total.handed_back += more.handed_back;
+    total.timed_out += more.timed_out;
+    total.released_store_down += more.released_store_down;
 }
 
 /// The sender the configuration names; the admin server's resend uses the same one (with SES,

@@ -52,6 +52,7 @@ async fn tokens_made_on_the_command_line_open_the_api_until_revoked() {
             max_connections: 4,
             write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
             max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
+            session: Default::default(),
         },
         queue: ConsumerConfig {
             queue_url: "http://127.0.0.1:1/unused".into(),

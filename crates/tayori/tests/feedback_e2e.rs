@@ -146,6 +146,7 @@ async fn feedback_updates_deliveries_dedups_keeps_the_unmatched_and_suppresses()
             max_connections: 8,
             write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
             max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
+            session: Default::default(),
         },
         queue: ConsumerConfig {
             queue_url: events.clone(),
@@ -324,6 +325,7 @@ async fn subscription_mail_carries_one_click_unsubscribe_and_transactional_mail_
             max_connections: 8,
             write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
             max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
+            session: Default::default(),
         },
         queue: ConsumerConfig {
             queue_url: events.clone(),

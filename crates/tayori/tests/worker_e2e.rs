@@ -36,6 +36,7 @@ fn outbox_worker(url: &str, queue: &str, dir: &Path) -> WorkerConfig {
             max_connections: 8,
             write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
             max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
+            session: Default::default(),
         },
         queue: ConsumerConfig {
             queue_url: queue.to_owned(),
@@ -187,6 +188,7 @@ async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_loop
             max_connections: 8,
             write_batches_in_flight: tayori_postgres::DEFAULT_WRITE_BATCHES_IN_FLIGHT,
             max_writes_per_batch: tayori_postgres::DEFAULT_MAX_WRITES_PER_BATCH,
+            session: Default::default(),
         },
         queue: ConsumerConfig {
             queue_url: queue.clone(),

@@ -395,6 +395,15 @@ pub trait DeliveryStore: Send + Sync {
     /// Deliveries matching the query, newest first, one page.
     async fn deliveries(&self, query: &DeliveryQuery) -> Result<DeliveryPage, StoreError>;
 
+    /// Whether the store can take writes now: a cheap check, answered within a few seconds,
+    /// that the worker asks every second or so to stop taking work during an outage (and to
+    /// start again after it). It MUST fail with `Unavailable` when the store cannot be reached
+    /// or cannot write, and MUST NOT wait behind the event path's work (a busy pool is not an
+    /// outage). The default reads one delivery.
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.deliveries(&DeliveryQuery { limit: 1, ..Default::default() }).await.map(|_| ())
+    }
+
     /// Unkeyed rejections, most recently seen first.
     async fn unkeyed_rejections(
         &self,
