@@ -82,10 +82,6 @@ fn store_error(error: sqlx::Error) -> StoreError {
 
 /// SQLite keeps NUL in text, PostgreSQL does not: refused here too (the port's rule), so that an
 /// event meets the same fate on both stores.
-fn storable(texts: &[(&str, Option<&str>)]) -> Result<(), StoreError> {
-    texts.iter().try_for_each(|(field, text)| text.map_or(Ok(()), |text| refuse_nul(field, text)))
-}
-
 fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
@@ -156,7 +152,7 @@ fn lease_end(request: &ClaimRequest) -> DateTime<Utc> {
 impl DeliveryStore for SqliteStore {
     async fn claim(&self, request: &ClaimRequest) -> Result<Claim, StoreError> {
         let key = &request.key;
-        storable(&[
+        refuse_nul(&[
             ("event_json", request.event_json.as_deref()),
             ("lease_owner", Some(&request.owner)),
         ])?;
@@ -238,7 +234,7 @@ impl DeliveryStore for SqliteStore {
         subject: Option<&Subject>,
         at: DateTime<Utc>,
     ) -> Result<RecordOutcome, StoreError> {
-        storable(&[
+        refuse_nul(&[
             ("reason", outcome.reason()),
             ("provider_message_id", outcome.provider_message_id()),
             ("subject", subject.map(Subject::as_str)),
@@ -329,7 +325,7 @@ impl DeliveryStore for SqliteStore {
         detail: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        storable(&[("detail", Some(detail))])?;
+        refuse_nul(&[("detail", Some(detail))])?;
         sqlx::query(
             "update delivery_attempts set finished_at = ?4, result = ?5, detail = ?6 \
              where tenant_id = ?1 and delivery_id = ?2 and attempt = ?3",
@@ -355,7 +351,7 @@ impl DeliveryStore for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<RecordOutcome, StoreError> {
         // Refused before either write, as PostgreSQL's one transaction refuses both.
-        storable(&[
+        refuse_nul(&[
             ("detail", Some(end.detail)),
             ("reason", outcome.reason()),
             ("provider_message_id", outcome.provider_message_id()),
@@ -369,7 +365,7 @@ impl DeliveryStore for SqliteStore {
         &self,
         rejection: &UnkeyedRejection,
     ) -> Result<(), StoreError> {
-        storable(&[("reason", Some(&rejection.reason))])?;
+        refuse_nul(&[("reason", Some(&rejection.reason))])?;
         sqlx::query(
             "insert into unkeyed_rejections (body_sha256, tenant_id, reason, raw_body, body_size, \
                  times_seen, first_seen_at, last_seen_at) \

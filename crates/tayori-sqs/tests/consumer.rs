@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tayori_app::ports::{Clock, DeliveryQuery, DeliveryStore, EmailSender, SendError, SentEmail};
@@ -23,7 +22,7 @@ use tokio::sync::watch;
 
 mod support;
 
-use support::{queue_with_dlq, sqs};
+use support::{messages_in, queue_with_dlq, sqs};
 
 struct SystemClock;
 
@@ -51,25 +50,6 @@ async fn publish(client: &Client, queue_url: &str, body: &Value) {
             .message_deduplication_id(format!("{}", Utc::now().timestamp_nanos_opt().unwrap()));
     }
     send.send().await.unwrap();
-}
-
-/// Visible + in flight.
-async fn messages_in(client: &Client, queue_url: &str) -> (u64, u64) {
-    let attributes = client
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    let get = |name| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
-    (
-        get(QueueAttributeName::ApproximateNumberOfMessages),
-        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-    )
 }
 
 fn handler(store: Arc<InMemoryStore>, sender: Arc<dyn EmailSender>) -> Arc<EventHandler> {

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::QueueAttributeName;
 use tayori_app::{InboundMessage, MessageHandler, RetryLater};
 use tayori_sqs::{ConsumerConfig, SqsConsumer};
 use tokio::sync::watch;
@@ -22,7 +21,7 @@ use tokio::sync::watch;
 mod support;
 
 use support::fault_proxy::{Fault, FaultProxy};
-use support::{queue_with_dlq, sqs};
+use support::{messages_in, queue_with_dlq, sqs};
 
 /// Counts each message body it handles, each taking `takes`.
 #[derive(Default)]
@@ -91,20 +90,9 @@ async fn publish(client: &Client, queue_url: &str, phase: &str, count: usize) ->
 }
 
 /// Visible + in flight.
-async fn messages_in(client: &Client, queue_url: &str) -> u64 {
-    let attributes = client
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    let get = |name| attributes.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    get(QueueAttributeName::ApproximateNumberOfMessages)
-        + get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+async fn messages_left(client: &Client, queue_url: &str) -> u64 {
+    let (visible, in_flight) = messages_in(client, queue_url).await;
+    visible + in_flight
 }
 
 /// Waits until every body is handled and the queue is empty (so every message was deleted);
@@ -119,7 +107,7 @@ async fn drained(
 ) -> Duration {
     let started = Instant::now();
     while started.elapsed() < limit {
-        if handler.handled_all(bodies) && messages_in(moto, queue_url).await == 0 {
+        if handler.handled_all(bodies) && messages_left(moto, queue_url).await == 0 {
             return started.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -129,7 +117,7 @@ async fn drained(
         "{what}: not handled and deleted within {limit:?}: {} of {} handled, {} left on the queue",
         handled.count(),
         bodies.len(),
-        messages_in(moto, queue_url).await
+        messages_left(moto, queue_url).await
     );
 }
 
@@ -188,7 +176,7 @@ async fn server_errors_resets_and_hung_calls_are_survived_and_the_consumer_recov
         tasks_after <= tasks_before + 4,
         "tasks piled up: {tasks_before} before the faults, {tasks_after} after"
     );
-    assert_eq!(messages_in(&moto, &dlq).await, 0, "nothing reached the dead-letter queue");
+    assert_eq!(messages_left(&moto, &dlq).await, 0, "nothing reached the dead-letter queue");
 
     stop.send(true).unwrap();
     let report = tokio::time::timeout(Duration::from_secs(30), running).await.unwrap().unwrap();
@@ -235,7 +223,7 @@ async fn after_a_quiet_spell(pool_idle: Duration) -> (Duration, u64) {
     assert!(!running.is_finished());
     // (Tasks are not compared here: hyper keeps a task per pooled connection, and 40
     // heartbeats at once open more connections than the quiet needed.)
-    assert_eq!(messages_in(&moto, &dlq).await, 0);
+    assert_eq!(messages_left(&moto, &dlq).await, 0);
 
     stop.send(true).unwrap();
     let report = tokio::time::timeout(Duration::from_secs(40), running).await.unwrap().unwrap();

@@ -254,12 +254,15 @@ pub enum StoreError {
 
 /// The text rule every store applies, so that they all agree on what they keep: text holding
 /// U+0000 is refused with [`StoreError::Refused`], since PostgreSQL cannot keep NUL in `text`.
-/// Stores that could (SQLite, the in-memory fake) call this on every text they write.
-pub fn refuse_nul(field: &str, text: &str) -> Result<(), StoreError> {
-    if text.contains('\0') {
-        return Err(StoreError::Refused(format!("{field}: text must not contain NUL (U+0000)")));
+/// Stores that could (SQLite, the in-memory fake) call this before each write with the write's
+/// texts as `(field, text)` pairs (an absent text passes); the first field holding NUL is named.
+pub fn refuse_nul(texts: &[(&str, Option<&str>)]) -> Result<(), StoreError> {
+    match texts.iter().find(|(_, text)| text.is_some_and(|text| text.contains('\0'))) {
+        Some((field, _)) => {
+            Err(StoreError::Refused(format!("{field}: text must not contain NUL (U+0000)")))
+        }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Records which events were decided, so that a redelivered event is never mailed twice.

@@ -306,11 +306,7 @@ impl InMemoryStore {
 
     /// The port's text rule ([`refuse_nul`]), then any refusal asked for.
     fn check_storable(&self, texts: &[(&str, Option<&str>)]) -> Result<(), StoreError> {
-        for (field, text) in texts {
-            if let Some(text) = text {
-                refuse_nul(field, text)?;
-            }
-        }
+        refuse_nul(texts)?;
         let mut refusals = lock(&self.refusals);
         if *refusals > 0 {
             *refusals -= 1;

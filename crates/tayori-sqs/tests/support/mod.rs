@@ -63,4 +63,23 @@ pub async fn queue_with_dlq(
     (queue.send().await.unwrap().queue_url.unwrap(), dlq_url)
 }
 
+/// Visible + in flight.
+pub async fn messages_in(client: &Client, queue_url: &str) -> (u64, u64) {
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let get = |name| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (
+        get(QueueAttributeName::ApproximateNumberOfMessages),
+        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
 pub mod fault_proxy;
