@@ -132,7 +132,7 @@ pub fn build_message_with_headers(
         message = mailbox_header(message, "Reply-To", reply_to);
     }
     let subject = email.subject.as_str();
-    message = if looks_encoded(subject) {
+    message = if needs_encoded_words(subject) {
         message.header("Subject", Raw::new(encoded_words(rfc2047::Q_TEXT, subject)))
     } else {
         message.subject(subject)
@@ -156,14 +156,14 @@ pub fn build_message_with_headers(
 }
 
 /// Adds `From`, `To` or `Reply-To` for `mailbox`: as mail-builder writes it, or, when the name
-/// looks like encoded words, with the name written as encoded words itself.
+/// would not read back as written (`needs_encoded_words`), as encoded words itself.
 fn mailbox_header<'x>(
     message: MessageBuilder<'x>,
     header: &'static str,
     mailbox: &'x Mailbox,
 ) -> MessageBuilder<'x> {
     match mailbox.name.as_ref().map(|name| name.as_str()) {
-        Some(name) if looks_encoded(name) => {
+        Some(name) if needs_encoded_words(name) => {
             let name = encoded_words(rfc2047::Q_PHRASE, name);
             message.header(header, Raw::new(format!("{name} <{}>", mailbox.address.as_str())))
         }
@@ -175,12 +175,14 @@ fn mailbox_header<'x>(
     }
 }
 
-/// Text a reader would take for RFC 2047 encoded words (`=?utf-8?B?QWRtaW4=?=` reads as
-/// `Admin`) and decode instead of showing. mail-builder writes ASCII text as it is (a name
-/// quoted, where RFC 2047 forbids decoding, but readers decode it anyway), so such text is
-/// encoded here.
-fn looks_encoded(text: &str) -> bool {
+/// Text that would not read back as written if mail-builder wrote it as it is, so it is
+/// written as encoded words here: text a reader would take for RFC 2047 encoded words
+/// (`=?utf-8?B?QWRtaW4=?=` reads as `Admin`; readers decode it even inside a quoted name), and
+/// text with a run of spaces or tabs, which a long header loses when it is folded there (found
+/// by the property test: `Aa   Aa` read back as `Aa Aa`).
+fn needs_encoded_words(text: &str) -> bool {
     text.contains("=?")
+        || text.as_bytes().windows(2).any(|pair| pair.iter().all(|b| *b == b' ' || *b == b'\t'))
 }
 
 /// `text` as UTF-8 encoded words separated by spaces, on one line: the header writer folds
