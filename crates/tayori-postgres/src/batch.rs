@@ -17,7 +17,7 @@
 //! (`persistent(false)`): each is planned with its arrays in hand, so the planner sees how many
 //! keys it joins on instead of settling on a generic plan made while the table was small.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, Utc};
@@ -51,9 +51,22 @@ pub(crate) async fn execute_batch(
     pool: &PgPool,
     requests: &[WriteRequest],
 ) -> Result<Vec<Result<WriteAnswer, StoreError>>, BatchError> {
-    let plan = Plan::of(requests);
-    let mut answers: Answers = requests.iter().map(|_| None).collect();
     let mut tx = pool.begin().await.map_err(BatchError::NotApplied)?;
+    // The batch takes its deliveries' rows first, skipping those another session holds (an
+    // operator's open transaction): their writes are answered at once as unavailable, to be
+    // retried, instead of making the whole batch wait out the lock.
+    let held_elsewhere = lock_rows(&mut tx, requests).await.map_err(BatchError::NotApplied)?;
+    let mut answers: Answers = requests
+        .iter()
+        .map(|request| {
+            held_elsewhere.contains(&key_columns(request.key())).then(|| {
+                Err(StoreError::Unavailable(
+                    "the delivery's row is locked by another session".into(),
+                ))
+            })
+        })
+        .collect();
+    let plan = Plan::of(requests, &held_elsewhere);
     // Any failure before the commit rolls the whole transaction back (dropping `tx` does).
     run(&mut tx, &plan, requests, &mut answers).await.map_err(BatchError::NotApplied)?;
     tx.commit().await.map_err(|error| match error {
@@ -90,7 +103,8 @@ struct Plan {
 }
 
 impl Plan {
-    fn of(requests: &[WriteRequest]) -> Self {
+    /// The plan of `requests`, leaving out those of the keys in `skip`.
+    fn of(requests: &[WriteRequest], skip: &HashSet<KeyColumns>) -> Self {
         let mut plan = Plan::default();
         let mut claim_round_of: HashMap<KeyColumns, usize> = HashMap::new();
         let mut started: HashMap<(KeyColumns, u32), usize> = HashMap::new();
@@ -98,6 +112,9 @@ impl Plan {
         let mut outcomes: HashMap<KeyColumns, usize> = HashMap::new();
         let mut duplicates: HashMap<KeyColumns, usize> = HashMap::new();
         for (i, request) in requests.iter().enumerate() {
+            if skip.contains(&key_columns(request.key())) {
+                continue;
+            }
             match request {
                 WriteRequest::Claim(claim) | WriteRequest::ClaimToSend(claim) => {
                     let round = claim_round_of.entry(key_columns(&claim.key)).or_insert(0);
@@ -316,6 +333,38 @@ async fn claims(
         });
     }
     Ok(())
+}
+
+/// Locks the existing deliveries rows of the batch's keys, in key order, and returns the keys
+/// whose row another transaction holds (skipped, not waited for). Rows inserted meanwhile by
+/// another batch are not seen here; their rare conflict is the batch's usual failure and replay.
+async fn lock_rows(
+    conn: &mut PgConnection,
+    requests: &[WriteRequest],
+) -> Result<HashSet<KeyColumns>, sqlx::Error> {
+    let keys: Vec<KeyColumns> = requests.iter().map(|r| key_columns(r.key())).collect();
+    let (tenants, sources, ids) = split_keys(&keys);
+    let held: Vec<KeyColumns> = sqlx::query_as(
+        "with wanted as ( \
+             select distinct * from unnest($1::text[], $2::text[], $3::text[]) \
+                 as k(tenant_id, source, event_id)), \
+         mine as ( \
+             select d.tenant_id, d.source, d.event_id from deliveries d join wanted k \
+                 on d.tenant_id = k.tenant_id and d.source = k.source \
+                 and d.event_id = k.event_id \
+             order by d.tenant_id, d.source, d.event_id \
+             for update of d skip locked) \
+         select d.tenant_id, d.source, d.event_id from deliveries d join wanted k \
+             on d.tenant_id = k.tenant_id and d.source = k.source and d.event_id = k.event_id \
+         except all select * from mine",
+    )
+    .persistent(false)
+    .bind(tenants)
+    .bind(sources)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(held.into_iter().collect())
 }
 
 /// Status and lease of these keys' deliveries.

@@ -13,9 +13,12 @@
 //!
 //! What callers can rely on is unchanged: a call returns only after its write is committed (so
 //! the attempt row is durable before the send, as `docs/idempotency.md` requires), and it gets
-//! the answer its own statement would have given. If a batch fails before its commit (a bad
-//! row, a deadlock with another worker's batch), nothing of it happened, and its writes are
-//! replayed one by one, in arrival order, so that only the bad write's caller sees an error. If
+//! the answer its own statement would have given. A batch takes its rows' locks first and skips
+//! those another session holds (an operator's open transaction), answering their writes as
+//! unavailable at once (`batch.rs`), so that such a row holds up only its own key. If a batch
+//! fails before its commit (a bad row, a deadlock with another worker's batch), nothing of it
+//! happened, and its writes are replayed one by one, in arrival order, so that only the bad
+//! write's caller sees an error. If
 //! the connection fails during the commit, whether the batch happened is unknown, and every
 //! caller in it gets the error, as each would from its own statement.
 
@@ -175,5 +178,67 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(duplicates, 1, "the replay applied the duplicate once");
+    }
+
+    /// A row another session holds locked (an operator's open transaction) holds up only its
+    /// own key's write, and not for the session's lock_timeout: the batch skips it, answers it
+    /// as unavailable (to be retried) at once, and commits the other keys' writes while the
+    /// lock is still held, though the locked key's write came first.
+    #[tokio::test]
+    async fn a_locked_row_holds_up_only_its_own_keys_write() {
+        let config = crate::testing::fresh_database().await;
+        let options: sqlx::postgres::PgConnectOptions = config.url.parse().unwrap();
+        // A session limit longer than the test lets the batch take.
+        let pool = PgPool::connect_with(options.options([("lock_timeout", "8s")])).await.unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).single().unwrap();
+        let ids = ["locked", "free-1", "free-2", "free-3"];
+        let writes = Writes { pool: pool.clone(), replayed: AtomicU64::new(0) };
+        for id in ids {
+            let claim = ClaimRequest {
+                key: key(id),
+                event_type: None,
+                recipient: None,
+                event_json: None,
+                raw_body: None,
+                owner: "w1".into(),
+                receive_count: 1,
+                lease: Duration::from_secs(60),
+                now,
+            };
+            writes.one(&WriteRequest::Claim(claim)).await.unwrap();
+        }
+        let mut locker = pool.begin().await.unwrap();
+        sqlx::query("select 1 from deliveries where event_id = 'locked' for update")
+            .execute(&mut *locker)
+            .await
+            .unwrap();
+
+        let requests: Vec<WriteRequest> =
+            ids.iter().map(|id| WriteRequest::Duplicate { key: key(id), at: now }).collect();
+        let answers = tokio::time::timeout(Duration::from_secs(4), writes.many(&requests))
+            .await
+            .expect("the batch waited for a lock another session holds");
+        let counted = |id: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i32>(
+                    "select duplicate_count from deliveries where event_id = $1",
+                )
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+            }
+        };
+        let mut answers = answers.into_iter();
+        let locked = answers.next().unwrap().expect_err("the locked key's write is not made");
+        assert!(matches!(locked, StoreError::Unavailable(_)), "to be retried: {locked:?}");
+        for (id, answer) in ids[1..].iter().zip(answers) {
+            assert_eq!(answer.unwrap(), WriteAnswer::Done);
+            assert_eq!(counted(id).await, 1, "{id} committed while the other row is locked");
+        }
+        assert_eq!(writes.replayed.load(Ordering::Relaxed), 0, "nothing to replay");
+        locker.commit().await.unwrap();
+        assert_eq!(counted("locked").await, 0);
     }
 }

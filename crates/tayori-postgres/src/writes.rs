@@ -53,6 +53,17 @@ pub(crate) struct OutcomeWrite {
 }
 
 impl WriteRequest {
+    /// The key whose rows the write touches (writes of different keys touch different rows).
+    pub(crate) fn key(&self) -> &IdempotencyKey {
+        match self {
+            WriteRequest::Claim(request) | WriteRequest::ClaimToSend(request) => &request.key,
+            WriteRequest::AttemptStarted { key, .. } | WriteRequest::Duplicate { key, .. } => key,
+            WriteRequest::AttemptFinished(finished)
+            | WriteRequest::AttemptFinishedAndOutcome(finished, _) => &finished.key,
+            WriteRequest::Outcome(outcome) => &outcome.key,
+        }
+    }
+
     /// The claim this write makes, if any, and whether it starts the first attempt.
     pub(crate) fn claim(&self) -> Option<(&ClaimRequest, bool)> {
         match self {
