@@ -13,9 +13,10 @@
 //!
 //! What callers can rely on is unchanged: a call returns only after its write is committed (so
 //! the attempt row is durable before the send, as `docs/idempotency.md` requires), and it gets
-//! the answer its own statement would have given. A batch takes its rows' locks first and skips
-//! those another session holds (an operator's open transaction), answering their writes as
-//! unavailable at once (`batch.rs`), so that such a row holds up only its own key. If a batch
+//! the answer its own statement would have given. A batch that meets a row another session holds
+//! (an operator's open transaction) gives up on it within 200 ms and runs again skipping the
+//! rows held, answering their writes as unavailable (`batch.rs`), so that such a row holds up
+//! only its own key. If a batch
 //! fails before its commit (a bad row, a deadlock with another worker's batch), nothing of it
 //! happened, and its writes are replayed one by one, in arrival order, so that only the bad
 //! write's caller sees an error. If
@@ -181,8 +182,8 @@ mod tests {
     }
 
     /// A row another session holds locked (an operator's open transaction) holds up only its
-    /// own key's write, and not for the session's lock_timeout: the batch skips it, answers it
-    /// as unavailable (to be retried) at once, and commits the other keys' writes while the
+    /// own key's write, and not for the session's lock_timeout: the batch gives up on it,
+    /// answers it as unavailable (to be retried), and commits the other keys' writes while the
     /// lock is still held, though the locked key's write came first.
     #[tokio::test]
     async fn a_locked_row_holds_up_only_its_own_keys_write() {
