@@ -29,6 +29,12 @@ impl ThreadCpu {
     }
 }
 
+/// CPU seconds (user + system) another process has used (`/proc/<pid>/stat`).
+pub fn process_seconds(pid: u32) -> Option<f64> {
+    let ticks = stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    Some(ticks as f64 / TICKS_PER_SECOND)
+}
+
 /// `utime + stime` from a `/proc/.../stat` line.
 fn stat_ticks(stat: &str) -> Option<u64> {
     let fields = stat_fields(stat)?;

@@ -18,11 +18,15 @@
 //! - where the CPU goes: this process, the stand-in's thread, PostgreSQL, everything else;
 //! - tenant isolation (issue 21, `--runs isolation`): one tenant's latency and throughput beside
 //!   another tenant's burst, throttled sends, slow sends and pause, on a stand-in queue that
-//!   delivers as SQS fair queues (or in plain order, `--fair-queues off`).
+//!   delivers as SQS fair queues (or in plain order, `--fair-queues off`);
+//! - the soak (issue 22, `--runs soak`, `scripts/soak`): the `tayori worker` binary as a process
+//!   of its own for tens of minutes at fixed rates with SQS faults injected, its RSS, open file
+//!   descriptors and latency sampled every 10 s (`soak`).
 //!
-//! It wires the adapters itself rather than through the `tayori` binary, because the binary
-//! reads its settings from the environment and a file; the wiring is the same as
-//! `tayori worker`'s (`crates/tayori/src/worker.rs`), with the SES sender in place of the outbox.
+//! Except in the soak, it wires the adapters itself rather than through the `tayori` binary,
+//! because the binary reads its settings from the environment and a file; the wiring is the same
+//! as `tayori worker`'s (`crates/tayori/src/worker.rs`), with the SES sender in place of the
+//! outbox.
 
 mod cpu;
 mod database;
@@ -34,6 +38,7 @@ mod isolation;
 mod prune_beside;
 mod report;
 mod runs;
+mod soak;
 mod standin;
 mod stats;
 
@@ -156,6 +161,34 @@ struct Args {
     /// seconds (the burst waits at least 300).
     #[arg(long, default_value_t = 60)]
     isolation_drain_seconds: u64,
+    /// The soak (not a default run): each phase's length in minutes (fractions allowed).
+    #[arg(long, value_delimiter = ',', default_value = "10,30")]
+    soak_minutes: Vec<f64>,
+    /// The soak: each phase's offered load, events per second (as many as `--soak-minutes`).
+    #[arg(long, value_delimiter = ',', default_value = "500,300")]
+    soak_rates: Vec<u32>,
+    /// The soak: how often the worker is sampled, seconds.
+    #[arg(long, default_value_t = 10)]
+    soak_sample_seconds: u64,
+    /// The soak: one SQS fault this often, seconds (0: none).
+    #[arg(long, default_value_t = 180)]
+    soak_fault_every: u64,
+    /// The soak: how long a fault lasts, seconds.
+    #[arg(long, default_value_t = 20)]
+    soak_fault_seconds: u64,
+    /// The soak: the longest wait after publishing stops for every event to be sent and the
+    /// queue to empty, seconds.
+    #[arg(long, default_value_t = 120)]
+    soak_drain_seconds: u64,
+    /// The soak: also write its markdown report to this file.
+    #[arg(long)]
+    soak_report: Option<PathBuf>,
+    /// The soak: keep the worker's log (a line per email; deleted by default).
+    #[arg(long)]
+    soak_keep_log: bool,
+    /// The soak: the `tayori` binary (default: `tayori` next to this program).
+    #[arg(long)]
+    tayori_bin: Option<PathBuf>,
     /// Keep the bench's database afterwards (its name is printed).
     #[arg(long)]
     keep_database: bool,
@@ -188,6 +221,9 @@ enum Run {
     /// Tenant isolation (issue 21): acme-bank's latency alone and beside acme-invest's burst,
     /// throttled sends, slow sends and pause (`--isolation-*`, `--fair-queues`).
     Isolation,
+    /// The soak (issue 22): the `tayori worker` binary for `--soak-minutes` at `--soak-rates`
+    /// with SQS faults injected; RSS, file descriptors and p99 sampled (`--soak-*`).
+    Soak,
 }
 
 /// A flag's on or off.
@@ -422,6 +458,10 @@ async fn bench(
                 isolation::run(&setup, settings, &args.isolation_scenarios, summary.throughput)
                     .await?;
             }
+            Run::Soak => {
+                let settings = soak_settings(args, &database.url)?;
+                soak::run(&setup, &settings).await?;
+            }
             Run::Store => {
                 let result = runs::store_only(&setup, args.events, args.max_in_flight).await?;
                 report::store_only(&result);
@@ -455,6 +495,42 @@ async fn bench(
     summary.print(args, hwm);
     setup.store.close().await;
     Ok(())
+}
+
+/// The soak's settings from the arguments.
+fn soak_settings(args: &Args, database_url: &str) -> anyhow::Result<soak::Settings> {
+    anyhow::ensure!(
+        args.soak_minutes.len() == args.soak_rates.len(),
+        "--soak-minutes names {} phases and --soak-rates {}",
+        args.soak_minutes.len(),
+        args.soak_rates.len()
+    );
+    let mut phases = Vec::new();
+    for (minutes, rate) in args.soak_minutes.iter().zip(&args.soak_rates) {
+        anyhow::ensure!(
+            minutes.is_finite() && *minutes > 0.0 && *rate > 0,
+            "a soak phase needs minutes and a rate above 0 (got {minutes} min at {rate}/s)"
+        );
+        phases.push((*rate, Duration::from_secs_f64(minutes * 60.0)));
+    }
+    let tayori_bin = match &args.tayori_bin {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .context("cannot find this program's path (give --tayori-bin)")?
+            .with_file_name("tayori"),
+    };
+    Ok(soak::Settings {
+        phases,
+        sample_every: Duration::from_secs(args.soak_sample_seconds.max(1)),
+        fault_every: Duration::from_secs(args.soak_fault_every),
+        fault_lasting: Duration::from_secs(args.soak_fault_seconds),
+        drain: Duration::from_secs(args.soak_drain_seconds),
+        tayori_bin,
+        templates: args.templates.clone(),
+        database_url: database_url.to_owned(),
+        report: args.soak_report.clone(),
+        keep_log: args.soak_keep_log,
+    })
 }
 
 /// The SDK settings `tayori worker` uses (`crates/tayori/src/worker.rs`), pointed at the

@@ -1,7 +1,11 @@
-//! A TCP proxy in front of moto that misbehaves on demand, as networks and endpoints do: it
-//! answers HTTP 500, resets connections, leaves requests hanging, and silently drops
+//! A TCP proxy in front of an SQS endpoint that misbehaves on demand, as networks and endpoints
+//! do: it answers HTTP 500, resets connections, leaves requests hanging, and silently drops
 //! connections left idle too long (as a NAT gateway or load balancer does, without telling
-//! either side). Bound to 127.0.0.1; it stops with the test's runtime.
+//! either side). Bound to 127.0.0.1; its thread ends with the process.
+//!
+//! One file, two users: the SQS adapter's tests put it in front of moto
+//! (`crates/tayori-sqs/tests/endpoint_faults.rs`), and the soak of `tayori-bench` includes it
+//! with `#[path]` to put it in front of the bench's SQS stand-in (`crates/tayori-bench/src/soak.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +43,7 @@ pub struct Counts {
 pub struct FaultProxy {
     pub endpoint: String,
     fault: Arc<Mutex<Fault>>,
+    drop_idle_after: Arc<Mutex<Option<Duration>>>,
     pub counts: Arc<Counts>,
 }
 
@@ -51,8 +56,10 @@ impl FaultProxy {
         listener.set_nonblocking(true).unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let fault = Arc::new(Mutex::new(Fault::None));
+        let idle_limit = Arc::new(Mutex::new(drop_idle_after));
         let counts = Arc::new(Counts::default());
-        let (task_fault, task_counts) = (fault.clone(), counts.clone());
+        let (task_fault, task_counts, task_idle) =
+            (fault.clone(), counts.clone(), idle_limit.clone());
         // A runtime of its own, so that its tasks (a hung connection's among them) are not
         // counted with the consumer's; the thread ends with the test process.
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -61,17 +68,28 @@ impl FaultProxy {
                 let listener = TcpListener::from_std(listener).unwrap();
                 loop {
                     let Ok((client, _)) = listener.accept().await else { return };
-                    let (fault, counts, upstream) =
-                        (task_fault.clone(), task_counts.clone(), upstream.clone());
-                    tokio::spawn(relay(client, upstream, fault, counts, drop_idle_after));
+                    let (fault, counts, upstream, idle) = (
+                        task_fault.clone(),
+                        task_counts.clone(),
+                        upstream.clone(),
+                        task_idle.clone(),
+                    );
+                    tokio::spawn(relay(client, upstream, fault, counts, idle));
                 }
             })
         });
-        Self { endpoint, fault, counts }
+        Self { endpoint, fault, drop_idle_after: idle_limit, counts }
     }
 
     pub fn set(&self, fault: Fault) {
         *self.fault.lock().unwrap() = fault;
+    }
+
+    /// Changes how long a connection may idle before it is dropped (`None`: never), for every
+    /// connection from its next read on. A connection already idle that long when its client
+    /// next sends is dropped there and then; one already dropped stays dropped.
+    pub fn set_drop_idle_after(&self, limit: Option<Duration>) {
+        *self.drop_idle_after.lock().unwrap() = limit;
     }
 }
 
@@ -103,7 +121,7 @@ async fn relay(
     upstream: String,
     fault: Arc<Mutex<Fault>>,
     counts: Arc<Counts>,
-    drop_idle_after: Option<Duration>,
+    drop_idle_after: Arc<Mutex<Option<Duration>>>,
 ) {
     let mut server: Option<(OwnedReadHalf, OwnedWriteHalf)> = None;
     let mut last_activity = Instant::now();
@@ -112,9 +130,10 @@ async fn relay(
     let mut server_buffer = vec![0u8; 64 * 1024];
     let mut dropped = false;
     let mut upstream_closing = false;
-    // Far away when connections are never dropped for idleness.
-    let idle_limit = drop_idle_after.unwrap_or(Duration::from_secs(86_400));
     loop {
+        let idle_after = *drop_idle_after.lock().unwrap();
+        // Far away when connections are never dropped for idleness.
+        let idle_limit = idle_after.unwrap_or(Duration::from_secs(86_400));
         let forgotten_at = tokio::time::Instant::from_std(last_activity + idle_limit);
         let from_server = async {
             match server.as_mut() {
@@ -142,9 +161,11 @@ async fn relay(
             }
             read = client_read.read(&mut buffer) => {
                 let n = match read { Ok(0) | Err(_) => return, Ok(n) => n };
+                // Idle past a limit set (or shortened) while this connection waited.
+                dropped |= last_activity.elapsed() >= idle_limit;
                 if dropped {
                     // Sent on a forgotten (or hung) connection: nothing arrives, nothing answers.
-                    if drop_idle_after.is_some() {
+                    if idle_after.is_some() {
                         counts.on_dropped_connections.fetch_add(1, Ordering::Relaxed);
                     }
                     continue;
