@@ -139,15 +139,10 @@ mod tests {
         )
     }
 
-    /// A batch the database refuses because of one write is replayed write by write: the
-    /// others are committed and answered as usual, and only that write's caller gets the error.
-    #[tokio::test]
-    async fn one_refused_write_fails_only_its_own_caller() {
-        let config = crate::testing::fresh_database().await;
-        let pool = PgPool::connect(&config.url).await.unwrap();
-        let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).single().unwrap();
-        let claim = ClaimRequest {
-            key: key("good"),
+    /// Worker w1's first claim of `id`, leased for a minute.
+    fn claim(id: &str, now: chrono::DateTime<Utc>) -> ClaimRequest {
+        ClaimRequest {
+            key: key(id),
             event_type: None,
             recipient: None,
             event_json: None,
@@ -156,7 +151,17 @@ mod tests {
             receive_count: 1,
             lease: Duration::from_secs(60),
             now,
-        };
+        }
+    }
+
+    /// A batch the database refuses because of one write is replayed write by write: the
+    /// others are committed and answered as usual, and only that write's caller gets the error.
+    #[tokio::test]
+    async fn one_refused_write_fails_only_its_own_caller() {
+        let config = crate::testing::fresh_database().await;
+        let pool = PgPool::connect(&config.url).await.unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).single().unwrap();
+        let claim = claim("good", now);
         let requests = [
             WriteRequest::Claim(claim),
             WriteRequest::AttemptStarted { key: key("unclaimed"), attempt: 1, at: now },
@@ -195,18 +200,7 @@ mod tests {
         let ids = ["locked", "free-1", "free-2", "free-3"];
         let writes = Writes { pool: pool.clone(), replayed: AtomicU64::new(0) };
         for id in ids {
-            let claim = ClaimRequest {
-                key: key(id),
-                event_type: None,
-                recipient: None,
-                event_json: None,
-                raw_body: None,
-                owner: "w1".into(),
-                receive_count: 1,
-                lease: Duration::from_secs(60),
-                now,
-            };
-            writes.one(&WriteRequest::Claim(claim)).await.unwrap();
+            writes.one(&WriteRequest::Claim(claim(id, now))).await.unwrap();
         }
         let mut locker = pool.begin().await.unwrap();
         sqlx::query("select 1 from deliveries where event_id = 'locked' for update")
