@@ -17,8 +17,8 @@
 //! (`persistent(false)`): each is planned with its arrays in hand, so the planner sees how many
 //! keys it joins on instead of settling on a generic plan made while the table was small.
 
-use std::collections::{HashMap, HashSet};
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
