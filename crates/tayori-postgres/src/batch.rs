@@ -94,7 +94,7 @@ async fn execute_batch_once(
     let mut answers: Answers = requests
         .iter()
         .map(|request| {
-            held_elsewhere.contains(&key_columns(request.key())).then(|| {
+            is_held(&held_elsewhere, request).then(|| {
                 Err(StoreError::Unavailable(
                     "the delivery's row is locked by another session".into(),
                 ))
@@ -147,7 +147,7 @@ impl Plan {
         let mut outcomes: HashMap<KeyColumns, usize> = HashMap::new();
         let mut duplicates: HashMap<KeyColumns, usize> = HashMap::new();
         for (i, request) in requests.iter().enumerate() {
-            if skip.contains(&key_columns(request.key())) {
+            if is_held(skip, request) {
                 continue;
             }
             match request {
@@ -368,6 +368,11 @@ async fn claims(
         });
     }
     Ok(())
+}
+
+/// Whether `request`'s key is among `held`; without a held row (nearly always) no key is built.
+fn is_held(held: &HashSet<KeyColumns>, request: &WriteRequest) -> bool {
+    !held.is_empty() && held.contains(&key_columns(request.key()))
 }
 
 /// Locks the existing deliveries rows of the batch's keys, in key order, and returns the keys
