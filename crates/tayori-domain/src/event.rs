@@ -5,6 +5,7 @@ use chrono::{DateTime, FixedOffset, Timelike};
 use serde_json::{Map, Value};
 
 use crate::ids::{is_c0_or_del, truncate_for_message};
+use crate::json::{StrictJsonError, parse_strict_json};
 use crate::{
     DisplayName, EmailAddress, EventId, EventSource, EventType, IdempotencyKey, Locale, TenantId,
 };
@@ -75,8 +76,7 @@ pub fn decode_message_body(body: &[u8]) -> Result<Event, DecodeError> {
             body.len()
         )));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::bare(format!("body is not valid JSON: {e}")))?;
+    let value = parse_strict_json(body).map_err(|e| DecodeError::bare(json_refusal("body", &e)))?;
     let (envelope, sns_wrapped) = unwrap_sns(value)?;
     let Value::Object(fields) = &envelope else {
         return Err(DecodeError::bare(format!(
@@ -207,6 +207,16 @@ pub fn decode_message_body(body: &[u8]) -> Result<Event, DecodeError> {
     })
 }
 
+/// Why `what` (the body, or an SNS Message) was refused before any field was read.
+fn json_refusal(what: &str, error: &StrictJsonError) -> String {
+    match error {
+        StrictJsonError::Syntax(e) => format!("{what} is not valid JSON: {e}"),
+        StrictJsonError::DuplicateMember(e) => {
+            format!("{what}: {e} (a repeated member is ambiguous)")
+        }
+    }
+}
+
 /// Unwraps an SNS `Notification` (fan-out through SNS without raw delivery); anything else is
 /// returned as it is.
 fn unwrap_sns(value: Value) -> Result<(Value, bool), DecodeError> {
@@ -218,9 +228,8 @@ fn unwrap_sns(value: Value) -> Result<(Value, bool), DecodeError> {
     let Some(Value::String(message)) = value.get("Message") else {
         return Err(DecodeError::bare("SNS notification: Message must be a string"));
     };
-    let inner: Value = serde_json::from_str(message).map_err(|e| {
-        DecodeError::bare(format!("SNS notification: Message is not valid JSON: {e}"))
-    })?;
+    let inner = parse_strict_json(message.as_bytes())
+        .map_err(|e| DecodeError::bare(json_refusal("SNS notification: Message", &e)))?;
     Ok((inner, true))
 }
 

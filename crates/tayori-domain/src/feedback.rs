@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::json::{StrictJsonError, parse_strict_json};
 use crate::{DeliveryId, EmailAddress, TenantId};
 
 /// The tag the SES sender sets to the tenant (see `tayori-ses`).
@@ -314,12 +315,20 @@ pub struct InvalidFeedback {
     pub reason: String,
 }
 
+/// Why `what` was refused before any field was read.
+fn json_refusal(what: &str, error: &StrictJsonError) -> String {
+    match error {
+        StrictJsonError::Syntax(e) => format!("{what} is not JSON: {e}"),
+        StrictJsonError::DuplicateMember(e) => format!("{what} names a member twice: {e}"),
+    }
+}
+
 /// Parses a feedback-queue message body: see the module documentation.
 pub fn parse_feedback(body: &[u8]) -> Result<FeedbackEvent, InvalidFeedback> {
     let body_identity = FeedbackIdentity::of_bytes(body);
     let fail = |identity: FeedbackIdentity, reason: String| InvalidFeedback { identity, reason };
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| fail(body_identity.clone(), format!("not JSON: {e}")))?;
+    let value = parse_strict_json(body)
+        .map_err(|e| fail(body_identity.clone(), json_refusal("the body", &e)))?;
     if !value.is_object() {
         return Err(fail(body_identity, "not a JSON object".into()));
     }
@@ -336,9 +345,8 @@ pub fn parse_feedback(body: &[u8]) -> Result<FeedbackEvent, InvalidFeedback> {
         let Some(message) = str_of(&value, "Message") else {
             return Err(fail(identity, "SNS notification: Message must be a string".into()));
         };
-        let inner: Value = serde_json::from_str(&message).map_err(|e| {
-            fail(identity.clone(), format!("SNS notification: Message is not JSON: {e}"))
-        })?;
+        let inner = parse_strict_json(message.as_bytes())
+            .map_err(|e| fail(identity.clone(), json_refusal("SNS notification: Message", &e)))?;
         (FeedbackEnvelope::Sns, identity, inner, None)
     } else if value.get("detail-type").is_some() || value.get("detail").is_some() {
         let identity = str_of(&value, "id")
@@ -528,6 +536,20 @@ mod tests {
         let error = parse_feedback(sns).unwrap_err();
         assert_eq!(error.identity.as_str(), "sns:m-1");
         assert!(error.reason.contains("not JSON"), "{error}");
+    }
+
+    #[test]
+    fn a_member_named_twice_is_invalid_not_read_either_way() {
+        // A forged complaint could otherwise name one recipient for a log and another for us.
+        let inner = r#"{"eventType":"Complaint","eventType":"Delivery","mail":{}}"#;
+        let sns = serde_json::json!({"Type": "Notification", "MessageId": "m-2", "Message": inner});
+        let error = parse_feedback(sns.to_string().as_bytes()).unwrap_err();
+        assert_eq!(error.identity.as_str(), "sns:m-2");
+        assert!(error.reason.contains(r#""eventType" appears twice"#), "{error}");
+        let outer =
+            br#"{"Type":"Notification","MessageId":"m-3","MessageId":"m-4","Message":"{}"}"#;
+        let error = parse_feedback(outer).unwrap_err();
+        assert!(error.reason.contains("names a member twice"), "{error}");
     }
 
     #[test]

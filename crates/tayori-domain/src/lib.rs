@@ -11,6 +11,7 @@ mod email;
 mod event;
 mod feedback;
 mod ids;
+mod json;
 mod locale;
 mod outcome;
 mod publisher;
@@ -29,6 +30,7 @@ pub use ids::{
     DeliveryId, EventId, EventSource, EventType, IdempotencyKey, InvalidEventId,
     InvalidEventSource, InvalidEventType, InvalidTenantId, TenantId,
 };
+pub use json::{StrictJsonError, parse_strict_json};
 pub use locale::{InvalidLocale, Locale};
 pub use outcome::{DeliveryStatus, Outcome, UnknownStatus};
 pub use publisher::{Publisher, PublisherRules, RESERVED_SOURCE_PREFIX};

@@ -63,6 +63,10 @@ fn schema_verdict(validator: &Validator, body: &[u8]) -> Result<(), String> {
     // 2. The body must parse as JSON.
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| format!("outside schema: body is not JSON: {e}"))?;
+    // 2b. No object names a member twice (a parsed value has already lost the first).
+    if let Some(name) = member_named_twice(body) {
+        return Err(format!("outside schema: member {name:?} named twice"));
+    }
     // 3. An SNS Notification is unwrapped once; its Message must be a string holding JSON.
     let envelope = if value.get("Type").and_then(Value::as_str) == Some("Notification")
         && value.get("specversion").is_none()
@@ -70,6 +74,9 @@ fn schema_verdict(validator: &Validator, body: &[u8]) -> Result<(), String> {
         let Some(Value::String(message)) = value.get("Message") else {
             return Err("outside schema: SNS Message is not a string".into());
         };
+        if let Some(name) = member_named_twice(message.as_bytes()) {
+            return Err(format!("outside schema: SNS Message: member {name:?} named twice"));
+        }
         serde_json::from_str(message)
             .map_err(|e| format!("outside schema: SNS Message is not JSON: {e}"))?
     } else {
@@ -81,6 +88,79 @@ fn schema_verdict(validator: &Validator, body: &[u8]) -> Result<(), String> {
         .map(|e| format!("{} at '{}'", short(&e.to_string()), e.instance_path()))
         .collect();
     if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+}
+
+/// The first member name some object in `json` repeats, found on the harness's own tree (an
+/// object kept as its list of members, in order) rather than by the parser under test.
+fn member_named_twice(json: &[u8]) -> Option<String> {
+    enum Node {
+        Leaf,
+        List(Vec<Node>),
+        Object(Vec<(String, Node)>),
+    }
+    impl<'de> serde::Deserialize<'de> for Node {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Node;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("JSON")
+                }
+                fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
+                    Ok(Node::Leaf)
+                }
+                fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
+                    Ok(Node::Leaf)
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
+                    Ok(Node::Leaf)
+                }
+                fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
+                    Ok(Node::Leaf)
+                }
+                fn visit_str<E>(self, _: &str) -> Result<Node, E> {
+                    Ok(Node::Leaf)
+                }
+                fn visit_unit<E>(self) -> Result<Node, E> {
+                    Ok(Node::Leaf)
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Node, A::Error> {
+                    let mut items = Vec::new();
+                    while let Some(item) = a.next_element()? {
+                        items.push(item);
+                    }
+                    Ok(Node::List(items))
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Node, A::Error> {
+                    let mut members = Vec::new();
+                    while let Some(member) = a.next_entry::<String, Node>()? {
+                        members.push(member);
+                    }
+                    Ok(Node::Object(members))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    fn first_repeat(node: &Node) -> Option<String> {
+        match node {
+            Node::Leaf => None,
+            Node::List(items) => items.iter().find_map(first_repeat),
+            Node::Object(members) => {
+                let mut names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+                names.sort_unstable();
+                let repeated = names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0].to_owned());
+                repeated.or_else(|| members.iter().find_map(|(_, n)| first_repeat(n)))
+            }
+        }
+    }
+    first_repeat(&serde_json::from_slice::<Node>(json).ok()?)
 }
 
 /// Keeps table cells readable when an error quotes a huge instance.

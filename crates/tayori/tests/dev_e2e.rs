@@ -157,6 +157,22 @@ async fn whatever_its_bytes(app: DevApp) {
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].raw_body, nul_id.to_string().into_bytes());
 
+    // A second `email` member would switch the recipient for a last-wins reader: refused, kept.
+    let twice = String::from_utf8(example_body()).expect("utf-8").replacen(
+        r#""email": "#,
+        r#""email": "attacker@example.net", "email": "#,
+        1,
+    );
+    assert_ne!(twice.as_bytes(), example_body(), "the fixture names data.to.email");
+    let (status, rejected) = post(&app, twice.clone().into_bytes()).await;
+    assert_eq!(status, 400, "{rejected}");
+    let reason = rejected["reason"].as_str().expect("reason");
+    assert!(reason.contains(r#"member "email" appears twice"#), "{reason}");
+    let kept = app.store.unkeyed_rejections(10).await.expect("store");
+    assert_eq!(kept.len(), 2);
+    assert!(kept.iter().any(|k| k.raw_body == twice.as_bytes()));
+    assert!(eml_files(&app.outbox_dir).is_empty(), "nobody was mailed");
+
     let event = serde_json::json!({
         "specversion": "1.0",
         "id": "01JD8Z6Q7K2V4X9M3N5P1R0NUL",
