@@ -154,13 +154,19 @@ pub struct Discarded {
     pub remaining: u64,
 }
 
-/// A token just made: the secret is shown once and never stored.
-#[derive(Debug, Clone)]
+/// A token just made: the secret is shown once and never stored (nor in `Debug`).
+#[derive(Clone)]
 pub struct IssuedToken {
     /// What to put in `Authorization: Bearer ...`.
     pub secret: String,
     /// What is stored.
     pub record: TokenRecord,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken").field("secret", &"***").field("record", &self.record).finish()
+    }
 }
 
 /// The SHA-256 (hex) under which a token's secret is stored.

@@ -1,9 +1,9 @@
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// How to reach PostgreSQL.
-#[derive(Debug, Clone, Deserialize)]
+/// How to reach PostgreSQL. Its `Debug` shows the URL with the password masked.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// `postgres://user:password@host:port/database`.
@@ -27,12 +27,53 @@ pub struct PostgresConfig {
     pub session: SessionLimits,
 }
 
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("write_batches_in_flight", &self.write_batches_in_flight)
+            .field("max_writes_per_batch", &self.max_writes_per_batch)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL fit to print or log: the password, in the user part
+/// (`postgres://user:secret@host/db`) or a `password=` parameter, replaced by `***`.
+pub fn redacted_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((credentials, host)) => match credentials.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => base.to_owned(),
+            },
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    let Some(query) = query else { return base };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
+}
+
 /// Limits set on every connection as PostgreSQL session parameters (in the startup packet, so
 /// that they hold from the first statement and survive `RESET ALL`). They bound how long one
 /// stuck statement, lock wait or dead connection can hold a worker's message, so that a
 /// half-open connection or an operator's open transaction ends in an error the use case retries
 /// instead of a message kept invisible forever.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionLimits {
     /// `statement_timeout`: the longest one statement may run (0 turns it off). Migrations run
@@ -134,5 +175,36 @@ mod seconds {
         // `try_`: a negative or non-finite number is an error to report, not a panic.
         Duration::try_from_secs_f64(f64::deserialize(deserializer)?)
             .map_err(serde::de::Error::custom)
+    }
+
+    /// Written as seconds, the way it is read (`tayori config check`).
+    pub fn serialize<S: serde::Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(value.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_print() {
+        for (url, shown) in [
+            ("postgres://u:s3cret@h:5432/d", "postgres://u:***@h:5432/d"),
+            ("postgres://u:p@ss@h/d?sslmode=require", "postgres://u:***@h/d?sslmode=require"),
+            (
+                "postgres://u@h/d?password=s3cret&sslmode=verify-full",
+                "postgres://u@h/d?password=***&sslmode=verify-full",
+            ),
+            ("postgres://u@h/d", "postgres://u@h/d"),
+        ] {
+            assert_eq!(redacted_url(url), shown);
+        }
+        let config = PostgresConfig::new("postgres://tayori:s3cret@db/tayori");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret") && debug.contains("tayori:***@db"), "{debug}");
     }
 }

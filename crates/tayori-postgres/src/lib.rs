@@ -35,7 +35,7 @@ pub use activity::PostgresActivityBoard;
 pub use admin::PostgresAdminStore;
 pub use config::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_WRITES_PER_BATCH, DEFAULT_WRITE_BATCHES_IN_FLIGHT,
-    PostgresConfig, SessionLimits,
+    PostgresConfig, SessionLimits, redacted_url,
 };
 pub use feedback::{FEEDBACK_ACTOR, PostgresFeedbackStore, TimelineEntry};
 pub use group_commit::WriteBatchStats;

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How the SES sender connects, times out and paces itself. Every field has a default; see
 /// `docs/configuration.md` ("SES sender") for the reasoning behind each. In `tayori worker`'s
@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// Where SES is (region, endpoint, credentials) is not here: it comes from the AWS SDK's standard
 /// chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, roles), through the `SdkConfig` given to
 /// [`SesSender::from_sdk_config`](crate::SesSender::from_sdk_config).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SesConfig {
     /// The account's rate, in emails per second, when its own is not used: when
@@ -192,6 +192,14 @@ mod seconds {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let seconds = f64::deserialize(deserializer)?;
         Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
+    }
+
+    /// Written as seconds, the way it is read (`tayori config check`).
+    pub fn serialize<S: serde::Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(value.as_secs_f64())
     }
 }
 

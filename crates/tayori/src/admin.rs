@@ -33,7 +33,7 @@ use crate::clock::SystemClock;
 use crate::config::{SenderConfig, WorkerConfig};
 
 /// `tayori admin ...`
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum AdminCommand {
     /// Manage operators' bearer tokens.
     #[command(subcommand)]
@@ -58,7 +58,7 @@ pub enum AdminCommand {
 }
 
 /// `tayori admin token ...`
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print it once; only its SHA-256 is stored.
     Create(CreateArgs),
@@ -69,7 +69,7 @@ pub enum TokenCommand {
 }
 
 /// `tayori admin tenant ...`
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum TenantCommand {
     /// List the tenants paused now: since when, by whom, why, and their held events.
     Paused(ConfigArgs),
@@ -84,7 +84,7 @@ pub enum TenantCommand {
 }
 
 /// Options of `tayori admin tenant discard-held`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct DiscardHeldArgs {
     /// The tenant, the reason and the configuration file.
     #[command(flatten)]
@@ -95,7 +95,7 @@ pub struct DiscardHeldArgs {
 }
 
 /// `tayori admin deliveries ...`
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum DeliveriesCommand {
     /// Resend a tenant's failed deliveries created in a time window that have no decided
     /// resend, after their cause is fixed: each mailed once (however often this runs, and beside
@@ -105,7 +105,7 @@ pub enum DeliveriesCommand {
 }
 
 /// Options of `tayori admin deliveries resend-failed`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct ResendFailedArgs {
     /// The tenant, e.g. acme-invest.
     #[arg(long)]
@@ -131,7 +131,7 @@ pub struct ResendFailedArgs {
 }
 
 /// The worker's configuration file.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct ConfigArgs {
     /// The worker's configuration file (TOML); TAYORI_* variables override it.
     #[arg(long, short, env = "TAYORI_CONFIG")]
@@ -139,7 +139,7 @@ pub struct ConfigArgs {
 }
 
 /// Options of `tayori admin tenant pause|resume|discard-held`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct TenantActionArgs {
     /// The tenant, e.g. acme-invest.
     pub tenant: String,
@@ -152,7 +152,7 @@ pub struct TenantActionArgs {
 }
 
 /// Where the tokens are.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct DatabaseArgs {
     /// The PostgreSQL database, e.g. postgres://tayori@db.internal:5432/tayori.
     #[arg(long, env = "TAYORI_DATABASE_URL")]
@@ -160,7 +160,7 @@ pub struct DatabaseArgs {
 }
 
 /// Options of `tayori admin token create`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct CreateArgs {
     /// What it may do: admin (everything), operator (read and act), viewer (read).
     #[arg(long)]
@@ -180,7 +180,7 @@ pub struct CreateArgs {
 }
 
 /// Options of `tayori admin token revoke`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct RevokeArgs {
     /// The token's id (from `tayori admin token list`).
     pub token_id: String,
@@ -190,7 +190,7 @@ pub struct RevokeArgs {
 }
 
 /// Options of `tayori admin serve`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct ServeArgs {
     /// The worker's configuration file (TOML); TAYORI_* variables override it.
     #[arg(long, short, env = "TAYORI_CONFIG")]

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::telemetry::LogFormat;
 
 /// tayori (便り, "a letter"): turns product events into tenants' emails, exactly once per event.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "tayori", version, propagate_version = true)]
 pub struct Cli {
     /// How log lines look.
@@ -21,7 +21,7 @@ pub struct Cli {
 }
 
 /// The subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Run the whole path on your machine: an HTTP intake feeding an in-process queue, your
     /// templates, SQLite (or PostgreSQL) for delivery state, and `.eml` files instead of SES.
@@ -58,7 +58,7 @@ pub enum Command {
 }
 
 /// Options of `tayori worker`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct WorkerArgs {
     /// The configuration file (TOML).
     #[arg(long, short, env = "TAYORI_CONFIG")]
@@ -66,7 +66,7 @@ pub struct WorkerArgs {
 }
 
 /// `tayori dlq ...`
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum DlqCommand {
     /// Move messages from a dead-letter queue back to the events queue, once their cause is
     /// fixed. Each batch is sent before it is deleted: a failure can leave a copy in both queues,
@@ -75,7 +75,7 @@ pub enum DlqCommand {
 }
 
 /// Options of `tayori dlq redrive`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct RedriveArgs {
     /// The dead-letter queue's URL (default: the one the --to queue's redrive policy names).
     #[arg(long)]
@@ -89,7 +89,7 @@ pub struct RedriveArgs {
 }
 
 /// `tayori config ...`
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum ConfigCommand {
     /// Load and validate the worker's configuration (file + environment) and print it, with
     /// secrets redacted. Exits non-zero, naming the setting, when something is wrong.
@@ -97,7 +97,7 @@ pub enum ConfigCommand {
 }
 
 /// Options of `tayori dev`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct DevArgs {
     /// Address to listen on. Keep it on loopback: the intake has no authentication.
     #[arg(long, default_value = "127.0.0.1:8080", env = "TAYORI_DEV_LISTEN")]
@@ -117,7 +117,7 @@ pub struct DevArgs {
 }
 
 /// Options of `tayori migrate`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct MigrateArgs {
     /// The PostgreSQL database, e.g. postgres://tayori@db.internal:5432/tayori.
     #[arg(long, env = "TAYORI_DATABASE_URL")]

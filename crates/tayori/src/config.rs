@@ -17,7 +17,7 @@ use tayori_ses::SesConfig;
 use tayori_sqs::ConsumerConfig;
 
 /// Everything `tayori worker` reads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
     /// Where delivery state lives.
@@ -52,7 +52,7 @@ pub struct WorkerConfig {
 
 /// An events queue of its own for one or a few tenants (`[[dedicated_queues]]`): consumed with
 /// `[queue]`'s settings and a share of `queue.max_in_flight` by weight.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DedicatedQueue {
     /// The queue's URL.
@@ -68,7 +68,7 @@ fn one() -> u32 {
 
 /// One-click unsubscribe (docs/feedback.md): where the public endpoint is and the key its tokens
 /// are signed with. Without both, subscription mail carries no `List-Unsubscribe`.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UnsubscribeConfig {
     /// The public base URL the unsubscribe endpoint is served under (`https://mail.example.com`).
@@ -156,7 +156,7 @@ impl UnsubscribeConfig {
 /// SES feedback (docs/feedback.md): the SQS queue SES events arrive on, through a configuration
 /// set's event destination → SNS → SQS, or EventBridge → SQS. Polled like `[queue]`, with its
 /// settings (pollers, batch size, visibility, backoff).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedbackConfig {
     /// The feedback queue's URL; unset: the worker consumes no feedback.
@@ -237,8 +237,8 @@ impl FeedbackConfig {
     }
 }
 
-/// The delivery store.
-#[derive(Debug, Clone, Deserialize)]
+/// The delivery store. Its `Debug` masks the database password.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StoreConfig {
     /// PostgreSQL: what production runs.
@@ -263,6 +263,17 @@ pub enum StoreConfig {
         /// The database file (created if missing).
         path: PathBuf,
     },
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Postgres { .. } => {
+                f.debug_tuple("Postgres").field(&self.postgres()).finish()
+            }
+            StoreConfig::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+        }
+    }
 }
 
 fn default_pool() -> u32 {
@@ -347,7 +358,7 @@ impl StoreConfig {
 }
 
 /// How emails leave.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SenderConfig {
     /// Amazon SES v2: what production runs. Where SES is (region, endpoint, credentials) comes
@@ -368,7 +379,7 @@ impl SenderConfig {
 }
 
 /// Where the templates are.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplatesConfig {
     /// The templates directory (one folder per tenant).
@@ -648,13 +659,22 @@ impl WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// The effective configuration for printing, with secrets (database passwords) redacted.
-    pub fn redacted(&self) -> String {
-        let mut printable = format!("{self:#?}");
-        if let Some(url) = self.store.postgres().map(|p| p.url) {
-            printable = printable.replace(&url, &crate::dev::redact_password(&url));
+    /// The effective configuration (file, environment and defaults) as TOML that
+    /// `tayori worker --config` would read back, with every secret replaced by `***`: the
+    /// database password and the unsubscribe keys.
+    pub fn redacted(&self) -> anyhow::Result<String> {
+        let mut printable = self.clone();
+        if let StoreConfig::Postgres { url, .. } = &mut printable.store {
+            *url = tayori_postgres::redacted_url(url);
         }
-        printable
+        let unsubscribe = &mut printable.unsubscribe;
+        unsubscribe.key = unsubscribe.key.as_ref().map(|_| "***".into());
+        unsubscribe.previous_keys.iter_mut().for_each(|key| *key = "***".into());
+        let toml = toml::to_string(&printable).context("the configuration as TOML")?;
+        Ok(format!(
+            "# The effective configuration: the file, TAYORI_* variables and defaults.\n\
+             # Secrets are shown as ***.\n\n{toml}"
+        ))
     }
 }
 
@@ -666,6 +686,28 @@ mod tests {
         let file = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(file.path(), toml).expect("write");
         file
+    }
+
+    #[test]
+    fn the_printed_configuration_is_toml_the_loader_reads_back_with_secrets_masked() {
+        let file = write(
+            "worker_id = \"w-1\"\n[store]\nkind = \"postgres\"\n\
+             url = \"postgres://tayori:s3cret-pw@db/tayori?sslmode=require\"\n\
+             [queue]\nurl = \"https://sqs.example/q\"\n[queue.tenant_max_in_flight]\nacme-bank = 7\n\
+             [sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n\
+             [unsubscribe]\nbase_url = \"https://mail.example.com\"\n\
+             key = \"k-0123456789abcdef0123456789abcdef-secret\"\n\
+             previous_keys = [\"p-0123456789abcdef0123456789abcdef-secret\"]\n",
+        );
+        let config = WorkerConfig::load(Some(file.path())).expect("valid");
+        let printed = config.redacted().expect("prints");
+        assert!(!printed.contains("s3cret") && !printed.contains("-secret"), "{printed}");
+        assert!(printed.contains("url = \"postgres://tayori:***@db/tayori?sslmode=require\""));
+        assert!(!format!("{config:?}").contains("s3cret"), "Debug masks the password too");
+        // Read back (with keys long enough to load), it is the same configuration.
+        let again = write(&printed.replace("\"***\"", "\"0123456789abcdef0123456789abcdef\""));
+        let reread = WorkerConfig::load(Some(again.path())).expect("the printout loads");
+        assert_eq!(reread.redacted().unwrap(), printed);
     }
 
     #[test]
@@ -921,7 +963,7 @@ mod tests {
         ));
         let config = WorkerConfig::load(Some(rotating.path())).expect("valid");
         assert_eq!(config.unsubscribe.previous_keys().expect("valid").len(), 1);
-        let printed = config.redacted();
+        let printed = config.redacted().expect("prints");
         assert!(!printed.contains(&current) && !printed.contains(&previous), "{printed}");
 
         let short = write(&format!(

@@ -24,8 +24,9 @@ use tracing::{info, warn};
 use crate::cli::DevArgs;
 use crate::clock::SystemClock;
 
-/// Everything `tayori dev` needs, validated by [`start`].
-#[derive(Debug, Clone)]
+/// Everything `tayori dev` needs, validated by [`start`]. Its `Debug` masks the database
+/// password.
+#[derive(Clone)]
 pub struct DevConfig {
     /// Where to listen (port 0 picks a free one).
     pub listen: SocketAddr,
@@ -37,6 +38,18 @@ pub struct DevConfig {
     pub database_url: Option<String>,
     /// Events handled at once.
     pub concurrency: usize,
+}
+
+impl std::fmt::Debug for DevConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("templates", &self.templates)
+            .field("database_url", &self.database_url.as_deref().map(tayori_postgres::redacted_url))
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
 }
 
 impl From<DevArgs> for DevConfig {
@@ -111,7 +124,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevApp> {
                 .await
                 .context("cannot connect to the database given by --database-url")?;
             store.migrate().await.context("migrations failed")?;
-            (Arc::new(store), format!("PostgreSQL {}", redact_password(url)))
+            (Arc::new(store), format!("PostgreSQL {}", tayori_postgres::redacted_url(url)))
         }
         None => {
             let path = config.data_dir.join("tayori.db");
@@ -210,26 +223,5 @@ impl DevApp {
         tokio::time::timeout(SHUTDOWN_GRACE, finished)
             .await
             .context("work in flight did not finish within the grace period")?
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for anything printed.
-pub fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_password;
-
-    #[test]
-    fn passwords_never_reach_the_banner() {
-        assert_eq!(redact_password("postgres://u:s3cret@h:5432/d"), "postgres://u:***@h:5432/d");
-        assert_eq!(redact_password("postgres://u@h/d"), "postgres://u@h/d");
     }
 }

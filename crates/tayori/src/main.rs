@@ -82,7 +82,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Config(ConfigCommand::Check(args)) => {
             let config = WorkerConfig::load(args.config.as_deref())?;
-            println!("{}", config.redacted());
+            print!("{}", config.redacted()?);
             Ok(())
         }
         Command::Templates(command) => tayori::templates_cmd::run(command),

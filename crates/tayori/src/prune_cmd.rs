@@ -14,7 +14,7 @@ use tayori_postgres::{PostgresConfig, PostgresRetention, PostgresStore};
 use crate::clock::SystemClock;
 
 /// Options of `tayori prune`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct PruneArgs {
     /// The PostgreSQL database, e.g. postgres://tayori@db.internal:5432/tayori.
     #[arg(long, env = "TAYORI_DATABASE_URL")]

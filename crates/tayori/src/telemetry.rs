@@ -8,6 +8,8 @@
 //! becomes an OpenTelemetry span: one trace per SQS message (`sqs_message` → `handle_event` →
 //! `render` → `sender.send`), its `handle_event` span carrying the delivery id.
 
+use std::io::IsTerminal as _;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::SpanExporter;
 use opentelemetry_sdk::Resource;
@@ -69,7 +71,9 @@ pub fn init(format: LogFormat) -> Telemetry {
     let otel = tracer_provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer().with_tracer(provider.tracer("tayori")).with_filter(filter())
     });
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only on a terminal: escape codes in a file or a log shipper's input are noise.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
     let registry = tracing_subscriber::registry().with(otel);
     // A second call (tests start several apps) keeps the first subscriber.
     let _ = match format {

@@ -13,7 +13,7 @@ use tayori_domain::{EventType, Locale, Mailbox, OutgoingEmail, TenantId};
 use tayori_templates::TemplateSet;
 
 /// `tayori templates ...`.
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum TemplatesCommand {
     /// Check every template: compile each file, render every sample of every event type in
     /// every locale, validate samples against their schemas. Prints `file:line: message` for each
@@ -25,7 +25,7 @@ pub enum TemplatesCommand {
 }
 
 /// Options of `tayori templates check`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct CheckArgs {
     /// The templates directory: one folder per tenant.
     #[arg(default_value = "templates", env = "TAYORI_TEMPLATES_DIR")]
@@ -46,7 +46,7 @@ pub enum CheckFormat {
 }
 
 /// Options of `tayori templates render`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct RenderArgs {
     /// The tenant, e.g. acme-invest.
     pub tenant: String,

@@ -289,7 +289,8 @@ pub async fn start_with_aws(
     )
     .await?;
     let reload_on_hangup = crate::signals::on_hangup(reload_templates(templates.clone()));
-    info!(worker_id, queue = %config.queue.queue_url, "worker started");
+    let store_url = config.store.postgres().map(|p| tayori_postgres::redacted_url(&p.url));
+    info!(worker_id, queue = %config.queue.queue_url, store = store_url.as_deref().unwrap_or("sqlite"), "worker started");
     Ok(WorkerApp {
         store,
         templates,
