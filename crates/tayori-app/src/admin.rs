@@ -24,7 +24,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tayori_domain::{
     DeliveryId, DeliveryStatus, EmailAddress, EventSource, EventType, IdempotencyKey, Locale,
-    TenantId, decode_message_body,
+    MaskVariables, TenantId, decode_message_body, mask_addresses, mask_body, mask_link,
 };
 use tracing::info;
 
@@ -632,8 +632,21 @@ impl AdminService {
     ) -> Result<DeliveryPage, AdminError> {
         search.tenants = who.scope.narrowed(tenant).map_err(|()| no_tenant(tenant))?;
         let mut page = self.admin.search_deliveries(&search).await?;
+        // A role that sees addresses masked can still ask whether one was mailed: that
+        // question is personal data too, so it is on the record (the address only as a hash).
+        if let Some(address) = search.recipient.as_ref().filter(|_| !who.sees_addresses()) {
+            let mut audit = who.audit(self.clock.now(), "deliveries.search_by_address");
+            audit.tenant = tenant.cloned();
+            audit.object_kind = Some("address".into());
+            audit.object_id = Some(address.masked());
+            audit.detail = serde_json::json!({
+                "address_sha256": hex::encode(Sha256::digest(address.as_str().as_bytes())),
+                "found": page.deliveries.len(),
+            });
+            self.admin.record_audit(&audit).await?;
+        }
         for record in &mut page.deliveries {
-            mask_for(who, record);
+            self.mask_for(who, record);
         }
         Ok(page)
     }
@@ -645,17 +658,23 @@ impl AdminService {
         id: DeliveryId,
     ) -> Result<DeliveryDetail, AdminError> {
         let mut record = self.visible_delivery(who, id).await?;
-        let attempts = self.deliveries.attempts(&record.tenant, id).await?;
+        let mut attempts = self.deliveries.attempts(&record.tenant, id).await?;
         let links = self.admin.links(&record.tenant, id).await?;
         let mut feedback = self.admin.feedback(&record.tenant, id).await?;
         let not_resendable = match self.unknown_until(&record) {
             Some(until) => Some(unknown_not_resendable(until)),
             None => self.resend_body(&record, LinkKind::Resend, 1).err(),
         };
-        mask_for(who, &mut record);
+        self.mask_for(who, &mut record);
         if !who.sees_addresses() {
+            for attempt in &mut attempts {
+                attempt.detail = attempt.detail.as_deref().map(mask_addresses);
+            }
             for entry in &mut feedback.timeline {
                 entry.recipients.iter_mut().for_each(|address| *address = masked(address));
+                // A click's detail is the link clicked: a reset link carries its token.
+                let mask = if entry.kind == "click" { mask_link } else { mask_addresses };
+                entry.detail = entry.detail.as_deref().map(mask);
             }
         }
         Ok(DeliveryDetail { record, attempts, links, feedback, not_resendable })
@@ -802,7 +821,7 @@ impl AdminService {
                     .await,
                 ),
             };
-            mask_for(who, &mut origin);
+            self.mask_for(who, &mut origin);
             items.push(FailedResend { origin, result });
         }
         Ok(FailedResendPage { items, next: page.next })
@@ -844,6 +863,14 @@ impl AdminService {
             })
             .collect();
         messages.sort_by(|a, b| (a.sent_at, &a.message_id).cmp(&(b.sent_at, &b.message_id)));
+        if !who.sees_addresses() {
+            // A reason can quote what it refused ("data.to.email: ... taro@example").
+            for message in &mut messages {
+                if let DeadLetterContent::Unreadable(reason) = &mut message.content {
+                    *reason = mask_addresses(reason);
+                }
+            }
+        }
         Ok(DeadLetterPage { depth, messages })
     }
 
@@ -920,7 +947,15 @@ impl AdminService {
         limit: u32,
     ) -> Result<Vec<UnkeyedRejectionRecord>, AdminError> {
         let tenants = who.scope.filter();
-        Ok(self.admin.unkeyed_rejections(tenants.as_deref(), limit).await?)
+        let mut rejections = self.admin.unkeyed_rejections(tenants.as_deref(), limit).await?;
+        if !who.sees_addresses() {
+            for rejection in &mut rejections {
+                rejection.reason = mask_addresses(&rejection.reason);
+                rejection.raw_body =
+                    mask_body(&rejection.raw_body, MaskVariables::All).into_bytes();
+            }
+        }
+        Ok(rejections)
     }
 
     /// SES feedback kept without a delivery, newest first, a page of `limit` (1 to 500). It
@@ -937,6 +972,11 @@ impl AdminService {
         let limit = limit.clamp(1, 500);
         // One row more than the page tells whether there is a next one.
         let mut feedback = self.admin.unmatched_feedback(after, limit + 1).await?;
+        if !who.sees_addresses() {
+            for record in &mut feedback {
+                record.reason = record.reason.as_deref().map(mask_addresses);
+            }
+        }
         let more = feedback.len() > limit as usize;
         feedback.truncate(limit as usize);
         let next = more.then(|| feedback.last()).flatten().map(|last| UnmatchedFeedbackCursor {
@@ -1341,6 +1381,31 @@ impl AdminService {
             .ok_or_else(|| AdminError::NotFound(format!("no delivery {id}")))
     }
 
+    /// Masks what a role that may not see personal data must not see in a delivery: the
+    /// recipient, the stored envelope and the raw body (addresses, names, sensitive variables:
+    /// all variables of a body that broke the contract) and addresses in the reason (an SES
+    /// error text quotes the recipient).
+    fn mask_for(&self, who: &Principal, record: &mut DeliveryRecord) {
+        if who.sees_addresses() {
+            return;
+        }
+        record.recipient = record.recipient.as_deref().map(masked);
+        record.reason = record.reason.as_deref().map(mask_addresses);
+        if let Some(json) = &record.event_json {
+            let sensitive = record
+                .event_type
+                .as_deref()
+                .and_then(|t| EventType::parse(t).ok())
+                .map(|t| self.handler.renderer.sensitive_variables(&record.tenant, &t))
+                .unwrap_or_default();
+            record.event_json =
+                Some(mask_body(json.as_bytes(), MaskVariables::Declared(&sensitive)));
+        }
+        if let Some(raw) = &record.raw_body {
+            record.raw_body = Some(mask_body(raw, MaskVariables::All).into_bytes());
+        }
+    }
+
     fn require_tenant(&self, who: &Principal, tenant: &TenantId) -> Result<(), AdminError> {
         if who.scope.includes(tenant) { Ok(()) } else { Err(no_tenant(Some(tenant))) }
     }
@@ -1582,31 +1647,9 @@ fn format_uuid_v4(mut bytes: [u8; 16]) -> String {
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
-/// Masks the recipient in the row and in the stored envelope for roles that may not see it.
 /// `t***@e***.com`, or `***` for what is not an address.
 fn masked(raw: &str) -> String {
     EmailAddress::parse(raw).map(|a| a.masked()).unwrap_or_else(|_| "***".into())
-}
-
-fn mask_for(who: &Principal, record: &mut DeliveryRecord) {
-    if who.sees_addresses() {
-        return;
-    }
-    let mask = masked;
-    record.recipient = record.recipient.as_deref().map(mask);
-    if let Some(json) = &record.event_json
-        && let Ok(mut envelope) = serde_json::from_str::<Value>(json)
-    {
-        if let Some(to) = envelope.pointer_mut("/data/to").and_then(Value::as_object_mut) {
-            if let Some(Value::String(email)) = to.get_mut("email") {
-                *email = mask(email);
-            }
-            if let Some(name) = to.get_mut("name") {
-                *name = Value::String("***".into());
-            }
-        }
-        record.event_json = Some(envelope.to_string());
-    }
 }
 
 #[cfg(test)]

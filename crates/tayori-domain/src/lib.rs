@@ -16,6 +16,7 @@ mod locale;
 mod outcome;
 mod publisher;
 mod raw;
+mod redact;
 mod retention;
 mod unsubscribe;
 
@@ -35,6 +36,7 @@ pub use locale::{InvalidLocale, Locale};
 pub use outcome::{DeliveryStatus, Outcome, UnknownStatus};
 pub use publisher::{Publisher, PublisherRules, RESERVED_SOURCE_PREFIX};
 pub use raw::{MAX_KEPT_RAW_BYTES, RawBody};
+pub use redact::{MASKED, MaskVariables, mask_addresses, mask_body, mask_link};
 pub use retention::{InvalidRetention, RetentionDays};
 pub use unsubscribe::{
     InvalidUnsubscribeToken, UnsubscribeClaim, UnsubscribeKey, WeakUnsubscribeKey,
