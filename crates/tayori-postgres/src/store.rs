@@ -79,6 +79,12 @@ impl Probe {
     }
 }
 
+/// The `sslrootcert` file a database URL names, if any.
+fn ssl_root_cert(url: &str) -> Option<&str> {
+    let (_, query) = url.split_once('?')?;
+    query.split('&').find_map(|pair| pair.strip_prefix("sslrootcert=")).filter(|p| !p.is_empty())
+}
+
 fn read_write(in_recovery: bool) -> Result<(), StoreError> {
     if in_recovery {
         return Err(StoreError::Unavailable(
@@ -92,6 +98,12 @@ impl PostgresStore {
     /// Connects a pool (without applying migrations). Every connection carries the session
     /// limits of `config.session` (timeouts, keepalive).
     pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
+        // sqlx reads the CA file at each handshake and reports a missing one without its path.
+        if let Some(path) = ssl_root_cert(&config.url) {
+            std::fs::metadata(path).map_err(|e| {
+                StoreError::Unavailable(format!("sslrootcert {path} in the database URL: {e}"))
+            })?;
+        }
         let options = PgConnectOptions::from_str(&config.url)
             .map_err(store_error)?
             .options(config.session.parameters());

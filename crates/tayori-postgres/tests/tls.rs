@@ -218,7 +218,11 @@ async fn a_certificate_from_another_ca_is_refused() {
             .url("localhost", &format!("sslmode=verify-full&sslrootcert={}", missing.display())),
     )
     .await;
-    assert!(error.contains("No such file"), "missing sslrootcert: {error}");
+    assert!(
+        error.contains(&format!("sslrootcert {}", missing.display()))
+            && error.contains("No such file"),
+        "missing sslrootcert: {error}"
+    );
 }
 
 #[tokio::test]
