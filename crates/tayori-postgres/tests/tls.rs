@@ -8,6 +8,7 @@
 //! (`TAYORI_TEST_PG_BIN`, set by `scripts/test`); without it the tests say so loudly and pass.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -62,9 +63,10 @@ impl Cluster {
     /// set.
     fn start(certificate: Option<(String, String)>) -> Option<Self> {
         let Some(bin) = std::env::var_os("TAYORI_TEST_PG_BIN") else {
-            eprintln!(
-                "\n*** SKIPPED: TAYORI_TEST_PG_BIN is not set: the PostgreSQL TLS tests need the \
-                 server binaries' directory (scripts/test sets it) ***\n"
+            // Written to the process's stderr, past the test harness's capture: a skip is seen.
+            let _ = std::io::stderr().write_all(
+                b"\n*** SKIPPED: TAYORI_TEST_PG_BIN is not set: the PostgreSQL TLS tests need the \
+                  server binaries' directory (scripts/test sets it) ***\n",
             );
             return None;
         };
@@ -259,7 +261,13 @@ async fn prefer_require_and_disable_do_what_the_runbook_says() {
     assert!(connect(&cluster.url("localhost", "sslmode=prefer")).await.unwrap(), "prefer");
     assert!(connect(&cluster.url("localhost", "sslmode=require")).await.unwrap(), "require");
     assert!(connect(&cluster.url("localhost", "")).await.unwrap(), "no sslmode = prefer");
+    // Unlike libpq, an sslrootcert does not turn `require` into `verify-ca`.
+    let other = Ca::new(cluster.path(), "other");
+    let url = format!("sslmode=require&sslrootcert={}", other.pem_path.display());
+    assert!(connect(&cluster.url("127.0.0.1", &url)).await.unwrap(), "require with another CA");
+    // `disable` and `allow` (which sqlx treats as `disable`) stay in plaintext.
     assert!(!connect(&cluster.url("localhost", "sslmode=disable")).await.unwrap(), "disable");
+    assert!(!connect(&cluster.url("localhost", "sslmode=allow")).await.unwrap(), "allow");
 
     // A server without TLS: `require` and the verify modes refuse; `prefer` stays plaintext.
     let Some(plain) = Cluster::start(None) else { return };
