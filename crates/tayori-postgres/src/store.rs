@@ -79,6 +79,23 @@ impl Probe {
     }
 }
 
+/// Says once, at connect, when a server beyond this machine is reached without checking its
+/// certificate: `prefer` (the default) and `require` encrypt but accept anyone's certificate.
+fn warn_if_unverified(options: &PgConnectOptions) {
+    use sqlx::postgres::PgSslMode;
+    let local = options.get_socket().is_some()
+        || matches!(options.get_host(), "localhost" | "127.0.0.1" | "::1");
+    let mode = options.get_ssl_mode();
+    if !local && !matches!(mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull) {
+        tracing::warn!(
+            host = options.get_host(),
+            sslmode = ?mode,
+            "the database server's certificate is not verified: set sslmode=verify-full and \
+             sslrootcert in the database URL (docs/operations.md, Security)"
+        );
+    }
+}
+
 /// The `sslrootcert` file a database URL names, if any.
 fn ssl_root_cert(url: &str) -> Option<&str> {
     let (_, query) = url.split_once('?')?;
@@ -107,6 +124,7 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(&config.url)
             .map_err(store_error)?
             .options(config.session.parameters());
+        warn_if_unverified(&options);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
