@@ -15,6 +15,10 @@ import yaml
 
 problems = []
 
+# Where the database's CA bundle is mounted (docs/operations.md, "Encryption in transit").
+DATABASE_CA_DIR = "/etc/tayori-database-ca"
+DATABASE_CA_CONFIG_MAP = "tayori-database-ca"
+
 
 def check(condition, message):
     if not condition:
@@ -80,6 +84,19 @@ def main(rendered_path, config_path):
                     check(ref["key"] in data,
                           f"{where}: env {env['name']} reads ConfigMap {ref['name']} key "
                           f"{ref['key']}, which the manifests do not define")
+            # A container that reads the database URL (sslmode=verify-full, sslrootcert under
+            # DATABASE_CA_DIR) mounts the CA bundle there.
+            reads_database = any(
+                env.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "tayori-database"
+                for env in container.get("env", [])
+            )
+            if reads_database:
+                mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+                volumes = {v["name"]: v for v in pod.get("volumes", [])}
+                ca = [n for n, path in mounts.items() if path == DATABASE_CA_DIR]
+                check(ca and volumes.get(ca[0], {}).get("configMap", {}).get("name") == DATABASE_CA_CONFIG_MAP,
+                      f"{where}: reads the tayori-database Secret but does not mount ConfigMap "
+                      f"{DATABASE_CA_CONFIG_MAP} at {DATABASE_CA_DIR} (the URL's sslrootcert)")
             ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
             for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
                 port = container.get(probe, {}).get("httpGet", {}).get("port")

@@ -79,6 +79,29 @@ impl Probe {
     }
 }
 
+/// Says once, at connect, when a server beyond this machine is reached without checking its
+/// certificate: `prefer` (the default) and `require` encrypt but accept anyone's certificate.
+fn warn_if_unverified(options: &PgConnectOptions) {
+    use sqlx::postgres::PgSslMode;
+    let local = options.get_socket().is_some()
+        || matches!(options.get_host(), "localhost" | "127.0.0.1" | "::1");
+    let mode = options.get_ssl_mode();
+    if !local && !matches!(mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull) {
+        tracing::warn!(
+            host = options.get_host(),
+            sslmode = ?mode,
+            "the database server's certificate is not verified: set sslmode=verify-full and \
+             sslrootcert in the database URL (docs/operations.md, Security)"
+        );
+    }
+}
+
+/// The `sslrootcert` file a database URL names, if any.
+fn ssl_root_cert(url: &str) -> Option<&str> {
+    let (_, query) = url.split_once('?')?;
+    query.split('&').find_map(|pair| pair.strip_prefix("sslrootcert=")).filter(|p| !p.is_empty())
+}
+
 fn read_write(in_recovery: bool) -> Result<(), StoreError> {
     if in_recovery {
         return Err(StoreError::Unavailable(
@@ -92,9 +115,16 @@ impl PostgresStore {
     /// Connects a pool (without applying migrations). Every connection carries the session
     /// limits of `config.session` (timeouts, keepalive).
     pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
+        // sqlx reads the CA file at each handshake and reports a missing one without its path.
+        if let Some(path) = ssl_root_cert(&config.url) {
+            std::fs::metadata(path).map_err(|e| {
+                StoreError::Unavailable(format!("sslrootcert {path} in the database URL: {e}"))
+            })?;
+        }
         let options = PgConnectOptions::from_str(&config.url)
             .map_err(store_error)?
             .options(config.session.parameters());
+        warn_if_unverified(&options);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)

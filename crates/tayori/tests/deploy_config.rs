@@ -39,7 +39,8 @@ fn the_kubernetes_configuration_loads_with_the_deployments_environment() {
         .env_clear()
         .env("TAYORI_CONFIG", base.join("tayori.toml"))
         .env("TAYORI_LOG_FORMAT", "json")
-        .env("TAYORI_STORE__URL", "postgres://tayori:pod-secret-7f3a@db.internal:5432/tayori")
+        // The Secret's URL as the runbook writes it: TLS verified against the mounted CA bundle.
+        .env("TAYORI_STORE__URL", format!("postgres://tayori:pod-secret-7f3a@db.internal:5432/tayori?{DATABASE_TLS}"))
         .env(
             "TAYORI_QUEUE__URL",
             "https://sqs.ap-northeast-1.amazonaws.com/123456789012/tayori-prod-events",
@@ -60,6 +61,48 @@ fn the_kubernetes_configuration_loads_with_the_deployments_environment() {
     assert!(stdout.contains("tayori-worker-5d8f7-abcde"), "worker_id: {stdout}");
     assert!(stdout.contains("tayori-prod-acme-bank-events"), "dedicated_queues: {stdout}");
     assert!(!stdout.contains("pod-secret-7f3a"), "the database password is redacted: {stdout}");
+    assert!(stdout.contains(DATABASE_TLS), "store.url keeps its TLS settings: {stdout}");
+}
+
+/// The query the database URL carries in production: `docs/operations.md` ("First deployment")
+/// and the manifests' mount of the `tayori-database-ca` ConfigMap
+/// (`scripts/lib/check-manifests.py` checks every container that reads the URL mounts it).
+const DATABASE_TLS: &str =
+    "sslmode=verify-full&sslrootcert=/etc/tayori-database-ca/global-bundle.pem";
+
+/// The runbook's database Secret uses `verify-full` with the CA bundle where the manifests mount
+/// it, and says where the bundle comes from.
+#[test]
+fn the_runbooks_database_url_verifies_the_server_against_the_mounted_bundle() {
+    let runbook = std::fs::read_to_string(repo_root().join("docs/operations.md")).unwrap();
+    let secret = runbook
+        .split("create secret generic tayori-database")
+        .nth(1)
+        .expect("the runbook creates the tayori-database Secret");
+    let url_line = secret.lines().find(|l| l.contains("--from-literal=url=")).unwrap();
+    assert!(url_line.contains(DATABASE_TLS), "{url_line}");
+    assert!(!runbook.contains("sslmode=require'"), "no URL with an unverified sslmode");
+    assert!(
+        runbook.contains("create configmap tayori-database-ca")
+            && runbook
+                .contains("https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"),
+        "the runbook creates the CA bundle's ConfigMap from the RDS bundle"
+    );
+    let base = repo_root().join("deploy/kubernetes/base");
+    for manifest in [
+        "worker-deployment.yaml",
+        "admin-deployment.yaml",
+        "migrate-job.yaml",
+        "prune-cronjob.yaml",
+    ] {
+        let text = std::fs::read_to_string(base.join(manifest)).unwrap();
+        assert!(text.contains("name: tayori-database\n"), "{manifest} reads the database Secret");
+        assert!(
+            text.contains("mountPath: /etc/tayori-database-ca")
+                && text.contains("name: tayori-database-ca"),
+            "{manifest} mounts the CA bundle"
+        );
+    }
 }
 
 /// The prune CronJob's arguments, as the binary parses them: a flag renamed in the code, or a

@@ -76,6 +76,19 @@ locals {
   dedicated_producers = { for id, arns in local.tenant_producers : id => arns if var.tenants[id].dedicated_queue }
   any_producers       = length(local.shared_producers) > 0 || length(var.producer_principal_arns) > 0
 
+  # Who may send to the shared events queue at all; anyone else is denied explicitly (below), even
+  # a role of this account whose own policy allows sqs:SendMessage on "*". The roles that redrive
+  # the DLQs send too (`tayori dlq redrive`, the console).
+  shared_senders = distinct(concat(
+    var.producer_principal_arns,
+    flatten(values(local.shared_producers)),
+    local.redrive_principal_arns,
+  ))
+  redrive_principal_arns = distinct(concat(
+    var.redrive_principal_arns,
+    [for role, r in aws_iam_role.irsa : r.arn if role == "admin"],
+  ))
+
   # Each tenant's events queue: its dedicated one, or the shared one.
   tenant_queue_arn = {
     for id, t in var.tenants : id => t.dedicated_queue ? aws_sqs_queue.dedicated[id].arn : aws_sqs_queue.events.arn
@@ -114,6 +127,26 @@ data "aws_iam_policy_document" "events_queue" {
       }
     }
   }
+
+  statement {
+    sid       = "DenyAllButProducers"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    # aws:PrincipalArn is the role's ARN for its sessions, in this account or another; a request
+    # without it (a service) matches too.
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:PrincipalArn"
+      values   = local.shared_senders
+    }
+  }
 }
 
 data "aws_iam_policy_document" "dedicated_queue" {
@@ -127,6 +160,25 @@ data "aws_iam_policy_document" "dedicated_queue" {
     principals {
       type        = "AWS"
       identifiers = each.value
+    }
+  }
+
+  # Everyone else (the other tenants' producers included) is denied, as on the shared queue.
+  statement {
+    sid       = "DenyAllButProducers"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dedicated[each.key].arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:PrincipalArn"
+      values   = distinct(concat(each.value, local.redrive_principal_arns))
     }
   }
 }

@@ -97,7 +97,10 @@ resource "aws_sqs_queue_redrive_allow_policy" "feedback_dlq" {
   })
 }
 
-# The SES events topic may deliver to the feedback queue; nothing else may.
+# The SES events topic may deliver to the feedback queue; nothing else may. A forged complaint or
+# bounce suppresses an address, so the Allow is not enough: an explicit Deny also overrides any
+# role in the account whose own policy grants sqs:SendMessage on "*". Only the roles that redrive
+# the feedback DLQ (local.redrive_principal_arns) may send besides the topic.
 data "aws_iam_policy_document" "feedback_queue" {
   statement {
     sid       = "SesEventsTopic"
@@ -113,6 +116,35 @@ data "aws_iam_policy_document" "feedback_queue" {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
       values   = [aws_sns_topic.ses_events.arn]
+    }
+  }
+
+  statement {
+    sid       = "DenyAllButSesEventsTopic"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.feedback.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    # A request without aws:SourceArn (any IAM principal's own call) matches too: a negated
+    # operator is true for a missing key.
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_sns_topic.ses_events.arn]
+    }
+
+    dynamic "condition" {
+      for_each = length(local.redrive_principal_arns) > 0 ? [1] : []
+      content {
+        test     = "ArnNotEquals"
+        variable = "aws:PrincipalArn"
+        values   = local.redrive_principal_arns
+      }
     }
   }
 }

@@ -107,6 +107,17 @@ variable "producer_principal_arns" {
   default     = []
 }
 
+variable "redrive_principal_arns" {
+  description = "IAM roles that send back to the source queues what their DLQs hold (`tayori dlq redrive`, the console's Dead letters page): the admin policy's roles when they are your own (eks_oidc_provider_arn null). The queues' policies deny sqs:SendMessage to every principal but the producers, the SES events topic and these (the module's admin role is added by itself)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.redrive_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", arn))])
+    error_message = "redrive_principal_arns must be IAM role or user ARNs (arn:aws:iam::<account>:role/<name>)."
+  }
+}
+
 variable "eks_oidc_provider_arn" {
   description = "ARN of the EKS cluster's IAM OIDC provider. When set, the module creates the worker and admin IAM roles for IRSA; when null, attach the policy outputs to roles of your own."
   type        = string
