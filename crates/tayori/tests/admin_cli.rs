@@ -104,9 +104,8 @@ async fn tokens_made_on_the_command_line_open_the_api_until_revoked() {
     assert!(cookie.starts_with("tayori_session=") && !cookie.contains(&secret), "{cookie}");
     assert!(cookie.contains("HttpOnly") && !cookie.contains("Secure"), "{cookie}");
     let session = cookie.split(';').next().unwrap().to_owned();
-    let dashboard = |session: String| {
-        browser.get(format!("{base}/console")).header("cookie", session).send()
-    };
+    let dashboard =
+        |session: String| browser.get(format!("{base}/console")).header("cookie", session).send();
     assert_eq!(dashboard(session.clone()).await.unwrap().status(), 200);
 
     let (ok, out, err) = tayori(&["admin", "token", "revoke", &token_id, "--database-url", &url]);
