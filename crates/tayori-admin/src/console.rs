@@ -1,7 +1,8 @@
 //! The operator console under `/console`: server-rendered pages (tera, autoescaped), plain forms
-//! and one small script for keyboard shortcuts. Sign-in puts the token in an HttpOnly,
-//! SameSite=Strict cookie; every form carries a CSRF token derived from it; every page is served
-//! with a strict Content-Security-Policy. Data comes from the same use cases as the API, so
+//! and one small script for keyboard shortcuts. Sign-in (same-origin posts only, throttled per
+//! client address) puts an opaque session id in an HttpOnly, SameSite=Strict cookie, `Secure`
+//! unless the binary says otherwise; every form carries the session's CSRF token; every page is
+//! served with a strict Content-Security-Policy. Data comes from the same use cases as the API, so
 //! scoping and masking are the same.
 
 use std::sync::OnceLock;
@@ -9,7 +10,7 @@ use std::sync::OnceLock;
 use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
@@ -27,7 +28,7 @@ use crate::api::{
     delivery_id, encode_cursor, event_type_param, resend_failed_view, sample_preview,
     template_views, tenant_param,
 };
-use crate::auth::{NoSession, SESSION_COOKIE, Session};
+use crate::auth::{ClientAddr, NoSession, SESSION_COOKIE, Session};
 use crate::error::ApiError;
 use crate::views::{
     ActionView, CountView, DeadLettersView, DeliveryDetailView, DeliverySummary, HeldView,
@@ -220,13 +221,35 @@ async fn sign_in_page() -> Response {
 
 async fn sign_in(
     State(state): State<AdminState>,
+    client: ClientAddr,
+    uri: Uri,
+    headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let secret = form.token.trim().to_owned();
-    match state.service.authenticate(&secret).await {
-        Ok(_) => {
-            let cookie = Cookie::build((SESSION_COOKIE, secret))
+    let refused = |status: StatusCode, error: &str| {
+        let mut response = page("sign_in.html", json!({ "nav": "", "error": error }));
+        *response.status_mut() = status;
+        response
+    };
+    if let Err(why) = same_origin(&uri, &headers) {
+        tracing::warn!(client = %client, why, "console sign-in refused: a cross-site post");
+        return refused(StatusCode::FORBIDDEN, "Sign in from this console's own page.");
+    }
+    if !state.may_try_sign_in(client.0) {
+        tracing::warn!(client = %client, "console sign-in throttled: too many attempts");
+        return refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts from your address; wait a minute and try again.",
+        );
+    }
+    let mut random = [0u8; 32];
+    if let Err(error) = getrandom::fill(&mut random) {
+        return failure(&std::io::Error::other(format!("no secure randomness: {error}")));
+    }
+    match state.sessions.sign_in(form.token.trim(), &client.to_string(), random).await {
+        Ok(signed_in) => {
+            let cookie = Cookie::build((SESSION_COOKIE, signed_in.session_id))
                 .http_only(true)
                 .secure(state.secure_cookies)
                 .same_site(SameSite::Strict)
@@ -235,14 +258,40 @@ async fn sign_in(
             (jar.add(cookie), Redirect::to("/console")).into_response()
         }
         Err(AdminError::Unauthenticated) => {
-            let mut response = page(
-                "sign_in.html",
-                json!({ "nav": "", "error": "That token is unknown, revoked or expired." }),
-            );
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
-            response
+            refused(StatusCode::UNAUTHORIZED, "That token is unknown, revoked or expired.")
         }
         Err(other) => error_page(None, ApiError(other)),
+    }
+}
+
+/// Whether a post comes from this console's own pages. Browsers say where a form was posted
+/// from: `Sec-Fetch-Site` where they send it (it must be `same-origin`), else `Origin`, else
+/// `Referer`, whose host must be this request's `Host`. The console's pages are served with
+/// `Referrer-Policy: no-referrer`, under which browsers post `Origin: null`: hence
+/// `Sec-Fetch-Site` first, and `null` alone is refused. A request that says nothing at all
+/// (curl, a script) is no browser carrying someone's cookies, and is let through.
+fn same_origin(uri: &Uri, headers: &HeaderMap) -> Result<(), &'static str> {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    match text("sec-fetch-site") {
+        Some("same-origin" | "none") => return Ok(()),
+        Some(_) => return Err("Sec-Fetch-Site is not same-origin"),
+        None => {}
+    }
+    let origin = text("origin").filter(|o| *o != "null");
+    let Some(source) = origin.or_else(|| text("referer")) else {
+        return match text("origin") {
+            Some(_) => Err("Origin is null"),
+            None => Ok(()),
+        };
+    };
+    let host = text("host").or_else(|| uri.authority().map(|a| a.as_str()));
+    // `scheme://host[:port][/path]`.
+    let source_host = source
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    match (source_host, host) {
+        (Some(source), Some(host)) if source.eq_ignore_ascii_case(host) => Ok(()),
+        _ => Err("Origin or Referer names another host"),
     }
 }
 
@@ -252,9 +301,18 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn sign_out(session: Session, jar: CookieJar, Form(form): Form<CsrfForm>) -> Response {
+async fn sign_out(
+    State(state): State<AdminState>,
+    session: Session,
+    jar: CookieJar,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if let Err(error) = check_csrf(&session, &form.csrf) {
         return error_page(Some(&session), error);
+    }
+    // The session ends in the database: its cookie, replayed, signs nobody in.
+    if let Err(error) = state.sessions.sign_out(&session.id).await {
+        return error_page(Some(&session), ApiError(error));
     }
     let cookie = Cookie::build((SESSION_COOKIE, "")).path("/console").build();
     (jar.remove(cookie), Redirect::to("/console/sign-in")).into_response()

@@ -2,7 +2,9 @@
 //!
 //! It owns [`router`]: the JSON API under `/api/v1` (bearer tokens; its OpenAPI 3.1 document,
 //! generated from the handlers, at `/api/v1/openapi.json`), the server-rendered console under
-//! `/console` (a token signs in once; an HttpOnly cookie carries it, forms carry a CSRF token),
+//! `/console` (a token signs in once and the browser gets an opaque session id in an HttpOnly
+//! cookie; forms carry the session's CSRF token; sign-in refuses cross-site posts and is
+//! throttled per client address),
 //! and `/healthz` and `/readyz`; and the public one-click unsubscribe endpoint ([`unsubscribe_router`]). It converts HTTP into calls of
 //! [`AdminService`](tayori_app::AdminService) and its answers into JSON or HTML; roles, tenant
 //! scoping, masking and auditing are the use cases' rules, not this crate's. It must not talk to
@@ -16,6 +18,7 @@ mod error;
 mod unsubscribe;
 mod views;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
@@ -23,10 +26,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tayori_app::AdminService;
+use governor::{DefaultKeyedRateLimiter, RateLimiter};
+use tayori_app::{AdminService, ConsoleSessions};
 
 pub use api::openapi;
 pub use auth::{SESSION_COOKIE, csrf_token};
+pub use governor::Quota as SignInQuota;
 pub use unsubscribe::{Quota, unsubscribe_router};
 
 /// What the routes need.
@@ -34,8 +39,38 @@ pub use unsubscribe::{Quota, unsubscribe_router};
 pub struct AdminState {
     /// The operators' use cases.
     pub service: Arc<AdminService>,
-    /// Whether the console's session cookie is marked `Secure` (true behind HTTPS).
+    /// The console's sign-in, session checks and sign-out.
+    pub sessions: Arc<ConsoleSessions>,
+    /// Whether the console's session cookie is marked `Secure` (the binary's default everywhere
+    /// but on a loopback listener).
     pub secure_cookies: bool,
+    /// Sign-in attempts per client address.
+    sign_ins: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl AdminState {
+    /// The state of [`router`]; sign-in attempts beyond `sign_in_quota` from one client address
+    /// are answered 429.
+    pub fn new(
+        service: Arc<AdminService>,
+        sessions: Arc<ConsoleSessions>,
+        secure_cookies: bool,
+        sign_in_quota: governor::Quota,
+    ) -> Self {
+        let sign_ins = Arc::new(RateLimiter::keyed(sign_in_quota));
+        Self { service, sessions, secure_cookies, sign_ins }
+    }
+
+    /// Whether a sign-in attempt from `client` is within its quota (and counts it).
+    pub(crate) fn may_try_sign_in(&self, client: Option<SocketAddr>) -> bool {
+        // Addresses that stopped trying are forgotten, so the map stays small.
+        if self.sign_ins.len() > 10_000 {
+            self.sign_ins.retain_recent();
+        }
+        // Without a peer address (a router called in-process) every caller shares one budget.
+        let key = client.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.ip());
+        self.sign_ins.check_key(&key).is_ok()
+    }
 }
 
 /// Every admin route: `/api/v1/...`, `/console/...`, `/healthz`, `/readyz`.

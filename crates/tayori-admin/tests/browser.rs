@@ -104,11 +104,38 @@ async fn an_operator_finds_a_delivery_resends_it_and_sees_the_audit_entry() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = h.router.clone();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    // As `tayori admin serve` serves it: with the peer address (sign-in throttling and audit).
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .await
+    });
+    // Another site (`localhost` is not `127.0.0.1`) with a form that posts the token to the
+    // console's sign-in: the browser must not end up signed in.
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let evil = format!("http://localhost:{}/", elsewhere.local_addr().unwrap().port());
+    let form = format!(
+        "<!doctype html><form method=\"post\" action=\"{base}/console/sign-in\">\
+         <input name=\"token\" value=\"{secret}\"><button id=\"go\">go</button></form>"
+    );
+    let evil_site = tokio::spawn(async move {
+        let page = axum::Router::new()
+            .route("/", axum::routing::get(move || async move { axum::response::Html(form) }));
+        axum::serve(elsewhere, page).await
+    });
 
     let (_driver, webdriver) = start_driver().await;
     let c = browser(&webdriver).await;
     let result = async {
+        // A cross-site post of a valid token is refused and signs the browser in to nothing.
+        c.goto(&evil).await?;
+        c.find(Locator::Id("go")).await?.click().await?;
+        c.wait().for_element(Locator::Id("sign-in-error")).await?;
+        assert!(c.source().await?.contains("Sign in from this console"));
+        shot(&c, "0-cross-site-refused").await;
+        c.goto(&format!("{base}/console")).await?;
+        c.wait().for_element(Locator::Id("token")).await?;
+        assert!(c.current_url().await?.path().ends_with("/console/sign-in"));
+
         // Signed out: the console sends us to sign in.
         c.goto(&format!("{base}/console")).await?;
         c.wait().for_element(Locator::Id("token")).await?;
@@ -204,6 +231,7 @@ async fn an_operator_finds_a_delivery_resends_it_and_sees_the_audit_entry() {
     .await;
     let _ = c.close().await;
     server.abort();
+    evil_site.abort();
     result.unwrap();
     assert_eq!(h.sender.sent().len(), 4, "three originals and the resend");
     assert_eq!(h.sender.sent()[3].to.address.as_str(), "taro.yamada@example.com");

@@ -38,7 +38,8 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_pages_need_it() {
         h.page("POST", "/console/sign-in", None, Some(&format!("token={}", encode(&secret)))).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let cookie = headers[header::SET_COOKIE].to_str().unwrap();
-    assert!(cookie.starts_with(&format!("{}={secret}", tayori_admin::SESSION_COOKIE)));
+    assert!(cookie.starts_with(&format!("{}=", tayori_admin::SESSION_COOKIE)));
+    assert!(!cookie.contains(&secret), "the cookie is a session id, never the token: {cookie}");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
 
     let (status, headers, page) = h.page("GET", "/console", Some(&secret), None).await;
@@ -131,7 +132,7 @@ async fn forms_need_the_csrf_token_and_resend_is_audited() {
     // The token in the page is the one that works.
     let (_, _, page) =
         h.page("GET", &format!("/console/deliveries/{id}"), Some(&secret), None).await;
-    let csrf = tayori_admin::csrf_token(&secret);
+    let csrf = h.csrf(&secret).await;
     assert!(page.contains(&format!("name=\"csrf\" value=\"{csrf}\"")));
     let (status, headers, _) = h
         .page(
@@ -294,14 +295,14 @@ async fn the_tenants_page_pauses_and_resumes_a_tenant_with_a_reason_and_the_csrf
     let uri = "/console/tenants/acme-invest/pause";
     let form = format!("reason={}", encode("bad <template>"));
     assert_eq!(h.page("POST", uri, Some(&operator), Some(&form)).await.0, StatusCode::FORBIDDEN);
-    let viewer_form = format!("csrf={}&{form}", tayori_admin::csrf_token(&viewer));
+    let viewer_form = format!("csrf={}&{form}", h.csrf(&viewer).await);
     assert_eq!(
         h.page("POST", uri, Some(&viewer), Some(&viewer_form)).await.0,
         StatusCode::FORBIDDEN
     );
     let (_, view) = h.call("GET", "/api/v1/reputation", Some(&viewer), None).await;
     assert_eq!(view["paused"], json!([]));
-    let csrf = tayori_admin::csrf_token(&operator);
+    let csrf = h.csrf(&operator).await;
     let (status, headers, _) =
         h.page("POST", uri, Some(&operator), Some(&format!("csrf={csrf}&{form}"))).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -380,7 +381,7 @@ async fn the_deliveries_page_resends_a_windows_failed_deliveries_a_page_at_a_tim
     ];
     let (viewer, _) = h.token(Role::Viewer, &[]).await;
     let (operator, _) = h.token(Role::Operator, &["acme-invest"]).await;
-    let csrf = tayori_admin::csrf_token(&operator);
+    let csrf = h.csrf(&operator).await;
     let from = (chrono::Utc::now() - chrono::Duration::minutes(5))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 
@@ -469,7 +470,7 @@ async fn the_dead_letters_page_shows_events_inertly_and_redrives_with_a_reason()
     let (viewer, _) = h.token(Role::Viewer, &[]).await;
     let (scoped, _) = h.token(Role::Operator, &["acme-invest"]).await;
     let (operator, _) = h.token(Role::Operator, &[]).await;
-    let csrf = tayori_admin::csrf_token(&operator);
+    let csrf = h.csrf(&operator).await;
 
     let (status, _, page) = h.page("GET", "/console/dead-letters", Some(&viewer), None).await;
     assert_eq!(status, StatusCode::OK);

@@ -82,7 +82,7 @@ impl Principal {
         }
     }
 
-    fn audit(&self, at: DateTime<Utc>, action: &str) -> AuditEntry {
+    pub(crate) fn audit(&self, at: DateTime<Utc>, action: &str) -> AuditEntry {
         AuditEntry {
             at,
             token_id: self.token_id.clone(),

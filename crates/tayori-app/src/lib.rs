@@ -24,6 +24,7 @@ macro_rules! failpoint {
 
 pub mod accept_event;
 pub mod admin;
+pub mod console_sessions;
 pub mod handle_event;
 pub mod handle_feedback;
 pub mod inbound;
@@ -39,6 +40,7 @@ pub mod unsubscribe;
 
 pub use accept_event::{Accepted, EventIntake, IntakeError};
 pub use admin::{AdminError, AdminService, Principal};
+pub use console_sessions::{ConsoleSessions, SessionPolicy, SignedIn};
 pub use handle_event::{
     DeliveryPolicy, EventHandler, Handled, InboundMessage, RetryLater, UnsubscribeLinks,
 };

@@ -22,7 +22,7 @@ use crate::listing::{push_older_than, push_status};
 /// The admin store on a PostgreSQL pool (the same database as the delivery store).
 #[derive(Debug, Clone)]
 pub struct PostgresAdminStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PostgresAdminStore {
@@ -54,7 +54,7 @@ fn tenant_names(tenants: &[TenantId]) -> Vec<String> {
     tenants.iter().map(ToString::to_string).collect()
 }
 
-fn parse_uuid(raw: &str) -> Result<Uuid, StoreError> {
+pub(crate) fn parse_uuid(raw: &str) -> Result<Uuid, StoreError> {
     Uuid::try_parse(raw).map_err(unexpected)
 }
 
@@ -112,7 +112,7 @@ fn search_query(head: &str, search: &DeliverySearch, limit: u32) -> QueryBuilder
     sql
 }
 
-fn token_record(row: &PgRow) -> Result<TokenRecord, StoreError> {
+pub(crate) fn token_record(row: &PgRow) -> Result<TokenRecord, StoreError> {
     let role: String = row.try_get("role").map_err(store_error)?;
     let tenants: Option<Vec<String>> = row.try_get("tenants").map_err(store_error)?;
     let scope = match tenants {

@@ -3,7 +3,7 @@
 //! It owns the SQL that claims idempotency keys with leases, records attempts and outcomes, and
 //! lists deliveries; SES feedback (timeline, feedback status, automatic suppressions); the events
 //! held while their tenant is paused; what each worker's tenants are doing (for the console); the admin
-//! store (tokens, audit log, suppressions, links, searches) and the suppression list; the deletion
+//! store (tokens, audit log, suppressions, links, searches; the console's sessions) and the suppression list; the deletion
 //! of records past their retention (`tayori prune`); the registry of running workers that divide
 //! the SES account's send rate; and the embedded migrations in
 //! `migrations/postgres/` ([`MIGRATOR`]). The
@@ -24,6 +24,7 @@ mod group_commit;
 mod held;
 mod listing;
 mod retention;
+mod sessions;
 mod store;
 mod suppressions;
 #[cfg(feature = "testing")]

@@ -220,3 +220,81 @@ async fn status_searches_walk_the_partial_status_indexes() {
         assert!(plan.contains("deliveries_tenant_decided_created"), "{decided:?}: {plan}");
     }
 }
+
+#[tokio::test]
+async fn console_sessions_follow_their_contract() {
+    use tayori_app::ports::{ConsoleSessionStore, Role, SessionRecord, TenantScope, TokenRecord};
+    let (admin, _) = stores().await;
+    let now = Utc::now().trunc_subsecs(6);
+    let token = |id: &str, hash: &str| {
+        let record = TokenRecord {
+            token_id: id.into(),
+            role: Role::Viewer,
+            scope: TenantScope::All,
+            label: String::new(),
+            created_at: now,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        let admin = admin.clone();
+        let hash = hash.to_owned();
+        async move { admin.create_token(&record, &hash, &audit("token.create", None)).await.unwrap() }
+    };
+    let (live, revoked) =
+        ("11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222");
+    token(live, "live-hash").await;
+    token(revoked, "revoked-hash").await;
+    let session = |hash: &str, token_id: &str, created_ago: i64, seen_ago: i64| SessionRecord {
+        session_sha256: hash.into(),
+        token_id: token_id.into(),
+        created_at: now - Duration::minutes(created_ago),
+        last_seen_at: now - Duration::minutes(seen_ago),
+    };
+    let sign_in = audit("console.sign_in", None);
+    let sessions = [
+        session("fresh", live, 10, 1),
+        session("idle", live, 60, 31),
+        session("old", live, 13 * 60, 1),
+        session("of-revoked", revoked, 10, 1),
+    ];
+    for s in &sessions {
+        admin.create_session(s, &sign_in).await.unwrap();
+    }
+    // Each creation wrote its audit entry in the same transaction.
+    let query =
+        AuditQuery { action: Some("console.sign_in".into()), limit: 10, ..Default::default() };
+    assert_eq!(admin.audit(&query).await.unwrap().len(), 4);
+    // A session id is stored once: a second row under the same hash is refused, and not audited.
+    assert!(admin.create_session(&sessions[0], &sign_in).await.is_err());
+    assert_eq!(admin.audit(&query).await.unwrap().len(), 4);
+
+    let (found, its_token) = admin.session_by_hash("fresh").await.unwrap().unwrap();
+    assert_eq!(found, sessions[0]);
+    assert_eq!(its_token.token_id, live);
+    assert!(admin.session_by_hash("nothing").await.unwrap().is_none());
+
+    // Touching moves the session's and its token's last use.
+    let later = now + Duration::seconds(90);
+    admin.touch_session(&found, later).await.unwrap();
+    let (touched, its_token) = admin.session_by_hash("fresh").await.unwrap().unwrap();
+    assert_eq!(touched.last_seen_at, later);
+    assert_eq!(its_token.last_used_at, Some(later));
+
+    // A revoked token's sessions are found with the token as it is now, and pruned.
+    let revoke = audit("token.revoke", None);
+    assert!(admin.revoke_token(revoked, now, &revoke).await.unwrap());
+    let (_, its_token) = admin.session_by_hash("of-revoked").await.unwrap().unwrap();
+    assert!(its_token.revoked_at.is_some());
+    let pruned = admin
+        .delete_expired_sessions(now - Duration::minutes(30), now - Duration::hours(12), now)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 3, "idle, old and of-revoked");
+    for gone in ["idle", "old", "of-revoked"] {
+        assert!(admin.session_by_hash(gone).await.unwrap().is_none(), "{gone}");
+    }
+    assert!(admin.delete_session("fresh").await.unwrap());
+    assert!(admin.session_by_hash("fresh").await.unwrap().is_none());
+    assert!(!admin.delete_session("fresh").await.unwrap());
+}

@@ -6,6 +6,7 @@
 //! store is PostgreSQL only.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,12 +14,12 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, Subcommand};
 use tayori_admin::AdminState;
-use tayori_app::EventHandler;
 use tayori_app::admin::{AdminService, AdminTokens, DeadLetterQueues, FailedResends, Principal};
 use tayori_app::ports::{
     DeadLetterDepth, DeadLetterError, DeadLetterMessage, DeadLetters, EmailSender, Role,
     TenantScope,
 };
+use tayori_app::{ConsoleSessions, EventHandler, SessionPolicy};
 use tayori_domain::{DeliveryStatus, EventType, TenantId};
 use tayori_outbox::FileOutbox;
 use tayori_postgres::{
@@ -198,9 +199,86 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8081", env = "TAYORI_ADMIN_LISTEN")]
     pub listen: SocketAddr,
-    /// Mark the session cookie Secure (set this when served over HTTPS).
-    #[arg(long, env = "TAYORI_ADMIN_SECURE_COOKIES")]
+    /// Mark the console's session cookie Secure (sent over HTTPS only). Default: yes, except
+    /// when listening on a loopback address (plain HTTP on a developer's machine);
+    /// `--secure-cookies=false` turns it off elsewhere (only behind nothing but plain HTTP).
+    #[arg(
+        long,
+        env = "TAYORI_ADMIN_SECURE_COOKIES",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub secure_cookies: Option<bool>,
+    /// A console session ends after this many minutes without a request.
+    #[arg(
+        long,
+        default_value_t = 30,
+        env = "TAYORI_ADMIN_SESSION_IDLE_MINUTES",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub session_idle_minutes: u32,
+    /// A console session ends this many hours after sign-in, however busy.
+    #[arg(
+        long,
+        default_value_t = 12,
+        env = "TAYORI_ADMIN_SESSION_ABSOLUTE_HOURS",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub session_absolute_hours: u32,
+    /// Console sign-in attempts a minute one client address may make; beyond them it is
+    /// answered 429 (a burst of this many, then one every 60/n seconds).
+    #[arg(
+        long,
+        default_value_t = 10,
+        env = "TAYORI_ADMIN_SIGN_IN_ATTEMPTS_PER_MINUTE",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub sign_in_attempts_per_minute: u32,
+}
+
+impl ServeArgs {
+    /// The console's settings these options give.
+    pub fn console(&self) -> ConsoleSettings {
+        ConsoleSettings {
+            secure_cookies: secure_cookies(self.listen, self.secure_cookies),
+            sessions: SessionPolicy {
+                idle: Duration::minutes(i64::from(self.session_idle_minutes)),
+                absolute: Duration::hours(i64::from(self.session_absolute_hours)),
+            },
+            sign_in_attempts_per_minute: NonZeroU32::new(self.sign_in_attempts_per_minute)
+                .unwrap_or(NonZeroU32::MIN),
+        }
+    }
+}
+
+/// Whether the session cookie is `Secure`: as told, else everywhere but on a loopback listener.
+/// Browsers treat `http://localhost` as secure anyway; `127.0.0.1` over plain HTTP is the
+/// developer's case this spares.
+pub fn secure_cookies(listen: SocketAddr, told: Option<bool>) -> bool {
+    told.unwrap_or(!listen.ip().is_loopback())
+}
+
+/// The console's sessions and cookie, as `tayori admin serve` sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    /// Mark the session cookie `Secure`.
     pub secure_cookies: bool,
+    /// How long sessions live.
+    pub sessions: SessionPolicy,
+    /// Sign-in attempts a minute per client address.
+    pub sign_in_attempts_per_minute: NonZeroU32,
+}
+
+impl ConsoleSettings {
+    /// The defaults, with the cookie `Secure` or not.
+    pub fn with_secure_cookies(secure_cookies: bool) -> Self {
+        Self {
+            secure_cookies,
+            sessions: SessionPolicy::default(),
+            sign_in_attempts_per_minute: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+        }
+    }
 }
 
 /// Runs a `tayori admin` command.
@@ -213,7 +291,14 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::Serve(args) => {
             let config = WorkerConfig::load(args.config.as_deref())?;
-            let app = start(config, args.listen, args.secure_cookies).await?;
+            let console = args.console();
+            info!(
+                secure_cookies = console.secure_cookies,
+                session_idle_minutes = args.session_idle_minutes,
+                session_absolute_hours = args.session_absolute_hours,
+                "console sessions"
+            );
+            let app = start_with(config, args.listen, console).await?;
             println!("tayori admin: console at http://{}/console, API at /api/v1", app.addr);
             app.run_until_signal().await
         }
@@ -616,14 +701,34 @@ pub struct AdminApp {
     server: JoinHandle<std::io::Result<()>>,
 }
 
-/// Connects everything and starts serving.
+/// Connects everything and starts serving, with the console's default sessions.
 pub async fn start(
     config: WorkerConfig,
     listen: SocketAddr,
     secure_cookies: bool,
 ) -> anyhow::Result<AdminApp> {
+    start_with(config, listen, ConsoleSettings::with_secure_cookies(secure_cookies)).await
+}
+
+/// Connects everything and starts serving.
+pub async fn start_with(
+    config: WorkerConfig,
+    listen: SocketAddr,
+    console: ConsoleSettings,
+) -> anyhow::Result<AdminApp> {
     let (service, store) = admin_service(&config, Sends::AsConfigured).await?;
-    let mut app = tayori_admin::router(AdminState { service, secure_cookies });
+    let sessions = Arc::new(ConsoleSessions {
+        store: Arc::new(PostgresAdminStore::new(store.pool().clone())),
+        tokens: service.token_manager(),
+        clock: Arc::new(SystemClock),
+        policy: console.sessions,
+    });
+    let mut app = tayori_admin::router(AdminState::new(
+        service,
+        sessions,
+        console.secure_cookies,
+        tayori_admin::SignInQuota::per_minute(console.sign_in_attempts_per_minute),
+    ));
     // The public one-click unsubscribe endpoint, when the worker writes unsubscribe links.
     if let Some(links) = config.unsubscribe.links()? {
         let unsubscribe = Arc::new(tayori_app::UnsubscribeService {
@@ -642,7 +747,8 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
+        // The peer address is what sign-in throttling and its audit entries know a client by.
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             })
@@ -679,5 +785,50 @@ mod tests {
         assert!(parse_expiry("soon", now).is_err());
         assert!(parse_expiry("0d", now).is_err());
         assert!(parse_expiry("3w", now).is_err());
+    }
+
+    #[test]
+    fn session_cookies_are_secure_except_on_loopback_unless_told() {
+        let at = |raw: &str| raw.parse::<SocketAddr>().unwrap_or_else(|_| panic!("{raw}"));
+        assert!(secure_cookies(at("0.0.0.0:8080"), None));
+        assert!(secure_cookies(at("10.0.3.7:8080"), None));
+        assert!(secure_cookies(at("[::]:8080"), None));
+        assert!(!secure_cookies(at("127.0.0.1:8081"), None));
+        assert!(!secure_cookies(at("[::1]:8081"), None));
+        assert!(secure_cookies(at("127.0.0.1:8081"), Some(true)));
+        assert!(!secure_cookies(at("0.0.0.0:8080"), Some(false)));
+    }
+
+    #[test]
+    fn serve_options_default_to_secure_cookies_and_bounded_sessions() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let parse = |args: &[&str]| {
+            let mut all = vec!["tayori"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).map(|cli| cli.serve.console())
+        };
+        let public = parse(&["--listen", "0.0.0.0:8080"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(public.secure_cookies);
+        assert_eq!(public.sessions, SessionPolicy::default());
+        assert_eq!(public.sessions.idle, Duration::minutes(30));
+        assert_eq!(public.sessions.absolute, Duration::hours(12));
+        assert_eq!(public.sign_in_attempts_per_minute.get(), 10);
+        let local = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!local.secure_cookies, "the default listener is 127.0.0.1");
+        assert!(parse(&["--secure-cookies"]).is_ok_and(|c| c.secure_cookies));
+        assert!(
+            parse(&["--listen", "0.0.0.0:8080", "--secure-cookies=false"])
+                .is_ok_and(|c| !c.secure_cookies)
+        );
+        let short = parse(&["--session-idle-minutes", "5", "--session-absolute-hours", "1"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(short.sessions.idle, Duration::minutes(5));
+        assert_eq!(short.sessions.absolute, Duration::hours(1));
+        assert!(parse(&["--session-idle-minutes", "0"]).is_err());
     }
 }

@@ -84,9 +84,35 @@ async fn tokens_made_on_the_command_line_open_the_api_until_revoked() {
     let console = client.get(format!("{base}/console/sign-in")).send().await.unwrap();
     assert_eq!(console.status(), 200);
 
+    // The console over a real connection: a session cookie (not the token; not Secure on this
+    // loopback listener), the peer address audited, the session ended with its token below.
+    let browser = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = browser
+        .post(format!("{base}/console/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", &base)
+        .body(format!("token={secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("tayori_session=") && !cookie.contains(&secret), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && !cookie.contains("Secure"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let dashboard =
+        |session: String| browser.get(format!("{base}/console")).header("cookie", session).send();
+    assert_eq!(dashboard(session.clone()).await.unwrap().status(), 200);
+
     let (ok, out, err) = tayori(&["admin", "token", "revoke", &token_id, "--database-url", &url]);
     assert!(ok && out.contains("revoked"), "{err}");
     assert_eq!(stats(Some(secret.clone())).await.unwrap().status(), 401);
+    let after = dashboard(session).await.unwrap();
+    assert_eq!(after.status(), 303, "the revoked token's console session ended with it");
     let (ok, _, err) = tayori(&["admin", "token", "revoke", &token_id, "--database-url", &url]);
     assert!(!ok && err.contains("no active token"), "{err}");
 
@@ -105,6 +131,17 @@ async fn tokens_made_on_the_command_line_open_the_api_until_revoked() {
         .unwrap();
     assert_eq!(audit[0]["object_id"], token_id.as_str());
     assert_eq!(audit[0]["role"], "command-line");
+    let sign_ins: serde_json::Value = client
+        .get(format!("{base}/api/v1/audit?action=console.sign_in"))
+        .bearer_auth(admin_secret.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sign_ins[0]["token_id"], token_id.as_str());
+    assert_eq!(sign_ins[0]["detail"]["client"], "127.0.0.1", "{sign_ins}");
     app.stop().await.unwrap();
 }
 

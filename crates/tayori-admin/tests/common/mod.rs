@@ -4,8 +4,12 @@
 //! is missing" and "the template was added").
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -16,13 +20,13 @@ use axum::http::{Request, StatusCode, header};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tayori_admin::{AdminState, router};
+use tayori_admin::{AdminState, SignInQuota, router};
 use tayori_app::admin::AdminService;
 use tayori_app::ports::{
     Clock, RenderError, RenderedEmail, Role, TemplateRenderer, TenantProfile, TenantScope,
 };
 use tayori_app::testing::{FakeDeadLetters, RecordingSender};
-use tayori_app::{DeliveryPolicy, EventHandler, InboundMessage};
+use tayori_app::{ConsoleSessions, DeliveryPolicy, EventHandler, InboundMessage, SessionPolicy};
 use tayori_domain::{DeliveryId, Event, EventType, TenantId};
 use tayori_postgres::{
     PostgresActivityBoard, PostgresAdminStore, PostgresStore, PostgresSuppressions,
@@ -85,6 +89,10 @@ pub struct Harness {
     pub dead_letters: Arc<FakeDeadLetters>,
     /// The SES feedback queue's.
     pub feedback_dead_letters: Arc<FakeDeadLetters>,
+    /// The console's sessions, as the router uses them.
+    pub sessions: Arc<ConsoleSessions>,
+    /// The session each token signed in to by [`Harness::page`], by token.
+    signed_in: Mutex<HashMap<String, String>>,
 }
 
 pub fn repo_templates() -> PathBuf {
@@ -92,6 +100,12 @@ pub fn repo_templates() -> PathBuf {
 }
 
 pub async fn harness() -> Harness {
+    // Generous: the router is called in-process, so every test request shares one address.
+    harness_with(SignInQuota::per_minute(NonZeroU32::new(1000).unwrap())).await
+}
+
+/// A harness whose sign-ins are limited to `quota` (per client address).
+pub async fn harness_with(quota: SignInQuota) -> Harness {
     let config = tayori_postgres::testing::fresh_database().await;
     let store = PostgresStore::connect(&config).await.unwrap();
     let set = Arc::new(TemplateSet::load(&repo_templates()).unwrap());
@@ -136,7 +150,13 @@ pub async fn harness() -> Harness {
         activity: Some(Arc::new(PostgresActivityBoard::new(store.pool().clone()))),
         unknown_send_window: Duration::from_secs(4 * 3600),
     });
-    let router = router(AdminState { service: service.clone(), secure_cookies: false });
+    let sessions = Arc::new(ConsoleSessions {
+        store: Arc::new(PostgresAdminStore::new(store.pool().clone())),
+        tokens: service.token_manager(),
+        clock: Arc::new(SystemClock),
+        policy: SessionPolicy::default(),
+    });
+    let router = router(AdminState::new(service.clone(), sessions.clone(), false, quota));
     Harness {
         router,
         service,
@@ -146,6 +166,8 @@ pub async fn harness() -> Harness {
         store,
         dead_letters,
         feedback_dead_letters,
+        sessions,
+        signed_in: Mutex::default(),
     }
 }
 
@@ -220,7 +242,9 @@ impl Harness {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    /// A console request with the session cookie (and a form body): status, headers, page.
+    /// A console request as the token's browser makes it: signed in once (by a real sign-in
+    /// through the router), then with that session's cookie (and a form body): status, headers,
+    /// page. Without a token, no cookie.
     pub async fn page(
         &self,
         method: &str,
@@ -228,24 +252,98 @@ impl Harness {
         secret: Option<&str>,
         form: Option<&str>,
     ) -> (StatusCode, axum::http::HeaderMap, String) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(secret) = secret {
-            request = request
-                .header(header::COOKIE, format!("{}={secret}", tayori_admin::SESSION_COOKIE));
+        let cookie = match secret {
+            Some(secret) => Some(self.session_of(secret).await),
+            None => None,
+        };
+        self.raw_page(method, uri, cookie.as_deref(), form, &[], None).await
+    }
+
+    /// The session id the token's browser holds (signed in on first use).
+    pub async fn session_of(&self, secret: &str) -> String {
+        if let Some(id) = self.signed_in.lock().unwrap().get(secret) {
+            return id.clone();
         }
-        let request = match form {
+        let id = self.sign_in(secret).await.expect("the token signs in");
+        self.signed_in.lock().unwrap().insert(secret.to_owned(), id.clone());
+        id
+    }
+
+    /// The CSRF token of the token's browser session.
+    pub async fn csrf(&self, secret: &str) -> String {
+        tayori_admin::csrf_token(&self.session_of(secret).await)
+    }
+
+    /// Signs in anew (a new session each call): the session id from the cookie, or `None` when
+    /// the sign-in was refused.
+    pub async fn sign_in(&self, secret: &str) -> Option<String> {
+        let form = format!("token={}", form_encode(secret));
+        let (status, headers, _) =
+            self.raw_page("POST", "/console/sign-in", None, Some(&form), &[], None).await;
+        if status != StatusCode::SEE_OTHER {
+            return None;
+        }
+        session_cookie(&headers)
+    }
+
+    /// A console request with exactly this cookie value, these extra headers and (when given)
+    /// this peer address: status, headers, page.
+    pub async fn raw_page(
+        &self,
+        method: &str,
+        uri: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+        headers: &[(&str, &str)],
+        client: Option<SocketAddr>,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(cookie) = cookie {
+            request = request
+                .header(header::COOKIE, format!("{}={cookie}", tayori_admin::SESSION_COOKIE));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = match form {
             Some(form) => request
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(Body::from(form.to_owned()))
                 .unwrap(),
             None => request.body(Body::empty()).unwrap(),
         };
+        if let Some(client) = client {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(client));
+        }
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = to_bytes(response.into_body(), 16 * 1024 * 1024).await.unwrap();
         (status, headers, String::from_utf8_lossy(&bytes).into_owned())
     }
+}
+
+/// The session id a response's `Set-Cookie` gives, if any.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    let prefix = format!("{}=", tayori_admin::SESSION_COOKIE);
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&prefix))
+        .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// `application/x-www-form-urlencoded` for a value.
+pub fn form_encode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// An acme-invest deposit event (no sensitive variables: resendable).

@@ -12,6 +12,7 @@ mod queue;
 mod retention;
 mod send_rate;
 mod sender;
+mod sessions;
 mod store;
 mod suppression;
 mod templates;
@@ -41,6 +42,7 @@ pub use queue::{EventQueue, QueueError};
 pub use retention::{PrunableCounts, RetentionStore};
 pub use send_rate::{AccountRateError, SendRateControl};
 pub use sender::{EmailSender, PauseScope, SendError, SentEmail};
+pub use sessions::{ConsoleSessionStore, SessionRecord};
 pub use store::{
     AttemptEnd, AttemptRecord, AttemptResult, Claim, ClaimRequest, DeliveryCursor, DeliveryPage,
     DeliveryQuery, DeliveryRecord, DeliveryStore, RecordOutcome, StoreError, UnkeyedRejection,
