@@ -207,8 +207,9 @@ key = "{unsubscribe_key}"
     let deliveries =
         http.get(format!("{base}/api/v1/deliveries")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(deliveries.status(), 200);
+    let mut session = None;
     for attempt in [&token, &wrong] {
-        let _ = http
+        let answer = http
             .post(format!("{base}/console/sign-in"))
             .header("origin", &base)
             .header("content-type", "application/x-www-form-urlencoded")
@@ -216,7 +217,21 @@ key = "{unsubscribe_key}"
             .send()
             .await
             .unwrap();
+        let cookie = answer.headers().get("set-cookie").and_then(|v| v.to_str().ok());
+        if let Some(cookie) = cookie.filter(|_| session.is_none()) {
+            let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+            session = Some(value.to_owned());
+        }
     }
+    // The console's session id is a secret as good as the token while it lasts.
+    let session = session.expect("the right token signs in");
+    let page = http
+        .get(format!("{base}/console"))
+        .header("cookie", format!("{}={session}", tayori_admin::SESSION_COOKIE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the session works");
     terminate(admin);
     terminate(worker);
 
@@ -236,6 +251,7 @@ key = "{unsubscribe_key}"
             ("database password", &password),
             ("token", &token),
             ("unsubscribe key", &unsubscribe_key),
+            ("session id", &session),
         ] {
             assert!(
                 !text.contains(secret.as_str()),
