@@ -315,11 +315,15 @@ pub struct InvalidFeedback {
     pub reason: String,
 }
 
-/// Why `what` was refused before any field was read.
-fn json_refusal(what: &str, error: &StrictJsonError) -> String {
-    match error {
-        StrictJsonError::Syntax(e) => format!("{what} is not JSON: {e}"),
-        StrictJsonError::DuplicateMember(e) => format!("{what} names a member twice: {e}"),
+/// Why `what` (the body itself when `None`) was refused before any field was read.
+fn json_refusal(what: Option<&str>, error: &StrictJsonError) -> String {
+    match (what, error) {
+        (None, StrictJsonError::Syntax(e)) => format!("not JSON: {e}"),
+        (Some(what), StrictJsonError::Syntax(e)) => format!("{what} is not JSON: {e}"),
+        (None, StrictJsonError::DuplicateMember(e)) => format!("names a member twice: {e}"),
+        (Some(what), StrictJsonError::DuplicateMember(e)) => {
+            format!("{what} names a member twice: {e}")
+        }
     }
 }
 
@@ -327,8 +331,8 @@ fn json_refusal(what: &str, error: &StrictJsonError) -> String {
 pub fn parse_feedback(body: &[u8]) -> Result<FeedbackEvent, InvalidFeedback> {
     let body_identity = FeedbackIdentity::of_bytes(body);
     let fail = |identity: FeedbackIdentity, reason: String| InvalidFeedback { identity, reason };
-    let value = parse_strict_json(body)
-        .map_err(|e| fail(body_identity.clone(), json_refusal("the body", &e)))?;
+    let value =
+        parse_strict_json(body).map_err(|e| fail(body_identity.clone(), json_refusal(None, &e)))?;
     if !value.is_object() {
         return Err(fail(body_identity, "not a JSON object".into()));
     }
@@ -345,8 +349,9 @@ pub fn parse_feedback(body: &[u8]) -> Result<FeedbackEvent, InvalidFeedback> {
         let Some(message) = str_of(&value, "Message") else {
             return Err(fail(identity, "SNS notification: Message must be a string".into()));
         };
-        let inner = parse_strict_json(message.as_bytes())
-            .map_err(|e| fail(identity.clone(), json_refusal("SNS notification: Message", &e)))?;
+        let inner = parse_strict_json(message.as_bytes()).map_err(|e| {
+            fail(identity.clone(), json_refusal(Some("SNS notification: Message"), &e))
+        })?;
         (FeedbackEnvelope::Sns, identity, inner, None)
     } else if value.get("detail-type").is_some() || value.get("detail").is_some() {
         let identity = str_of(&value, "id")
