@@ -622,6 +622,7 @@ pub async fn start(
     listen: SocketAddr,
     secure_cookies: bool,
 ) -> anyhow::Result<AdminApp> {
+    let limits = config.http.limits()?;
     let (service, store) = admin_service(&config, Sends::AsConfigured).await?;
     let mut app = tayori_admin::router(AdminState { service, secure_cookies });
     // The public one-click unsubscribe endpoint, when the worker writes unsubscribe links.
@@ -642,11 +643,10 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
+        tayori_http::serve(listener, app, limits, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     info!(%addr, "admin API and console listening");
     Ok(AdminApp { addr, stop, server })

@@ -616,6 +616,7 @@ impl WorkerConfig {
             );
         }
         self.unsubscribe.links()?;
+        self.http.limits()?;
         if self.feedback.consumer(&self.queue).is_some() {
             anyhow::ensure!(
                 self.store.postgres().is_some(),
