@@ -27,7 +27,7 @@ use tayori_app::AdminService;
 
 pub use api::openapi;
 pub use auth::{SESSION_COOKIE, csrf_token};
-pub use unsubscribe::{Quota, unsubscribe_router};
+pub use unsubscribe::{Quota, UnsubscribeLimits, unsubscribe_router};
 
 /// What the routes need.
 #[derive(Clone)]

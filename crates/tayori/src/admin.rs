@@ -625,17 +625,17 @@ pub async fn start(
     let limits = config.http.limits()?;
     let (service, store) = admin_service(&config, Sends::AsConfigured).await?;
     let mut app = tayori_admin::router(AdminState { service, secure_cookies });
-    // The public one-click unsubscribe endpoint, when the worker writes unsubscribe links.
-    if let Some(links) = config.unsubscribe.links()? {
-        let unsubscribe = Arc::new(tayori_app::UnsubscribeService {
-            store: Arc::new(PostgresSuppressions::new(store.pool().clone())),
-            key: links.key,
-            previous_keys: config.unsubscribe.previous_keys()?,
-            clock: Arc::new(SystemClock),
-        });
-        let quota = tayori_admin::Quota::per_second(config.unsubscribe.requests_per_second());
-        app = app.merge(tayori_admin::unsubscribe_router(unsubscribe, quota));
-        info!("serving POST/GET /unsubscribe/{{token}} (public, rate-limited)");
+    // The public one-click unsubscribe endpoint, when the worker writes unsubscribe links and
+    // no listener of its own is configured (`tayori unsubscribe serve`).
+    match (config.unsubscribe.listen, crate::unsubscribe_cmd::router(&config, &store)?) {
+        (None, Some(unsubscribe)) => {
+            app = app.merge(unsubscribe);
+            info!("serving POST/GET /unsubscribe/{{token}} (public, rate-limited)");
+        }
+        (Some(own), Some(_)) => {
+            info!(listen = %own, "not serving /unsubscribe: unsubscribe.listen gives it a listener of its own (tayori unsubscribe serve)");
+        }
+        (_, None) => {}
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
