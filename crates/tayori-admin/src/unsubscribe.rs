@@ -138,18 +138,19 @@ fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>, hops: usize) ->
     }
 }
 
-/// The token's claim, or the answer to an invalid one; checked before any quota is spent.
+/// The token's claim, or `Err` with the answer to an invalid one (400, or 429 once the client's
+/// allowance of invalid tokens is spent); checked before any quota is spent.
 fn checked(
     state: &UnsubscribeState,
     token: &str,
     client: IpAddr,
-) -> Result<UnsubscribeClaim, Response> {
+) -> Result<UnsubscribeClaim, fn() -> Response> {
     match state.service.check(token) {
         Ok(claim) => Ok(claim),
         Err(_) => {
             let spent = state.invalid_per_client.check_key(&client).is_err();
             forget_quiet(&state.invalid_per_client);
-            Err(if spent { rate_limited() } else { invalid() })
+            Err(if spent { rate_limited } else { invalid })
         }
     }
 }
@@ -184,7 +185,7 @@ async fn confirm_page(
     let client = client_address(request.headers(), peer(&request), state.trusted_proxy_hops);
     let claim = match checked(&state, &token, client) {
         Ok(claim) => claim,
-        Err(answer) => return answer,
+        Err(answer) => return answer(),
     };
     if !admitted(&state, &claim, client) {
         return rate_limited();
@@ -231,7 +232,7 @@ async fn one_click(
     let client = client_address(request.headers(), peer(&request), state.trusted_proxy_hops);
     let claim = match checked(&state, &token, client) {
         Ok(claim) => claim,
-        Err(answer) => return answer,
+        Err(answer) => return answer(),
     };
     if !admitted(&state, &claim, client) {
         return rate_limited();
