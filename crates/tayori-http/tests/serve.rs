@@ -132,3 +132,23 @@ async fn a_stop_waits_for_the_request_in_progress() {
     assert_eq!(slow.await.unwrap().unwrap().text().await.unwrap(), "done");
     assert!(tokio::net::TcpStream::connect(server.addr).await.is_err(), "no longer accepting");
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_by_the_header_timeout() {
+    let limits = ServeLimits { header_read_timeout: Duration::from_secs(1), ..Default::default() };
+    let server = start(limits).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"GET /whoami HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let read = stream.read(&mut buffer).await.unwrap();
+    assert!(buffer[..read].starts_with(b"HTTP/1.1 200"));
+    let answered = std::time::Instant::now();
+    // Kept alive after the answer, then nothing: closed like a client that never sent headers.
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        while stream.read(&mut buffer).await.is_ok_and(|read| read > 0) {}
+    })
+    .await;
+    assert!(closed.is_ok(), "still open {:?} after the answer", answered.elapsed());
+    server.stop.send(()).unwrap();
+    server.task.await.unwrap().unwrap();
+}

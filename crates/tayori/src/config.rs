@@ -988,4 +988,27 @@ mod tests {
         let error = format!("{:#}", WorkerConfig::load(Some(short.path())).unwrap_err());
         assert!(error.contains("unsubscribe.previous_keys[1]"), "{error}");
     }
+
+    #[test]
+    fn listener_limits_default_sanely_and_bad_ones_are_named() {
+        let sender = "[sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n";
+        let plain = write(&format!("{STORE_AND_QUEUE}\n{sender}"));
+        let config = WorkerConfig::load(Some(plain.path())).expect("valid");
+        let limits = config.http.limits().expect("valid");
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(limits.request_timeout, Duration::from_secs(30));
+        assert_eq!((limits.max_connections, limits.max_body_bytes), (1_024, 1 << 20));
+        let unsubscribe = config.unsubscribe.serve_limits(&config.http).expect("valid");
+        assert_eq!(unsubscribe.max_body_bytes, 64 * 1024);
+        assert_eq!(config.unsubscribe.limits().trusted_proxy_hops, 0);
+
+        let zero = write(&format!("{STORE_AND_QUEUE}\n{sender}[http]\nmax_connections = 0\n"));
+        let error = format!("{:#}", WorkerConfig::load(Some(zero.path())).unwrap_err());
+        assert!(error.contains("http.max_connections"), "{error}");
+        let keyless = write(&format!(
+            "{STORE_AND_QUEUE}\n{sender}[unsubscribe]\nlisten = \"0.0.0.0:8081\"\n"
+        ));
+        let error = format!("{:#}", WorkerConfig::load(Some(keyless.path())).unwrap_err());
+        assert!(error.contains("unsubscribe.listen"), "{error}");
+    }
 }
