@@ -32,7 +32,7 @@ use tayori_app::{AdminService, ConsoleSessions};
 pub use api::openapi;
 pub use auth::{SESSION_COOKIE, csrf_token};
 pub use governor::Quota as SignInQuota;
-pub use unsubscribe::{Quota, unsubscribe_router};
+pub use unsubscribe::{Quota, UnsubscribeLimits, unsubscribe_router};
 
 /// What the routes need.
 #[derive(Clone)]

@@ -1,17 +1,21 @@
 //! The public one-click unsubscribe endpoint on a fresh PostgreSQL database, through
-//! `unsubscribe_router(...).oneshot(...)`: a valid token unsubscribes once (a second POST changes
-//! nothing and audits nothing), tampered and expired tokens answer 400 and change nothing, the
-//! GET page only confirms, and the rate limiter answers 429 beyond its quota.
+//! `unsubscribe_router(...).oneshot(...)` with the client's address set as a listener sets it:
+//! a valid token unsubscribes once (a second POST changes nothing and audits nothing), by an
+//! urlencoded or a multipart body; tampered and expired tokens answer 400 and change nothing;
+//! the GET page only confirms; junk tokens spend only their sender's allowance; the per-client,
+//! per-recipient and overall limits answer 429.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
-use tayori_admin::{Quota, unsubscribe_router};
+use tayori_admin::{Quota, UnsubscribeLimits, unsubscribe_router};
 use tayori_app::UnsubscribeService;
 use tayori_app::ports::{AdminStore, AuditQuery, Clock, MessageClass, SuppressionList};
 use tayori_app::testing::ManualClock;
@@ -52,8 +56,35 @@ fn token(setup: &Setup, address: &str, valid_for: chrono::Duration) -> String {
     )
 }
 
+/// No limit reached within a test.
+fn unlimited() -> UnsubscribeLimits {
+    UnsubscribeLimits {
+        overall: Quota::per_second(NonZeroU32::MAX),
+        per_client: Quota::per_second(NonZeroU32::MAX),
+        per_recipient: Quota::per_second(NonZeroU32::MAX),
+        invalid_per_client: Quota::per_second(NonZeroU32::MAX),
+        trusted_proxy_hops: 0,
+    }
+}
+
+/// `n` within a test, whatever its timing.
+fn per_hour(n: u32) -> Quota {
+    Quota::per_hour(NonZeroU32::new(n).unwrap())
+}
+
 async fn call(
     router: &Router,
+    method: &str,
+    token: &str,
+    form: Option<&str>,
+) -> (StatusCode, String) {
+    call_from(router, "192.0.2.1", method, token, form).await
+}
+
+/// A request from `client`, as `tayori_http::serve` passes the connection's peer.
+async fn call_from(
+    router: &Router,
+    client: &str,
     method: &str,
     token: &str,
     form: Option<&str>,
@@ -66,10 +97,29 @@ async fn call(
         }
         None => Body::empty(),
     };
-    let response = router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+    send(router, client, request.body(body).unwrap()).await
+}
+
+async fn send(router: &Router, client: &str, mut request: Request<Body>) -> (StatusCode, String) {
+    let peer: SocketAddr = format!("{client}:40000").parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = to_bytes(response.into_body(), 1024 * 1024).await.unwrap();
     (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// What Gmail and others may send instead of urlencoded (RFC 8058 names both).
+fn multipart_one_click(token: &str, value: &str) -> Request<Body> {
+    let boundary = "----tayori-test-boundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n\
+         {value}\r\n--{boundary}--\r\n"
+    );
+    Request::post(format!("/unsubscribe/{token}"))
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+        .body(Body::from(body))
+        .unwrap()
 }
 
 async fn unsubscribed(setup: &Setup, address: &str) -> bool {
@@ -94,7 +144,7 @@ const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
 #[tokio::test]
 async fn a_valid_token_unsubscribes_once_and_bad_tokens_change_nothing() {
     let setup = setup().await;
-    let router = unsubscribe_router(setup.service.clone(), Quota::per_second(NonZeroU32::MAX));
+    let router = unsubscribe_router(setup.service.clone(), unlimited());
     let good = token(&setup, "misaki@example.com", chrono::Duration::days(30));
 
     // The page confirms, and changes nothing.
@@ -122,15 +172,13 @@ async fn a_valid_token_unsubscribes_once_and_bad_tokens_change_nothing() {
     assert_eq!(entry.entry.detail["cause"], "unsubscribe");
     assert_eq!(entry.entry.detail["unsubscribe_token_sha256"].as_str().unwrap().len(), 64);
 
-    // Tampered: another address under the good signature; a flipped signature; garbage.
+    // Tampered: another token's sealed part spliced in; a flipped byte; garbage.
     let other = token(&setup, "taro@example.com", chrono::Duration::days(30));
-    let (_, good_tag) = good.split_once('.').unwrap();
-    let (other_payload, _) = other.split_once('.').unwrap();
-    let forged = format!("{other_payload}.{good_tag}");
+    let spliced = format!("{}{}", &good[..good.len() / 2], &other[other.len() / 2..]);
     let mut flipped = other.clone();
     let last = flipped.pop().unwrap();
     flipped.push(if last == '0' { '1' } else { '0' });
-    for bad in [forged.as_str(), flipped.as_str(), "not-a-token"] {
+    for bad in [spliced.as_str(), flipped.as_str(), "not-a-token"] {
         for method in ["GET", "POST"] {
             let (status, _) = call(&router, method, bad, Some(ONE_CLICK)).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {bad}");
@@ -148,15 +196,107 @@ async fn a_valid_token_unsubscribes_once_and_bad_tokens_change_nothing() {
 }
 
 #[tokio::test]
-async fn requests_beyond_the_quota_are_refused() {
+async fn a_multipart_one_click_unsubscribes() {
     let setup = setup().await;
-    // Two requests an hour: the third within this test is over the quota, whatever its timing.
-    let quota = Quota::per_hour(NonZeroU32::new(2).unwrap());
-    let router = unsubscribe_router(setup.service.clone(), quota);
+    let router = unsubscribe_router(setup.service.clone(), unlimited());
     let good = token(&setup, "misaki@example.com", chrono::Duration::days(30));
-    assert_eq!(call(&router, "GET", &good, None).await.0, StatusCode::OK);
-    assert_eq!(call(&router, "GET", "bad", None).await.0, StatusCode::BAD_REQUEST);
-    let (status, _) = call(&router, "POST", &good, Some(ONE_CLICK)).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(!unsubscribed(&setup, "misaki@example.com").await, "a refused request changes nothing");
+    let (status, _) = send(&router, "192.0.2.1", multipart_one_click(&good, "Other")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the field must say One-Click");
+    assert!(!unsubscribed(&setup, "misaki@example.com").await);
+    let (status, page) = send(&router, "192.0.2.1", multipart_one_click(&good, "One-Click")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(unsubscribed(&setup, "misaki@example.com").await);
+}
+
+#[tokio::test]
+async fn junk_tokens_spend_only_their_senders_allowance() {
+    let setup = setup().await;
+    // Tight valid-token limits: junk counted against them would refuse the real ones below.
+    let limits = UnsubscribeLimits {
+        overall: per_hour(3),
+        per_client: per_hour(2),
+        per_recipient: per_hour(2),
+        invalid_per_client: per_hour(5),
+        trusted_proxy_hops: 0,
+    };
+    let router = unsubscribe_router(setup.service.clone(), limits);
+    let flooder = "198.51.100.66";
+    for i in 0..5 {
+        let junk = format!("v2.{:064x}", i);
+        assert_eq!(call_from(&router, flooder, "POST", &junk, Some(ONE_CLICK)).await.0, 400);
+    }
+    // Past its allowance the flooder gets 429, and only the flooder.
+    for _ in 0..200 {
+        let (status, _) = call_from(&router, flooder, "POST", "junk", Some(ONE_CLICK)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let misaki = token(&setup, "misaki@example.com", chrono::Duration::days(30));
+    let (status, _) = call_from(&router, "203.0.113.5", "POST", &misaki, Some(ONE_CLICK)).await;
+    assert_eq!(status, StatusCode::OK, "a real unsubscribe from another client goes through");
+    assert!(unsubscribed(&setup, "misaki@example.com").await);
+    // Even the flooder's own valid link still works: junk spent no valid-token quota.
+    let taro = token(&setup, "taro@example.com", chrono::Duration::days(30));
+    let (status, _) = call_from(&router, flooder, "POST", &taro, Some(ONE_CLICK)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(unsubscribed(&setup, "taro@example.com").await);
+}
+
+#[tokio::test]
+async fn the_per_client_per_recipient_and_overall_limits_answer_429() {
+    let setup = setup().await;
+    let limits = UnsubscribeLimits {
+        overall: per_hour(6),
+        per_client: per_hour(2),
+        per_recipient: per_hour(2),
+        invalid_per_client: per_hour(100),
+        trusted_proxy_hops: 0,
+    };
+    let router = unsubscribe_router(setup.service.clone(), limits);
+    let link = |address: &str| token(&setup, address, chrono::Duration::days(30));
+
+    // Per client: two valid requests, the third (another recipient) refused.
+    assert_eq!(call_from(&router, "192.0.2.10", "GET", &link("a@example.com"), None).await.0, 200);
+    assert_eq!(call_from(&router, "192.0.2.10", "GET", &link("b@example.com"), None).await.0, 200);
+    let (status, _) =
+        call_from(&router, "192.0.2.10", "POST", &link("c@example.com"), Some(ONE_CLICK)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "per client");
+    assert!(!unsubscribed(&setup, "c@example.com").await, "a refused request changes nothing");
+
+    // Per recipient: d's link twice from two clients, the third (a third client) refused.
+    let d = link("d@example.com");
+    assert_eq!(call_from(&router, "192.0.2.20", "GET", &d, None).await.0, 200);
+    assert_eq!(call_from(&router, "192.0.2.21", "GET", &d, None).await.0, 200);
+    let (status, _) = call_from(&router, "192.0.2.22", "POST", &d, Some(ONE_CLICK)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "per recipient");
+    assert!(!unsubscribed(&setup, "d@example.com").await);
+
+    // Overall: 4 of the 6 are spent; fresh clients and recipients get 2 more, then 429.
+    assert_eq!(call_from(&router, "192.0.2.30", "GET", &link("e@example.com"), None).await.0, 200);
+    assert_eq!(call_from(&router, "192.0.2.31", "GET", &link("f@example.com"), None).await.0, 200);
+    let (status, _) = call_from(&router, "192.0.2.32", "GET", &link("g@example.com"), None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "overall");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_client_is_the_forwarded_address() {
+    let setup = setup().await;
+    let limits =
+        UnsubscribeLimits { per_client: per_hour(1), trusted_proxy_hops: 1, ..unlimited() };
+    let router = unsubscribe_router(setup.service.clone(), limits);
+    let get_via_proxy = |forwarded: &'static str, address: &str| {
+        let request = Request::get(format!(
+            "/unsubscribe/{}",
+            token(&setup, address, chrono::Duration::days(30))
+        ))
+        .header("x-forwarded-for", forwarded)
+        .body(Body::empty())
+        .unwrap();
+        // Every request comes from the same load balancer.
+        send(&router, "10.0.0.2", request)
+    };
+    assert_eq!(get_via_proxy("203.0.113.1", "a@example.com").await.0, 200);
+    // A second client behind the same balancer has its own allowance.
+    assert_eq!(get_via_proxy("203.0.113.2", "b@example.com").await.0, 200);
+    // A spoofed entry to the left of the balancer's does not buy a new allowance.
+    assert_eq!(get_via_proxy("1.2.3.4, 203.0.113.1", "c@example.com").await.0, 429);
 }

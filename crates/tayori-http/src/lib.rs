@@ -5,8 +5,12 @@
 //! `GET /healthz`. It converts HTTP into calls of the use cases and their answers into JSON; it
 //! holds no business rules and must not talk to a database, queue or mail service except
 //! through the use cases and ports it is given. The admin API and console are in `tayori-admin`.
+//! It also owns [`serve`], the server every listener of tayori runs on, with its limits.
 
 pub mod preview;
+pub mod serve;
+
+pub use serve::{ServeLimits, serve};
 
 use std::sync::Arc;
 

@@ -716,6 +716,7 @@ pub async fn start_with(
     listen: SocketAddr,
     console: ConsoleSettings,
 ) -> anyhow::Result<AdminApp> {
+    let limits = config.http.limits()?;
     let (service, store) = admin_service(&config, Sends::AsConfigured).await?;
     let sessions = Arc::new(ConsoleSessions {
         store: Arc::new(PostgresAdminStore::new(store.pool().clone())),
@@ -729,17 +730,17 @@ pub async fn start_with(
         console.secure_cookies,
         tayori_admin::SignInQuota::per_minute(console.sign_in_attempts_per_minute),
     ));
-    // The public one-click unsubscribe endpoint, when the worker writes unsubscribe links.
-    if let Some(links) = config.unsubscribe.links()? {
-        let unsubscribe = Arc::new(tayori_app::UnsubscribeService {
-            store: Arc::new(PostgresSuppressions::new(store.pool().clone())),
-            key: links.key,
-            previous_keys: config.unsubscribe.previous_keys()?,
-            clock: Arc::new(SystemClock),
-        });
-        let quota = tayori_admin::Quota::per_second(config.unsubscribe.requests_per_second());
-        app = app.merge(tayori_admin::unsubscribe_router(unsubscribe, quota));
-        info!("serving POST/GET /unsubscribe/{{token}} (public, rate-limited)");
+    // The public one-click unsubscribe endpoint, when the worker writes unsubscribe links and
+    // no listener of its own is configured (`tayori unsubscribe serve`).
+    match (config.unsubscribe.listen, crate::unsubscribe_cmd::router(&config, &store)?) {
+        (None, Some(unsubscribe)) => {
+            app = app.merge(unsubscribe);
+            info!("serving POST/GET /unsubscribe/{{token}} (public, rate-limited)");
+        }
+        (Some(own), Some(_)) => {
+            info!(listen = %own, "not serving /unsubscribe: unsubscribe.listen gives it a listener of its own (tayori unsubscribe serve)");
+        }
+        (_, None) => {}
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -747,12 +748,11 @@ pub async fn start_with(
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let server = tokio::spawn(async move {
-        // The peer address is what sign-in throttling and its audit entries know a client by.
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
+        // The peer address (ConnectInfo) is what sign-in throttling and its audit know a client by.
+        tayori_http::serve(listener, app, limits, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     info!(%addr, "admin API and console listening");
     Ok(AdminApp { addr, stop, server })

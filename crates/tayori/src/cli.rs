@@ -55,6 +55,9 @@ pub enum Command {
     /// Operators: bearer tokens, and the admin API and console server.
     #[command(subcommand)]
     Admin(crate::admin::AdminCommand),
+    /// The public one-click unsubscribe endpoint, in a process of its own.
+    #[command(subcommand)]
+    Unsubscribe(crate::unsubscribe_cmd::UnsubscribeCommand),
 }
 
 /// Options of `tayori worker`.

@@ -80,9 +80,24 @@ pub struct UnsubscribeConfig {
     pub previous_keys: Vec<String>,
     /// How long a link works after the email is sent, in days (default 60).
     pub valid_days: Option<u64>,
-    /// Requests a second the public endpoint accepts in all, beyond which it answers 429
-    /// (default 20; `tayori admin serve`).
+    /// Requests a second with valid tokens the public endpoint accepts in all, beyond which it
+    /// answers 429 (default 20).
     pub requests_per_second: Option<u32>,
+    /// Where `tayori unsubscribe serve` serves the endpoint (`0.0.0.0:8081`). Set: `tayori admin
+    /// serve` no longer serves `/unsubscribe`. Unset: the admin listener serves it.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The largest request body of the unsubscribe listener (default 64 KiB).
+    pub max_body_bytes: Option<usize>,
+    /// Requests a minute with valid tokens from one client address (default 60).
+    pub per_client_per_minute: Option<u32>,
+    /// Requests a minute with valid tokens for one recipient (default 10).
+    pub per_recipient_per_minute: Option<u32>,
+    /// Requests a minute with invalid tokens from one client address before it gets 429
+    /// instead of 400 (default 30).
+    pub invalid_per_client_per_minute: Option<u32>,
+    /// Proxies in front that append the client to `X-Forwarded-For` (default 0: the header is
+    /// ignored; 1 behind one load balancer).
+    pub trusted_proxy_hops: usize,
 }
 
 impl std::fmt::Debug for UnsubscribeConfig {
@@ -93,6 +108,12 @@ impl std::fmt::Debug for UnsubscribeConfig {
             .field("previous_keys", &vec!["***"; self.previous_keys.len()])
             .field("valid_days", &self.valid_days)
             .field("requests_per_second", &self.requests_per_second)
+            .field("listen", &self.listen)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("per_client_per_minute", &self.per_client_per_minute)
+            .field("per_recipient_per_minute", &self.per_recipient_per_minute)
+            .field("invalid_per_client_per_minute", &self.invalid_per_client_per_minute)
+            .field("trusted_proxy_hops", &self.trusted_proxy_hops)
             .finish()
     }
 }
@@ -102,6 +123,35 @@ impl UnsubscribeConfig {
     pub fn requests_per_second(&self) -> std::num::NonZeroU32 {
         std::num::NonZeroU32::new(self.requests_per_second.unwrap_or(20))
             .unwrap_or(std::num::NonZeroU32::MIN)
+    }
+
+    /// The endpoint's rate limits.
+    pub fn limits(&self) -> tayori_admin::UnsubscribeLimits {
+        let per_minute = |value: Option<u32>, default: u32| {
+            let n = std::num::NonZeroU32::new(value.unwrap_or(default))
+                .unwrap_or(std::num::NonZeroU32::MIN);
+            tayori_admin::Quota::per_minute(n)
+        };
+        tayori_admin::UnsubscribeLimits {
+            overall: tayori_admin::Quota::per_second(self.requests_per_second()),
+            per_client: per_minute(self.per_client_per_minute, 60),
+            per_recipient: per_minute(self.per_recipient_per_minute, 10),
+            invalid_per_client: per_minute(self.invalid_per_client_per_minute, 30),
+            trusted_proxy_hops: self.trusted_proxy_hops,
+        }
+    }
+
+    /// The unsubscribe listener's server limits: `[http]`'s, with its own body limit.
+    pub fn serve_limits(
+        &self,
+        http: &crate::http_health::HttpConfig,
+    ) -> anyhow::Result<tayori_http::ServeLimits> {
+        let max_body_bytes = self.max_body_bytes.unwrap_or(64 * 1024);
+        anyhow::ensure!(
+            max_body_bytes >= 1,
+            "invalid configuration: unsubscribe.max_body_bytes must be at least 1"
+        );
+        Ok(tayori_http::ServeLimits { max_body_bytes, ..http.limits()? })
     }
 
     /// The keys of a rotation still accepted; an error names a bad one.
@@ -627,6 +677,12 @@ impl WorkerConfig {
             );
         }
         self.unsubscribe.links()?;
+        self.http.limits()?;
+        self.unsubscribe.serve_limits(&self.http)?;
+        anyhow::ensure!(
+            self.unsubscribe.listen.is_none() || self.unsubscribe.key.is_some(),
+            "invalid configuration: unsubscribe.listen needs unsubscribe.base_url and unsubscribe.key"
+        );
         if self.feedback.consumer(&self.queue).is_some() {
             anyhow::ensure!(
                 self.store.postgres().is_some(),
@@ -973,5 +1029,28 @@ mod tests {
         ));
         let error = format!("{:#}", WorkerConfig::load(Some(short.path())).unwrap_err());
         assert!(error.contains("unsubscribe.previous_keys[1]"), "{error}");
+    }
+
+    #[test]
+    fn listener_limits_default_sanely_and_bad_ones_are_named() {
+        let sender = "[sender]\nkind = \"outbox\"\ndir = \"/tmp/o\"\n";
+        let plain = write(&format!("{STORE_AND_QUEUE}\n{sender}"));
+        let config = WorkerConfig::load(Some(plain.path())).expect("valid");
+        let limits = config.http.limits().expect("valid");
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(limits.request_timeout, Duration::from_secs(30));
+        assert_eq!((limits.max_connections, limits.max_body_bytes), (1_024, 1 << 20));
+        let unsubscribe = config.unsubscribe.serve_limits(&config.http).expect("valid");
+        assert_eq!(unsubscribe.max_body_bytes, 64 * 1024);
+        assert_eq!(config.unsubscribe.limits().trusted_proxy_hops, 0);
+
+        let zero = write(&format!("{STORE_AND_QUEUE}\n{sender}[http]\nmax_connections = 0\n"));
+        let error = format!("{:#}", WorkerConfig::load(Some(zero.path())).unwrap_err());
+        assert!(error.contains("http.max_connections"), "{error}");
+        let keyless = write(&format!(
+            "{STORE_AND_QUEUE}\n{sender}[unsubscribe]\nlisten = \"0.0.0.0:8081\"\n"
+        ));
+        let error = format!("{:#}", WorkerConfig::load(Some(keyless.path())).unwrap_err());
+        assert!(error.contains("unsubscribe.listen"), "{error}");
     }
 }

@@ -162,11 +162,16 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevApp> {
     let addr = listener.local_addr()?;
     let mut server_stopped = stopped;
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stopped.wait_for(|stop| *stop).await;
-            })
-            .await
+        // The intake takes bodies up to its own limit: an oversized event is recorded as
+        // rejected with its reason rather than refused.
+        let limits = tayori_http::ServeLimits {
+            max_body_bytes: tayori_http::MAX_REQUEST_BYTES,
+            ..tayori_http::ServeLimits::default()
+        };
+        tayori_http::serve(listener, app, limits, async move {
+            let _ = server_stopped.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     info!(%addr, "tayori dev started");
     Ok(DevApp {

@@ -30,13 +30,62 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// The `[http]` section: where the worker serves `/healthz`, `/readyz` and `/metrics`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// The `[http]` section: where the worker serves `/healthz`, `/readyz` and `/metrics`, and the
+/// limits every listener of the process runs with (`tayori_http::serve`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// The address, e.g. `0.0.0.0:9090` in a pod, `127.0.0.1:9090` on a machine. Unset: no
     /// endpoints (and no metrics).
     pub listen: Option<SocketAddr>,
+    /// How long a client may take to send a request's headers before its connection is
+    /// closed (default 10).
+    pub header_read_timeout_seconds: u64,
+    /// How long a request may take before it answers 408 (default 30).
+    pub request_timeout_seconds: u64,
+    /// Connections open at once on each listener; more wait to be accepted (default 1024).
+    pub max_connections: usize,
+    /// Requests in progress at once on each listener; more answer 503 (default 512).
+    pub max_in_flight: usize,
+    /// The largest request body of the worker's and the admin listener; larger answer 413
+    /// (default 1 MiB; the unsubscribe endpoint has its own, `unsubscribe.max_body_bytes`).
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        let limits = tayori_http::ServeLimits::default();
+        Self {
+            listen: None,
+            header_read_timeout_seconds: limits.header_read_timeout.as_secs(),
+            request_timeout_seconds: limits.request_timeout.as_secs(),
+            max_connections: limits.max_connections,
+            max_in_flight: limits.max_in_flight,
+            max_body_bytes: limits.max_body_bytes,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The limits of a listener; an error names the bad setting.
+    pub fn limits(&self) -> anyhow::Result<tayori_http::ServeLimits> {
+        for (name, value) in [
+            ("header_read_timeout_seconds", self.header_read_timeout_seconds),
+            ("request_timeout_seconds", self.request_timeout_seconds),
+            ("max_connections", self.max_connections as u64),
+            ("max_in_flight", self.max_in_flight as u64),
+            ("max_body_bytes", self.max_body_bytes as u64),
+        ] {
+            anyhow::ensure!(value >= 1, "invalid configuration: http.{name} must be at least 1");
+        }
+        Ok(tayori_http::ServeLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            max_connections: self.max_connections,
+            max_in_flight: self.max_in_flight,
+            max_body_bytes: self.max_body_bytes,
+        })
+    }
 }
 
 /// The longest one readiness check may take before it counts as failed.
@@ -169,15 +218,19 @@ pub struct HealthServer {
 }
 
 impl HealthServer {
-    /// Binds `listen` and serves the routes until [`stop`](Self::stop).
-    pub async fn start(listen: SocketAddr, state: HealthState) -> std::io::Result<Self> {
+    /// Binds `listen` and serves the routes within `limits` until [`stop`](Self::stop).
+    pub async fn start(
+        listen: SocketAddr,
+        state: HealthState,
+        limits: tayori_http::ServeLimits,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
-        let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let serve = tayori_http::serve(listener, router(state), limits, async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         });
-        let task = tokio::spawn(async move { serve.await });
+        let task = tokio::spawn(serve);
         Ok(Self { local_addr, stop, task })
     }
 
@@ -216,7 +269,7 @@ pub async fn start_worker_endpoints(
         ]),
         metrics: crate::metrics::install(tenants),
     };
-    let server = HealthServer::start(listen, state)
+    let server = HealthServer::start(listen, state, config.limits()?)
         .await
         .with_context(|| format!("cannot listen on {listen} (http.listen)"))?;
     tracing::info!(listen = %server.local_addr, "serving /healthz, /readyz and /metrics");

@@ -21,4 +21,5 @@ pub mod prune_cmd;
 pub mod signals;
 pub mod telemetry;
 pub mod templates_cmd;
+pub mod unsubscribe_cmd;
 pub mod worker;

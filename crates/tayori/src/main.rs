@@ -87,5 +87,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Templates(command) => tayori::templates_cmd::run(command),
         Command::Admin(command) => tayori::admin::run(command).await,
+        Command::Unsubscribe(command) => tayori::unsubscribe_cmd::run(command).await,
     }
 }

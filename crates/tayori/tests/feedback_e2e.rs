@@ -349,7 +349,7 @@ async fn subscription_mail_carries_one_click_unsubscribe_and_transactional_mail_
             key: Some(key.clone()),
             previous_keys: vec![],
             valid_days: Some(30),
-            requests_per_second: None,
+            ..Default::default()
         },
         dedicated_queues: Vec::new(),
     };
