@@ -13,7 +13,7 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use tayori_admin::{Quota, unsubscribe_router};
 use tayori_app::UnsubscribeService;
-use tayori_app::ports::{AdminStore, AuditQuery, Clock, MessageClass, SuppressionList};
+use tayori_app::ports::{AuditLog, AuditQuery, Clock, MessageClass, SuppressionList};
 use tayori_app::testing::ManualClock;
 use tayori_domain::{EmailAddress, EventType, TenantId, UnsubscribeKey};
 use tayori_postgres::{PostgresAdminStore, PostgresStore, PostgresSuppressions};
