@@ -17,7 +17,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use tayori_admin::{Quota, UnsubscribeLimits, unsubscribe_router};
 use tayori_app::UnsubscribeService;
-use tayori_app::ports::{AdminStore, AuditQuery, Clock, MessageClass, SuppressionList};
+use tayori_app::ports::{AuditLog, AuditQuery, Clock, MessageClass, SuppressionList};
 use tayori_app::testing::ManualClock;
 use tayori_domain::{EmailAddress, EventType, TenantId, UnsubscribeKey};
 use tayori_postgres::{PostgresAdminStore, PostgresStore, PostgresSuppressions};

@@ -28,7 +28,7 @@ use chrono::Utc;
 use clap::ValueEnum;
 use futures::StreamExt;
 use tayori_app::admin::COMMAND_LINE_TOKEN_ID;
-use tayori_app::ports::{AdminStore, AuditEntry};
+use tayori_app::ports::{AuditEntry, TenantPauses};
 use tayori_app::{ReleaseHeldEvents, ReleaseSettings};
 use tayori_domain::TenantId;
 use tayori_postgres::{PostgresAdminStore, PostgresHeldEvents};

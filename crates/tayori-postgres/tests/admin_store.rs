@@ -5,8 +5,9 @@
 
 use chrono::{Duration, SubsecRound, Utc};
 use tayori_app::ports::{
-    AdminStore, AuditEntry, AuditQuery, DeliveryLink, DeliverySearch, LinkKind, MessageClass,
-    SuppressionEntry, SuppressionList, SuppressionQuery,
+    AuditEntry, AuditLog, AuditQuery, DeliveryLink, DeliveryLinks, DeliveryQueries, DeliverySearch,
+    LinkKind, MessageClass, SuppressionAdmin, SuppressionEntry, SuppressionList, SuppressionQuery,
+    TokenStore,
 };
 use tayori_domain::{DeliveryId, DeliveryStatus, EmailAddress, TenantId};
 use tayori_postgres::{PostgresAdminStore, PostgresStore, PostgresSuppressions};

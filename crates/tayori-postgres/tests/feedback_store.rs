@@ -8,8 +8,9 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 use tayori_app::ports::{
-    AdminStore, AuditQuery, ClaimRequest, DeliveryStore, FeedbackPolicy, FeedbackRecord,
-    FeedbackRecorded, FeedbackStore, MessageClass, SuppressionList,
+    AuditLog, AuditQuery, ClaimRequest, DeliveryQueries, DeliveryStore, FeedbackPolicy,
+    FeedbackRecord, FeedbackRecorded, FeedbackStore, MessageClass, SuppressionList, TenantPauses,
+    UnknownSends,
 };
 use tayori_domain::{
     EmailAddress, EventId, EventSource, FeedbackStatus, IdempotencyKey, Outcome, TenantId,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{Duration, Utc};
-use tayori_app::ports::{AdminStore, HeldEntry, HeldEvent, HeldEvents};
+use tayori_app::ports::{HeldEntry, HeldEvent, HeldEvents, TenantPauses};
 use tayori_domain::{EventId, EventSource, IdempotencyKey, TenantId};
 use tayori_postgres::testing::{acme_key, fresh_database, operator_audit};
 use tayori_postgres::{PostgresAdminStore, PostgresHeldEvents, PostgresStore};

@@ -340,7 +340,7 @@ async fn the_foreign_key_checks_of_a_delete_walk_an_index() {
 
 #[tokio::test]
 async fn audit_entries_go_only_under_their_own_retention_when_one_is_asked_for() {
-    use tayori_app::ports::AdminStore;
+    use tayori_app::ports::AuditLog;
     let config = tayori_postgres::testing::fresh_database().await;
     let store = PostgresStore::connect(&config).await.unwrap();
     let pool = store.pool().clone();

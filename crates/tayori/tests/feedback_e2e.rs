@@ -13,7 +13,7 @@ use tayori::config::{
     WorkerConfig,
 };
 use tayori::worker::start_with_aws;
-use tayori_app::ports::{AdminStore, DeliveryQuery, DeliveryRecord, DeliveryStore};
+use tayori_app::ports::{DeliveryQueries, DeliveryQuery, DeliveryRecord, DeliveryStore};
 use tayori_domain::{DeliveryStatus, FeedbackStatus};
 use tayori_outbox::OutboxConfig;
 use tayori_postgres::{PostgresAdminStore, PostgresConfig, PostgresFeedbackStore, PostgresStore};

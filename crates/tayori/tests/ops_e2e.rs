@@ -189,7 +189,7 @@ async fn a_worker_run_serves_every_documented_metric_and_logs_no_personal_data()
     let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
     let pause = tayori_postgres::testing::operator_audit(&bank, "tenant.pause", "list cleaning");
     let admin = tayori_postgres::PostgresAdminStore::new(pool);
-    assert!(tayori_app::ports::AdminStore::pause_tenant(&admin, &bank, &pause).await.unwrap());
+    assert!(tayori_app::ports::TenantPauses::pause_tenant(&admin, &bank, &pause).await.unwrap());
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("tayori.toml");

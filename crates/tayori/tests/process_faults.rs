@@ -357,7 +357,7 @@ async fn sigterm_under_load_finishes_in_flight_work_and_exits_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_releasing_held_events_never_loses_or_doubles_one() {
-    use tayori_app::ports::AdminStore;
+    use tayori_app::ports::TenantPauses;
     use tayori_postgres::testing::operator_audit;
     const EVENTS: usize = 600;
     const KILLS: u64 = 5;

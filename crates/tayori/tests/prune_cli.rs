@@ -86,7 +86,7 @@ async fn prune_refuses_a_short_retention_counts_on_a_dry_run_and_deletes_in_pace
     for days in [800, 10] {
         let mut entry = tayori_postgres::testing::operator_audit(&tenant, "tenant.pause", "x");
         entry.at = Utc::now() - TimeDelta::days(days);
-        tayori_app::ports::AdminStore::record_audit(&admin, &entry).await.unwrap();
+        tayori_app::ports::AuditLog::record_audit(&admin, &entry).await.unwrap();
     }
     let (ok, out, err) =
         tayori(&["prune", "--keep-days", "90", "--audit-keep-days", "730", "--database-url", &url]);

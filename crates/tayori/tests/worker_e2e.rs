@@ -295,7 +295,7 @@ async fn through_ses_each_key_is_one_whole_email_and_poison_is_recorded_not_loop
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_tenants_events_are_held_off_the_queue_and_sent_once_after_the_resume() {
-    use tayori_app::ports::AdminStore;
+    use tayori_app::ports::TenantPauses;
     let aws = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     // Two receives and a message is dead-lettered: waiting on the queue through the pause would

@@ -22,9 +22,11 @@ mod workers;
 
 pub use activity::{ActivityBoard, TenantActivity};
 pub use admin::{
-    AdminStore, AuditEntry, AuditQuery, AuditRecord, DeliveryFeedback, DeliveryLink,
-    DeliverySearch, FeedbackEntry, LinkKind, OutcomeCount, ReputationCount, Role, SuppressionEntry,
-    SuppressionQuery, TenantPause, TenantScope, TokenRecord, UnknownRole, UnmatchedFeedbackCursor,
+    AdminStore, AuditEntry, AuditLog, AuditQuery, AuditRecord, DeliveryFeedback, DeliveryLink,
+    DeliveryLinks, DeliveryQueries, DeliverySearch, DeliveryStats, FeedbackEntry, LinkKind,
+    OutcomeCount, ReputationCount, Role, StoreReadiness, SuppressionAdmin, SuppressionEntry,
+    SuppressionQuery, TenantPause, TenantPauses, TenantScope, TokenRecord, TokenStore,
+    UnkeyedRejectionLog, UnknownRole, UnknownSends, UnmatchedFeedbackCursor,
     UnmatchedFeedbackRecord,
 };
 pub use clock::Clock;
