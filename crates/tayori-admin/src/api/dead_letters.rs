@@ -4,11 +4,18 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AdminState;
 use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::{DeadLettersView, RedriveView};
+
+/// This capability's routes with their documentation.
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new().routes(routes!(dead_letters)).routes(routes!(redrive_dead_letters))
+}
 
 /// `?queue=&limit=`
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -40,7 +47,7 @@ pub(crate) fn dead_letter_queue(
     responses((status = 200, body = DeadLettersView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-pub(super) async fn dead_letters(
+async fn dead_letters(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Query(params): Query<DeadLetterParams>,
@@ -69,7 +76,7 @@ pub(crate) struct RedriveBody {
     responses((status = 200, body = RedriveView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub(super) async fn redrive_dead_letters(
+async fn redrive_dead_letters(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Json(body): Json<RedriveBody>,

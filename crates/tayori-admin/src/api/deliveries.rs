@@ -6,12 +6,19 @@ use serde::Deserialize;
 use tayori_app::ports::DeliverySearch;
 use tayori_domain::{DeliveryStatus, EmailAddress, EventType, TenantId};
 use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{decode_cursor, delivery_id, encode_cursor, tenant_param, time_param};
 use crate::AdminState;
 use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::{DeliveryDetailView, DeliveryList, DeliverySummary};
+
+/// This capability's routes with their documentation.
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new().routes(routes!(search_deliveries)).routes(routes!(delivery))
+}
 
 /// The filters of a delivery search, as the query string carries them.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -68,7 +75,7 @@ impl SearchParams {
 #[utoipa::path(get, path = "/api/v1/deliveries", tag = "deliveries", params(SearchParams),
     responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn search_deliveries(
+async fn search_deliveries(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Query(params): Query<SearchParams>,
@@ -87,7 +94,7 @@ pub(super) async fn search_deliveries(
     params(("id" = String, Path, description = "The delivery id")),
     responses((status = 200, body = DeliveryDetailView), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn delivery(
+async fn delivery(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path(id): Path<String>,

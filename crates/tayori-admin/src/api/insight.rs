@@ -8,6 +8,8 @@ use serde::Deserialize;
 use tayori_app::admin::StatsWindow;
 use tayori_app::ports::{AuditQuery, UnmatchedFeedbackCursor};
 use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::tenant_param;
 use crate::AdminState;
@@ -17,6 +19,15 @@ use crate::views::{
     AuditView, CountView, PausedView, ReputationRow, ReputationView, StatsView,
     UnmatchedFeedbackList, UnmatchedFeedbackView,
 };
+
+/// This capability's routes with their documentation.
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(unmatched_feedback))
+        .routes(routes!(stats))
+        .routes(routes!(reputation))
+        .routes(routes!(audit_log))
+}
 
 /// `?window=&tenant=`
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -45,7 +56,7 @@ pub(crate) async fn stats_view(
 #[utoipa::path(get, path = "/api/v1/stats", tag = "stats", params(StatsParams),
     responses((status = 200, body = StatsView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn stats(
+async fn stats(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Query(params): Query<StatsParams>,
@@ -58,7 +69,7 @@ pub(super) async fn stats(
 #[utoipa::path(get, path = "/api/v1/reputation", tag = "stats", params(StatsParams),
     responses((status = 200, body = ReputationView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn reputation(
+async fn reputation(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Query(params): Query<StatsParams>,
@@ -121,7 +132,7 @@ pub(crate) async fn audit_views(
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams),
     responses((status = 200, body = Vec<AuditView>), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn audit_log(
+async fn audit_log(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Query(params): Query<AuditParams>,
@@ -146,7 +157,7 @@ pub(crate) struct UnmatchedFeedbackParams {
     params(UnmatchedFeedbackParams),
     responses((status = 200, body = UnmatchedFeedbackList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody)))]
-pub(super) async fn unmatched_feedback(
+async fn unmatched_feedback(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Query(params): Query<UnmatchedFeedbackParams>,

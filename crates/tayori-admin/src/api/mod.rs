@@ -1,7 +1,8 @@
 //! The JSON API under `/api/v1`, one module per capability (the file tree is the route map).
 //! Each handler parses its input into domain types, calls one use case, and converts the answer;
 //! `utoipa` documents each from its annotation, and `utoipa-axum` registers route and
-//! documentation together. This module assembles them and holds the parsing they share.
+//! documentation together in the capability's `routes()`. This module merges them under the
+//! document's header and holds the parsing they share.
 
 mod dead_letters;
 mod deliveries;
@@ -21,7 +22,6 @@ use tayori_domain::{DeliveryId, EventType, TenantId};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 pub(crate) use dead_letters::dead_letter_queue;
 pub(crate) use deliveries::SearchParams;
@@ -58,32 +58,17 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The API's routes with their documentation.
+/// The API's routes with their documentation: each capability's, merged.
 pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(deliveries::search_deliveries))
-        .routes(routes!(deliveries::delivery))
-        .routes(routes!(resend::resend))
-        .routes(routes!(resend::resend_failed))
-        .routes(routes!(resend::replay_delivery))
-        .routes(routes!(resend::rejected_events))
-        .routes(routes!(resend::replay_many))
-        .routes(routes!(resend::replay_unkeyed))
-        .routes(routes!(insight::unmatched_feedback))
-        .routes(routes!(dead_letters::dead_letters))
-        .routes(routes!(dead_letters::redrive_dead_letters))
-        .routes(routes!(suppressions::list_suppressions, suppressions::add_suppression))
-        .routes(routes!(suppressions::remove_suppression))
-        .routes(routes!(previews::templates))
-        .routes(routes!(previews::preview_sample, previews::preview_variables))
-        .routes(routes!(insight::stats))
-        .routes(routes!(insight::reputation))
-        .routes(routes!(tenants::pause_tenant))
-        .routes(routes!(tenants::resume_tenant))
-        .routes(routes!(tenants::held_events))
-        .routes(routes!(tenants::discard_held))
-        .routes(routes!(insight::audit_log))
-        .routes(routes!(tokens::tokens))
+        .merge(dead_letters::routes())
+        .merge(deliveries::routes())
+        .merge(insight::routes())
+        .merge(previews::routes())
+        .merge(resend::routes())
+        .merge(suppressions::routes())
+        .merge(tenants::routes())
+        .merge(tokens::routes())
 }
 
 /// The OpenAPI 3.1 document of the API.

@@ -6,11 +6,20 @@ use serde::{Deserialize, Serialize};
 use tayori_app::ports::PreviewRequest;
 use tayori_domain::{EventType, Locale, TenantId};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{required_tenant, tenant_param};
 use crate::AdminState;
 use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
+
+/// This capability's routes with their documentation.
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(templates))
+        .routes(routes!(preview_sample, preview_variables))
+}
 
 /// One event type's templates.
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,7 +78,7 @@ pub(crate) fn template_views(
 #[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(TenantParams),
     responses((status = 200, body = Vec<TemplateView>), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn templates(
+async fn templates(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Query(params): Query<TenantParams>,
@@ -149,7 +158,7 @@ pub(crate) fn sample_preview(
         ("event_type" = String, Path, description = "The event type"), SampleParams),
     responses((status = 200, body = PreviewView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn preview_sample(
+async fn preview_sample(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path((tenant, event)): Path<(String, String)>,
@@ -175,7 +184,7 @@ pub(crate) struct VariablesBody {
     request_body = VariablesBody,
     responses((status = 200, body = PreviewView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn preview_variables(
+async fn preview_variables(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path((tenant, event)): Path<(String, String)>,

@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tayori_domain::TenantId;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::deliveries::SearchParams;
 use super::{
@@ -18,13 +20,24 @@ use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::{ActionView, DeliveryDetailView, DeliverySummary, RejectedEvents, UnkeyedView};
 
+/// This capability's routes with their documentation.
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(resend))
+        .routes(routes!(resend_failed))
+        .routes(routes!(replay_delivery))
+        .routes(routes!(rejected_events))
+        .routes(routes!(replay_many))
+        .routes(routes!(replay_unkeyed))
+}
+
 /// Send the email again as a new delivery linked to this one (operator, admin).
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/resend", tag = "deliveries",
     params(("id" = String, Path, description = "The delivery id")), request_body = ReasonBody,
     responses((status = 201, body = ActionView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn resend(
+async fn resend(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path(id): Path<String>,
@@ -87,7 +100,7 @@ pub(crate) struct ResendFailed {
     responses((status = 200, body = ResendFailed), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn resend_failed(
+async fn resend_failed(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Json(body): Json<ResendFailedBody>,
@@ -142,7 +155,7 @@ pub(crate) fn resend_failed_view(page: tayori_app::admin::FailedResendPage) -> R
     responses((status = 201, body = ActionView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn replay_delivery(
+async fn replay_delivery(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path(id): Path<String>,
@@ -170,7 +183,7 @@ pub(crate) struct RejectedParams {
     params(RejectedParams),
     responses((status = 200, body = RejectedEvents), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn rejected_events(
+async fn rejected_events(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Query(params): Query<RejectedParams>,
@@ -232,7 +245,7 @@ pub(crate) struct ReplayItem {
     request_body = ReplayManyBody,
     responses((status = 200, body = Vec<ReplayItem>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn replay_many(
+async fn replay_many(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Json(body): Json<ReplayManyBody>,
@@ -287,7 +300,7 @@ fn result_or_error(
     responses((status = 201, body = ActionView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn replay_unkeyed(
+async fn replay_unkeyed(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path(sha256): Path<String>,

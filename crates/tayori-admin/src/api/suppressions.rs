@@ -6,12 +6,21 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use tayori_domain::EmailAddress;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ReasonBody, required_tenant, tenant_param};
 use crate::AdminState;
 use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::SuppressionView;
+
+/// This capability's routes with their documentation.
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_suppressions, add_suppression))
+        .routes(routes!(remove_suppression))
+}
 
 /// `?tenant=&address=&limit=`
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -34,7 +43,7 @@ fn address(raw: &str) -> Result<EmailAddress, ApiError> {
     params(SuppressionParams),
     responses((status = 200, body = Vec<SuppressionView>), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn list_suppressions(
+async fn list_suppressions(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Query(params): Query<SuppressionParams>,
@@ -64,7 +73,7 @@ pub(crate) struct NewSuppression {
     responses((status = 201), (status = 200), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn add_suppression(
+async fn add_suppression(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Json(body): Json<NewSuppression>,
@@ -84,7 +93,7 @@ pub(super) async fn add_suppression(
         ("address" = String, Path, description = "The address")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn remove_suppression(
+async fn remove_suppression(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path((tenant, addr)): Path<(String, String)>,

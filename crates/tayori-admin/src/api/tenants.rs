@@ -4,12 +4,23 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ReasonBody, event_type_param, required_tenant};
 use crate::AdminState;
 use crate::auth::Bearer;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::{DiscardView, HeldView, PauseView, ResumeView};
+
+/// This capability's routes with their documentation.
+pub(super) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(pause_tenant))
+        .routes(routes!(resume_tenant))
+        .routes(routes!(held_events))
+        .routes(routes!(discard_held))
+}
 
 /// Pause a tenant's sending for every worker until it is resumed (operator, admin; audited
 /// with the reason): its events are held in the database, nothing is claimed or sent, other
@@ -21,7 +32,7 @@ use crate::views::{DiscardView, HeldView, PauseView, ResumeView};
     responses((status = 200, body = PauseView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn pause_tenant(
+async fn pause_tenant(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path(tenant): Path<String>,
@@ -40,7 +51,7 @@ pub(super) async fn pause_tenant(
     responses((status = 200, body = ResumeView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn resume_tenant(
+async fn resume_tenant(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path(tenant): Path<String>,
@@ -65,7 +76,7 @@ pub(crate) struct HeldParams {
     params(("tenant" = String, Path, description = "The tenant"), HeldParams),
     responses((status = 200, body = HeldView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn held_events(
+async fn held_events(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path(tenant): Path<String>,
@@ -87,7 +98,7 @@ pub(super) async fn held_events(
     responses((status = 200, body = DiscardView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub(super) async fn discard_held(
+async fn discard_held(
     State(state): State<AdminState>,
     Bearer(who): Bearer,
     Path(tenant): Path<String>,

@@ -1,8 +1,10 @@
 //! The dead-letter queues' page and its redrive form.
 
 use axum::Form;
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::Redirect;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -13,14 +15,21 @@ use crate::auth::Session;
 use crate::error::ApiError;
 use crate::views::DeadLettersView;
 
+/// This capability's pages and forms.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/console/dead-letters", get(dead_letters))
+        .route("/console/dead-letters/redrive", post(redrive_dead_letters))
+}
+
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct DeadLetterQuery {
+struct DeadLetterQuery {
     queue: Option<String>,
     message: Option<String>,
 }
 
 /// A queue's depth and sample; a queue that cannot be read is said on the page.
-pub(super) async fn dead_letters(
+async fn dead_letters(
     State(state): State<AdminState>,
     session: Session,
     Query(query): Query<DeadLetterQuery>,
@@ -43,7 +52,7 @@ pub(super) async fn dead_letters(
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct RedriveForm {
+struct RedriveForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -54,7 +63,7 @@ pub(super) struct RedriveForm {
     max: String,
 }
 
-pub(super) async fn redrive_dead_letters(
+async fn redrive_dead_letters(
     State(state): State<AdminState>,
     session: Session,
     Form(form): Form<RedriveForm>,

@@ -1,6 +1,8 @@
 //! The deliveries list (search form, bulk resend form) and one delivery's page.
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -11,8 +13,15 @@ use crate::auth::Session;
 use crate::error::ApiError;
 use crate::views::{DeliveryDetailView, DeliverySummary};
 
+/// This capability's pages and forms.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/console/deliveries", get(deliveries))
+        .route("/console/deliveries/{id}", get(delivery))
+}
+
 /// The search form and its results; a bad filter is shown on the page.
-pub(super) async fn deliveries(
+async fn deliveries(
     State(state): State<AdminState>,
     session: Session,
     Query(params): Query<SearchParams>,
@@ -50,13 +59,13 @@ pub(super) async fn deliveries(
 
 /// What an action on the delivery page did, shown on the page it redirects to.
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct DoneParams {
+struct DoneParams {
     done: Option<String>,
     status: Option<String>,
     reason: Option<String>,
 }
 
-pub(super) async fn delivery(
+async fn delivery(
     State(state): State<AdminState>,
     session: Session,
     Path(id): Path<String>,

@@ -1,6 +1,8 @@
 //! The dashboard (outcome counts, recent failures, paused tenants) and the audit log.
 
+use axum::Router;
 use axum::extract::{Query, State};
+use axum::routing::get;
 use serde_json::json;
 use tayori_app::admin::StatsWindow;
 use tayori_app::ports::DeliverySearch;
@@ -12,7 +14,12 @@ use crate::api::{AuditParams, audit_views};
 use crate::auth::Session;
 use crate::views::{CountView, DeliverySummary, PausedView};
 
-pub(super) async fn dashboard(
+/// This capability's pages and forms.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new().route("/console", get(dashboard)).route("/console/audit", get(audit))
+}
+
+async fn dashboard(
     State(state): State<AdminState>,
     session: Session,
 ) -> Result<Page, ConsoleError> {
@@ -38,7 +45,7 @@ pub(super) async fn dashboard(
 }
 
 /// The audit log, filtered; a bad filter is shown on the page.
-pub(super) async fn audit(
+async fn audit(
     State(state): State<AdminState>,
     session: Session,
     Query(params): Query<AuditParams>,

@@ -23,7 +23,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 use tayori_app::AdminError;
@@ -42,32 +42,15 @@ const SCRIPT: &str = include_str!("../../templates/console.js");
 
 pub(crate) fn routes() -> Router<AdminState> {
     Router::new()
-        .route("/console", get(insight::dashboard))
         .route("/console/app.js", get(script))
-        .route("/console/sign-in", get(sessions::sign_in_page).post(sessions::sign_in))
-        .route("/console/sign-out", post(sessions::sign_out))
-        .route("/console/deliveries", get(deliveries::deliveries))
-        .route("/console/deliveries/resend-failed", post(resend::resend_failed))
-        .route("/console/deliveries/{id}", get(deliveries::delivery))
-        .route("/console/deliveries/{id}/resend", post(resend::resend))
-        .route("/console/deliveries/{id}/replay", post(resend::replay))
-        .route("/console/rejected", get(resend::rejected))
-        .route("/console/dead-letters", get(dead_letters::dead_letters))
-        .route("/console/dead-letters/redrive", post(dead_letters::redrive_dead_letters))
-        .route("/console/rejected/unkeyed/{sha256}/replay", post(resend::replay_unkeyed))
-        .route(
-            "/console/suppressions",
-            get(suppressions::suppressions).post(suppressions::add_suppression),
-        )
-        .route("/console/suppressions/remove", post(suppressions::remove_suppression))
-        .route("/console/templates", get(previews::templates))
-        .route("/console/templates/{tenant}/{event_type}", get(previews::template_preview))
-        .route("/console/tenants", get(tenants::tenants))
-        .route("/console/tenants/{tenant}/pause", post(tenants::pause_tenant))
-        .route("/console/tenants/{tenant}/resume", post(tenants::resume_tenant))
-        .route("/console/tenants/{tenant}/held", get(tenants::held_events))
-        .route("/console/tenants/{tenant}/held/discard", post(tenants::discard_held))
-        .route("/console/audit", get(insight::audit))
+        .merge(dead_letters::routes())
+        .merge(deliveries::routes())
+        .merge(insight::routes())
+        .merge(previews::routes())
+        .merge(resend::routes())
+        .merge(sessions::routes())
+        .merge(suppressions::routes())
+        .merge(tenants::routes())
         .layer(middleware::from_fn(frame_errors))
 }
 

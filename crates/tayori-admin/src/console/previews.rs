@@ -1,6 +1,8 @@
 //! The templates page and a template's preview with one of its samples.
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::routing::get;
 use serde_json::json;
 
 use super::{ConsoleError, Page};
@@ -8,7 +10,14 @@ use crate::AdminState;
 use crate::api::{SampleParams, sample_preview, template_views, tenant_param};
 use crate::auth::Session;
 
-pub(super) async fn templates(
+/// This capability's pages and forms.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/console/templates", get(templates))
+        .route("/console/templates/{tenant}/{event_type}", get(template_preview))
+}
+
+async fn templates(
     State(state): State<AdminState>,
     session: Session,
 ) -> Result<Page, ConsoleError> {
@@ -16,7 +25,7 @@ pub(super) async fn templates(
     Ok(Page::framed(&session, "templates", "templates.html", json!({ "templates": list })))
 }
 
-pub(super) async fn template_preview(
+async fn template_preview(
     State(state): State<AdminState>,
     session: Session,
     Path((tenant, event)): Path<(String, String)>,

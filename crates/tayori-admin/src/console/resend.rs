@@ -2,8 +2,10 @@
 //! resend of failed deliveries, and the rejected events with their replay buttons.
 
 use axum::Form;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -15,6 +17,16 @@ use crate::api::{
 };
 use crate::auth::Session;
 use crate::views::{ActionView, DeliveryDetailView, UnkeyedView, UnmatchedFeedbackView};
+
+/// This capability's pages and forms.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/console/deliveries/resend-failed", post(resend_failed))
+        .route("/console/deliveries/{id}/resend", post(resend))
+        .route("/console/deliveries/{id}/replay", post(replay))
+        .route("/console/rejected", get(rejected))
+        .route("/console/rejected/unkeyed/{sha256}/replay", post(replay_unkeyed))
+}
 
 /// Back to the delivery page, which says what the action did.
 fn after_action(origin: &str, done: &tayori_app::admin::ActionResult) -> Redirect {
@@ -28,7 +40,7 @@ fn after_action(origin: &str, done: &tayori_app::admin::ActionResult) -> Redirec
     Redirect::to(&url)
 }
 
-pub(super) async fn resend(
+async fn resend(
     State(state): State<AdminState>,
     session: Session,
     Path(id): Path<String>,
@@ -40,7 +52,7 @@ pub(super) async fn resend(
     Ok(after_action(&id, &done))
 }
 
-pub(super) async fn replay(
+async fn replay(
     State(state): State<AdminState>,
     session: Session,
     Path(id): Path<String>,
@@ -54,7 +66,7 @@ pub(super) async fn replay(
 
 /// The deliveries page's bulk resend form (and its "next page" form).
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct ResendFailedForm {
+struct ResendFailedForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -71,7 +83,7 @@ pub(super) struct ResendFailedForm {
     after: String,
 }
 
-pub(super) async fn resend_failed(
+async fn resend_failed(
     State(state): State<AdminState>,
     session: Session,
     Form(form): Form<ResendFailedForm>,
@@ -114,7 +126,7 @@ pub(super) async fn resend_failed(
 
 /// Rejected deliveries with their bodies and reasons; unfiltered, also the bodies without a key
 /// and the SES feedback that matched no delivery.
-pub(super) async fn rejected(
+async fn rejected(
     State(state): State<AdminState>,
     session: Session,
     Query(params): Query<SearchParams>,
@@ -144,7 +156,7 @@ pub(super) async fn rejected(
     Ok(Page::framed(&session, "rejected", "rejected.html", shows))
 }
 
-pub(super) async fn replay_unkeyed(
+async fn replay_unkeyed(
     State(state): State<AdminState>,
     session: Session,
     Path(sha256): Path<String>,

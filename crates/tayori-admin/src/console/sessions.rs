@@ -1,9 +1,11 @@
 //! Signing in to the console with a token, and out again.
 
 use axum::Form;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
@@ -14,16 +16,23 @@ use super::{ConsoleError, CsrfForm, Page, check_csrf, failure};
 use crate::AdminState;
 use crate::auth::{ClientAddr, SESSION_COOKIE, Session};
 
+/// This capability's pages and forms.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+}
+
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct SignInForm {
+struct SignInForm {
     token: String,
 }
 
-pub(super) async fn sign_in_page() -> Page {
+async fn sign_in_page() -> Page {
     Page::bare("sign_in.html", json!({ "nav": "" }))
 }
 
-pub(super) async fn sign_in(
+async fn sign_in(
     State(state): State<AdminState>,
     client: ClientAddr,
     uri: Uri,
@@ -99,7 +108,7 @@ fn same_origin(uri: &Uri, headers: &HeaderMap) -> Result<(), &'static str> {
     }
 }
 
-pub(super) async fn sign_out(
+async fn sign_out(
     State(state): State<AdminState>,
     session: Session,
     jar: CookieJar,

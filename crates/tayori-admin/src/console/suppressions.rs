@@ -1,8 +1,10 @@
 //! The suppression list's page, and its add and remove forms.
 
 use axum::Form;
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::Redirect;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use tayori_domain::EmailAddress;
@@ -14,8 +16,15 @@ use crate::auth::Session;
 use crate::error::ApiError;
 use crate::views::SuppressionView;
 
+/// This capability's pages and forms.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/console/suppressions", get(suppressions).post(add_suppression))
+        .route("/console/suppressions/remove", post(remove_suppression))
+}
+
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct SuppressionFilter {
+struct SuppressionFilter {
     tenant: Option<String>,
     address: Option<String>,
     message: Option<String>,
@@ -27,7 +36,7 @@ fn address(raw: &str) -> Result<EmailAddress, ApiError> {
 }
 
 /// The list, filtered; a bad filter is shown on the page.
-pub(super) async fn suppressions(
+async fn suppressions(
     State(state): State<AdminState>,
     session: Session,
     Query(filter): Query<SuppressionFilter>,
@@ -56,7 +65,7 @@ pub(super) async fn suppressions(
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct SuppressionForm {
+struct SuppressionForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -67,7 +76,7 @@ pub(super) struct SuppressionForm {
     reason: String,
 }
 
-pub(super) async fn add_suppression(
+async fn add_suppression(
     State(state): State<AdminState>,
     session: Session,
     Form(form): Form<SuppressionForm>,
@@ -81,7 +90,7 @@ pub(super) async fn add_suppression(
     Ok(Redirect::to(&format!("/console/suppressions?message={}", percent_encode(message))))
 }
 
-pub(super) async fn remove_suppression(
+async fn remove_suppression(
     State(state): State<AdminState>,
     session: Session,
     Form(form): Form<SuppressionForm>,

@@ -2,8 +2,10 @@
 //! tenant's held events with their discard form.
 
 use axum::Form;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use tayori_app::admin::StatsWindow;
@@ -15,15 +17,25 @@ use crate::auth::Session;
 use crate::error::ApiError;
 use crate::views::{HeldView, PausedView};
 
+/// This capability's pages and forms.
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/console/tenants", get(tenants))
+        .route("/console/tenants/{tenant}/pause", post(pause_tenant))
+        .route("/console/tenants/{tenant}/resume", post(resume_tenant))
+        .route("/console/tenants/{tenant}/held", get(held_events))
+        .route("/console/tenants/{tenant}/held/discard", post(discard_held))
+}
+
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct TenantsParams {
+struct TenantsParams {
     window: Option<String>,
     message: Option<String>,
 }
 
 /// Every tenant of the principal: paused or sending (and who paused it, why, since when), its
 /// bounce and complaint rates over the window, and the pause and resume forms.
-pub(super) async fn tenants(
+async fn tenants(
     State(state): State<AdminState>,
     session: Session,
     Query(params): Query<TenantsParams>,
@@ -81,7 +93,7 @@ pub(super) async fn tenants(
     Ok(Page::framed(&session, "tenants", "tenants.html", shows))
 }
 
-pub(super) async fn pause_tenant(
+async fn pause_tenant(
     State(state): State<AdminState>,
     session: Session,
     Path(tenant): Path<String>,
@@ -90,7 +102,7 @@ pub(super) async fn pause_tenant(
     act_on_tenant(&state, &session, &tenant, &form, TenantAction::Pause).await
 }
 
-pub(super) async fn resume_tenant(
+async fn resume_tenant(
     State(state): State<AdminState>,
     session: Session,
     Path(tenant): Path<String>,
@@ -100,7 +112,7 @@ pub(super) async fn resume_tenant(
 }
 
 /// A tenant's held events: counts by event type, the oldest 50, and the discard form.
-pub(super) async fn held_events(
+async fn held_events(
     State(state): State<AdminState>,
     session: Session,
     Path(tenant): Path<String>,
@@ -117,7 +129,7 @@ pub(super) async fn held_events(
     Ok(Page::framed(&session, "tenants", "held.html", shows))
 }
 
-pub(super) async fn discard_held(
+async fn discard_held(
     State(state): State<AdminState>,
     session: Session,
     Path(tenant): Path<String>,
