@@ -64,7 +64,14 @@ impl FromRequestParts<AdminState> for Session {
         let jar = CookieJar::from_headers(&parts.headers);
         let id = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or(NoSession::SignIn)?;
         match state.sessions.resume(&id).await {
-            Ok(principal) => Ok(Session { principal, csrf: csrf_token(&id), id }),
+            Ok(principal) => {
+                let session = Session { principal, csrf: csrf_token(&id), id };
+                // An error page answered after this is drawn inside the signed-in frame.
+                if let Some(frame) = parts.extensions.get::<crate::console::Frame>() {
+                    frame.fill(&session);
+                }
+                Ok(session)
+            }
             Err(AdminError::Unauthenticated) => Err(NoSession::SignIn),
             Err(other) => Err(NoSession::Failed(ApiError(other))),
         }

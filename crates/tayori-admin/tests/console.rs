@@ -545,3 +545,48 @@ async fn the_tenants_page_shows_what_the_running_workers_say_each_tenant_is_doin
     let (_, _, page) = h.page("GET", "/console/tenants", Some(&scoped), None).await;
     assert!(page.contains("<span class=\"muted\">idle</span>"), "{page}");
 }
+
+/// A handler answers its errors with `?`; the error page is still drawn inside the signed-in
+/// frame (navigation, who, the sign-out form with this session's CSRF token), with the status,
+/// code and message the API would give and the console's security headers.
+#[tokio::test]
+async fn error_pages_keep_the_signed_in_frame() {
+    let h = harness().await;
+    let (secret, token_id) = h.token(Role::Operator, &[]).await;
+    let csrf = h.csrf(&secret).await;
+    let unknown = "/console/deliveries/00000000-0000-4000-8000-000000000000";
+    let bad_form = format!("/console/deliveries/{}/resend", "00000000-0000-4000-8000-000000000000");
+    let cases = [
+        ("GET", unknown.to_owned(), None, StatusCode::NOT_FOUND, "not_found"),
+        (
+            "GET",
+            "/console/deliveries/not-a-uuid".to_owned(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        ("POST", bad_form, Some("csrf=nope&reason=x"), StatusCode::FORBIDDEN, "forbidden"),
+        (
+            "GET",
+            "/console/tenants?window=year".to_owned(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (method, uri, form, status, code) in cases {
+        let (got, headers, page) = h.page(method, &uri, Some(&secret), form).await;
+        assert_eq!(got, status, "{uri}: {page}");
+        assert!(page.contains(&format!("{} · {code}", status.as_u16())), "{uri}: {page}");
+        assert!(page.contains("id=\"error-message\""), "{uri}");
+        assert!(page.contains("href=\"/console/deliveries\""), "{uri}: the navigation");
+        assert!(page.contains(&token_id[..8]), "{uri}: who is signed in");
+        assert!(page.contains(&format!("value=\"{csrf}\"")), "{uri}: the sign-out form");
+        assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY), "{uri}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{uri}");
+    }
+    // Without a session there is no frame to keep: the visitor is sent to sign in.
+    let (status, headers, _) = h.page("GET", unknown, None, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/console/sign-in");
+}
