@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
 use clap::{Args, Subcommand};
+use tayori_app::ports::StoreReadiness as _;
 use tayori_postgres::{PostgresStore, PostgresSuppressions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -93,6 +96,20 @@ pub async fn start(
     let Some(app) = router(&config, &store)? else {
         anyhow::bail!("tayori unsubscribe serve needs unsubscribe.base_url and unsubscribe.key");
     };
+    // Probes for the process's own Deployment: alive, and ready while PostgreSQL answers.
+    let readiness = Arc::new(tayori_postgres::PostgresAdminStore::new(store.pool().clone()));
+    let app = app.route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let readiness = readiness.clone();
+            async move {
+                match readiness.ping().await {
+                    Ok(()) => (StatusCode::OK, "ready"),
+                    Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+                }
+            }
+        }),
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (unsubscribe.listen)"))?;

@@ -67,6 +67,11 @@ async fn the_public_endpoint_runs_on_its_own_listener_within_the_server_limits()
     // Not on the admin listener any more; on its own.
     let on_admin = client.get(format!("http://{}/unsubscribe/{misaki}", admin.addr));
     assert_eq!(on_admin.send().await.unwrap().status(), 404);
+    // Its own probes, for a Deployment of its own (deploy/kubernetes/components/unsubscribe).
+    for probe in ["healthz", "readyz"] {
+        let answer = client.get(format!("http://{}/{probe}", public.addr)).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "/{probe}");
+    }
     let url = |token: &str| format!("http://{}/unsubscribe/{token}", public.addr);
     assert_eq!(client.get(url(&misaki)).send().await.unwrap().status(), 200);
 
