@@ -577,11 +577,23 @@ listen = "127.0.0.1:{port}"
         last_fault_over.elapsed()
     );
     // Their messages deleted (the 50 duplicates too), none in the DLQ.
+    // A message whose delete went out with an expired receipt handle comes back after the
+    // visibility timeout (30 s) and is deleted as a duplicate then: allow a few such rounds on a
+    // loaded machine.
     let drained = Instant::now();
-    while messages_in(&sqs, &queue).await != (0, 0) {
-        assert!(drained.elapsed() < Duration::from_secs(60), "the queue did not drain");
+    loop {
+        let left = messages_in(&sqs, &queue).await;
+        if left == (0, 0) {
+            break;
+        }
+        assert!(
+            drained.elapsed() < Duration::from_secs(150),
+            "the queue did not drain: {left:?} (visible, in flight) left\n{}",
+            log()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    eprintln!("queue drained {:?} after every event was decided", drained.elapsed());
     assert_eq!(messages_in(&sqs, &dlq).await, (0, 0), "nothing in the DLQ");
     terminate(&mut worker.0);
 
