@@ -1,4 +1,5 @@
-//! A fresh database per test on the throwaway cluster that `scripts/test` starts, a sent
+//! A fresh database per test on the throwaway cluster that `scripts/test` starts, a cluster of
+//! a test's own ([`Cluster`]) for tests that configure, stop or restart the server, a sent
 //! delivery recorded the way a worker records it, and an operator's audit entry about a tenant.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -112,5 +113,125 @@ pub fn operator_audit(tenant: &TenantId, action: &str, reason: &str) -> AuditEnt
         object_id: Some(tenant.to_string()),
         reason: Some(reason.into()),
         detail: serde_json::json!({}),
+    }
+}
+
+/// A PostgreSQL cluster of a test's own (the TLS and outage tests need to configure, stop and
+/// start one), from the server binaries in `TAYORI_TEST_PG_BIN` (set by `scripts/test`), on
+/// 127.0.0.1 and a free port, in a temporary directory. As root the server runs as `postgres`.
+/// Stopped (immediately) when dropped.
+pub struct Cluster {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_root: bool,
+}
+
+impl Cluster {
+    /// An initialised, not yet started cluster; `None`, with a message past the test harness's
+    /// capture, when `TAYORI_TEST_PG_BIN` is not set.
+    pub fn init(purpose: &str) -> Option<Self> {
+        use std::io::Write as _;
+        let Some(bin) = std::env::var_os("TAYORI_TEST_PG_BIN") else {
+            let _ = std::io::stderr().write_all(
+                format!(
+                    "\n*** SKIPPED: TAYORI_TEST_PG_BIN is not set: the {purpose} test needs the \
+                     PostgreSQL server binaries' directory (scripts/test sets it) ***\n"
+                )
+                .as_bytes(),
+            );
+            return None;
+        };
+        let as_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+        let dir = tempfile::Builder::new().prefix("tayori-test-pg").tempdir().ok()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let cluster = Self { bin: bin.into(), dir, port, as_root };
+        cluster.hand_over();
+        cluster.run(&format!(
+            "'{}/initdb' -D '{}/data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8",
+            cluster.bin.display(),
+            cluster.dir().display()
+        ));
+        Some(cluster)
+    }
+
+    /// Starts the server with `options` besides its port, address and socket directory (e.g.
+    /// `-c ssl=on ...`); files written into [`Cluster::dir`] meanwhile are handed to the server.
+    pub fn start(&self, options: &str) {
+        self.hand_over();
+        let dir = self.dir().display();
+        self.pg_ctl(&format!(
+            "-o \"-p {} -c listen_addresses=127.0.0.1 -k {dir} {options}\" start",
+            self.port
+        ));
+    }
+
+    /// A fast shutdown: sessions are ended, as in a restart or a failover.
+    pub fn stop(&self) {
+        self.pg_ctl("-m fast stop");
+    }
+
+    /// The cluster's directory: its data, log, and any files the test puts there.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The URL of the `postgres` database through `host` (`127.0.0.1`, `localhost`).
+    pub fn url(&self, host: &str) -> String {
+        format!("postgres://postgres@{host}:{}/postgres", self.port)
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let dir = self.dir().display();
+        self.run(&format!(
+            "'{}/pg_ctl' -D '{dir}/data' -l '{dir}/server.log' -w {action}",
+            self.bin.display()
+        ));
+    }
+
+    /// As root, the server (user `postgres`) must own its directory and what is in it.
+    fn hand_over(&self) {
+        if self.as_root {
+            let chown = std::process::Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(self.dir())
+                .status();
+            assert!(chown.is_ok_and(|s| s.success()), "chown of {}", self.dir().display());
+        }
+    }
+
+    fn command(&self, command: &str) -> std::io::Result<std::process::Output> {
+        if self.as_root {
+            std::process::Command::new("su")
+                .args(["postgres", "-s", "/bin/sh", "-c", command])
+                .output()
+        } else {
+            std::process::Command::new("sh").args(["-c", command]).output()
+        }
+    }
+
+    fn run(&self, command: &str) {
+        let out = self.command(command);
+        let log = std::fs::read_to_string(self.dir().join("server.log")).unwrap_or_default();
+        match out {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "{command}: {}{}\n{log}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(error) => panic!("{command}: {error}"),
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let dir = self.dir().display();
+        let command = format!("'{}/pg_ctl' -D '{dir}/data' -m immediate stop", self.bin.display());
+        let _ = self.command(&command);
     }
 }

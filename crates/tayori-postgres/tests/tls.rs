@@ -8,15 +8,13 @@
 //! (`TAYORI_TEST_PG_BIN`, set by `scripts/test`); without it the tests say so loudly and pass.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use std::io::Write;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tayori_app::ports::StoreError;
+use tayori_postgres::testing::Cluster;
 use tayori_postgres::{PostgresConfig, PostgresStore};
 
 /// A CA made for this test only, and where its certificate is written.
@@ -48,107 +46,31 @@ impl Ca {
     }
 }
 
-/// A PostgreSQL cluster of the test's own, from the system's binaries, run as the `postgres`
-/// user when the test runs as root (initdb refuses root). Stopped and deleted when dropped.
-struct Cluster {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    as_root: bool,
-}
-
-impl Cluster {
-    /// A cluster on 127.0.0.1 with TLS on, presenting `certificate` (PEM certificate, PEM key),
-    /// or with TLS off for `None`. `None` (and a loud message) when `TAYORI_TEST_PG_BIN` is not
-    /// set.
-    fn start(certificate: Option<(String, String)>) -> Option<Self> {
-        let Some(bin) = std::env::var_os("TAYORI_TEST_PG_BIN") else {
-            // Written to the process's stderr, past the test harness's capture: a skip is seen.
-            let _ = std::io::stderr().write_all(
-                b"\n*** SKIPPED: TAYORI_TEST_PG_BIN is not set: the PostgreSQL TLS tests need the \
-                  server binaries' directory (scripts/test sets it) ***\n",
-            );
-            return None;
-        };
-        let as_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
-        let dir = tempfile::Builder::new().prefix("tayori-tls-pg").tempdir().unwrap();
-        let cluster = Self { bin: bin.into(), dir, port: free_port(), as_root };
-        let path = cluster.dir.path().display().to_string();
-        let mut options = format!("-p {} -c listen_addresses=127.0.0.1 -k {path}", cluster.port);
-        if let Some((certificate, key)) = certificate {
-            std::fs::write(cluster.dir.path().join("server.crt"), certificate).unwrap();
-            let key_path = cluster.dir.path().join("server.key");
+/// A cluster of the test's own with TLS on, presenting `certificate` (PEM certificate, PEM
+/// key), or with TLS off for `None`; `None` when `TAYORI_TEST_PG_BIN` is not set.
+fn start_cluster(certificate: Option<(String, String)>) -> Option<Cluster> {
+    let cluster = Cluster::init("PostgreSQL TLS")?;
+    let path = cluster.dir().display().to_string();
+    let options = match certificate {
+        Some((certificate, key)) => {
+            std::fs::write(cluster.dir().join("server.crt"), certificate).unwrap();
+            let key_path = cluster.dir().join("server.key");
             std::fs::write(&key_path, key).unwrap();
             // The server refuses a key that others can read.
             std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-            options.push_str(&format!(
-                " -c ssl=on -c ssl_cert_file={path}/server.crt -c ssl_key_file={path}/server.key"
-            ));
-        } else {
-            options.push_str(" -c ssl=off");
+            format!(
+                "-c ssl=on -c ssl_cert_file={path}/server.crt -c ssl_key_file={path}/server.key"
+            )
         }
-        if as_root {
-            let chown = Command::new("chown")
-                .args(["-R", "postgres:"])
-                .arg(cluster.dir.path())
-                .status()
-                .unwrap();
-            assert!(chown.success());
-        }
-        let bin = cluster.bin.display();
-        cluster.run(&format!(
-            "'{bin}/initdb' -D '{path}/data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8"
-        ));
-        cluster.run(&format!(
-            "'{bin}/pg_ctl' -D '{path}/data' -l '{path}/server.log' -w -o \"{options}\" start"
-        ));
-        Some(cluster)
-    }
-
-    fn run(&self, command: &str) {
-        let out = if self.as_root {
-            Command::new("su").args(["postgres", "-s", "/bin/sh", "-c", command]).output()
-        } else {
-            Command::new("sh").args(["-c", command]).output()
-        }
-        .unwrap();
-        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-        assert!(
-            out.status.success(),
-            "{command}: {}{}\n{log}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// The URL of the cluster's `postgres` database at `host`, with `query` (`sslmode=...`).
-    fn url(&self, host: &str, query: &str) -> String {
-        format!("postgres://postgres@{host}:{}/postgres?{query}", self.port)
-    }
-
-    /// A directory for the client's files (CA certificates).
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
+        None => "-c ssl=off".to_owned(),
+    };
+    cluster.start(&options);
+    Some(cluster)
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let dir = self.dir.path().display();
-        let command = format!("'{}/pg_ctl' -D '{dir}/data' -m immediate stop", self.bin.display());
-        let _ = if self.as_root {
-            Command::new("su").args(["postgres", "-s", "/bin/sh", "-c", &command]).output()
-        } else {
-            Command::new("sh").args(["-c", &command]).output()
-        };
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The URL of the cluster's `postgres` database at `host`, with `query` (`sslmode=...`).
+fn cluster_url(cluster: &Cluster, host: &str, query: &str) -> String {
+    format!("{}?{query}", cluster.url(host))
 }
 
 /// Connects the way the binary does (`PostgresStore::connect`, which opens one connection
@@ -182,9 +104,9 @@ async fn refused(url: &str) -> String {
 fn tls_cluster() -> Option<(Cluster, Ca)> {
     let pki = tempfile::tempdir().unwrap();
     let ca = Ca::new(pki.path(), "right");
-    let cluster = Cluster::start(Some(ca.server_certificate(&["localhost"])))?;
+    let cluster = start_cluster(Some(ca.server_certificate(&["localhost"])))?;
     // The CA certificate goes where the cluster's files go, so that it lives as long.
-    let pem_path = cluster.path().join("right-ca.pem");
+    let pem_path = cluster.dir().join("right-ca.pem");
     std::fs::copy(&ca.pem_path, &pem_path).unwrap();
     Some((cluster, Ca { pem_path, ..ca }))
 }
@@ -194,7 +116,7 @@ async fn verify_full_with_the_right_ca_and_host_name_connects_over_tls() {
     let Some((cluster, ca)) = tls_cluster() else { return };
     let root = ca.pem_path.display();
     for mode in ["verify-full", "verify-ca"] {
-        let url = cluster.url("localhost", &format!("sslmode={mode}&sslrootcert={root}"));
+        let url = cluster_url(&cluster, "localhost", &format!("sslmode={mode}&sslrootcert={root}"));
         let ssl = connect(&url).await.unwrap_or_else(|e| panic!("{mode}: {e}"));
         assert!(ssl, "{mode}: the server sees a session without TLS");
     }
@@ -203,22 +125,27 @@ async fn verify_full_with_the_right_ca_and_host_name_connects_over_tls() {
 #[tokio::test]
 async fn a_certificate_from_another_ca_is_refused() {
     let Some((cluster, _ca)) = tls_cluster() else { return };
-    let other = Ca::new(cluster.path(), "other");
+    let other = Ca::new(cluster.dir(), "other");
     let root = other.pem_path.display();
     for mode in ["verify-full", "verify-ca"] {
-        let error =
-            refused(&cluster.url("localhost", &format!("sslmode={mode}&sslrootcert={root}"))).await;
+        let error = refused(&cluster_url(
+            &cluster,
+            "localhost",
+            &format!("sslmode={mode}&sslrootcert={root}"),
+        ))
+        .await;
         assert!(error.contains("UnknownIssuer"), "{mode}: {error}");
     }
     // Without sslrootcert only the public roots are trusted: the test CA is not one of them.
-    let error = refused(&cluster.url("localhost", "sslmode=verify-full")).await;
+    let error = refused(&cluster_url(&cluster, "localhost", "sslmode=verify-full")).await;
     assert!(error.contains("UnknownIssuer"), "no sslrootcert: {error}");
     // A CA file that is not there is an error, not a fallback to the public roots.
-    let missing = cluster.path().join("missing.pem");
-    let error = refused(
-        &cluster
-            .url("localhost", &format!("sslmode=verify-full&sslrootcert={}", missing.display())),
-    )
+    let missing = cluster.dir().join("missing.pem");
+    let error = refused(&cluster_url(
+        &cluster,
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", missing.display()),
+    ))
     .await;
     assert!(
         error.contains(&format!("sslrootcert {}", missing.display()))
@@ -232,22 +159,28 @@ async fn a_host_name_the_certificate_does_not_name_is_refused_under_verify_full(
     let Some((cluster, ca)) = tls_cluster() else { return };
     let root = ca.pem_path.display();
     // The same server, reached by its address: the certificate names only `localhost`.
-    let error =
-        refused(&cluster.url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={root}")))
-            .await;
+    let error = refused(&cluster_url(
+        &cluster,
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={root}"),
+    ))
+    .await;
     assert!(error.contains("certificate not valid for name"), "{error}");
     // verify-ca checks the chain only, not the name (as libpq does).
-    let url = cluster.url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={root}"));
+    let url = cluster_url(&cluster, "127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={root}"));
     assert!(connect(&url).await.unwrap(), "verify-ca by address");
 
     // A server whose certificate (from the trusted CA) is for another host.
-    let Some(elsewhere) = Cluster::start(Some(ca.server_certificate(&["db.example.internal"])))
+    let Some(elsewhere) = start_cluster(Some(ca.server_certificate(&["db.example.internal"])))
     else {
         return;
     };
-    let error =
-        refused(&elsewhere.url("localhost", &format!("sslmode=verify-full&sslrootcert={root}")))
-            .await;
+    let error = refused(&cluster_url(
+        &elsewhere,
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={root}"),
+    ))
+    .await;
     assert!(
         error.contains("certificate not valid for name"),
         "certificate for another host: {error}"
@@ -258,22 +191,37 @@ async fn a_host_name_the_certificate_does_not_name_is_refused_under_verify_full(
 async fn prefer_require_and_disable_do_what_the_runbook_says() {
     let Some((cluster, _ca)) = tls_cluster() else { return };
     // `prefer` (the default) and `require` encrypt, but verify nothing: the test CA is unknown.
-    assert!(connect(&cluster.url("localhost", "sslmode=prefer")).await.unwrap(), "prefer");
-    assert!(connect(&cluster.url("localhost", "sslmode=require")).await.unwrap(), "require");
-    assert!(connect(&cluster.url("localhost", "")).await.unwrap(), "no sslmode = prefer");
+    assert!(
+        connect(&cluster_url(&cluster, "localhost", "sslmode=prefer")).await.unwrap(),
+        "prefer"
+    );
+    assert!(
+        connect(&cluster_url(&cluster, "localhost", "sslmode=require")).await.unwrap(),
+        "require"
+    );
+    assert!(connect(&cluster_url(&cluster, "localhost", "")).await.unwrap(), "no sslmode = prefer");
     // Unlike libpq, an sslrootcert does not turn `require` into `verify-ca`.
-    let other = Ca::new(cluster.path(), "other");
+    let other = Ca::new(cluster.dir(), "other");
     let url = format!("sslmode=require&sslrootcert={}", other.pem_path.display());
-    assert!(connect(&cluster.url("127.0.0.1", &url)).await.unwrap(), "require with another CA");
+    assert!(
+        connect(&cluster_url(&cluster, "127.0.0.1", &url)).await.unwrap(),
+        "require with another CA"
+    );
     // `disable` and `allow` (which sqlx treats as `disable`) stay in plaintext.
-    assert!(!connect(&cluster.url("localhost", "sslmode=disable")).await.unwrap(), "disable");
-    assert!(!connect(&cluster.url("localhost", "sslmode=allow")).await.unwrap(), "allow");
+    assert!(
+        !connect(&cluster_url(&cluster, "localhost", "sslmode=disable")).await.unwrap(),
+        "disable"
+    );
+    assert!(!connect(&cluster_url(&cluster, "localhost", "sslmode=allow")).await.unwrap(), "allow");
 
     // A server without TLS: `require` and the verify modes refuse; `prefer` stays plaintext.
-    let Some(plain) = Cluster::start(None) else { return };
+    let Some(plain) = start_cluster(None) else { return };
     for mode in ["require", "verify-ca", "verify-full"] {
-        let error = refused(&plain.url("localhost", &format!("sslmode={mode}"))).await;
+        let error = refused(&cluster_url(&plain, "localhost", &format!("sslmode={mode}"))).await;
         assert!(error.contains("server does not support TLS"), "{mode}: {error}");
     }
-    assert!(!connect(&plain.url("localhost", "sslmode=prefer")).await.unwrap(), "prefer, no TLS");
+    assert!(
+        !connect(&cluster_url(&plain, "localhost", "sslmode=prefer")).await.unwrap(),
+        "prefer, no TLS"
+    );
 }

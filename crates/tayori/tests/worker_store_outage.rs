@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde_json::{Value, json};
 use sqlx::Connection;
+use tayori_postgres::testing::Cluster;
 use tokio::sync::watch;
 
 mod support;
@@ -194,96 +195,9 @@ async fn with_the_queue_unreachable_readyz_says_not_ready_and_why() {
     assert!(reason.contains("events:") && reason.contains("failed"), "{body}");
 }
 
-/// A PostgreSQL cluster of the test's own, from the system's binaries, run as the `postgres`
-/// user when the test runs as root (initdb refuses root). Deleted when dropped.
-struct Cluster {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    as_root: bool,
-}
-
-impl Cluster {
-    /// `None` (and a loud message) when `TAYORI_TEST_PG_BIN` is not set.
-    fn create() -> Option<Self> {
-        let Some(bin) = std::env::var_os("TAYORI_TEST_PG_BIN") else {
-            eprintln!(
-                "\n*** SKIPPED: TAYORI_TEST_PG_BIN is not set: the PostgreSQL outage test needs \
-                 the server binaries' directory (scripts/test sets it) ***\n"
-            );
-            return None;
-        };
-        let as_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
-        let dir = tempfile::Builder::new().prefix("tayori-outage-pg").tempdir().unwrap();
-        if as_root {
-            let chown = Command::new("chown").arg("postgres:").arg(dir.path()).status().unwrap();
-            assert!(chown.success());
-        }
-        let cluster = Self { bin: bin.into(), dir, port: free_port(), as_root };
-        cluster.run(&format!(
-            "'{}/initdb' -D '{}/data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8",
-            cluster.bin.display(),
-            cluster.dir.path().display()
-        ));
-        cluster.start();
-        Some(cluster)
-    }
-
-    fn run(&self, command: &str) {
-        let out = if self.as_root {
-            Command::new("su").args(["postgres", "-s", "/bin/sh", "-c", command]).output()
-        } else {
-            Command::new("sh").args(["-c", command]).output()
-        }
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{command}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn pg_ctl(&self, action: &str) {
-        let dir = self.dir.path().display();
-        self.run(&format!(
-            "'{bin}/pg_ctl' -D '{dir}/data' -l '{dir}/server.log' -w {action}",
-            bin = self.bin.display(),
-        ));
-    }
-
-    fn start(&self) {
-        let dir = self.dir.path().display();
-        self.pg_ctl(&format!(
-            "-o \"-p {} -c listen_addresses=127.0.0.1 -k {dir} -c max_connections=100\" start",
-            self.port
-        ));
-    }
-
-    /// A fast shutdown: sessions are ended, as in a restart or a failover.
-    fn stop(&self) {
-        self.pg_ctl("-m fast stop");
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let dir = self.dir.path().display();
-        let command = format!("'{}/pg_ctl' -D '{dir}/data' -m immediate stop", self.bin.display());
-        let _ = if self.as_root {
-            Command::new("su").args(["postgres", "-s", "/bin/sh", "-c", &command]).output()
-        } else {
-            Command::new("sh").args(["-c", &command]).output()
-        };
-    }
-}
+/// The test's own cluster's options: more connections than the worker's pool and the
+/// test's own sessions need.
+const CLUSTER_OPTIONS: &str = "-c max_connections=100";
 
 /// Event `n` of this run: its own id and recipient, so that its emails can be counted.
 fn event(example: &Value, run: &str, n: usize) -> Value {
@@ -364,7 +278,8 @@ fn emails_per_delivery(outbox: &Path) -> HashMap<String, usize> {
 /// the whole queue for each message handed out: a minute's backlog drained at 2–5 events/s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_rides_out_a_postgres_outage_killed_connections_and_locked_rows() {
-    let Some(cluster) = Cluster::create() else { return };
+    let Some(cluster) = Cluster::init("PostgreSQL outage") else { return };
+    cluster.start(CLUSTER_OPTIONS);
     let aws = moto().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let run = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
@@ -396,7 +311,7 @@ dir = "{templates}"
 [http]
 listen = "127.0.0.1:{port}"
 "#,
-            database = cluster.url(),
+            database = cluster.url("127.0.0.1"),
             outbox = dir.path().join("outbox").display(),
             templates = repo_root().join("templates").display(),
         ),
@@ -446,7 +361,7 @@ listen = "127.0.0.1:{port}"
 
     // (c) Another session locks 50 decided deliveries for 30 s while their events arrive again
     // (first, while the worker keeps up, so that they arrive while the locks are held).
-    let mut locker = sqlx::PgConnection::connect(&cluster.url()).await.unwrap();
+    let mut locker = sqlx::PgConnection::connect(&cluster.url("127.0.0.1")).await.unwrap();
     let mut transaction = locker.begin().await.unwrap();
     let locked: Vec<String> = sqlx::query_scalar(
         "select event_id from deliveries where event_id like $1 and status = 'sent' \
@@ -461,12 +376,13 @@ listen = "127.0.0.1:{port}"
         .iter()
         .map(|id| event(&example, &run, id.rsplit('-').next().unwrap().parse().unwrap()))
         .collect();
-    let decided_before = decided(&statuses(&cluster.url(), &run).await);
+    let decided_before = decided(&statuses(&cluster.url("127.0.0.1"), &run).await);
     let published_before = published.load(Ordering::Relaxed);
     publish(&sqs, &queue, &again).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     // The rest flows meanwhile: only the locked keys' writes wait.
-    let decided_while_locked = decided(&statuses(&cluster.url(), &run).await) - decided_before;
+    let decided_while_locked =
+        decided(&statuses(&cluster.url("127.0.0.1"), &run).await) - decided_before;
     let published_while_locked = (published.load(Ordering::Relaxed) - published_before) as i64;
     transaction.commit().await.unwrap();
     eprintln!(
@@ -484,12 +400,12 @@ listen = "127.0.0.1:{port}"
     eprintln!(
         "    published {}, {:?}, queue {:?}",
         published.load(Ordering::Relaxed),
-        statuses(&cluster.url(), &run).await,
+        statuses(&cluster.url("127.0.0.1"), &run).await,
         messages_in(&sqs, &queue).await
     );
     // (b) Every connection of the worker is terminated.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let mut admin = sqlx::PgConnection::connect(&cluster.url()).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&cluster.url("127.0.0.1")).await.unwrap();
     let terminated: i64 = sqlx::query_scalar(
         "select count(*) filter (where pg_terminate_backend(pid)) from pg_stat_activity \
          where backend_type = 'client backend' and pid <> pg_backend_pid()",
@@ -501,7 +417,7 @@ listen = "127.0.0.1:{port}"
     eprintln!(
         "    published {}, {:?}, queue {:?}",
         published.load(Ordering::Relaxed),
-        statuses(&cluster.url(), &run).await,
+        statuses(&cluster.url("127.0.0.1"), &run).await,
         messages_in(&sqs, &queue).await
     );
     assert!(terminated > 0);
@@ -535,7 +451,7 @@ listen = "127.0.0.1:{port}"
     let (status, body) = readyz(port).await.unwrap();
     assert_eq!(status, 503, "{body}");
     tokio::time::sleep(Duration::from_secs(60).saturating_sub(stopped_at.elapsed())).await;
-    cluster.start();
+    cluster.start(CLUSTER_OPTIONS);
     let ready_again =
         readyz_until(port, Duration::from_secs(20), "ready after the restart", &log, |s, _| {
             s == 200
@@ -546,7 +462,7 @@ listen = "127.0.0.1:{port}"
     eprintln!(
         "    published {}, {:?}, queue {:?}",
         published.load(Ordering::Relaxed),
-        statuses(&cluster.url(), &run).await,
+        statuses(&cluster.url("127.0.0.1"), &run).await,
         messages_in(&sqs, &queue).await
     );
     stop_publishing.send(true).unwrap();
@@ -563,7 +479,7 @@ listen = "127.0.0.1:{port}"
         );
         assert!(worker.0.try_wait().unwrap().is_none(), "the worker exited:\n{}", log());
         tokio::time::sleep(Duration::from_millis(500)).await;
-        last = statuses(&cluster.url(), &run).await;
+        last = statuses(&cluster.url("127.0.0.1"), &run).await;
         if last_fault_over.elapsed().as_secs().is_multiple_of(10) {
             eprintln!(
                 "{:?} after the last fault: {last:?} of {total}; queue {:?}",
