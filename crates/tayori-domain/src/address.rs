@@ -70,10 +70,16 @@ impl EmailAddress {
     /// the local part and of the domain, and the top-level domain (`t***@e***.com`).
     pub fn masked(&self) -> String {
         let (local, domain) = self.0.rsplit_once('@').unwrap_or((&self.0, ""));
-        let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
-        let tld = domain.rsplit_once('.').map_or("", |(_, tld)| tld);
-        format!("{}***@{}***.{}", first(local), first(domain), tld)
+        mask_parts(local, domain)
     }
+}
+
+/// `t***@e***.com` from the local part and the domain: also for address-like text the parser
+/// refuses (`crate::redact`), so that both look alike.
+pub(crate) fn mask_parts(local: &str, domain: &str) -> String {
+    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+    let tld = domain.rsplit_once('.').map_or("", |(_, tld)| tld);
+    format!("{}***@{}***.{}", first(local), first(domain), tld)
 }
 
 impl fmt::Display for EmailAddress {

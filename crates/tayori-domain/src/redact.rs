@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::EmailAddress;
+use crate::address::mask_parts;
 
 /// What a masked value is shown as.
 pub const MASKED: &str = "***";
@@ -52,23 +52,13 @@ pub fn mask_addresses(text: &str) -> String {
             continue;
         }
         out.extend(&chars[copied..start]);
-        let address = format!("{local}@{domain}");
-        out.push_str(
-            &EmailAddress::parse(&address)
-                .map_or_else(|_| rough_mask(&local, &domain), |a| a.masked()),
-        );
+        // The same shape as `EmailAddress::masked` (`crate::EmailAddress`), also for what its parser refuses.
+        out.push_str(&mask_parts(&local, &domain));
         copied = end;
         i = end;
     }
     out.extend(&chars[copied..]);
     out
-}
-
-/// An address-like token the parser refuses (too long, odd dots), masked the same way.
-fn rough_mask(local: &str, domain: &str) -> String {
-    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
-    let tld = domain.rsplit_once('.').map_or("", |(_, tld)| tld);
-    format!("{}***@{}***.{tld}", first(local), first(domain))
 }
 
 /// A link shown without what may carry a secret (a reset link's token sits in its path or
