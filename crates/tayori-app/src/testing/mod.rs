@@ -4,6 +4,7 @@
 //!
 //! [`DeliveryStore`]: crate::ports::DeliveryStore
 
+pub mod admin_conformance;
 mod fakes;
 pub mod store_conformance;
 
