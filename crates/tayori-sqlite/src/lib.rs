@@ -7,8 +7,10 @@
 //! One file, one writer at a time: fine for a developer's machine and small deployments, not for
 //! a fleet of workers (use PostgreSQL there).
 
+mod admin;
 mod store;
 
+pub use admin::SqliteAdminStore;
 pub use store::SqliteStore;
 
 /// The migrations, embedded in the binary; applied when the store opens.

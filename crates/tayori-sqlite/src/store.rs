@@ -56,7 +56,7 @@ impl SqliteStore {
 }
 
 /// Maps sqlx errors: a busy or locked database and a lost pool are worth a retry.
-fn store_error(error: sqlx::Error) -> StoreError {
+pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(error.to_string())
